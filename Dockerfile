@@ -1,0 +1,15 @@
+# Outpost Lifeline: one image for web, scheduler and migrations (see docker-compose.yml).
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /srv/lifeline
+RUN useradd --system --uid 10001 --home /srv/lifeline lifeline
+COPY pyproject.toml README.md alembic.ini ./
+COPY app ./app
+COPY migrations ./migrations
+COPY templates ./templates
+COPY static ./static
+RUN pip install --upgrade pip && pip install .
+USER lifeline
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"
+CMD ["lifeline", "serve", "--host", "0.0.0.0", "--no-scheduler"]

@@ -1,0 +1,53 @@
+# Outpost Lifeline: `make run` and `make test` do all set-up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: install run serve demo migrate test lint fmt bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# Starts the dashboard at http://127.0.0.1:8000. With no AWS configured it starts the demo fleet.
+run: install
+	@if $(BIN)/python -m app.aws_configured; then \
+		$(BIN)/lifeline migrate && $(BIN)/lifeline serve; \
+	else \
+		echo "No AWS configuration found: starting the demo fleet."; \
+		$(BIN)/lifeline demo start; \
+	fi
+
+serve: install
+	$(BIN)/lifeline migrate && $(BIN)/lifeline serve
+
+demo: install
+	$(BIN)/lifeline demo start
+
+migrate: install
+	$(BIN)/lifeline migrate
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: install lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache lifeline.db*

@@ -1,0 +1,106 @@
+"""Every setting Lifeline reads, from `LIFELINE_*` environment variables (or a `.env` file).
+
+A bad value stops start-up with a message that names the setting (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """Raised when the environment holds an invalid setting; the message names each one."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LIFELINE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # database
+    database_url: str = Field(
+        default="sqlite:///./lifeline.db",
+        description="SQLAlchemy URL; SQLite for one process, postgresql+psycopg://... in production.",
+    )
+    database_echo: bool = Field(default=False, description="Log every SQL statement (debugging only).")
+
+    # web
+    host: str = Field(default="127.0.0.1", description="Address `lifeline serve` binds to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `lifeline serve` listens on.")
+    base_url: str = Field(
+        default="http://127.0.0.1:8000", description="Public URL of the dashboard, used in links."
+    )
+    demo_mode: bool = Field(default=False, description="Set by `lifeline demo`: shows the demo banner.")
+
+    # aws
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        description="Points every boto3 client at this endpoint (moto, a VPC endpoint); empty: AWS default.",
+    )
+    aws_regions: list[str] = Field(
+        default_factory=list,
+        description="Regions to discover local clusters in, added to the fleet file's `discovery.regions`.",
+    )
+    aws_connect_timeout_seconds: float = Field(default=5.0, gt=0, description="boto3 connect timeout.")
+    aws_read_timeout_seconds: float = Field(default=30.0, gt=0, description="boto3 read timeout.")
+    aws_max_attempts: int = Field(default=4, ge=1, le=20, description="boto3 standard-mode retry attempts.")
+
+    # polling
+    poll_interval_seconds: int = Field(
+        default=60, ge=10, le=3600, description="How often ConnectedStatus is polled."
+    )
+    poll_trailing_window_minutes: int = Field(
+        default=15, ge=3, le=180, description="Minutes re-read on every poll to pick up late datapoints."
+    )
+    fleet_file: Path | None = Field(
+        default=None, description="YAML fleet file (GitOps); applied at start-up and on every poll."
+    )
+    raw_retention_days: int = Field(
+        default=15, ge=1, le=455, description="Days raw 60-second samples are kept."
+    )
+    rollup_retention_days: int = Field(
+        default=730, ge=1, description="Days hourly rollups and incidents are kept."
+    )
+
+    @field_validator("aws_endpoint_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("fleet_file")
+    @classmethod
+    def _fleet_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"file {value} does not exist")
+        return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings, turning a validation error into one line per bad `LIFELINE_*` setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "?"
+            lines.append(f"LIFELINE_{field.upper()}: {error['msg']} (got {error.get('input')!r})")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
+
+
+__all__ = ["SecretStr", "Settings", "SettingsError", "get_settings", "load_settings"]

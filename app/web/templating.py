@@ -1,0 +1,81 @@
+"""Jinja2 environment and the "one URL, two renderings" helper used by every page."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+from starlette.responses import Response
+
+from app import __version__
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+
+
+def is_htmx_partial(request: Request) -> bool:
+    """True for an HTMX request that wants a fragment (not a boosted full navigation)."""
+    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true"
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    partial: str | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Render the full page, or only `partial` when HTMX asks for a fragment."""
+    name = partial if partial and is_htmx_partial(request) else template
+    return templates.TemplateResponse(request, name, context or {}, status_code=status_code, headers=headers)
+
+
+def _csrf_input(request: Request) -> Markup:
+    token = getattr(request.state, "csrf_token", "")
+    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(token)
+
+
+def _csrf_token(request: Request) -> str:
+    return str(getattr(request.state, "csrf_token", ""))
+
+
+def humanize_age(value: dt.datetime | None, now: dt.datetime | None = None) -> str:
+    """'3 min ago', '2 h ago', 'never'."""
+    if value is None:
+        return "never"
+    seconds = int(((now or dt.datetime.now(dt.UTC)) - value).total_seconds())
+    return humanize_duration(seconds) + " ago" if seconds >= 0 else "in " + humanize_duration(-seconds)
+
+
+def humanize_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400:
+        hours, rest = divmod(seconds, 3600)
+        return f"{hours} h {rest // 60} min" if rest >= 60 else f"{hours} h"
+    days, rest = divmod(seconds, 86400)
+    return f"{days} d {rest // 3600} h" if rest >= 3600 else f"{days} d"
+
+
+def format_time(value: dt.datetime | None) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+templates.env.globals.update(
+    app_version=__version__,
+    csrf_input=_csrf_input,
+    csrf_token=_csrf_token,
+)
+templates.env.filters.update(age=humanize_age, duration=humanize_duration, utc=format_time)

@@ -1,0 +1,299 @@
+"""Shared fixtures: a migrated database (SQLite, or PostgreSQL when LIFELINE_TEST_DATABASE_URL is
+set), a transaction rolled back after each test, the app and an authenticated client, moto's server,
+a live server for browser tests, and Playwright on Debian's chromium.
+
+Under CI=true a missing PostgreSQL or chromium fails the test; elsewhere browser tests skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from app import migrate
+from app.db import create_db_engine, make_session_factory
+from app.main import create_app
+from app.settings import Settings
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+CHROMIUM = "/usr/bin/chromium"
+
+
+# ---------------------------------------------------------------- environment isolation
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No LIFELINE_* or real AWS settings leak into a test; boto3 gets fake credentials."""
+    for key in list(os.environ):
+        if key.startswith("LIFELINE_") and key != "LIFELINE_TEST_DATABASE_URL":
+            monkeypatch.delenv(key)
+        if key.startswith("AWS_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.chdir(tmp_path)
+
+
+# ---------------------------------------------------------------- databases
+
+
+class DatabaseServer:
+    """Creates throw-away databases: SQLite files, or PostgreSQL databases on the test server."""
+
+    def __init__(self, base_url: str | None, tmp_dir: Path) -> None:
+        self.base_url = base_url
+        self.tmp_dir = tmp_dir
+        self.created: list[str] = []
+
+    @property
+    def dialect(self) -> str:
+        return "postgresql" if self.base_url else "sqlite"
+
+    def create(self, label: str = "db") -> str:
+        """Return the URL of a new, empty database."""
+        if not self.base_url:
+            return f"sqlite:///{self.tmp_dir / f'{label}-{uuid.uuid4().hex[:8]}.db'}"
+        name = f"lifeline_t_{label}_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(self.base_url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        finally:
+            admin.dispose()
+        self.created.append(name)
+        return make_url(self.base_url).set(database=name).render_as_string(hide_password=False)
+
+    def create_migrated(self, label: str = "db") -> str:
+        url = self.create(label)
+        migrate.upgrade(url)
+        return url
+
+    def drop_all(self) -> None:
+        if not self.base_url or not self.created:
+            return
+        admin = create_engine(self.base_url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                for name in self.created:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        finally:
+            admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseServer]:
+    server = DatabaseServer(os.environ.get("LIFELINE_TEST_DATABASE_URL"), tmp_path_factory.mktemp("db"))
+    yield server
+    server.drop_all()
+
+
+@pytest.fixture(scope="session")
+def database_url(database_server: DatabaseServer) -> str:
+    """A database migrated once to head by Alembic, shared by the session's tests."""
+    return database_server.create_migrated("main")
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = create_db_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    """A connection in an outer transaction that is rolled back after the test."""
+    conn = engine.connect()
+    outer = conn.begin()
+    try:
+        yield conn
+    finally:
+        outer.rollback()
+        conn.close()
+
+
+@pytest.fixture
+def session_factory(connection: Connection) -> sessionmaker[Session]:
+    """Sessions whose commits become savepoints inside the test's outer transaction."""
+    return make_session_factory(connection, join_transaction_mode="create_savepoint")
+
+
+@pytest.fixture
+def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
+    db = session_factory()
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+# ---------------------------------------------------------------- application
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    """Settings for tests: never read a .env file."""
+    return Settings(_env_file=None, database_url=database_url, **overrides)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+def app(settings: Settings, session_factory: sessionmaker[Session]) -> Iterator[FastAPI]:
+    application = create_app(settings)
+    application.state.session_factory = session_factory
+    yield application
+    application.state.engine.dispose()
+
+
+@pytest.fixture
+def anon_client(app: FastAPI) -> Iterator[TestClient]:
+    """A client that has not signed in."""
+    with TestClient(app, base_url="http://testserver") as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def client(anon_client: TestClient) -> TestClient:
+    """A client signed in as an admin (accounts, issue 4, makes this a real sign-in)."""
+    return anon_client
+
+
+# ---------------------------------------------------------------- AWS (moto's server on loopback)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto's HTTP server on 127.0.0.1; returns its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_endpoint(moto_server: str) -> Iterator[str]:
+    """moto's endpoint, emptied before the test."""
+    import httpx
+
+    httpx.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
+    yield moto_server
+
+
+# ---------------------------------------------------------------- live server and browser
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: FastAPI
+    settings: Settings
+    session_factory: sessionmaker[Session]
+
+
+def _serve_in_thread(app: FastAPI, port: int) -> tuple[Any, threading.Thread]:
+    import uvicorn
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("live server did not start")
+        time.sleep(0.05)
+    return server, thread
+
+
+@pytest.fixture
+def live_server(database_server: DatabaseServer) -> Iterator[LiveServer]:
+    """The dashboard on a real port with its own migrated database (data is committed)."""
+    url = database_server.create_migrated("live")
+    settings = make_settings(url)
+    application = create_app(settings)
+    port = free_port()
+    server, thread = _serve_in_thread(application, port)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", application, settings, application.state.session_factory)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's chromium through Playwright (never `playwright install`)."""
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-dev-shm-usage",
+            ],
+        )
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
+    """A browser page on the live server, signed in as an admin once accounts exist."""
+    context = browser.new_context(base_url=live_server.url)
+    tab = context.new_page()
+    tab.set_default_timeout(10_000)
+    yield tab
+    context.close()
+
+
+@pytest.fixture
+def kubectl() -> str:
+    path = shutil.which("kubectl") or "/usr/bin/kubectl"
+    if not Path(path).exists():
+        message = "kubectl is missing"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
