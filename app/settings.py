@@ -66,6 +66,12 @@ class Settings(BaseSettings):
         default=730, ge=1, description="Days hourly rollups and incidents are kept."
     )
 
+    # security and accounts (issue 4): add settings below this line
+
+    # emergency access / credentials (issue 5): add settings below this line
+
+    # readiness (issue 6): add settings below this line
+
     @field_validator("aws_endpoint_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:

@@ -1,0 +1,64 @@
+"""boto3 clients built from settings: explicit timeouts, standard retries, optional endpoint.
+
+Every AWS call in Lifeline goes through `AwsClients`; nothing builds a client at import time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from app.settings import Settings
+
+THROTTLING_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
+)
+ACCESS_DENIED_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException"}
+)
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    """Factory for boto3 clients configured from `Settings`."""
+
+    endpoint_url: str | None
+    connect_timeout: float
+    read_timeout: float
+    max_attempts: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AwsClients:
+        return cls(
+            endpoint_url=settings.aws_endpoint_url,
+            connect_timeout=settings.aws_connect_timeout_seconds,
+            read_timeout=settings.aws_read_timeout_seconds,
+            max_attempts=settings.aws_max_attempts,
+        )
+
+    def config(self) -> Config:
+        # Standard mode retries throttling and transient errors with exponential back-off + jitter.
+        return Config(
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            retries={"max_attempts": self.max_attempts, "mode": "standard"},
+        )
+
+    def client(self, service: str, region: str) -> Any:
+        return boto3.session.Session().client(
+            service, region_name=region, endpoint_url=self.endpoint_url, config=self.config()
+        )
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def describe_client_error(exc: ClientError) -> str:
+    """'AccessDenied: User ... is not authorized ...' for showing to an operator."""
+    err = exc.response.get("Error", {})
+    return f"{err.get('Code', 'Error')}: {err.get('Message', str(exc))}"
