@@ -49,7 +49,9 @@ class AwsClients:
         )
 
     def client(self, service: str, region: str) -> Any:
-        return boto3.session.Session().client(
+        # A fresh Session per client: boto3's default session is not thread-safe.
+        session: Any = boto3.session.Session()
+        return session.client(
             service, region_name=region, endpoint_url=self.endpoint_url, config=self.config()
         )
 
