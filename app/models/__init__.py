@@ -1,7 +1,16 @@
 """All ORM classes, imported here so `Base.metadata` is complete."""
 
 from app.models.base import Base
+from app.models.connectivity import ConnectedSample, HourlyRollup, Incident
 from app.models.fleet import Cluster, Outpost
 from app.models.poll_run import PollRun
 
-__all__ = ["Base", "Cluster", "Outpost", "PollRun"]
+__all__ = [
+    "Base",
+    "Cluster",
+    "ConnectedSample",
+    "HourlyRollup",
+    "Incident",
+    "Outpost",
+    "PollRun",
+]

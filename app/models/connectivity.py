@@ -1,0 +1,57 @@
+"""Connectivity history: ConnectedStatus samples, hourly rollups and incidents."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import ForeignKey, Index, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base
+
+
+class ConnectedSample(Base):
+    """One CloudWatch datapoint: the Average of ConnectedStatus over [ts, ts + period_seconds)."""
+
+    __tablename__ = "connected_samples"
+
+    # (outpost, timestamp) is the natural key: polls upsert on it, so overlaps change nothing.
+    outpost_pk: Mapped[int] = mapped_column(ForeignKey("outposts.id", ondelete="CASCADE"), primary_key=True)
+    ts: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    value: Mapped[float]
+    # 60 for recent data; 300 for backfill beyond CloudWatch's 15-day 60-second retention.
+    period_seconds: Mapped[int] = mapped_column(default=60)
+
+
+class HourlyRollup(Base):
+    """Per Outpost and UTC hour: how much time was known, and how much of it connected."""
+
+    __tablename__ = "hourly_rollups"
+
+    outpost_pk: Mapped[int] = mapped_column(ForeignKey("outposts.id", ondelete="CASCADE"), primary_key=True)
+    hour: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    # Sum of value x period over the hour's samples (an Average of 0.5 over 60 s counts 30 s).
+    connected_seconds: Mapped[float] = mapped_column(default=0.0)
+    # Seconds covered by a sample at all; the rest of the hour is unknown.
+    known_seconds: Mapped[float] = mapped_column(default=0.0)
+    min_value: Mapped[float | None]
+    avg_value: Mapped[float | None]
+    samples: Mapped[int] = mapped_column(default=0)
+
+
+class Incident(Base):
+    """A contiguous stretch of samples below 1; `ended_at` is NULL while it is ongoing."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        UniqueConstraint("outpost_pk", "started_at"),
+        Index("ix_incidents_outpost_open", "outpost_pk", "ended_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    outpost_pk: Mapped[int] = mapped_column(ForeignKey("outposts.id", ondelete="CASCADE"))
+    started_at: Mapped[dt.datetime]
+    ended_at: Mapped[dt.datetime | None]
+    worst_value: Mapped[float]
+    # The end of the last sample below 1 seen so far (for an ongoing incident's duration).
+    last_below_at: Mapped[dt.datetime]
