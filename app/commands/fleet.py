@@ -1,5 +1,226 @@
-"""`lifeline fleet` subcommands."""
+"""`lifeline fleet`: list, add and remove Outposts and clusters, apply a fleet file, run discovery.
+
+Each command owns its transaction (session_scope); errors print the reason and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from sqlalchemy.orm import Session, sessionmaker
 
-app = typer.Typer(help="fleet commands", no_args_is_help=True)
+from app.db import create_db_engine, make_session_factory, session_scope
+from app.services import fleet as fleet_service
+from app.services.fleet_file import FleetFileError, load_fleet_file
+from app.settings import Settings
+
+app = typer.Typer(help="List, add and remove Outposts and clusters.", no_args_is_help=True)
+
+CLI_ACTOR = "cli"
+
+
+def _settings() -> Settings:
+    from app.cli import settings_or_exit  # app.cli imports this module
+
+    return settings_or_exit()
+
+
+@contextmanager
+def _factory(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    engine = create_db_engine(settings.database_url)
+    try:
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _transaction() -> Iterator[Session]:
+    """One committed transaction; a fleet error becomes `error: ...` and exit status 1."""
+    with _factory(_settings()) as factory:
+        try:
+            with session_scope(factory) as session:
+                yield session
+        except fleet_service.FleetError as exc:
+            _fail(str(exc))
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+# ---------------------------------------------------------------- list
+
+
+def fleet_as_dict(session: Session) -> dict[str, Any]:
+    outposts = [
+        {
+            "outpost_id": o.outpost_id,
+            "name": o.name,
+            "region": o.region,
+            "account_id": o.account_id,
+            "source": o.source,
+            "state": o.state,
+            "clusters": [c.name for c in o.clusters],
+        }
+        for o in fleet_service.list_outposts(session)
+    ]
+    clusters = [
+        {
+            "name": c.name,
+            "region": c.region,
+            "outpost_id": c.outpost.outpost_id if c.outpost else None,
+            "source": c.source,
+            "status": c.status,
+            "endpoint": c.endpoint,
+            "described_at": c.described_at.isoformat() if c.described_at else None,
+        }
+        for c in fleet_service.list_clusters(session)
+    ]
+    return {"outposts": outposts, "clusters": clusters}
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+@app.command("list")
+def list_command(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """List every Outpost and cluster with where it came from (file, manual, discovery)."""
+    with _transaction() as session:
+        data = fleet_as_dict(session)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    if not data["outposts"] and not data["clusters"]:
+        typer.echo(
+            "The fleet is empty. Add Outposts with a fleet file (LIFELINE_FLEET_FILE, "
+            "`lifeline fleet apply FILE`), by hand (`lifeline fleet add-outpost`), or let discovery "
+            "find local clusters (LIFELINE_AWS_REGIONS, `lifeline fleet discover`)."
+        )
+        return
+    typer.echo(f"Outposts ({len(data['outposts'])})")
+    typer.echo(
+        _table(
+            ["outpost", "name", "region", "account", "source", "clusters"],
+            [
+                [
+                    o["outpost_id"],
+                    o["name"],
+                    o["region"],
+                    o["account_id"] or "-",
+                    o["source"],
+                    ", ".join(o["clusters"]) or "-",
+                ]
+                for o in data["outposts"]
+            ],
+        )
+    )
+    typer.echo(f"\nClusters ({len(data['clusters'])})")
+    typer.echo(
+        _table(
+            ["cluster", "region", "outpost", "source", "status"],
+            [
+                [c["name"], c["region"], c["outpost_id"] or "-", c["source"], c["status"] or "-"]
+                for c in data["clusters"]
+            ],
+        )
+    )
+
+
+# ---------------------------------------------------------------- add / remove
+
+
+@app.command("add-outpost")
+def add_outpost_command(
+    outpost_id: str = typer.Argument(..., help="Outpost ID: op- followed by 17 lower-case hex digits."),
+    name: str = typer.Option(..., "--name", help="Display name, e.g. 'Plant 7, rack A'."),
+    region: str = typer.Option(..., "--region", help="AWS region the Outpost is anchored to."),
+    account: str | None = typer.Option(None, "--account", help="12-digit account that owns the Outpost."),
+) -> None:
+    """Add an Outpost by hand (source: manual)."""
+    with _transaction() as session:
+        fleet_service.add_outpost(
+            session, outpost_id=outpost_id, name=name, region=region, account_id=account, actor=CLI_ACTOR
+        )
+    typer.echo(f"added Outpost {outpost_id} ({name}, {region})")
+
+
+@app.command("remove-outpost")
+def remove_outpost_command(
+    outpost_id: str = typer.Argument(..., help="Outpost ID to remove."),
+) -> None:
+    """Remove an Outpost and its connectivity history (not file-managed ones: edit the file)."""
+    with _transaction() as session:
+        fleet_service.remove_outpost(session, outpost_id, actor=CLI_ACTOR)
+    typer.echo(f"removed Outpost {outpost_id}")
+
+
+@app.command("add-cluster")
+def add_cluster_command(
+    name: str = typer.Argument(..., help="EKS cluster name."),
+    region: str = typer.Option(..., "--region", help="AWS region of the cluster."),
+    outpost: str | None = typer.Option(None, "--outpost", help="ID of the Outpost it runs on."),
+) -> None:
+    """Add a local cluster by hand (source: manual)."""
+    with _transaction() as session:
+        fleet_service.add_cluster(session, name=name, region=region, outpost_id=outpost, actor=CLI_ACTOR)
+    typer.echo(f"added cluster {name} in {region}" + (f" on {outpost}" if outpost else ""))
+
+
+@app.command("remove-cluster")
+def remove_cluster_command(
+    name: str = typer.Argument(..., help="EKS cluster name."),
+    region: str = typer.Option(..., "--region", help="AWS region of the cluster."),
+) -> None:
+    """Remove a cluster (not file-managed ones: edit the file)."""
+    with _transaction() as session:
+        fleet_service.remove_cluster(session, name, region, actor=CLI_ACTOR)
+    typer.echo(f"removed cluster {name} in {region}")
+
+
+# ---------------------------------------------------------------- fleet file
+
+
+@app.command("apply")
+def apply_command(
+    path: Annotated[Path, typer.Argument(help="Fleet file (YAML) to validate and apply.")],
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and show the changes; change nothing."),
+) -> None:
+    """Validate a fleet file and make the file-managed fleet match it (all or nothing)."""
+    try:
+        fleet = load_fleet_file(path)
+    except FleetFileError as exc:
+        _fail(f"{path} rejected, nothing applied:\n{exc}")
+        return
+    with _factory(_settings()) as factory:
+        session = factory()
+        try:
+            changes = fleet_service.apply_fleet_file(session, fleet, actor=CLI_ACTOR)
+            if dry_run:
+                session.rollback()
+            else:
+                session.commit()
+        except FleetFileError as exc:
+            session.rollback()
+            _fail(f"{path} rejected, nothing applied:\n{exc}")
+            return
+        finally:
+            session.close()
+    for change in changes.changes:
+        typer.echo(str(change))
+    prefix = "dry run, nothing changed: would be " if dry_run else ""
+    typer.echo(
+        f"{prefix}{changes.summary()}" if changes.changes else "no changes: the fleet matches the file"
+    )

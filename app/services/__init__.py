@@ -1,0 +1,1 @@
+"""Use cases as plain functions: (session, ...) -> result; they flush, never commit."""
