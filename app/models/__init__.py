@@ -1,16 +1,23 @@
 """All ORM classes, imported here so `Base.metadata` is complete."""
 
+from app.models.account import ApiToken, LoginThrottle, User, WebSession
+from app.models.audit import AuditEvent
 from app.models.base import Base
 from app.models.connectivity import ConnectedSample, HourlyRollup, Incident
 from app.models.fleet import Cluster, Outpost
 from app.models.poll_run import PollRun
 
 __all__ = [
+    "ApiToken",
+    "AuditEvent",
     "Base",
     "Cluster",
     "ConnectedSample",
     "HourlyRollup",
     "Incident",
+    "LoginThrottle",
     "Outpost",
     "PollRun",
+    "User",
+    "WebSession",
 ]
