@@ -9,7 +9,7 @@ import threading
 
 import typer
 
-from app.commands import check, demo, fleet, simulate, tokens, users
+from app.commands import check, credentials, demo, fleet, simulate, tokens, users
 from app.settings import Settings, SettingsError, load_settings
 
 cli = typer.Typer(
@@ -24,6 +24,7 @@ cli.add_typer(tokens.app, name="tokens", help="Manage personal API tokens.")
 cli.add_typer(simulate.app, name="simulate", help="Run simulated infrastructure (Kubernetes API).")
 cli.add_typer(check.app, name="check", help="Evaluate readiness checks against a manifest dump.")
 cli.add_typer(demo.app, name="demo", help="Start the demo fleet and the dashboard wired to it.")
+cli.add_typer(credentials.app, name="credentials", help="Emergency-access credentials and the data key.")
 
 
 def settings_or_exit() -> Settings:

@@ -69,8 +69,31 @@ class Settings(BaseSettings):
     # security and accounts (issue 4): add settings below this line
 
     # emergency access / credentials (issue 5): add settings below this line
+    data_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 of 32 random bytes (AES-256-GCM) encrypting server-held private keys at rest.",
+    )
+    data_key_file: Path | None = Field(
+        default=None, description="File holding the data key (used when LIFELINE_DATA_KEY is empty)."
+    )
+    issuer_kubeconfig: Path | None = Field(
+        default=None,
+        description="Kubeconfig Lifeline uses to issue certificates on clusters whose endpoint it lists; "
+        "other clusters are reached with an EKS IAM token.",
+    )
+    credential_signing_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="How long to wait for a signed certificate after approval."
+    )
+    credential_max_lifetime_days: int = Field(
+        default=3650, ge=1, description="Longest certificate lifetime a user may request."
+    )
 
     # readiness (issue 6): add settings below this line
+
+    @field_validator("data_key", "data_key_file", "issuer_kubeconfig", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("aws_endpoint_url", mode="before")
     @classmethod

@@ -4,6 +4,7 @@ from app.models.account import ApiToken, LoginThrottle, User, WebSession
 from app.models.audit import AuditEvent
 from app.models.base import Base
 from app.models.connectivity import ConnectedSample, HourlyRollup, Incident
+from app.models.credential import Credential, CredentialDownload, CredentialEvent
 from app.models.fleet import Cluster, Outpost
 from app.models.poll_run import PollRun
 
@@ -13,6 +14,9 @@ __all__ = [
     "Base",
     "Cluster",
     "ConnectedSample",
+    "Credential",
+    "CredentialDownload",
+    "CredentialEvent",
     "HourlyRollup",
     "Incident",
     "LoginThrottle",

@@ -1,0 +1,206 @@
+"""Emergency kubeconfigs and the break-glass bundle (zip), as pure functions of cached facts.
+
+Nothing here talks to AWS or the cluster, so downloads work while the Region is unreachable.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import ipaddress
+import zipfile
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import yaml
+
+
+@dataclass(frozen=True)
+class KubeconfigSpec:
+    cluster_name: str
+    server: str
+    # Base64 of the CA PEM, exactly as DescribeCluster's certificateAuthority.data (a PEM is accepted too).
+    certificate_authority: str
+    user: str
+    client_certificate_pem: str
+    # None when the user kept the key (uploaded CSR): the kubeconfig then points at `key_file_name`.
+    client_key_pem: bytes | None = field(default=None, repr=False)
+    control_plane_ips: tuple[str, ...] = ()
+    key_file_name: str = "client.key"
+
+    @property
+    def context_name(self) -> str:
+        return f"{self.user}@{self.cluster_name}"
+
+    @property
+    def direct_context_name(self) -> str:
+        return f"{self.user}@{self.cluster_name}-direct"
+
+    @property
+    def hostname(self) -> str:
+        return urlsplit(self.server).hostname or ""
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.server).port or 443
+
+
+@dataclass(frozen=True)
+class BundleFile:
+    name: str
+    content: bytes = field(repr=False)
+    mode: int = 0o644
+
+
+def ca_pem_from_data(certificate_authority: str) -> str:
+    """The CA PEM from DescribeCluster's base64 form (or from a PEM stored as-is)."""
+    text = certificate_authority.strip()
+    if text.startswith("-----BEGIN"):
+        return text + "\n"
+    return base64.b64decode(text).decode()
+
+
+def ca_data_from_any(certificate_authority: str) -> str:
+    text = certificate_authority.strip()
+    if text.startswith("-----BEGIN"):
+        return base64.b64encode((text + "\n").encode()).decode()
+    return "".join(text.split())
+
+
+def _b64(data: str | bytes) -> str:
+    return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
+
+
+def _direct_server(spec: KubeconfigSpec, ip: str) -> str:
+    host = f"[{ip}]" if ipaddress.ip_address(ip).version == 6 else ip
+    return f"https://{host}:{spec.port}"
+
+
+def build_kubeconfig(spec: KubeconfigSpec) -> str:
+    """A kubeconfig in kubectl's conventions: context `<user>@<cluster>` is current.
+
+    With control-plane IPs, a second context `<user>@<cluster>-direct` reaches the first IP and checks
+    the server certificate against the endpoint's hostname (`tls-server-name`), for when DNS is gone.
+    """
+    ca_data = ca_data_from_any(spec.certificate_authority)
+    user_entry: dict[str, str] = {"client-certificate-data": _b64(spec.client_certificate_pem)}
+    if spec.client_key_pem is not None:
+        user_entry["client-key-data"] = _b64(spec.client_key_pem)
+    else:
+        user_entry["client-key"] = spec.key_file_name
+    clusters = [
+        {"name": spec.cluster_name, "cluster": {"server": spec.server, "certificate-authority-data": ca_data}}
+    ]
+    contexts = [{"name": spec.context_name, "context": {"cluster": spec.cluster_name, "user": spec.user}}]
+    if spec.control_plane_ips and spec.hostname:
+        direct = f"{spec.cluster_name}-direct"
+        clusters.append(
+            {
+                "name": direct,
+                "cluster": {
+                    "server": _direct_server(spec, spec.control_plane_ips[0]),
+                    "certificate-authority-data": ca_data,
+                    "tls-server-name": spec.hostname,
+                },
+            }
+        )
+        contexts.append({"name": spec.direct_context_name, "context": {"cluster": direct, "user": spec.user}})
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
+        "clusters": clusters,
+        "users": [{"name": spec.user, "user": user_entry}],
+        "contexts": contexts,
+        "current-context": spec.context_name,
+    }
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def hosts_lines(spec: KubeconfigSpec) -> str:
+    """`/etc/hosts` lines mapping the endpoint's hostname to each control-plane IP."""
+    if not spec.control_plane_ips or not spec.hostname:
+        return ""
+    return "".join(f"{ip} {spec.hostname}\n" for ip in spec.control_plane_ips)
+
+
+def bundle_readme(spec: KubeconfigSpec, *, not_after: dt.datetime | None, cluster_role: str) -> str:
+    expiry = not_after.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if not_after else "unknown"
+    lines = [
+        f"Outpost Lifeline break-glass bundle for cluster {spec.cluster_name}",
+        "",
+        f"Identity: {spec.user} (ClusterRole {cluster_role}). Certificate valid until {expiry}.",
+        "This works while the Outpost is disconnected from its AWS Region: it uses an x509 client",
+        "certificate, not IAM. Keep it offline and private; anyone with it has this access.",
+        "",
+        "1. Use the kubeconfig from this folder:",
+        "",
+        '     export KUBECONFIG="$PWD/kubeconfig"',
+        "     kubectl auth whoami",
+        "     kubectl get nodes",
+        "",
+    ]
+    if spec.client_key_pem is None:
+        lines[6:6] = [
+            "0. This credential was issued for your own CSR: copy your private key next to the kubeconfig as",
+            f"   {spec.key_file_name} (chmod 600 {spec.key_file_name}).",
+            "",
+        ]
+    if spec.control_plane_ips and spec.hostname:
+        lines += [
+            f"2. If {spec.hostname} no longer resolves (Route 53 is in the Region), either add the",
+            "   control-plane IPs to /etc/hosts:",
+            "",
+            "     sudo sh -c 'cat hosts >> /etc/hosts'",
+            "     kubectl get nodes",
+            "",
+            "   or use the direct context, which connects to a control-plane IP and still checks the",
+            "   server certificate against the endpoint's name:",
+            "",
+            f"     kubectl --context '{spec.direct_context_name}' get nodes",
+            "",
+            "   The control-plane ENI IPs are static for the life of the cluster.",
+            "",
+        ]
+    else:
+        lines += [
+            "2. No control-plane IPs were known when this bundle was made. Find them now, while the Region",
+            f"   is reachable: aws ec2 describe-network-interfaces --filters "
+            f"'Name=description,Values=Amazon EKS {spec.cluster_name}'",
+            "",
+        ]
+    lines += [
+        "Files: kubeconfig (certificate" + (" and key" if spec.client_key_pem else "") + " embedded), ca.crt "
+        "(the cluster CA), client.crt, hosts (lines for /etc/hosts).",
+        "",
+        "Revoking this access in Lifeline deletes its ClusterRoleBinding. The certificate itself stays valid",
+        "for authentication until it expires: Kubernetes cannot revoke client certificates.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def build_bundle(
+    spec: KubeconfigSpec, *, not_after: dt.datetime | None, cluster_role: str, created: dt.datetime
+) -> bytes:
+    """The break-glass zip: kubeconfig, ca.crt, client.crt, hosts lines and a README."""
+    folder = f"lifeline-{spec.cluster_name}-{spec.user}".replace(":", "_").replace("/", "_")
+    files = [
+        BundleFile("kubeconfig", build_kubeconfig(spec).encode(), 0o600),
+        BundleFile("ca.crt", ca_pem_from_data(spec.certificate_authority).encode()),
+        BundleFile("client.crt", spec.client_certificate_pem.encode()),
+        BundleFile("hosts", hosts_lines(spec).encode()),
+        BundleFile(
+            "README.txt", bundle_readme(spec, not_after=not_after, cluster_role=cluster_role).encode()
+        ),
+    ]
+    stamp = created.astimezone(dt.UTC).timetuple()[:6]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for item in files:
+            info = zipfile.ZipInfo(f"{folder}/{item.name}", date_time=stamp)
+            info.external_attr = (0o100000 | item.mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, item.content)
+    return buffer.getvalue()
