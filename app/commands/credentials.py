@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -14,9 +15,12 @@ app = typer.Typer(help="Emergency-access credentials and their data key.", no_ar
 
 @app.command("gen-data-key")
 def gen_data_key(
-    output: Path | None = typer.Option(
-        None, "--output", "-o", help="Write the key to this file (mode 0600) for LIFELINE_DATA_KEY_FILE."
-    ),
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write the key to this file (mode 0600) for LIFELINE_DATA_KEY_FILE."
+        ),
+    ] = None,
 ) -> None:
     """Generate a random AES-256 data key for encrypting private keys at rest."""
     key = generate_data_key()

@@ -68,7 +68,10 @@ def upgrade() -> None:
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_credentials")),
         sa.ForeignKeyConstraint(
-            ["cluster_pk"], ["clusters.id"], name=op.f("fk_credentials_cluster_pk_clusters"), ondelete="CASCADE"
+            ["cluster_pk"],
+            ["clusters.id"],
+            name=op.f("fk_credentials_cluster_pk_clusters"),
+            ondelete="CASCADE",
         ),
     )
     op.create_index(op.f("ix_credentials_cluster_pk"), "credentials", ["cluster_pk"])
