@@ -224,3 +224,40 @@ def apply_command(
     typer.echo(
         f"{prefix}{changes.summary()}" if changes.changes else "no changes: the fleet matches the file"
     )
+
+
+# ---------------------------------------------------------------- discovery
+
+
+@app.command("discover")
+def discover_command(
+    region: Annotated[
+        list[str] | None,
+        typer.Option("--region", help="Region to discover (repeatable); default: all configured regions."),
+    ] = None,
+) -> None:
+    """Run EKS discovery once (ListClusters + DescribeCluster) and record what it found."""
+    from app.jobs.discovery import discovery_regions, poll_discovery
+
+    settings = _settings()
+    file_regions: tuple[str, ...] = ()
+    if not region and settings.fleet_file is not None:
+        try:
+            file_regions = load_fleet_file(settings.fleet_file).discovery_regions
+        except FleetFileError as exc:
+            _fail(f"{settings.fleet_file} rejected:\n{exc}")
+    regions = list(region or discovery_regions(file_regions, settings.aws_regions))
+    if not regions:
+        _fail(
+            "no regions to discover: pass --region, set LIFELINE_AWS_REGIONS, "
+            "or list them under `discovery: regions:` in the fleet file"
+        )
+    with _factory(settings) as factory:
+        report = poll_discovery(settings, factory, regions=regions, apply_file=False)
+    for change in report.changes.changes:
+        typer.echo(str(change))
+    for name, error in report.regions.items():
+        typer.echo(f"{name}: {'failed: ' + error if error else 'ok'}", err=bool(error))
+    typer.echo(report.changes.summary())
+    if report.errors:
+        raise typer.Exit(1)

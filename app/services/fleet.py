@@ -297,7 +297,7 @@ def apply_fleet_file(session: Session, fleet: FleetFile, *, actor: str = "fleet-
             outposts[entry.outpost_id] = outpost
             changes.add("add", "outpost", entry.outpost_id, f"{entry.name} in {entry.region}")
             continue
-        diff = _assign(
+        diff = assign_changed(
             outpost,
             source=FILE,
             name=entry.name,
@@ -325,7 +325,7 @@ def apply_fleet_file(session: Session, fleet: FleetFile, *, actor: str = "fleet-
             session.add(cluster)
             changes.add("add", "cluster", label, cluster_entry.outpost_id or "")
             continue
-        diff = _assign(cluster, source=FILE)
+        diff = assign_changed(cluster, source=FILE)
         if target is not None and cluster.outpost is not target:
             cluster.outpost = target
             diff = ", ".join(part for part in (diff, f"outpost -> {target.outpost_id}") if part)
@@ -390,12 +390,17 @@ def _check_fleet_references(fleet: FleetFile, outposts: dict[str, Outpost], file
         raise FleetFileError(problems)
 
 
-def _assign(row: Outpost | Cluster, **values: object) -> str:
-    """Set attributes that differ; return 'name: a -> b, ...' for those that changed."""
+def assign_changed(
+    row: Outpost | Cluster, *, quiet: frozenset[str] | set[str] = frozenset(), **values: object
+) -> str:
+    """Set attributes that differ; return 'name: a -> b, ...' for those that changed.
+
+    Attributes in `quiet` are set but described only by name (long or secret-looking values).
+    """
     diffs = []
     for key, value in values.items():
         old = getattr(row, key)
         if old != value:
             setattr(row, key, value)
-            diffs.append(f"{key}: {old} -> {value}")
+            diffs.append(key if key in quiet else f"{key}: {old} -> {value}")
     return ", ".join(diffs)

@@ -9,6 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
+from tests.conftest import free_port
+from tests.fleet.conftest import MakeCluster
 
 OP_A = "op-0123456789abcdef0"
 OP_B = "op-0fedcba9876543210"
@@ -23,7 +25,7 @@ def run(*args: str) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize(
     "command",
-    ["list", "add-outpost", "remove-outpost", "add-cluster", "remove-cluster", "apply"],
+    ["list", "add-outpost", "remove-outpost", "add-cluster", "remove-cluster", "apply", "discover"],
 )
 def test_every_command_has_help(command: str) -> None:
     code, out, _ = run(command, "--help")
@@ -149,3 +151,27 @@ def test_bad_setting_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     code, _, err = run("list")
     assert code == 2
     assert "LIFELINE_DATABASE_URL" in err
+
+
+def test_discover_without_regions_says_how_to_configure(cli_db: str) -> None:
+    code, _, err = run("discover")
+    assert code == 1
+    assert "no regions to discover" in err and "LIFELINE_AWS_REGIONS" in err
+
+
+def test_discover_a_region(
+    cli_db: str, aws_endpoint: str, make_eks_cluster: MakeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_eks_cluster("plant7-local", "us-west-2", outpost_id=OP_A)
+    monkeypatch.setenv("LIFELINE_AWS_ENDPOINT_URL", aws_endpoint)
+    monkeypatch.setenv("LIFELINE_AWS_MAX_ATTEMPTS", "1")
+    code, out, _ = run("discover", "--region", "us-west-2")
+    assert code == 0, out
+    assert f"add    outpost {OP_A}" in out and "add    cluster us-west-2/plant7-local" in out
+    data = json.loads(run("list", "--json")[1])
+    assert data["clusters"][0]["status"] == "ACTIVE" and data["clusters"][0]["source"] == "discovery"
+
+    # An unreachable endpoint: the error is printed and the exit status is non-zero.
+    monkeypatch.setenv("LIFELINE_AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    code, _, err = run("discover", "--region", "us-west-2")
+    assert code == 1 and "us-west-2: failed: EndpointConnectionError" in err
