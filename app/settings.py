@@ -65,6 +65,16 @@ class Settings(BaseSettings):
     rollup_retention_days: int = Field(
         default=730, ge=1, description="Days hourly rollups and incidents are kept."
     )
+    poll_backfill_max_days: int = Field(
+        default=63,
+        ge=1,
+        le=63,
+        description="After a gap, how far back a poll backfills (60 s periods to 15 days, 300 s to 63).",
+    )
+    poll_initial_backfill_hours: int = Field(
+        default=24, ge=0, le=24 * 63, description="History fetched the first time an Outpost is polled."
+    )
+    poll_run_retention_days: int = Field(default=30, ge=1, description="Days poll-run records are kept.")
 
     # security and accounts (issue 4): add settings below this line
 

@@ -1,0 +1,276 @@
+"""The connectivity poller: every interval, ConnectedStatus for every Outpost, one region at a time.
+
+Each region gets its own PollRun; one failing region does not stop the others. Each cycle re-reads
+a trailing window and, after a gap, backfills from each Outpost's last stored sample.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import session_scope
+from app.integrations.aws import AwsClients
+from app.integrations.cloudwatch import FetchResult, OutpostSeries, fetch_connected_status
+from app.models.fleet import Outpost
+from app.models.poll_run import PollRun
+from app.services import connectivity as svc
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+JOB_ID = "connectivity"
+# A request covers at most this many periods per query: 500 queries x 180 points stays under
+# GetMetricData's 100,800-datapoint page, so a backfill chunk is one request (3 h at 60 s, 15 h at 300 s).
+POINTS_PER_QUERY = 180
+_MINUTE = dt.timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Window:
+    start: dt.datetime
+    end: dt.datetime
+    period: int
+    outpost_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RegionPoll:
+    region: str
+    outcome: str
+    requests: int
+    outposts: int
+    samples_written: int
+    error: str | None
+
+
+class PollFailed(RuntimeError):
+    """Raised after a cycle in which one or more regions failed (each was still recorded)."""
+
+
+def _floor(ts: dt.datetime, seconds: int) -> dt.datetime:
+    epoch = int(ts.timestamp())
+    return dt.datetime.fromtimestamp(epoch - epoch % seconds, tz=dt.UTC)
+
+
+def _ceil(ts: dt.datetime, seconds: int) -> dt.datetime:
+    floored = _floor(ts, seconds)
+    return floored if floored == ts else floored + dt.timedelta(seconds=seconds)
+
+
+def plan_windows(
+    outposts: Sequence[tuple[str, dt.datetime | None]],
+    now: dt.datetime,
+    *,
+    trailing: dt.timedelta,
+    initial_backfill: dt.timedelta,
+    max_backfill: dt.timedelta,
+) -> list[Window]:
+    """The GetMetricData windows for one region's cycle.
+
+    Every Outpost gets the trailing window [end - trailing, end) (end = the current minute's start,
+    so no partial minute is stored). An Outpost whose newest stored sample is older than that is
+    re-read from that sample on (a never-polled one from `initial_backfill` before the window), at
+    most `max_backfill` back: 60 s periods while within CloudWatch's 15 days of 1-minute data,
+    300 s periods beyond, in chunks of at most POINTS_PER_QUERY periods that only include the
+    Outposts that need them.
+    """
+    end = _floor(now, 60)
+    trailing_start = end - trailing
+    oldest_allowed = _ceil(now - max_backfill, 300)
+    need: dict[str, dt.datetime] = {}
+    for outpost_id, last_sample_at in outposts:
+        since = last_sample_at if last_sample_at is not None else trailing_start - initial_backfill
+        need[outpost_id] = max(since, oldest_allowed)
+    windows = [Window(trailing_start, end, 60, tuple(outpost_id for outpost_id, _ in outposts))]
+    # 60-second data exists for 15 days; keep an hour's margin for the time the requests take.
+    one_minute_limit = _ceil(now - dt.timedelta(days=15) + dt.timedelta(hours=1), 3600)
+    cursor = trailing_start
+    while outposts and cursor > oldest_allowed:
+        period = 60 if cursor > one_minute_limit else 300
+        floor_limit = one_minute_limit if period == 60 else oldest_allowed
+        start = max(cursor - dt.timedelta(seconds=period * POINTS_PER_QUERY), floor_limit)
+        members = [outpost_id for outpost_id, since in need.items() if since < cursor]
+        if not members:
+            break
+        earliest = min(need[outpost_id] for outpost_id in members)
+        start = max(start, _floor(earliest, period))
+        if start >= cursor:
+            break
+        windows.append(Window(start, cursor, period, tuple(members)))
+        cursor = start
+    return windows
+
+
+def poll_connectivity(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    *,
+    now: dt.datetime | None = None,
+    clients: AwsClients | None = None,
+) -> list[RegionPoll]:
+    """One cycle: every region with Outposts, each recorded as its own PollRun."""
+    now = now or dt.datetime.now(dt.UTC)
+    clients = clients or AwsClients.from_settings(settings)
+    with session_scope(session_factory) as session:
+        regions = sorted(set(session.scalars(select(Outpost.region).distinct())))
+    results = []
+    for region in regions:
+        results.append(_poll_region(settings, session_factory, clients, region, now))
+    return results
+
+
+def _poll_region(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    clients: AwsClients,
+    region: str,
+    now: dt.datetime,
+) -> RegionPoll:
+    started = time.monotonic()
+    with session_scope(session_factory) as session:
+        run = PollRun(job=svc.POLL_JOB, scope=region, started_at=now, outcome="running")
+        session.add(run)
+        outposts = [
+            (outpost_id, last)
+            for outpost_id, last in session.execute(
+                select(Outpost.outpost_id, Outpost.last_sample_at)
+                .where(Outpost.region == region)
+                .order_by(Outpost.outpost_id)
+            )
+        ]
+        session.flush()
+        run_id = run.id
+    fetched: FetchResult | None = None
+    try:
+        windows = plan_windows(
+            outposts,
+            now,
+            trailing=dt.timedelta(minutes=settings.poll_trailing_window_minutes),
+            initial_backfill=dt.timedelta(hours=settings.poll_initial_backfill_hours),
+            max_backfill=dt.timedelta(days=settings.poll_backfill_max_days),
+        )
+        fetched = fetch_connected_status(
+            clients, region, [(w.start, w.end, w.period, w.outpost_ids) for w in windows]
+        )
+        with session_scope(session_factory) as session:
+            result = _store(session, fetched, region, now)
+            run = session.get_one(PollRun, run_id)
+            run.finished_at = now + dt.timedelta(seconds=time.monotonic() - started)
+            run.outcome = result.outcome
+            run.error = result.error
+            run.requests = fetched.requests
+            run.items = len(outposts)
+        log.info(
+            "connectivity %s: %s, %d Outposts, %d requests, %d samples written",
+            region,
+            result.outcome,
+            len(outposts),
+            fetched.requests,
+            result.samples_written,
+        )
+        return result
+    except Exception as exc:
+        log.exception("connectivity poll of %s failed", region)
+        message = f"{type(exc).__name__}: {exc}"
+        with session_scope(session_factory) as session:
+            run = session.get_one(PollRun, run_id)
+            run.finished_at = now + dt.timedelta(seconds=time.monotonic() - started)
+            run.outcome = svc.OUTCOME_ERROR
+            run.error = message[:4000]
+            run.requests = fetched.requests if fetched else 0
+            run.items = len(outposts)
+        return RegionPoll(
+            region, svc.OUTCOME_ERROR, fetched.requests if fetched else 0, len(outposts), 0, message
+        )
+
+
+def _store(session: Session, fetched: FetchResult, region: str, now: dt.datetime) -> RegionPoll:
+    outposts = {
+        outpost.outpost_id: outpost
+        for outpost in session.scalars(select(Outpost).where(Outpost.region == region))
+    }
+    by_pk = {
+        outposts[outpost_id].id: list(series.datapoints)
+        for outpost_id, series in fetched.series.items()
+        if outpost_id in outposts
+    }
+    recorded = svc.record_samples(session, by_pk)
+    errors: dict[int, str | None] = {}
+    unreachable: list[Outpost] = []
+    reachable: list[Outpost] = []
+    for outpost_id, outpost in outposts.items():
+        series = fetched.series.get(outpost_id)
+        if series is None:
+            reachable.append(outpost)
+            continue
+        if series.status == "unreachable":
+            unreachable.append(outpost)
+        else:
+            reachable.append(outpost)
+        message = _outpost_message(series, outpost)
+        if series.status in ("ok", "no_data", "denied", "error"):
+            errors[outpost.id] = message
+    svc.record_outpost_errors(session, errors, now)
+    svc.refresh_states(session, reachable, now)
+    svc.refresh_states(session, unreachable, now, reachable=False)
+    if fetched.region_status == "ok":
+        outcome = svc.OUTCOME_PARTIAL if fetched.region_error else svc.OUTCOME_OK
+    elif fetched.region_status == "unreachable":
+        outcome = svc.OUTCOME_UNREACHABLE
+    else:
+        outcome = svc.OUTCOME_ERROR
+    return RegionPoll(
+        region,
+        outcome,
+        fetched.requests,
+        len(outposts),
+        recorded.inserted + recorded.updated,
+        fetched.region_error,
+    )
+
+
+def _outpost_message(series: OutpostSeries, outpost: Outpost) -> str | None:
+    if series.status == "ok":
+        return None
+    if series.status == "no_data" and outpost.last_sample_at is not None:
+        return (
+            "No ConnectedStatus datapoints in this poll's window; the last one is from "
+            f"{outpost.last_sample_at:%Y-%m-%d %H:%M} UTC. A disconnected Outpost publishes nothing "
+            "until its link is back."
+        )
+    return series.message
+
+
+def run_once(settings: Settings, session_factory: sessionmaker[Session]) -> None:
+    """One poll cycle (used by `lifeline poll-once` and the scheduler); raises if a region failed."""
+    results = poll_connectivity(settings, session_factory)
+    failed = [r for r in results if r.outcome in (svc.OUTCOME_ERROR, svc.OUTCOME_UNREACHABLE)]
+    if failed:
+        raise PollFailed(
+            "connectivity poll failed for "
+            + "; ".join(f"{r.region}: {r.outcome} ({r.error})" for r in failed)
+        )
+
+
+def register(scheduler: Any, settings: Settings, session_factory: sessionmaker[Session]) -> None:
+    """Poll every LIFELINE_POLL_INTERVAL_SECONDS, the first time right away."""
+    scheduler.add_job(
+        run_once,
+        "interval",
+        seconds=settings.poll_interval_seconds,
+        args=(settings, session_factory),
+        id=JOB_ID,
+        name="poll ConnectedStatus",
+        max_instances=1,
+        coalesce=True,
+        replace_existing=True,
+        next_run_time=dt.datetime.now(dt.UTC),
+    )
