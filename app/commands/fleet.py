@@ -237,16 +237,15 @@ def discover_command(
     ] = None,
 ) -> None:
     """Run EKS discovery once (ListClusters + DescribeCluster) and record what it found."""
-    from app.jobs.discovery import discovery_regions, poll_discovery
+    from app.jobs.discovery import poll_discovery
+    from app.services.discovery import configured_regions
 
     settings = _settings()
-    file_regions: tuple[str, ...] = ()
-    if not region and settings.fleet_file is not None:
-        try:
-            file_regions = load_fleet_file(settings.fleet_file).discovery_regions
-        except FleetFileError as exc:
-            _fail(f"{settings.fleet_file} rejected:\n{exc}")
-    regions = list(region or discovery_regions(file_regions, settings.aws_regions))
+    regions = list(region or [])
+    if not regions:
+        regions, file_error = configured_regions(settings.fleet_file, settings.aws_regions)
+        if file_error:
+            _fail(f"{settings.fleet_file} rejected:\n{file_error}")
     if not regions:
         _fail(
             "no regions to discover: pass --region, set LIFELINE_AWS_REGIONS, "

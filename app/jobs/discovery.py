@@ -20,7 +20,12 @@ from app.db import session_scope
 from app.integrations.aws import AwsClients, describe_client_error
 from app.integrations.eks import EksClient
 from app.models import PollRun
-from app.services.discovery import DISCOVERY_JOB, FLEET_FILE_JOB, record_discovered_clusters
+from app.services.discovery import (
+    DISCOVERY_JOB,
+    FLEET_FILE_JOB,
+    discovery_regions,
+    record_discovered_clusters,
+)
 from app.services.fleet import FleetChanges, apply_fleet_file
 from app.services.fleet_file import FleetFileError, load_fleet_file
 from app.settings import Settings
@@ -83,11 +88,6 @@ def poll_discovery(
     for region in regions:
         report.regions[region] = discover_region(clients, session_factory, region, report.changes)
     return report
-
-
-def discovery_regions(file_regions: Iterable[str], setting_regions: Iterable[str]) -> list[str]:
-    """The fleet file's `discovery.regions` plus LIFELINE_AWS_REGIONS, in order, without repeats."""
-    return list(dict.fromkeys([*file_regions, *setting_regions]))
 
 
 def _apply_configured_file(

@@ -9,6 +9,8 @@ is not. It removes only discovery rows for clusters that are gone, and never del
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -17,6 +19,7 @@ from app.integrations.eks import EksCluster, EksListing
 from app.models import Cluster, Outpost, PollRun
 from app.services import fleet as fleet_service
 from app.services.fleet import DISCOVERY, FleetChanges
+from app.services.fleet_file import FleetFileError, load_fleet_file
 
 ACTOR = "discovery"
 DISCOVERY_JOB = "discovery"
@@ -111,6 +114,25 @@ def _cache_facts(cluster: Cluster, found: EksCluster) -> str:
         health_issues=[issue.as_dict() for issue in found.health_issues],
         quiet={"certificate_authority"},
     )
+
+
+def discovery_regions(file_regions: Iterable[str], setting_regions: Iterable[str]) -> list[str]:
+    """The fleet file's `discovery.regions` plus LIFELINE_AWS_REGIONS, in order, without repeats."""
+    return list(dict.fromkeys([*file_regions, *setting_regions]))
+
+
+def configured_regions(
+    fleet_file: Path | None, setting_regions: Iterable[str]
+) -> tuple[list[str], str | None]:
+    """Regions discovery will cover, and the fleet file's problem if it cannot be read."""
+    file_regions: tuple[str, ...] = ()
+    error = None
+    if fleet_file is not None:
+        try:
+            file_regions = load_fleet_file(fleet_file).discovery_regions
+        except FleetFileError as exc:
+            error = str(exc)
+    return discovery_regions(file_regions, setting_regions), error
 
 
 def latest_runs(session: Session, job: str) -> list[PollRun]:

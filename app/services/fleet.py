@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.models import Cluster, Outpost
 from app.services import fleet_rules
+from app.services.audit import record_audit
 from app.services.fleet_file import FleetFile, FleetFileError, FleetFileProblem
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,16 @@ class FleetChanges:
 
 
 def audit_fleet_change(session: Session, actor: str, action: str, target: str, detail: str = "") -> None:
-    """The single call point for auditing fleet changes (issue 4's `record_audit` hooks in here)."""
-    log.info("fleet %s %s by %s %s", action, target, actor, detail)
+    """The single call point auditing fleet changes: `fleet.outpost.add` on `outpost:op-...`."""
+    kind = action.split(".")[1] if action.count(".") >= 2 else "fleet"
+    log.info("%s %s by %s %s", action, target, actor, detail)
+    record_audit(
+        session,
+        actor=actor,
+        action=action,
+        target=f"{kind}:{target}",
+        details={"change": detail} if detail else None,
+    )
 
 
 # ---------------------------------------------------------------- queries

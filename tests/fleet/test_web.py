@@ -1,0 +1,238 @@
+"""The Fleet page (both renderings), its forms, and /api/v1/fleet."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import PollRun
+from app.models.audit import AuditEvent
+from app.services import fleet as fleet_service
+from app.services.fleet_file import parse_fleet_text
+
+OP_A = "op-0123456789abcdef0"
+OP_B = "op-0fedcba9876543210"
+HTMX = {"HX-Request": "true"}
+
+
+@pytest.fixture(params=["full", "htmx"])
+def rendering(request: pytest.FixtureRequest) -> dict[str, str]:
+    """One URL, two renderings: the full page, or the partial HTMX asks for."""
+    return HTMX if request.param == "htmx" else {}
+
+
+def _seed(session: Session) -> None:
+    fleet_service.apply_fleet_file(
+        session,
+        parse_fleet_text(
+            f"outposts:\n  - id: {OP_A}\n    name: Plant 7\n    region: us-west-2\n"
+            f"clusters:\n  - name: plant7-local\n    region: us-west-2\n    outpost: {OP_A}\n",
+            "fleet.yaml",
+        ),
+    )
+    fleet_service.add_outpost(session, outpost_id=OP_B, name="Plant 9", region="eu-central-1")
+    now = dt.datetime.now(dt.UTC)
+    session.add_all(
+        [
+            PollRun(
+                job="discovery", scope="us-west-2", started_at=now, finished_at=now, outcome="ok", items=1
+            ),
+            PollRun(
+                job="discovery",
+                scope="eu-central-1",
+                started_at=now,
+                finished_at=now,
+                outcome="error",
+                error="AccessDeniedException: not authorized to perform eks:ListClusters",
+            ),
+        ]
+    )
+    session.flush()
+
+
+def test_empty_state_explains_the_three_ways(client: TestClient, rendering: dict[str, str]) -> None:
+    response = client.get("/fleet", headers=rendering)
+    assert response.status_code == 200
+    expected = "fleet/_content.html" if rendering else "fleet/index.html"
+    assert response.template.name == expected  # type: ignore[attr-defined]
+    body = response.text
+    assert "No Outposts yet" in body
+    assert (
+        "LIFELINE_FLEET_FILE" in body
+        and "lifeline fleet add-outpost" in body
+        and "lifeline fleet discover" in body
+    )
+    assert "discovery:\n  regions: [us-west-2]" in body
+    assert ("<html" in body) is not bool(rendering)
+
+
+def test_page_lists_the_fleet_with_sources_and_discovery_errors(
+    client: TestClient, session: Session, rendering: dict[str, str]
+) -> None:
+    _seed(session)
+    response = client.get("/fleet", headers=rendering)
+    assert response.status_code == 200
+    context = response.context  # type: ignore[attr-defined]
+    assert [o.outpost_id for o in context["outposts"]] == [OP_B, OP_A]
+    assert [c.name for c in context["clusters"]] == ["plant7-local"]
+    assert {r.scope: r.outcome for r in context["discovery_runs"]} == {
+        "eu-central-1": "error",
+        "us-west-2": "ok",
+    }
+    body = response.text
+    assert 'class="badge src-file">file' in body and 'class="badge src-manual">manual' in body
+    assert "AccessDeniedException: not authorized to perform eks:ListClusters" in body
+    # File-managed rows can only change through the file; manual ones have a Remove button.
+    assert "in fleet file" in body
+    assert f"/fleet/outposts/{OP_B}/delete" in body and f"/fleet/outposts/{OP_A}/delete" not in body
+
+
+def test_add_outpost_form_redirects(client: TestClient, session: Session) -> None:
+    form = {"outpost_id": OP_A, "name": "Plant 7", "region": "us-west-2", "account_id": "123456789012"}
+    response = client.post("/fleet/outposts", data=form, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"].endswith("/fleet?notice=Added%20Outpost%20op-0123456789abcdef0.")
+    outpost = fleet_service.get_outpost_or_none(session, OP_A)
+    assert outpost is not None and (outpost.source, outpost.account_id) == ("manual", "123456789012")
+    event = session.scalars(select(AuditEvent).where(AuditEvent.action == "fleet.outpost.add")).one()
+    assert event.target == f"outpost:{OP_A}"
+
+    page = client.get(response.headers["location"])
+    assert "Added Outpost op-0123456789abcdef0." in page.text
+
+
+def test_add_cluster_form_with_htmx_answers_hx_redirect(client: TestClient, session: Session) -> None:
+    fleet_service.add_outpost(session, outpost_id=OP_A, name="Plant 7", region="us-west-2")
+    form = {"name": "plant7-local", "region": "us-west-2", "outpost_id": OP_A}
+    response = client.post("/fleet/clusters", data=form, headers=HTMX, follow_redirects=False)
+    assert response.status_code == 204
+    assert "/fleet?notice=" in response.headers["HX-Redirect"]
+    cluster = fleet_service.get_cluster_or_none(session, "plant7-local", "us-west-2")
+    assert cluster is not None and cluster.outpost is not None and cluster.outpost.outpost_id == OP_A
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "message"),
+    [
+        ({"outpost_id": "op-12", "name": "x", "region": "us-west-2"}, "outpost_id", "is not an Outpost ID"),
+        ({"outpost_id": OP_A, "name": "", "region": "us-west-2"}, "name", "must not be empty"),
+        ({"outpost_id": OP_A, "name": "x", "region": "west"}, "region", "is not an AWS region name"),
+        (
+            {"outpost_id": OP_A, "name": "x", "region": "us-west-2", "account_id": "12ab"},
+            "account_id",
+            "12 digits",
+        ),
+    ],
+)
+def test_invalid_outpost_form_rerenders_with_422(
+    client: TestClient,
+    session: Session,
+    rendering: dict[str, str],
+    form: dict[str, str],
+    field: str,
+    message: str,
+) -> None:
+    response = client.post("/fleet/outposts", data=form, headers=rendering)
+    assert response.status_code == 422
+    context = response.context  # type: ignore[attr-defined]
+    assert message in context["outpost_form"]["errors"][field]
+    assert context["outpost_form"]["values"]["outpost_id"] == form["outpost_id"]
+    expected = "fleet/_outpost_form.html" if rendering else "fleet/index.html"
+    assert response.template.name == expected  # type: ignore[attr-defined]
+    assert 'class="field-error"' in response.text and 'aria-invalid="true"' in response.text
+    assert fleet_service.list_outposts(session) == []
+
+
+def test_duplicate_cluster_shows_a_form_error(client: TestClient, session: Session) -> None:
+    fleet_service.add_cluster(session, name="c1", region="us-west-2")
+    response = client.post("/fleet/clusters", data={"name": "c1", "region": "us-west-2"}, headers=HTMX)
+    assert response.status_code == 422
+    assert "cluster c1 in us-west-2 already exists (source: manual)" in response.text
+
+
+def test_remove_via_page(client: TestClient, session: Session) -> None:
+    _seed(session)
+    refused = client.post(f"/fleet/outposts/{OP_A}/delete", follow_redirects=False)
+    assert refused.status_code == 409
+    assert "managed by the fleet file" in refused.text
+    assert fleet_service.get_outpost_or_none(session, OP_A) is not None
+
+    removed = client.post(f"/fleet/outposts/{OP_B}/delete", follow_redirects=False)
+    assert removed.status_code == 303
+    assert fleet_service.get_outpost_or_none(session, OP_B) is None
+
+    missing = client.post("/fleet/clusters/us-west-2/nope/delete", follow_redirects=False)
+    assert missing.status_code == 404 and "no cluster nope in us-west-2" in missing.text
+
+
+# ---------------------------------------------------------------- JSON API
+
+
+def test_api_lists_the_fleet(client: TestClient, session: Session) -> None:
+    _seed(session)
+    data = client.get("/api/v1/fleet").json()
+    outposts = {o["outpost_id"]: o for o in data["outposts"]}
+    assert outposts[OP_A]["source"] == "file" and outposts[OP_A]["clusters"] == ["plant7-local"]
+    assert outposts[OP_B]["source"] == "manual"
+    cluster: dict[str, Any] = data["clusters"][0]
+    assert cluster["name"] == "plant7-local" and cluster["outpost_id"] == OP_A
+    assert cluster["health_issues"] == [] and cluster["has_certificate_authority"] is False
+    assert {r["scope"]: r["outcome"] for r in data["discovery_runs"]} == {
+        "eu-central-1": "error",
+        "us-west-2": "ok",
+    }
+    assert data["fleet_file"] is None
+
+
+def test_api_add_and_remove(client: TestClient, session: Session) -> None:
+    created = client.post(
+        "/api/v1/fleet/outposts", json={"outpost_id": OP_A, "name": "Plant 7", "region": "us-west-2"}
+    )
+    assert created.status_code == 201
+    assert created.json()["source"] == "manual" and created.json()["account_id"] is None
+
+    duplicate = client.post(
+        "/api/v1/fleet/outposts", json={"outpost_id": OP_A, "name": "x", "region": "us-west-2"}
+    )
+    assert duplicate.status_code == 409
+    assert duplicate.json()["detail"] == f"Outpost {OP_A} already exists (source: manual)"
+
+    cluster = client.post(
+        "/api/v1/fleet/clusters", json={"name": "c1", "region": "us-west-2", "outpost_id": OP_A}
+    )
+    assert cluster.status_code == 201 and cluster.json()["outpost_id"] == OP_A
+
+    wrong_region = client.post(
+        "/api/v1/fleet/clusters", json={"name": "c2", "region": "eu-west-1", "outpost_id": OP_A}
+    )
+    assert wrong_region.status_code == 422
+    assert wrong_region.json()["detail"][0]["loc"] == ["body", "outpost_id"]
+
+    assert client.delete("/api/v1/fleet/clusters/us-west-2/c1").status_code == 204
+    assert client.delete("/api/v1/fleet/clusters/us-west-2/c1").status_code == 404
+    assert client.delete(f"/api/v1/fleet/outposts/{OP_A}").status_code == 204
+    assert client.delete(f"/api/v1/fleet/outposts/{OP_A}").json() == {"detail": f"no Outpost {OP_A}"}
+    assert fleet_service.list_outposts(session) == []
+
+
+def test_api_validation_names_the_field(client: TestClient) -> None:
+    response = client.post(
+        "/api/v1/fleet/outposts", json={"outpost_id": "op-XYZ", "name": "x", "region": "us-west-2"}
+    )
+    assert response.status_code == 422
+    error = response.json()["detail"][0]
+    assert error["loc"] == ["body", "outpost_id"]
+    assert "is not an Outpost ID" in error["msg"]
+
+
+def test_api_refuses_to_remove_file_managed_entries(client: TestClient, session: Session) -> None:
+    _seed(session)
+    response = client.delete(f"/api/v1/fleet/outposts/{OP_A}")
+    assert response.status_code == 409
+    assert "managed by the fleet file" in response.json()["detail"]
+    assert client.delete("/api/v1/fleet/clusters/us-west-2/plant7-local").status_code == 409
