@@ -99,6 +99,42 @@ class Settings(BaseSettings):
     )
 
     # readiness (issue 6): add settings below this line
+    readiness_horizon_hours: int = Field(
+        default=72, ge=1, le=24 * 90, description="Default disconnect horizon (hours) that scales severity."
+    )
+    readiness_local_registries: list[str] = Field(
+        default_factory=list,
+        description="Registries or mirrors reachable while disconnected (a JSON list of hosts).",
+    )
+    readiness_surge_percent: int = Field(
+        default=25,
+        ge=0,
+        le=1000,
+        description="Extra load (percent) the cluster must absorb while disconnected.",
+    )
+    readiness_poll_interval_seconds: int = Field(
+        default=300, ge=30, le=86400, description="How often each cluster is polled for readiness."
+    )
+    readiness_poll_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Clusters polled at the same time."
+    )
+    readiness_page_size: int = Field(
+        default=500, ge=10, le=5000, description="Objects per Kubernetes list request (limit/continue)."
+    )
+    readiness_kube_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="Connect/read timeout for each Kubernetes API request."
+    )
+    readiness_x509_kubeconfig_dir: Path | None = Field(
+        default=None,
+        description="Directory of operator-provided x509 kubeconfigs, `<cluster>.yaml`, used when IAM fails "
+        "and no fallback identity exists yet.",
+    )
+    readiness_stuck_status_hours: int = Field(
+        default=6, ge=1, description="Hours in CREATING/UPDATING after which cluster-health fails."
+    )
+    readiness_history_days: int = Field(
+        default=90, ge=1, description="Days of per-poll readiness samples kept."
+    )
 
     @field_validator("data_key", "data_key_file", "issuer_kubeconfig", mode="before")
     @classmethod

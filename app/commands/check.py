@@ -1,5 +1,94 @@
-"""`lifeline check` subcommands."""
+"""`lifeline check --manifests FILE`: the readiness catalogue against a manifest dump, for CI.
+
+No cluster, no AWS, no database: checks that need them report `unknown`. Exit status 1 when a
+finding reaches --fail-on, 2 when the manifests cannot be read.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="check commands", no_args_is_help=True)
+from app.services.manifests import ManifestError, load_manifest_file, load_manifests
+from app.services.readiness.catalogue import evaluate, severity_reached
+from app.services.readiness.export import dumps, to_json, to_sarif, to_table
+from app.services.readiness.model import CheckContext
+from app.services.readiness.snapshot import snapshot_from_objects
+
+
+class OutputFormat(enum.StrEnum):
+    table = "table"
+    json = "json"
+    sarif = "sarif"
+
+
+class FailOn(enum.StrEnum):
+    warn = "warn"
+    fail = "fail"
+    never = "never"
+
+
+app = typer.Typer(help="Evaluate readiness checks against a manifest dump.")
+
+
+@app.callback(invoke_without_command=True)
+def check(
+    ctx: typer.Context,
+    manifests: Annotated[
+        Path,
+        typer.Option(
+            "--manifests", "-f", help="Multi-document YAML or `kubectl get ... -o yaml` List ('-' = stdin)."
+        ),
+    ],
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="table, json or sarif.")
+    ] = OutputFormat.table,
+    fail_on: Annotated[
+        FailOn, typer.Option("--fail-on", help="Exit 1 when a finding reaches this status.")
+    ] = FailOn.fail,
+    horizon_hours: Annotated[
+        int, typer.Option("--horizon-hours", min=1, help="Disconnect horizon in hours.")
+    ] = 72,
+    local_registry: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--local-registry", help="A registry or mirror reachable while disconnected (repeatable)."
+        ),
+    ] = None,
+    surge_percent: Annotated[
+        int, typer.Option("--surge-percent", min=0, help="Headroom to keep for a surge, in percent.")
+    ] = 25,
+    cluster_name: Annotated[
+        str, typer.Option("--cluster-name", help="Name shown in the report.")
+    ] = "manifests",
+) -> None:
+    """Evaluate the readiness catalogue against FILE; exit non-zero when findings reach --fail-on."""
+    if ctx.invoked_subcommand is not None:
+        return
+    try:
+        if str(manifests) == "-":
+            objects = load_manifests(sys.stdin.read(), source="<stdin>")
+        elif not manifests.is_file():
+            typer.echo(f"lifeline check: {manifests}: no such file", err=True)
+            raise typer.Exit(2)
+        else:
+            objects = load_manifest_file(manifests)
+    except ManifestError as exc:
+        typer.echo(f"lifeline check: {exc}", err=True)
+        raise typer.Exit(2) from None
+    context = CheckContext(
+        horizon_hours=horizon_hours, local_registries=tuple(local_registry or ()), surge_percent=surge_percent
+    )
+    findings = evaluate(snapshot_from_objects(objects, cluster_name), context, attestations=None)
+    if output == OutputFormat.json:
+        typer.echo(dumps(to_json(findings)))
+    elif output == OutputFormat.sarif:
+        typer.echo(dumps(to_sarif(findings, artifact_uri=str(manifests))))
+    else:
+        typer.echo(to_table(findings))
+    if fail_on != FailOn.never and severity_reached(findings, fail_on.value):
+        raise typer.Exit(1)

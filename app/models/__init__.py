@@ -7,12 +7,14 @@ from app.models.connectivity import ConnectedSample, HourlyRollup, Incident
 from app.models.credential import Credential, CredentialDownload, CredentialEvent
 from app.models.fleet import Cluster, Outpost
 from app.models.poll_run import PollRun
+from app.models.readiness import ClusterReadiness, ReadinessAttestation, ReadinessExemption, ReadinessSample
 
 __all__ = [
     "ApiToken",
     "AuditEvent",
     "Base",
     "Cluster",
+    "ClusterReadiness",
     "ConnectedSample",
     "Credential",
     "CredentialDownload",
@@ -22,6 +24,9 @@ __all__ = [
     "LoginThrottle",
     "Outpost",
     "PollRun",
+    "ReadinessAttestation",
+    "ReadinessExemption",
+    "ReadinessSample",
     "User",
     "WebSession",
 ]

@@ -1,0 +1,1 @@
+"""Disconnect-readiness checks for EKS local clusters: the catalogue, the snapshot it reads, exports."""
