@@ -10,11 +10,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy import Engine, Integer, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.functions import FunctionElement
 
 
 def create_db_engine(url: str, *, echo: bool = False) -> Engine:
@@ -103,3 +105,33 @@ def upsert(
         else:
             stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict_columns))
         session.execute(stmt)
+
+
+class time_bucket(FunctionElement[int]):
+    """`time_bucket(column, origin_epoch, seconds)`: which `seconds`-wide bucket after `origin_epoch`
+    (Unix seconds) a datetime column falls in, computed in SQL so charts aggregate in the database.
+
+    The second dialect-specific construct besides `upsert`: SQLite stores UTC datetimes as text
+    (strftime('%s') parses them), PostgreSQL has EXTRACT(EPOCH ...). Both floor the division.
+    """
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(time_bucket, "sqlite")
+def _time_bucket_sqlite(element: time_bucket, compiler: Any, **kw: Any) -> str:
+    column, origin, seconds = list(element.clauses)
+    return (
+        f"((CAST(strftime('%s', {compiler.process(column, **kw)}) AS INTEGER) - "
+        f"{compiler.process(origin, **kw)}) / {compiler.process(seconds, **kw)})"
+    )
+
+
+@compiles(time_bucket, "postgresql")
+def _time_bucket_postgresql(element: time_bucket, compiler: Any, **kw: Any) -> str:
+    column, origin, seconds = list(element.clauses)
+    return (
+        f"CAST(floor((EXTRACT(EPOCH FROM {compiler.process(column, **kw)}) - "
+        f"{compiler.process(origin, **kw)}) / {compiler.process(seconds, **kw)}) AS INTEGER)"
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -145,3 +145,78 @@ class FleetOut(BaseModel):
     discovery_runs: list[PollRunOut] = Field(description="The latest discovery run per region")
     fleet_file: str | None = Field(description="LIFELINE_FLEET_FILE, if set")
     fleet_file_runs: list[PollRunOut] = Field(description="The latest application of the fleet file")
+
+
+# connectivity
+
+OutpostState = Literal["CONNECTED", "DEGRADED", "DISCONNECTED", "UNKNOWN"]
+
+
+class UptimeWindows(BaseModel):
+    """A value per window; uptime is connected time over known time (null when nothing is known)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    h24: float | None = Field(serialization_alias="24h", validation_alias="24h")
+    d7: float | None = Field(serialization_alias="7d", validation_alias="7d")
+    d30: float | None = Field(serialization_alias="30d", validation_alias="30d")
+    d90: float | None = Field(serialization_alias="90d", validation_alias="90d")
+
+
+class OutpostOut(BaseModel):
+    outpost_id: str = Field(examples=["op-0123456789abcdef0"])
+    name: str
+    region: str
+    account_id: str | None
+    state: OutpostState
+    state_since: dt.datetime | None = Field(description="When the current state began.")
+    last_sample_at: dt.datetime | None = Field(description="Timestamp of the newest datapoint.")
+    last_value: float | None = Field(description="The newest ConnectedStatus Average (0..1).")
+    last_error: str | None = Field(description="The last polling problem for this Outpost, if any.")
+    last_error_at: dt.datetime | None
+    uptime: UptimeWindows = Field(description="Connected seconds / known seconds, 0..1, per window.")
+    unknown_seconds: UptimeWindows = Field(description="Seconds without any datapoint, per window.")
+    url: str = Field(description="The Outpost's page on this dashboard.")
+
+
+class PollStatusOut(BaseModel):
+    finished_at: dt.datetime | None
+    outcome: str
+    error: str | None
+
+
+class OutpostListOut(BaseModel):
+    generated_at: dt.datetime
+    last_poll: PollStatusOut | None = Field(description="The latest finished connectivity poll.")
+    counts: dict[str, int] = Field(description="Outposts per state, for the whole fleet.")
+    outposts: list[OutpostOut]
+
+
+class IncidentOut(BaseModel):
+    started_at: dt.datetime
+    ended_at: dt.datetime | None = Field(description="Null while the incident is ongoing.")
+    ongoing: bool
+    duration_seconds: float = Field(description="To the end, or to the last sample below 1 if ongoing.")
+    worst_value: float = Field(description="The lowest ConnectedStatus Average seen (0 = disconnected).")
+
+
+class OutpostDetailOut(OutpostOut):
+    open_incident: IncidentOut | None
+
+
+class IncidentListOut(BaseModel):
+    outpost_id: str
+    incidents: list[IncidentOut]
+
+
+class SampleOut(BaseModel):
+    ts: dt.datetime = Field(description="Start of the period the Average covers.")
+    value: float
+    period_seconds: int
+
+
+class SampleListOut(BaseModel):
+    outpost_id: str
+    start: dt.datetime
+    end: dt.datetime
+    samples: list[SampleOut]

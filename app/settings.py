@@ -76,6 +76,17 @@ class Settings(BaseSettings):
     )
     poll_run_retention_days: int = Field(default=30, ge=1, description="Days poll-run records are kept.")
 
+    # connectivity pages (issue 2)
+    overview_cache_seconds: int = Field(
+        default=15,
+        ge=0,
+        le=300,
+        description="Seconds the overview table is reused between polls (0: render every request).",
+    )
+    overview_refresh_seconds: int = Field(
+        default=30, ge=1, le=3600, description="How often an open overview page refreshes its table."
+    )
+
     # security and accounts (issue 4): add settings below this line
 
     # emergency access / credentials (issue 5): add settings below this line

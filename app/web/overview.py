@@ -1,5 +1,197 @@
-"""HTTP routes for overview (pages and /api/v1)."""
+"""The overview page (`/`): every Outpost's state, uptime and 24-hour strip, refreshed by HTMX.
 
-from fastapi import APIRouter
+The table fragment is cached per query for a few seconds and keyed on a fingerprint of the data
+(latest poll run, fleet edits), so many open dashboards cost one render per poll, not one per view.
+Only the fragment is cached: the page around it (user box, CSRF token) is rendered per request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
+from markupsafe import Markup
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.responses import Response
+
+from app.services import outposts as service
+from app.web.deps import AppSettings, DbSession
+from app.web.security import Role, requires
+from app.web.templating import is_htmx_partial, render, templates
 
 router = APIRouter()
+log = logging.getLogger(__name__)
+
+STATE_LABELS = {
+    "CONNECTED": "Connected",
+    "DEGRADED": "Degraded",
+    "DISCONNECTED": "Disconnected",
+    "UNKNOWN": "Unknown",
+}
+
+
+class FragmentCache:
+    """Rendered fragments by key, for `ttl` seconds; one thread renders a missing key at a time."""
+
+    def __init__(self, ttl: float, max_entries: int = 64) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[tuple[Any, ...], tuple[float, str]] = {}
+        self._lock = threading.Lock()
+
+    def get_or_render(self, key: tuple[Any, ...], render_fn: Callable[[], str]) -> str:
+        if self.ttl <= 0:
+            return render_fn()
+        hit = self._entries.get(key)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit and hit[0] > time.monotonic():
+                return hit[1]
+            body = render_fn()
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[key] = (time.monotonic() + self.ttl, body)
+            return body
+
+
+def _cache(request: Request, ttl: float) -> FragmentCache:
+    cache: FragmentCache | None = getattr(request.app.state, "overview_cache", None)
+    if cache is None:
+        cache = request.app.state.overview_cache = FragmentCache(ttl)
+    return cache
+
+
+def overview_query(filters: dict[str, str], **changes: str) -> str:
+    """The overview's query string with some parameters changed (empty values dropped)."""
+    merged = {**filters, **changes}
+    if merged.get("sort") == "state":
+        merged.pop("sort")
+    query = urlencode({k: v for k, v in merged.items() if v})
+    return "/?" + query if query else "/"
+
+
+def sort_link(filters: dict[str, str], key: str) -> str:
+    """Clicking the current sort column reverses it."""
+    current = filters.get("sort", "state")
+    return overview_query(filters, sort=("-" + key) if current == key else key)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@router.get(
+    "/",
+    name="overview.index",
+    response_class=HTMLResponse,
+    dependencies=[Depends(requires(Role.viewer))],
+)
+def index(
+    request: Request,
+    session: DbSession,
+    settings: AppSettings,
+    state: str | None = Query(None, description="Only Outposts in this state."),
+    region: str | None = Query(None, description="Only Outposts in this region."),
+    sort: str = Query("state", description="state, name, region, since, age or uptime; '-' reverses."),
+) -> Response:
+    state = state.upper() if state else None
+    filters = {"state": state or "", "region": region or "", "sort": sort}
+    problems = []
+    if state and state not in service.STATES:
+        problems.append(f"state must be one of {', '.join(service.STATES)} (got {state!r})")
+    if sort.lstrip("-") not in service.SORTS:
+        problems.append(f"sort must be one of {', '.join(service.SORTS)} (got {sort!r})")
+    if problems:
+        return render(
+            request,
+            "overview/index.html",
+            {
+                "problems": problems,
+                "fragment": None,
+                "filters": filters,
+                "regions": [],
+                "states": STATE_LABELS,
+            },
+            partial="overview/_table.html",
+            status_code=422,
+        )
+
+    now = _now()
+    status_code = 200
+    try:
+        fingerprint = service.data_fingerprint(session)
+        regions = service.list_regions(session)
+        ttl = settings.overview_cache_seconds
+        key = (
+            state,
+            region,
+            sort,
+            settings.overview_refresh_seconds,
+            fingerprint,
+            int(time.time() // ttl) if ttl > 0 else 0,
+        )
+
+        def render_fragment() -> str:
+            data = service.overview(session, now, state=state, region=region, sort=sort)
+            context = {
+                "request": request,
+                "ov": data,
+                "now": now,
+                "filters": filters,
+                "states": STATE_LABELS,
+                "poll_interval": settings.poll_interval_seconds,
+                "refresh_seconds": settings.overview_refresh_seconds,
+                "sort_link": sort_link,
+                "overview_query": overview_query,
+            }
+            return templates.get_template("overview/_table.html").render(context)
+
+        fragment = _cache(request, ttl).get_or_render(key, render_fragment)
+    except SQLAlchemyError as exc:
+        log.exception("overview: database error")
+        fragment = None
+        regions = []
+        status_code = 503
+        problems = [f"Could not read the database ({type(exc).__name__}): {str(exc).splitlines()[0]}"]
+
+    if is_htmx_partial(request) and fragment is not None:
+        return HTMLResponse(fragment, headers={"Vary": "HX-Request"})
+    return render(
+        request,
+        "overview/index.html",
+        {
+            "fragment": Markup(fragment) if fragment is not None else None,  # noqa: S704 (our own render)
+            "problems": problems,
+            "filters": filters,
+            "regions": regions,
+            "states": STATE_LABELS,
+        },
+        partial="overview/_table.html",
+        status_code=status_code,
+        headers={"Vary": "HX-Request"},
+    )
+
+
+def _vantage_for_template(request: Request) -> service.Vantage | None:
+    """The dashboard's own view of AWS, for the banner on every page; never breaks a page."""
+    factory = getattr(request.app.state, "session_factory", None)
+    if factory is None:
+        return None
+    try:
+        with factory() as session:
+            return service.dashboard_vantage(session, _now())
+    except SQLAlchemyError:
+        log.warning("vantage banner: database not readable", exc_info=True)
+        return None
+
+
+templates.env.globals["aws_vantage"] = _vantage_for_template

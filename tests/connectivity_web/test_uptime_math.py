@@ -1,0 +1,149 @@
+"""Uptime, status strips and timelines computed from seeded samples and rollups."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from app.services import outposts as service
+from tests.connectivity_web.factories import NOW, add_rollups, add_samples, make_outpost
+
+HOUR = dt.timedelta(hours=1)
+
+
+def test_uptime_24h_counts_gaps_as_unknown_never_connected(session: Session) -> None:
+    outpost = make_outpost(session)
+    # 24 h window: 600 min connected, 120 min gap, 60 min at 0, 60 min at 0.5, rest nothing.
+    values: list[float | None] = [1.0] * 600 + [None] * 120 + [0.0] * 60 + [0.5] * 60
+    add_samples(session, outpost, NOW - dt.timedelta(minutes=len(values)), values)
+
+    uptime = service.uptime_by_outpost(session, [outpost.id], NOW, ["24h"])[outpost.id]["24h"]
+
+    assert uptime.known_seconds == (600 + 60 + 60) * 60
+    assert uptime.connected_seconds == (600 + 30) * 60
+    assert uptime.ratio == pytest.approx(630 / 720)
+    assert uptime.unknown_seconds == 24 * 3600 - 720 * 60
+
+
+def test_uptime_without_data_is_none_not_100(session: Session) -> None:
+    outpost = make_outpost(session)
+    result = service.uptime_by_outpost(session, [outpost.id], NOW)[outpost.id]
+    assert {w: u.ratio for w, u in result.items()} == {"24h": None, "7d": None, "30d": None, "90d": None}
+    assert result["24h"].unknown_seconds == 86400
+
+
+def test_long_windows_read_rollups_plus_the_current_hour(session: Session) -> None:
+    outpost = make_outpost(session)
+    now = NOW + dt.timedelta(minutes=30)  # 12:30: the 12:00 hour is not rolled up yet
+    hour = NOW
+    # 10 days of rollups before the current hour: day -10..-8 disconnected, the rest connected.
+    hours = [(0.0, 3600.0)] * 48 + [(3600.0, 3600.0)] * (24 * 8)
+    add_rollups(session, outpost, hour - dt.timedelta(hours=len(hours)), hours)
+    # A rollup row for the current hour must be ignored (raw samples answer for it).
+    add_rollups(session, outpost, hour, [(0.0, 3600.0)])
+    add_samples(session, outpost, hour, [1.0] * 30)
+
+    result = service.uptime_by_outpost(session, [outpost.id], now, ["7d", "30d"])[outpost.id]
+
+    seven = result["7d"]
+    # 7 d before 12:30 is 12:30, floored to 12:00: 168 full hours + 30 min.
+    assert seven.window_seconds == 168 * 3600 + 1800
+    assert seven.known_seconds == 168 * 3600 + 1800
+    assert seven.ratio == 1.0
+    thirty = result["30d"]
+    assert thirty.known_seconds == 240 * 3600 + 1800
+    assert thirty.connected_seconds == 192 * 3600 + 1800
+    assert thirty.unknown_seconds == thirty.window_seconds - thirty.known_seconds
+
+
+def test_bulk_uptime_and_strips_use_a_fixed_number_of_queries(session: Session) -> None:
+    small = [make_outpost(session)]
+    large = [make_outpost(session) for _ in range(25)]
+    for outpost in small + large:
+        add_samples(session, outpost, NOW - dt.timedelta(hours=2), [1.0] * 120)
+
+    def count_queries(pks: list[int]) -> int:
+        statements: list[str] = []
+
+        def record(*args: object) -> None:
+            statements.append(str(args[2]))
+
+        bind = session.get_bind()
+        event.listen(bind, "before_cursor_execute", record)
+        try:
+            service.uptime_by_outpost(session, pks, NOW)
+            service.status_strips(session, pks, NOW)
+        finally:
+            event.remove(bind, "before_cursor_execute", record)
+        return len(statements)
+
+    assert count_queries([o.id for o in small]) == count_queries([o.id for o in large]) <= 4
+
+
+def test_strip_buckets_merge_runs_and_classify(session: Session) -> None:
+    outpost = make_outpost(session)
+    now = NOW  # 12:00, on a bucket boundary: 48 half-hours from 12:00 yesterday, last one empty
+    start = now - dt.timedelta(hours=24)
+    # 20 h connected, then 1 h gap, 30 min with one 0, 30 min degraded, 2 h connected.
+    values: list[float | None] = [1.0] * 1200 + [None] * 60 + [1.0] * 29 + [0.0] + [0.8] * 30 + [1.0] * 120
+    add_samples(session, outpost, start, values)
+
+    strip = service.status_strips(session, [outpost.id], now)[outpost.id]
+
+    assert [(s.state, s.width) for s in strip] == [
+        ("connected", 40),
+        ("unknown", 2),
+        ("disconnected", 1),
+        ("degraded", 1),
+        ("connected", 4),
+    ]
+    assert sum(s.width for s in strip) == service.STRIP_BUCKETS
+    assert strip[1].title.startswith("08:00 to 09:00 UTC: unknown")
+    assert "60 min unknown" in strip[1].title
+
+
+def test_bucket_state_rules() -> None:
+    start = NOW
+    end = NOW + dt.timedelta(minutes=30)
+    assert service.Bucket(start, end, 1800, 1800, 1.0).state == "connected"
+    assert service.Bucket(start, end, 600, 600, 1.0).state == "unknown"  # mostly a gap
+    assert service.Bucket(start, end, 60, 0, 0.0).state == "disconnected"  # a blip is never hidden
+    assert service.Bucket(start, end, 1800, 1700, 0.5).state == "degraded"
+    assert service.Bucket(start, end).state == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("range_key", "count", "source"),
+    [
+        ("6h", 360, "samples"),
+        ("24h", 288, "samples"),
+        ("7d", 168, "rollups"),
+        ("30d", 360, "rollups"),
+        ("90d", 360, "rollups"),
+    ],
+)
+def test_timeline_ranges(session: Session, range_key: str, count: int, source: str) -> None:
+    outpost = make_outpost(session)
+    add_samples(session, outpost, NOW - 6 * HOUR, [1.0] * 360)
+    add_rollups(session, outpost, NOW - 24 * 90 * HOUR, [(3600.0, 3600.0)] * (24 * 90))
+
+    chart = service.timeline(session, outpost, range_key, NOW + dt.timedelta(seconds=1))
+
+    assert chart.source == source
+    assert len(chart.buckets) == count
+    last_six_hours = [b for b in chart.buckets if b.start >= NOW - 6 * HOUR and b.end <= NOW]
+    assert last_six_hours and all(b.state == "connected" for b in last_six_hours)
+
+
+def test_timeline_gap_is_unknown(session: Session) -> None:
+    outpost = make_outpost(session)
+    add_samples(session, outpost, NOW - 6 * HOUR, [1.0] * 120 + [None] * 120 + [1.0] * 120)
+    chart = service.timeline(session, outpost, "6h", NOW)
+    states = [b.state for b in chart.buckets]
+    assert states[:120] == ["connected"] * 120
+    assert states[120:240] == ["unknown"] * 120
+    assert states[240:360] == ["connected"] * 120
+    assert all(b.connected_seconds == 0 for b in chart.buckets[120:240])
