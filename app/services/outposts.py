@@ -5,7 +5,6 @@ timelines, incidents and samples. Every query here is bulk (one per concern, nev
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -15,11 +14,11 @@ from sqlalchemy.orm import Session
 
 from app.db import time_bucket
 from app.models import ConnectedSample, HourlyRollup, Incident, Outpost, PollRun
+from app.services.fleet_rules import OUTPOST_ID_RE
 
 STATES = ("CONNECTED", "DEGRADED", "DISCONNECTED", "UNKNOWN")
 # Worst first: the default sort puts the Outposts that need attention on top.
 SEVERITY = {"DISCONNECTED": 0, "DEGRADED": 1, "UNKNOWN": 2, "CONNECTED": 3}
-OUTPOST_ID_RE = re.compile(r"^op-[0-9a-f]{17}$")
 
 WINDOWS: dict[str, dt.timedelta] = {
     "24h": dt.timedelta(hours=24),
@@ -45,7 +44,8 @@ SORTS = ("state", "name", "region", "since", "age", "uptime")
 
 
 def normalize_outpost_id(raw: str) -> str | None:
-    """The canonical (lower-case) Outpost ID, or None when `raw` is not `op-` + 17 hex digits."""
+    """The canonical Outpost ID, or None when `raw` is not `op-` + 17 hex digits (reads accept
+    upper case: a pasted ID should find its Outpost)."""
     value = raw.strip().lower()
     return value if OUTPOST_ID_RE.match(value) else None
 

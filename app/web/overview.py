@@ -158,6 +158,8 @@ def index(
         fragment = _cache(request, ttl).get_or_render(key, render_fragment)
     except SQLAlchemyError as exc:
         log.exception("overview: database error")
+        # PostgreSQL refuses every later statement of an aborted transaction (and the commit).
+        session.rollback()
         fragment = None
         regions = []
         status_code = 503
