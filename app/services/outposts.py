@@ -1,5 +1,6 @@
-"""Read side of connectivity: the fleet list with filters, uptime per window, 24-hour status strips,
-timelines, incidents and samples. Every query here is bulk (one per concern, never one per Outpost).
+"""Read side of connectivity for the pages and the API: the fleet list with filters, 24-hour status
+strips, timelines, incidents and samples. Uptime and the dashboard's vantage come from
+app.services.connectivity (the write side owns their definition). Every query is bulk.
 """
 
 from __future__ import annotations
@@ -9,24 +10,18 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.db import time_bucket
 from app.models import ConnectedSample, HourlyRollup, Incident, Outpost, PollRun
+from app.services.connectivity import STATES, WINDOWS, Uptime, Vantage, aws_vantage, uptime_bulk
 from app.services.fleet_rules import OUTPOST_ID_RE
 
-STATES = ("CONNECTED", "DEGRADED", "DISCONNECTED", "UNKNOWN")
 # Worst first: the default sort puts the Outposts that need attention on top.
 SEVERITY = {"DISCONNECTED": 0, "DEGRADED": 1, "UNKNOWN": 2, "CONNECTED": 3}
 
-WINDOWS: dict[str, dt.timedelta] = {
-    "24h": dt.timedelta(hours=24),
-    "7d": dt.timedelta(days=7),
-    "30d": dt.timedelta(days=30),
-    "90d": dt.timedelta(days=90),
-}
-# Raw samples answer windows up to this length; longer ones read hourly rollups.
+# Timelines up to this length read raw samples; longer ones read hourly rollups.
 RAW_WINDOW_LIMIT = dt.timedelta(hours=24)
 
 # Timeline ranges: (length, bucket width). Buckets are aligned to multiples of their width.
@@ -51,24 +46,6 @@ def normalize_outpost_id(raw: str) -> str | None:
 
 
 # ---------------------------------------------------------------- value objects
-
-
-@dataclass(frozen=True)
-class Uptime:
-    """Connected time over known time in one window; unknown time is reported, never guessed."""
-
-    window: str
-    window_seconds: float
-    known_seconds: float
-    connected_seconds: float
-
-    @property
-    def ratio(self) -> float | None:
-        return self.connected_seconds / self.known_seconds if self.known_seconds > 0 else None
-
-    @property
-    def unknown_seconds(self) -> float:
-        return max(0.0, self.window_seconds - self.known_seconds)
 
 
 @dataclass(frozen=True)
@@ -142,15 +119,6 @@ class OverviewRow:
     outpost: Outpost
     uptime: dict[str, Uptime]
     strip: list[StripSegment]
-
-
-@dataclass(frozen=True)
-class Vantage:
-    """Whether this dashboard can reach AWS, judged from its own connectivity polls."""
-
-    reachable: bool
-    since: dt.datetime | None
-    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -242,23 +210,6 @@ def latest_poll_runs(session: Session, job: str = "connectivity") -> tuple[PollR
     return last, last_ok
 
 
-def dashboard_vantage(session: Session, now: dt.datetime) -> Vantage | None:
-    """Can the dashboard reach AWS? Judged from the connectivity runs: failing since the first
-    failure after the last success. None before any run finished."""
-    last, last_ok = latest_poll_runs(session)
-    if last is None:
-        return None
-    if last.outcome == "ok":
-        return Vantage(reachable=True, since=last.finished_at)
-    stmt = select(func.min(PollRun.started_at)).where(
-        PollRun.job == "connectivity", PollRun.finished_at.is_not(None), PollRun.outcome != "ok"
-    )
-    if last_ok is not None and last_ok.finished_at is not None:
-        stmt = stmt.where(PollRun.started_at >= last_ok.finished_at)
-    since = session.scalar(stmt)
-    return Vantage(reachable=False, since=since or last.started_at, error=last.error)
-
-
 # ---------------------------------------------------------------- uptime
 
 
@@ -275,66 +226,9 @@ def _ceil(moment: dt.datetime, seconds: int) -> dt.datetime:
 def uptime_by_outpost(
     session: Session, outpost_pks: Sequence[int], now: dt.datetime, windows: Iterable[str] = tuple(WINDOWS)
 ) -> dict[int, dict[str, Uptime]]:
-    """Uptime of many Outposts for each window, in at most three queries.
-
-    Windows up to 24 h sum raw samples; longer ones sum hourly rollups of completed hours (from the
-    hour that contains the window's start) plus raw samples of the current hour.
-    """
-    wanted = [w for w in WINDOWS if w in set(windows)]
-    result: dict[int, dict[str, Uptime]] = {pk: {} for pk in outpost_pks}
-    if not outpost_pks or not wanted:
-        return result
-    pks = list(outpost_pks)
-    connected = ConnectedSample.value * ConnectedSample.period_seconds
-
-    for window in (w for w in wanted if WINDOWS[w] <= RAW_WINDOW_LIMIT):
-        start = now - WINDOWS[window]
-        rows = session.execute(
-            select(ConnectedSample.outpost_pk, func.sum(connected), func.sum(ConnectedSample.period_seconds))
-            .where(ConnectedSample.outpost_pk.in_(pks), ConnectedSample.ts >= start, ConnectedSample.ts < now)
-            .group_by(ConnectedSample.outpost_pk)
-        ).all()
-        raw_sums = {pk: (float(c or 0), float(k or 0)) for pk, c, k in rows}
-        seconds = WINDOWS[window].total_seconds()
-        for pk in pks:
-            c, k = raw_sums.get(pk, (0.0, 0.0))
-            result[pk][window] = Uptime(window, seconds, min(k, seconds), min(c, seconds))
-
-    long_windows = [w for w in wanted if WINDOWS[w] > RAW_WINDOW_LIMIT]
-    if long_windows:
-        hour = _floor(now, 3600)
-        starts = {w: _floor(now - WINDOWS[w], 3600) for w in long_windows}
-        earliest = min(starts.values())
-        columns = []
-        for w in long_windows:
-            in_window = HourlyRollup.hour >= starts[w]
-            columns.append(func.sum(case((in_window, HourlyRollup.connected_seconds), else_=0.0)))
-            columns.append(func.sum(case((in_window, HourlyRollup.known_seconds), else_=0.0)))
-        rollup_rows = session.execute(
-            select(HourlyRollup.outpost_pk, *columns)
-            .where(HourlyRollup.outpost_pk.in_(pks), HourlyRollup.hour >= earliest, HourlyRollup.hour < hour)
-            .group_by(HourlyRollup.outpost_pk)
-        ).all()
-        rollups = {row[0]: [float(v or 0) for v in row[1:]] for row in rollup_rows}
-        current = {
-            pk: (float(c or 0), float(k or 0))
-            for pk, c, k in session.execute(
-                select(
-                    ConnectedSample.outpost_pk, func.sum(connected), func.sum(ConnectedSample.period_seconds)
-                )
-                .where(ConnectedSample.outpost_pk.in_(pks), ConnectedSample.ts >= hour)
-                .group_by(ConnectedSample.outpost_pk)
-            )
-        }
-        for pk in pks:
-            sums = rollups.get(pk, [0.0] * (2 * len(long_windows)))
-            cur_c, cur_k = current.get(pk, (0.0, 0.0))
-            for i, w in enumerate(long_windows):
-                seconds = (now - starts[w]).total_seconds()
-                k = min(seconds, sums[2 * i + 1] + cur_k)
-                c = min(k, sums[2 * i] + cur_c)
-                result[pk][w] = Uptime(w, seconds, k, c)
-    return result
+    """Uptime of many Outposts per window: conncore's bulk query (rollups for whole hours, raw
+    samples for the partial first hour), in a fixed number of queries."""
+    return uptime_bulk(session, outpost_pks, list(windows), now)
 
 
 # ---------------------------------------------------------------- buckets (strips and timelines)
@@ -550,3 +444,8 @@ def list_samples(
     session: Session, outpost_pk: int, start: dt.datetime, end: dt.datetime
 ) -> list[ConnectedSample]:
     return list(iter_samples(session, outpost_pk, start, end))
+
+
+def dashboard_vantage(session: Session, now: dt.datetime) -> Vantage:
+    """Can this dashboard reach AWS (from the connectivity poll runs)?"""
+    return aws_vantage(session, now)

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from app import schemas
 from app.models import Outpost, PollRun
 from app.services import outposts as service
+from app.services.connectivity import STATES, Uptime
 from app.web.chart import timeline_svg
 from app.web.deps import DbSession
 from app.web.security import Role, requires
@@ -85,13 +86,13 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
-def _uptime_windows(uptime: dict[str, service.Uptime]) -> tuple[schemas.UptimeWindows, schemas.UptimeWindows]:
+def _uptime_windows(uptime: dict[str, Uptime]) -> tuple[schemas.UptimeWindows, schemas.UptimeWindows]:
     ratios = {w: (u.ratio if u.ratio is None else round(u.ratio, 6)) for w, u in uptime.items()}
     unknown = {w: round(u.unknown_seconds, 1) for w, u in uptime.items()}
     return schemas.UptimeWindows.model_validate(ratios), schemas.UptimeWindows.model_validate(unknown)
 
 
-def _outpost_out(request: Request, outpost: Outpost, uptime: dict[str, service.Uptime]) -> dict[str, object]:
+def _outpost_out(request: Request, outpost: Outpost, uptime: dict[str, Uptime]) -> dict[str, object]:
     ratios, unknown = _uptime_windows(uptime)
     return {
         "outpost_id": outpost.outpost_id,
@@ -215,10 +216,8 @@ def api_list(
     state: Annotated[str | None, Query(description="Only Outposts in this state.")] = None,
     region: Annotated[str | None, Query(description="Only Outposts in this region.")] = None,
 ) -> dict[str, object]:
-    if state and state.upper() not in service.STATES:
-        raise _invalid(
-            ("query", "state"), f"state must be one of {', '.join(service.STATES)} (got {state!r})"
-        )
+    if state and state.upper() not in STATES:
+        raise _invalid(("query", "state"), f"state must be one of {', '.join(STATES)} (got {state!r})")
     now = _now()
     outposts = service.list_outposts(
         session, state=state.upper() if state else None, region=region, sort="name"

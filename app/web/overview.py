@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
 from app.services import outposts as service
+from app.services.connectivity import STATES, Vantage
 from app.web.deps import AppSettings, DbSession
 from app.web.security import Role, requires
 from app.web.templating import is_htmx_partial, render, templates
@@ -106,8 +107,8 @@ def index(
     state = state.upper() if state else None
     filters = {"state": state or "", "region": region or "", "sort": sort}
     problems = []
-    if state and state not in service.STATES:
-        problems.append(f"state must be one of {', '.join(service.STATES)} (got {state!r})")
+    if state and state not in STATES:
+        problems.append(f"state must be one of {', '.join(STATES)} (got {state!r})")
     if sort.lstrip("-") not in service.SORTS:
         problems.append(f"sort must be one of {', '.join(service.SORTS)} (got {sort!r})")
     if problems:
@@ -183,7 +184,7 @@ def index(
     )
 
 
-def _vantage_for_template(request: Request) -> service.Vantage | None:
+def _vantage_for_template(request: Request) -> Vantage | None:
     """The dashboard's own view of AWS, for the banner on every page; never breaks a page."""
     factory = getattr(request.app.state, "session_factory", None)
     if factory is None:

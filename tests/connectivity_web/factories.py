@@ -13,7 +13,10 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from app.db import upsert
+from app.integrations.cloudwatch import Datapoint
 from app.models import ConnectedSample, HourlyRollup, Incident, Outpost, PollRun
+from app.services.connectivity import record_samples
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 _counter = itertools.count(1)
@@ -64,20 +67,24 @@ def add_samples(
     *,
     period: int = 60,
 ) -> None:
-    """One sample per period from `start`; None leaves a gap (no datapoint)."""
-    rows = [
-        {
-            "outpost_pk": outpost.id,
-            "ts": start + dt.timedelta(seconds=i * period),
-            "value": v,
-            "period_seconds": period,
-        }
+    """One sample per period from `start`; None leaves a gap (no datapoint).
+
+    Written through the poller's own service, so hourly rollups, incidents and the Outpost's
+    last_sample_at follow exactly as they would in production.
+    """
+    points = [
+        Datapoint(ts=start + dt.timedelta(seconds=i * period), value=v, period=period)
         for i, v in enumerate(values)
         if v is not None
     ]
-    if rows:
-        session.execute(insert(ConnectedSample), rows)
+    record_samples(session, {outpost.id: points})
     session.flush()
+
+
+def insert_raw_samples(session: Session, rows: Sequence[dict[str, object]]) -> None:
+    """Bulk insert of sample rows without rollups or incidents (benchmark-sized seeding)."""
+    if rows:
+        session.execute(insert(ConnectedSample), list(rows))
 
 
 def add_rollups(
@@ -86,7 +93,10 @@ def add_rollups(
     start_hour: dt.datetime,
     hours: Iterable[tuple[float, float] | None],
 ) -> None:
-    """One rollup per hour from `start_hour`: (connected_seconds, known_seconds); None = no row."""
+    """One rollup per hour from `start_hour`: (connected_seconds, known_seconds); None = no row.
+
+    Hours that already have a rollup (made from samples by `add_samples`) are left as they are.
+    """
     rows = []
     for i, pair in enumerate(hours):
         if pair is None:
@@ -104,8 +114,7 @@ def add_rollups(
                 "samples": int(known // 60),
             }
         )
-    if rows:
-        session.execute(insert(HourlyRollup), rows)
+    upsert(session, HourlyRollup.__table__, rows, conflict_columns=("outpost_pk", "hour"))  # type: ignore[arg-type]
     session.flush()
 
 

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from tests.connectivity_web.factories import add_incident, add_rollups, add_samples, make_outpost
+from tests.connectivity_web.factories import add_rollups, add_samples, make_outpost
 
 
 @pytest.mark.parametrize("range_key", ["6h", "24h", "7d", "30d", "90d"])
@@ -53,24 +53,16 @@ def test_gap_is_drawn_unknown_not_connected(client: TestClient, session: Session
 
 def test_incidents_and_uptime_table(client: TestClient, session: Session, now: dt.datetime) -> None:
     outpost = make_outpost(session, state="DISCONNECTED", last_error="AccessDenied: User is not authorized")
+    # The poller's service derives the incidents: one 45 min at 0.4 two days ago, one ongoing.
+    add_samples(session, outpost, now - dt.timedelta(days=2), [0.4] * 45 + [1.0] * 5)
     add_samples(session, outpost, now - dt.timedelta(hours=2), [1.0] * 60 + [0.0] * 60)
-    add_incident(
-        session, outpost, now - dt.timedelta(hours=1), None, last_below_at=now - dt.timedelta(minutes=1)
-    )
-    add_incident(
-        session,
-        outpost,
-        now - dt.timedelta(days=1),
-        now - dt.timedelta(days=1) + dt.timedelta(minutes=45),
-        worst_value=0.4,
-    )
 
     html = client.get(f"/outposts/{outpost.outpost_id}").text
 
     table = html[html.index('id="incidents-table"') :]
     rows = re.findall(r"<tr class=\"(ongoing)?\">(.*?)</tr>", table, re.S)
     assert len(rows) == 2
-    assert rows[0][0] == "ongoing" and "59 min so far" in rows[0][1]
+    assert rows[0][0] == "ongoing" and "1 h so far" in rows[0][1]
     assert rows[1][0] == "" and "45 min" in rows[1][1] and "0.40" in rows[1][1]
     uptime = html[html.index('id="uptime-table"') :]
     assert '<tr data-window="24h">' in uptime and "50.000%" in uptime

@@ -124,7 +124,7 @@ def test_failed_poll_and_outpost_errors_are_shown(
     add_poll_run(
         session,
         finished_at=now - dt.timedelta(minutes=1),
-        outcome="error",
+        outcome="unreachable",
         error="EndpointConnectionError: monitoring.us-west-2",
     )
     html = client.get("/").text
@@ -142,7 +142,7 @@ def test_failed_poll_and_outpost_errors_are_shown(
 def test_vantage_banner_absent_when_polls_succeed(
     client: TestClient, session: Session, now: dt.datetime
 ) -> None:
-    add_poll_run(session, finished_at=now - dt.timedelta(minutes=1), outcome="error", error="boom")
+    add_poll_run(session, finished_at=now - dt.timedelta(minutes=1), outcome="unreachable", error="boom")
     add_poll_run(session, finished_at=now)
     assert "cannot reach AWS" not in client.get("/").text
 
