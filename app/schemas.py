@@ -55,6 +55,28 @@ class OutpostCreate(BaseModel):
         return value or None
 
 
+class OutpostUpdate(BaseModel):
+    """Fields to change on an Outpost; omitted fields stay, `account_id: null` clears the account."""
+
+    name: str | None = Field(default=None, max_length=fleet_rules.NAME_MAX)
+    account_id: str | None = Field(default=None, examples=["123456789012"])
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None:
+            value = value.strip()
+            _check(fleet_rules.name_problem(value))
+        return value
+
+    @field_validator("account_id")
+    @classmethod
+    def _account(cls, value: str | None) -> str | None:
+        value = value.strip() if value else None
+        _check(fleet_rules.account_id_problem(value))
+        return value
+
+
 class ClusterCreate(BaseModel):
     """A local cluster added through the API (source: manual)."""
 

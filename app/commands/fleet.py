@@ -157,6 +157,23 @@ def add_outpost_command(
     typer.echo(f"added Outpost {outpost_id} ({name}, {region})")
 
 
+@app.command("update-outpost")
+def update_outpost_command(
+    outpost_id: str = typer.Argument(..., help="Outpost ID to change."),
+    name: str | None = typer.Option(None, "--name", help="New display name."),
+    account: str | None = typer.Option(None, "--account", help="12-digit owner account ('' clears it)."),
+) -> None:
+    """Rename an Outpost or set its account (discovered Outposts are named by their ID)."""
+    if name is None and account is None:
+        _fail("nothing to change: pass --name and/or --account")
+    with _transaction() as session:
+        outpost = fleet_service.update_outpost(
+            session, outpost_id, name=name, account_id=account, actor=CLI_ACTOR
+        )
+        summary = f"{outpost.outpost_id}: {outpost.name}, account {outpost.account_id or '-'}"
+    typer.echo(f"updated Outpost {summary}")
+
+
 @app.command("remove-outpost")
 def remove_outpost_command(
     outpost_id: str = typer.Argument(..., help="Outpost ID to remove."),
@@ -193,6 +210,22 @@ def remove_cluster_command(
 # ---------------------------------------------------------------- fleet file
 
 
+@app.command("validate")
+def validate_command(
+    path: Annotated[Path, typer.Argument(help="Fleet file (YAML) to check.")],
+) -> None:
+    """Check a fleet file without a database (for CI in the repository that holds it)."""
+    try:
+        fleet = load_fleet_file(path)
+    except FleetFileError as exc:
+        _fail(f"{path} is invalid:\n{exc}")
+        return
+    typer.echo(
+        f"{path}: valid ({len(fleet.outposts)} Outposts, {len(fleet.clusters)} clusters, "
+        f"discovery regions: {', '.join(fleet.discovery_regions) or 'none'})"
+    )
+
+
 @app.command("apply")
 def apply_command(
     path: Annotated[Path, typer.Argument(help="Fleet file (YAML) to validate and apply.")],
@@ -220,6 +253,13 @@ def apply_command(
             session.close()
     for change in changes.changes:
         typer.echo(str(change))
+    configured = _settings().fleet_file
+    if not dry_run and configured is not None and configured.resolve() != path.resolve():
+        typer.echo(
+            f"note: LIFELINE_FLEET_FILE is {configured}; the scheduler makes the fleet match that file "
+            "on its next run",
+            err=True,
+        )
     prefix = "dry run, nothing changed: would be " if dry_run else ""
     typer.echo(
         f"{prefix}{changes.summary()}" if changes.changes else "no changes: the fleet matches the file"

@@ -22,6 +22,7 @@ from app.schemas import (
     FleetOutpostOut,
     HealthIssueOut,
     OutpostCreate,
+    OutpostUpdate,
     PollRunOut,
 )
 from app.services import fleet as fleet_service
@@ -82,6 +83,7 @@ def _page_context(
         "notice": request.query_params.get("notice", "")[:200],
         "outpost_form": {"values": {}, "errors": {}},
         "cluster_form": {"values": {}, "errors": {}},
+        "rename_form": {"values": {}, "errors": {}},
         "error": None,
     }
     context.update(extra)
@@ -151,6 +153,28 @@ def add_outpost_form(
     except fleet_service.FleetError as exc:
         return _form_error(request, session, settings, principal, form="outpost_form", values=values, exc=exc)
     return _done(request, f"Added Outpost {outpost_id.strip()}.")
+
+
+@router.post("/fleet/outposts/edit", name="fleet.update_outpost")
+def update_outpost_form(
+    request: Request,
+    session: DbSession,
+    settings: AppSettings,
+    principal: AdminPrincipal,
+    outpost_id: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
+    account_id: Annotated[str, Form()] = "",
+) -> Response:
+    values = {"outpost_id": outpost_id, "name": name, "account_id": account_id}
+    try:
+        if not outpost_id:
+            raise fleet_service.FleetValidationError({"outpost_id": "choose an Outpost"})
+        fleet_service.update_outpost(
+            session, outpost_id, name=name or None, account_id=account_id, actor=_actor(principal)
+        )
+    except fleet_service.FleetError as exc:
+        return _form_error(request, session, settings, principal, form="rename_form", values=values, exc=exc)
+    return _done(request, f"Updated Outpost {outpost_id}.")
 
 
 @router.post("/fleet/clusters", name="fleet.add_cluster")
@@ -301,6 +325,30 @@ def api_add_outpost(body: OutpostCreate, session: DbSession, principal: AdminPri
             region=body.region,
             account_id=body.account_id,
             actor=_actor(principal),
+        )
+    except fleet_service.FleetError as exc:
+        raise _api_error(exc) from None
+    session.refresh(outpost)
+    return outpost_out(outpost)
+
+
+@router.patch(
+    "/api/v1/fleet/outposts/{outpost_id}",
+    name="fleet.api_update_outpost",
+    response_model=FleetOutpostOut,
+    tags=["fleet"],
+    responses={404: {"description": "No such Outpost"}, 409: {"description": "Managed by the fleet file"}},
+)
+def api_update_outpost(
+    outpost_id: str, body: OutpostUpdate, session: DbSession, principal: AdminPrincipal
+) -> FleetOutpostOut:
+    """Rename an Outpost or set its account (not file-managed ones: edit the file)."""
+    account: str | None = None
+    if "account_id" in body.model_fields_set:
+        account = body.account_id or ""
+    try:
+        outpost = fleet_service.update_outpost(
+            session, outpost_id, name=body.name, account_id=account, actor=_actor(principal)
         )
     except fleet_service.FleetError as exc:
         raise _api_error(exc) from None

@@ -25,7 +25,17 @@ def run(*args: str) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize(
     "command",
-    ["list", "add-outpost", "remove-outpost", "add-cluster", "remove-cluster", "apply", "discover"],
+    [
+        "list",
+        "add-outpost",
+        "remove-outpost",
+        "add-cluster",
+        "remove-cluster",
+        "apply",
+        "discover",
+        "update-outpost",
+        "validate",
+    ],
 )
 def test_every_command_has_help(command: str) -> None:
     code, out, _ = run(command, "--help")
@@ -175,3 +185,26 @@ def test_discover_a_region(
     monkeypatch.setenv("LIFELINE_AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     code, _, err = run("discover", "--region", "us-west-2")
     assert code == 1 and "us-west-2: failed: EndpointConnectionError" in err
+
+
+def test_update_outpost(cli_db: str) -> None:
+    run("add-outpost", OP_A, "--name", "x", "--region", "us-west-2")
+    code, out, _ = run("update-outpost", OP_A, "--name", "Plant 7", "--account", "123456789012")
+    assert code == 0 and f"updated Outpost {OP_A}: Plant 7, account 123456789012" in out
+    code, _, err = run("update-outpost", OP_A)
+    assert code == 1 and "nothing to change" in err
+
+
+def test_validate_needs_no_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIFELINE_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    path = tmp_path / "fleet.yaml"
+    path.write_text(FLEET + "discovery:\n  regions: [us-west-2]\n")
+    code, out, _ = run("validate", str(path))
+    assert code == 0 and "valid (1 Outposts, 1 clusters, discovery regions: us-west-2)" in out
+    path.write_text("outposts:\n  - id: op-1\n")
+    code, _, err = run("validate", str(path))
+    assert code == 1
+    assert (
+        f"{path}:2: Outpost op-1: name is missing" in err
+        and f"{path}:2: Outpost op-1: region is missing" in err
+    )

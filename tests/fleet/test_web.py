@@ -236,3 +236,41 @@ def test_api_refuses_to_remove_file_managed_entries(client: TestClient, session:
     assert response.status_code == 409
     assert "managed by the fleet file" in response.json()["detail"]
     assert client.delete("/api/v1/fleet/clusters/us-west-2/plant7-local").status_code == 409
+
+
+def test_rename_form(client: TestClient, session: Session, rendering: dict[str, str]) -> None:
+    _seed(session)
+    page = client.get("/fleet").text
+    rename_form = page[page.index('id="rename-form"') :].split("</form>")[0]
+    # Only non-file Outposts can be renamed here.
+    assert f'<option value="{OP_B}"' in rename_form and f'<option value="{OP_A}"' not in rename_form
+
+    bad = client.post(
+        "/fleet/outposts/edit", data={"outpost_id": OP_B, "account_id": "42"}, headers=rendering
+    )
+    assert bad.status_code == 422
+    assert "&#39;42&#39; is not an AWS account ID" in bad.text
+    expected = "fleet/_rename_form.html" if rendering else "fleet/index.html"
+    assert bad.template.name == expected  # type: ignore[attr-defined]
+
+    ok = client.post(
+        "/fleet/outposts/edit",
+        data={"outpost_id": OP_B, "name": "Plant 9, hall 2", "account_id": "123456789012"},
+        headers=rendering,
+        follow_redirects=False,
+    )
+    assert ok.status_code == (204 if rendering else 303)
+    outpost = fleet_service.get_outpost_or_none(session, OP_B)
+    assert outpost is not None and (outpost.name, outpost.account_id) == ("Plant 9, hall 2", "123456789012")
+
+
+def test_api_patch_outpost(client: TestClient, session: Session) -> None:
+    _seed(session)
+    response = client.patch(f"/api/v1/fleet/outposts/{OP_B}", json={"account_id": "123456789012"})
+    assert response.status_code == 200
+    assert response.json()["account_id"] == "123456789012" and response.json()["name"] == "Plant 9"
+    cleared = client.patch(f"/api/v1/fleet/outposts/{OP_B}", json={"account_id": None})
+    assert cleared.json()["account_id"] is None
+    assert client.patch(f"/api/v1/fleet/outposts/{OP_A}", json={"name": "x"}).status_code == 409
+    invalid = client.patch(f"/api/v1/fleet/outposts/{OP_B}", json={"name": "  "})
+    assert invalid.status_code == 422 and invalid.json()["detail"][0]["loc"] == ["body", "name"]
