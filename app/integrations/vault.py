@@ -103,3 +103,10 @@ class Vault:
     @staticmethod
     def _aad(context: str) -> bytes:
         return f"{FORMAT_VERSION}|{context}".encode()
+
+
+def vault_or_none(data_key: str | None, data_key_file: Path | None) -> Vault | None:
+    """The vault when a data key is configured, None when none is (a bad key raises DataKeyError)."""
+    if not data_key and data_key_file is None:
+        return None
+    return Vault(load_data_key(data_key, data_key_file))

@@ -40,7 +40,9 @@ class Credential(Base):
     # Names of the Kubernetes objects Lifeline created, so it can clean them up.
     csr_name: Mapped[str | None] = mapped_column(String(253))
     binding_name: Mapped[str | None] = mapped_column(String(253))
-    # issuing -> active | failed; active -> revoked.
+    # A renewal is a new row for the same identity and binding; the old row becomes `renewed`.
+    renewal_of_id: Mapped[int | None] = mapped_column(ForeignKey("credentials.id", ondelete="SET NULL"))
+    # issuing -> active | failed; active -> revoked | renewed.
     status: Mapped[str] = mapped_column(String(16), default="issuing", index=True)
     failed_step: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
@@ -48,8 +50,6 @@ class Credential(Base):
     issued_by_user_id: Mapped[int | None] = mapped_column(Integer, index=True)
     issued_by: Mapped[str] = mapped_column(String(150))
     issued_at: Mapped[dt.datetime | None]
-    # Set while a renewal is running (the active certificate stays usable meanwhile).
-    renewing: Mapped[bool] = mapped_column(default=False)
     renewed_at: Mapped[dt.datetime | None]
     last_verified_at: Mapped[dt.datetime | None]
     last_verified_ok: Mapped[bool | None]
@@ -61,7 +61,7 @@ class Credential(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    cluster: Mapped[Cluster] = relationship()
+    cluster: Mapped[Cluster] = relationship(lazy="joined")
     events: Mapped[list[CredentialEvent]] = relationship(
         back_populates="credential", order_by="CredentialEvent.id", cascade="all, delete-orphan"
     )

@@ -49,13 +49,13 @@ def upgrade() -> None:
         sa.Column("control_plane_ips", sa.JSON(), nullable=False),
         sa.Column("csr_name", sa.String(253)),
         sa.Column("binding_name", sa.String(253)),
+        sa.Column("renewal_of_id", sa.Integer()),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("failed_step", sa.String(32)),
         sa.Column("error", sa.Text()),
         sa.Column("issued_by_user_id", sa.Integer()),
         sa.Column("issued_by", sa.String(150), nullable=False),
         sa.Column("issued_at", UTCDateTime()),
-        sa.Column("renewing", sa.Boolean(), nullable=False),
         sa.Column("renewed_at", UTCDateTime()),
         sa.Column("last_verified_at", UTCDateTime()),
         sa.Column("last_verified_ok", sa.Boolean()),
@@ -72,6 +72,12 @@ def upgrade() -> None:
             ["clusters.id"],
             name=op.f("fk_credentials_cluster_pk_clusters"),
             ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["renewal_of_id"],
+            ["credentials.id"],
+            name=op.f("fk_credentials_renewal_of_id_credentials"),
+            ondelete="SET NULL",
         ),
     )
     op.create_index(op.f("ix_credentials_cluster_pk"), "credentials", ["cluster_pk"])
