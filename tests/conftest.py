@@ -297,3 +297,25 @@ def kubectl() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+# ---------------------------------------------------------------- Kubernetes simulator (issue 3)
+# `simulated_cluster(**kwargs)` starts an `app.simulator.SimulatedCluster` (see its module docstring
+# for every argument) on a free loopback port and stops it after the test.
+
+
+@pytest.fixture
+def simulated_cluster() -> Iterator[Any]:
+    """Factory: `sim = simulated_cluster(name="plant7-local", manifests=[...])`, already started."""
+    from app.simulator import SimulatedCluster
+
+    started: list[SimulatedCluster] = []
+
+    def factory(**kwargs: Any) -> SimulatedCluster:
+        sim = SimulatedCluster(**kwargs).start()
+        started.append(sim)
+        return sim
+
+    yield factory
+    for sim in started:
+        sim.stop()
