@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -14,16 +15,22 @@ app = typer.Typer(help="simulate commands", no_args_is_help=True)
 
 @app.command("cluster")
 def cluster(
-    manifests: Path = typer.Option(
-        ..., "--manifests", help="Multi-document YAML or a List (kubectl -o yaml)."
-    ),
+    manifests: Annotated[
+        Path, typer.Option("--manifests", help="Multi-document YAML or a List (kubectl -o yaml).")
+    ],
     port: int = typer.Option(0, "--port", min=0, max=65535, help="Port on 127.0.0.1 (0 picks a free one)."),
-    state_dir: Path | None = typer.Option(
-        None, "--state-dir", help="Keeps the cluster CA and id across restarts (ca.key is mode 0600)."
-    ),
-    write_kubeconfig: Path | None = typer.Option(
-        None, "--write-kubeconfig", help="Write an x509 cluster-admin (system:masters) kubeconfig here."
-    ),
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir", help="Keeps the cluster CA and id across restarts (ca.key is mode 0600)."
+        ),
+    ] = None,
+    write_kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-kubeconfig", help="Write an x509 cluster-admin (system:masters) kubeconfig here."
+        ),
+    ] = None,
     disconnected: bool = typer.Option(False, "--disconnected", help="Start with the Outpost disconnected."),
     name: str = typer.Option("local-cluster", "--name", help="Cluster name (kubeconfig context)."),
     endpoint_hostname: str | None = typer.Option(
@@ -66,9 +73,8 @@ def cluster(
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     typer.echo(f"simulated cluster {name} at {sim.url} (cluster id {sim.cluster_uid})")
-    typer.echo(
-        f"  outpost {'disconnected' if disconnected else 'connected'}: POST {sim.url}/-/disconnect or /-/connect"
-    )
+    state = "disconnected" if disconnected else "connected"
+    typer.echo(f"  outpost {state}: POST {sim.url}/-/disconnect or {sim.url}/-/connect")
     if write_kubeconfig is not None:
         sim.write_admin_kubeconfig(write_kubeconfig)
         typer.echo(f"  admin kubeconfig: {write_kubeconfig} (kubernetes-admin, system:masters)")
