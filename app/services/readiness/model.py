@@ -12,7 +12,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.integrations.readiness_aws import AlarmFact, CertificateFact, InstanceNetworkLimits
 from app.services.readiness.pods import PodDigest
+
+__all__ = [
+    "AlarmFact",
+    "AwsFacts",
+    "CertificateFact",
+    "CheckContext",
+    "ClusterFacts",
+    "ClusterSnapshot",
+    "CredentialFact",
+    "Evidence",
+    "Finding",
+    "InstanceNetworkLimits",
+    "Severity",
+    "Status",
+]
 
 
 class Status(enum.StrEnum):
@@ -123,42 +139,6 @@ class ClusterFacts:
     health_issues: tuple[Mapping[str, Any], ...] = ()
     # When the status was last seen to change (to spot a cluster stuck in CREATING/UPDATING).
     status_since: dt.datetime | None = None
-
-
-@dataclass(frozen=True)
-class AlarmFact:
-    name: str
-    namespace: str
-    metric_name: str
-    dimensions: Mapping[str, str]
-    comparison: str
-    threshold: float
-    statistic: str
-    period: int
-    evaluation_periods: int
-    treat_missing_data: str | None
-    actions: tuple[str, ...]
-    state: str
-
-
-@dataclass(frozen=True)
-class InstanceNetworkLimits:
-    instance_type: str
-    max_enis: int
-    ipv4_per_eni: int
-
-    @property
-    def max_pods(self) -> int:
-        """ENIs x (IPv4 per ENI - 1) + 2: the first IP of each ENI is the node's, +2 host-network pods."""
-        return self.max_enis * (self.ipv4_per_eni - 1) + 2
-
-
-@dataclass(frozen=True)
-class CertificateFact:
-    arn: str
-    domain: str
-    not_after: dt.datetime | None
-    status: str
 
 
 @dataclass(frozen=True)
