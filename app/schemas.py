@@ -242,3 +242,57 @@ class SampleListOut(BaseModel):
     start: dt.datetime
     end: dt.datetime
     samples: list[SampleOut]
+# readiness
+
+
+class EvidenceOut(BaseModel):
+    kind: str
+    namespace: str | None
+    name: str
+    detail: str = ""
+
+
+class FindingOut(BaseModel):
+    check_id: str = Field(description="Stable check ID (see the README's checks table)")
+    title: str
+    severity: str = Field(description="critical, high, medium, low or info")
+    status: str = Field(description="pass, warn, fail, unknown or accepted")
+    summary: str
+    evidence: list[EvidenceOut]
+    remediation: str
+    guide_section: str
+    exemption: dict[str, Any] | None = Field(
+        default=None, description="Who accepted the risk, why, until when"
+    )
+
+
+class ClusterReadinessOut(BaseModel):
+    name: str
+    region: str
+    outpost_id: str | None
+    status: str | None = Field(description="EKS status (DescribeCluster)")
+    reachable: bool | None = Field(description="Whether the last poll reached the Kubernetes API")
+    auth_path: str = Field(description="iam, x509 or none: the path that worked on the last poll")
+    iam_error: str | None
+    x509_error: str | None
+    score: int | None = Field(description="Readiness score 0-100 (formula in the README)")
+    horizon_hours: int
+    counts: dict[str, int]
+    last_polled_at: dt.datetime | None
+    last_success_at: dt.datetime | None
+    last_error: str | None
+    worst: list[FindingOut] = Field(description="Up to three most urgent findings")
+
+
+class ScorePointOut(BaseModel):
+    polled_at: dt.datetime
+    score: int | None
+    reachable: bool
+    auth_path: str
+
+
+class ClusterDetailOut(ClusterReadinessOut):
+    nodes: list[dict[str, Any]]
+    facts: dict[str, Any]
+    findings: list[FindingOut]
+    history: list[ScorePointOut]

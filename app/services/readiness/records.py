@@ -364,3 +364,54 @@ def set_horizon(session: Session, cluster: Cluster, hours: int | None, *, actor:
         details={"from_hours": before, "to_hours": hours},
     )
     return state
+
+
+# ---------------------------------------------------------------- views for pages and the API
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    cluster: Cluster
+    state: ClusterReadiness | None
+    findings: list[Finding]
+    horizon_hours: int
+
+    @property
+    def score(self) -> int | None:
+        return score(self.findings) if self.findings else None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return counts(self.findings)
+
+
+class ClusterLookupError(LookupError):
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def find_cluster(session: Session, name: str, region: str | None = None) -> Cluster:
+    """The cluster called `name` (in `region` when given); raises ClusterLookupError 404/409."""
+    query = select(Cluster).where(Cluster.name == name)
+    if region:
+        query = query.where(Cluster.region == region)
+    found = list(session.scalars(query))
+    if not found:
+        raise ClusterLookupError(f"no cluster {name!r}" + (f" in {region}" if region else ""), 404)
+    if len(found) > 1:
+        regions = ", ".join(sorted(c.region for c in found))
+        raise ClusterLookupError(f"cluster {name!r} exists in {regions}: add ?region=", 409)
+    return found[0]
+
+
+def cluster_view(session: Session, settings: Settings, cluster: Cluster) -> ClusterView:
+    state = get_state(session, cluster)
+    return ClusterView(
+        cluster, state, current_findings(session, cluster, state), horizon_hours(settings, state)
+    )
+
+
+def cluster_views(session: Session, settings: Settings) -> list[ClusterView]:
+    clusters = session.scalars(select(Cluster).order_by(Cluster.name, Cluster.region))
+    return [cluster_view(session, settings, cluster) for cluster in clusters]

@@ -1,0 +1,193 @@
+"""Cluster pages (both renderings), the forms (audited), and /api/v1/clusters with JSON/CSV/SARIF."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import Cluster
+from app.models.audit import AuditEvent
+from app.models.readiness import ReadinessExemption
+from app.services.readiness.catalogue import evaluate
+from app.services.readiness.checks_capacity import node_capacities
+from app.services.readiness.model import CheckContext
+from app.services.readiness.records import PollResult, record_poll
+from app.services.readiness.snapshot import snapshot_from_objects
+from tests.readiness.factories import LOCAL_REGISTRY, failing_cluster, pod
+
+HTMX = {"HX-Request": "true"}
+
+
+@pytest.fixture(params=["full", "htmx"])
+def rendering(request: pytest.FixtureRequest) -> dict[str, str]:
+    return HTMX if request.param == "htmx" else {}
+
+
+def seed(session: Session, name: str = "plant7-local", *, check: str = "iam-dependent-workloads") -> Cluster:
+    cluster = Cluster(name=name, region="us-west-2", status="ACTIVE", source="manual")
+    session.add(cluster)
+    session.flush()
+    objects = failing_cluster(check)
+    objects.append(pod("web-5c7f-1", "shop", "node-1", f"{LOCAL_REGISTRY}/shop/web:1.2",
+                       owner=("ReplicaSet", "web-5c7f"), cpu="500m"))  # fmt: skip
+    snapshot = snapshot_from_objects(objects, name)
+    context = CheckContext(local_registries=(LOCAL_REGISTRY,))
+    base = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
+    for step, reachable in enumerate((True, False, True)):
+        record_poll(
+            session,
+            cluster,
+            PollResult(
+                polled_at=base + dt.timedelta(hours=step),
+                auth_path="iam" if reachable else "none",
+                reachable=reachable,
+                findings=tuple(evaluate(snapshot, context, attestations=None)) if reachable else (),
+                nodes=tuple(n.as_dict() for n in node_capacities(snapshot)),
+                facts={"endpoint": "https://abc.eks.amazonaws.com", "eni_ips": ["10.0.1.10"],
+                       "hosts_lines": ["10.0.1.10 abc.eks.amazonaws.com"], "auth": {"iam": "ok"}},
+                error=None if reachable else "connection refused",
+                pods=1,
+            ),
+        )  # fmt: skip
+    return cluster
+
+
+def test_empty_state(client: TestClient, rendering: dict[str, str]) -> None:
+    response = client.get("/clusters", headers=rendering)
+    assert response.status_code == 200
+    assert "No clusters yet" in response.text and "lifeline check --manifests" in response.text
+    assert ("<html" in response.text) == (rendering == {})
+
+
+def test_list_shows_score_auth_path_and_worst_findings(
+    client: TestClient, session: Session, rendering: dict[str, str]
+) -> None:
+    seed(session)
+    response = client.get("/clusters", headers=rendering)
+    assert response.status_code == 200
+    assert "plant7-local" in response.text
+    assert "Workloads do not need STS credentials" in response.text  # a worst finding
+    assert ">IAM<" in response.text
+
+
+def test_cluster_page_has_findings_nodes_chart_and_forms(client: TestClient, session: Session) -> None:
+    seed(session)
+    response = client.get("/clusters/plant7-local")
+    assert response.status_code == 200
+    page = response.text
+    assert "Deployment" in page and "uploader" in page  # evidence
+    assert "Fix:" in page and "AWS guide:" in page
+    assert 'class="capbar"' in page and "node-1" in page  # capacity bars
+    assert "<polyline" in page and 'class="gap"' in page  # history with the unreachable poll
+    assert 'name="csrf_token"' in page
+    assert "10.0.1.10 abc.eks.amazonaws.com" in page
+    assert "<script>" not in page  # CSP: no inline scripts
+
+
+def test_filters_render_the_partial(client: TestClient, session: Session) -> None:
+    seed(session)
+    response = client.get("/clusters/plant7-local?status=fail", headers=HTMX)
+    assert response.status_code == 200 and "<html" not in response.text
+    assert "Workloads do not need STS credentials" in response.text
+    assert "Backups do not rely on EBS snapshots" not in response.text  # a passing check, filtered out
+    response = client.get("/clusters/plant7-local?status=pass&q=snapshot", headers=HTMX)
+    assert "Backups do not rely on EBS snapshots" in response.text
+
+
+def test_unknown_cluster_is_404(client: TestClient) -> None:
+    assert client.get("/clusters/nope").status_code == 404
+    assert client.get("/api/v1/clusters/nope").json() == {"detail": "no cluster 'nope'"}
+
+
+def test_api_list_detail_and_findings(client: TestClient, session: Session) -> None:
+    seed(session)
+    listing = client.get("/api/v1/clusters").json()
+    assert listing[0]["name"] == "plant7-local" and listing[0]["auth_path"] == "iam"
+    assert 0 <= listing[0]["score"] < 100
+    detail = client.get("/api/v1/clusters/plant7-local").json()
+    assert len(detail["history"]) == 3 and detail["history"][1]["score"] is None
+    assert {n["name"] for n in detail["nodes"]} == {"node-1", "node-2", "node-3"}
+    findings = client.get("/api/v1/clusters/plant7-local/findings").json()
+    by_id = {f["check_id"]: f for f in findings}
+    assert by_id["iam-dependent-workloads"]["status"] == "fail"
+    assert {"kind": "Deployment", "namespace": "shop", "name": "uploader"}.items() <= (
+        by_id["iam-dependent-workloads"]["evidence"][0].items()
+    )
+    assert by_id["etcd-backups"]["status"] == "warn"  # attestations appear with the findings
+    only_fail = client.get("/api/v1/clusters/plant7-local/findings?status=fail").json()
+    assert {f["status"] for f in only_fail} == {"fail"}
+
+
+def test_csv_and_sarif_exports(client: TestClient, session: Session) -> None:
+    seed(session)
+    response = client.get("/api/v1/clusters/plant7-local/findings?format=csv")
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert any(r["check_id"] == "iam-dependent-workloads" and r["name"] == "uploader" for r in rows)
+    sarif = client.get("/api/v1/clusters/plant7-local/findings?format=sarif").json()
+    assert sarif["version"] == "2.1.0"
+    assert any(r["ruleId"] == "iam-dependent-workloads" for r in sarif["runs"][0]["results"])
+    assert client.get("/api/v1/clusters/plant7-local/findings?format=xml").status_code == 422
+
+
+def test_exemption_form_accepts_the_risk_and_is_audited(client: TestClient, session: Session) -> None:
+    cluster = seed(session)
+    expires = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    form = {"check_id": "iam-dependent-workloads", "target": "", "reason": "uploader moves to static keys",
+            "expires_on": expires}  # fmt: skip
+    response = client.post(
+        "/clusters/plant7-local/exemptions", data=form, headers=HTMX, follow_redirects=False
+    )
+    assert response.status_code == 204 and "HX-Redirect" in response.headers
+    findings = {f["check_id"]: f for f in client.get("/api/v1/clusters/plant7-local/findings").json()}
+    accepted = findings["iam-dependent-workloads"]
+    assert (
+        accepted["status"] == "accepted"
+        and accepted["exemption"]["reason"] == "uploader moves to static keys"
+    )
+    event = session.scalars(select(AuditEvent).where(AuditEvent.action == "readiness.exempt")).one()
+    assert (
+        event.target == "cluster:us-west-2/plant7-local"
+        and event.details["check_id"] == "iam-dependent-workloads"
+    )
+    exemption = session.scalars(select(ReadinessExemption)).one()
+    removed = client.post(f"/clusters/plant7-local/exemptions/{exemption.id}/delete", follow_redirects=False)
+    assert removed.status_code == 303
+    assert session.scalars(select(AuditEvent).where(AuditEvent.action == "readiness.exemption_removed")).one()
+    assert cluster.id
+
+
+def test_invalid_exemption_rerenders_with_422(client: TestClient, session: Session) -> None:
+    seed(session)
+    form = {"check_id": "iam-dependent-workloads", "reason": "no", "expires_on": "2001-01-01"}
+    response = client.post("/clusters/plant7-local/exemptions", data=form, headers=HTMX)
+    assert response.status_code == 422
+    assert "at least 10 characters" in response.text and "must be in the future" in response.text
+    assert session.scalars(select(ReadinessExemption)).all() == []
+
+
+def test_attestation_and_horizon_forms(client: TestClient, session: Session) -> None:
+    seed(session)
+    expires = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    form = {"topic": "etcd-backups", "statement": "nightly etcdctl snapshots to nas-7", "expires_on": expires}
+    assert (
+        client.post("/clusters/plant7-local/attestations", data=form, follow_redirects=False).status_code
+        == 303
+    )
+    findings = {f["check_id"]: f for f in client.get("/api/v1/clusters/plant7-local/findings").json()}
+    assert findings["etcd-backups"]["status"] == "pass"
+    assert session.scalars(select(AuditEvent).where(AuditEvent.action == "readiness.attest")).one()
+    response = client.post(
+        "/clusters/plant7-local/horizon", data={"horizon_hours": "720"}, follow_redirects=False
+    )
+    assert response.status_code == 303
+    assert client.get("/api/v1/clusters/plant7-local").json()["horizon_hours"] == 720
+    bad = client.post("/clusters/plant7-local/horizon", data={"horizon_hours": "soon"}, headers=HTMX)
+    assert bad.status_code == 422 and "whole number" in bad.text
