@@ -242,6 +242,8 @@ class SampleListOut(BaseModel):
     start: dt.datetime
     end: dt.datetime
     samples: list[SampleOut]
+
+
 # readiness
 
 
