@@ -12,12 +12,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import session_scope
 from app.integrations.aws import AwsClients
+from app.integrations.credential_cluster import ClusterAccess, cluster_access
 from app.integrations.eks_network import NetworkLookupError, control_plane_ips, resolve_host
 from app.integrations.kubeconfig import KubeconfigSpec
 from app.integrations.vault import Vault, vault_or_none
 from app.models import Cluster, Credential
 from app.services import credential_access, credentials
-from app.services.credentials import Actor, ClusterAccess, CredentialError, IssueRequest, Timing
+from app.services.credentials import Actor, CredentialError, IssueRequest, Timing
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,10 +33,9 @@ def vault_from_settings(settings: Settings) -> Vault | None:
 
 
 def build_access(settings: Settings) -> ClusterAccess:
-    from app.integrations.credential_cluster import cluster_access
-
-    access: ClusterAccess = cluster_access(settings)
-    return access
+    return cluster_access(
+        clients=AwsClients.from_settings(settings), issuer_kubeconfig=settings.issuer_kubeconfig
+    )
 
 
 def timing_from_settings(settings: Settings) -> Timing:

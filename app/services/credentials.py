@@ -22,8 +22,10 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.integrations import pki
 from app.integrations.credential_cluster import (
+    ClusterAccess,
     ClusterApi,
     ClusterApiError,
+    ClusterTarget,
 )
 from app.integrations.vault import MISSING_KEY_MESSAGE, Vault
 from app.models import Cluster, Credential, CredentialEvent
@@ -260,7 +262,7 @@ def create_credential(
         status="issuing",
         issued_by_user_id=actor.user_id,
         issued_by=actor.username,
-        binding_name=f"lifeline:{slug(request.username)}",
+        binding_name=f"lifeline:{slug(request.username.removeprefix('lifeline:'))}",
         control_plane_ips=[],
         download_count=0,
     )
@@ -365,17 +367,21 @@ class _Run:
 
 
 @dataclass(frozen=True)
-class ClusterAccess:
-    """How the service reaches a cluster: as Lifeline's issuer, or as a credential (cert and key)."""
-
-    issuer: Callable[[Cluster], ClusterApi]
-    as_client: Callable[[Cluster, str, bytes], ClusterApi]
-
-
-@dataclass(frozen=True)
 class Timing:
     signing_timeout: float = 30.0
     poll_interval: float = 0.2
+
+
+def target_of(cluster: Cluster) -> ClusterTarget:
+    if not cluster.endpoint or not cluster.certificate_authority:
+        raise ClusterApiError(f"cluster {cluster.name} has no cached endpoint or CA")
+    return ClusterTarget(
+        name=cluster.name,
+        region=cluster.region,
+        endpoint=cluster.endpoint,
+        certificate_authority=cluster.certificate_authority,
+        cluster_uid=cluster.cluster_uid,
+    )
 
 
 def _wait_for_certificate(api: ClusterApi, name: str, timing: Timing) -> str:
@@ -506,7 +512,7 @@ def _verify_as_credential(run: _Run, access: ClusterAccess, cluster: Cluster, va
 
 def _check_identity(access: ClusterAccess, cluster: Cluster, credential: Credential, key_pem: bytes) -> str:
     assert credential.certificate_pem is not None
-    client = access.as_client(cluster, credential.certificate_pem, key_pem)
+    client = access.as_client(target_of(cluster), credential.certificate_pem, key_pem)
     try:
         version = client.server_version()
         who = client.whoami()
@@ -564,8 +570,27 @@ def _audit(
     )
 
 
-def _fail(run: _Run, exc: StepFailed, *, renewal_of: Credential | None = None) -> None:
+def _fail(run: _Run, exc: StepFailed) -> None:
     credential = run.credential
+    recorded = run.session.scalar(
+        select(CredentialEvent.id).where(
+            CredentialEvent.credential_id == credential.id,
+            CredentialEvent.run == run.number,
+            CredentialEvent.step == exc.step,
+        )
+    )
+    if recorded is None:
+        run.session.add(
+            CredentialEvent(
+                credential_id=credential.id,
+                run=run.number,
+                operation=run.operation,
+                step=exc.step,
+                state="failed",
+                message=str(exc),
+                actor=run.actor.username,
+            )
+        )
     credential.status = "failed"
     credential.failed_step = exc.step
     credential.error = f"{STEP_LABELS.get(exc.step, exc.step)} failed: {exc}"
@@ -603,7 +628,7 @@ def run_issue(
     created_binding = False
     try:
         try:
-            api = access.issuer(cluster)
+            api = access.issuer(target_of(cluster))
         except ClusterApiError as exc:
             raise StepFailed("csr_created", f"Lifeline cannot act on {cluster.name}: {exc}") from None
         _obtain_certificate(run, api, cluster, timing)
@@ -706,7 +731,7 @@ def verify_credential(
     try:
         with run.step("binding_checked") as note:
             try:
-                api = access.issuer(credential.cluster)
+                api = access.issuer(target_of(credential.cluster))
             except ClusterApiError as exc:
                 note.append(f"skipped: Lifeline's issuer identity cannot reach the cluster ({exc})")
                 api = None
@@ -763,7 +788,7 @@ def revoke_credential(
     try:
         with run.step("binding_deleted") as note:
             try:
-                api = access.issuer(credential.cluster)
+                api = access.issuer(target_of(credential.cluster))
             except ClusterApiError as exc:
                 raise StepFailed(
                     "binding_deleted",

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
 import pytest
+from sqlalchemy.orm import Session
 
 from app.integrations.vault import Vault, decode_data_key, generate_data_key
+from app.models import Cluster
 from app.settings import Settings
 from tests.conftest import make_settings
 
@@ -19,6 +25,54 @@ def vault(data_key: str) -> Vault:
     return Vault(decode_data_key(data_key, source="test"))
 
 
+# ---------------------------------------------------------------- a simulated cluster in the fleet
+
+
+@dataclass
+class SimEnv:
+    sim: Any
+    cluster_id: int
+    cluster_name: str
+    admin: Any  # a kube connection as the cluster creator, to inspect what Lifeline left behind
+
+    def csrs(self) -> list[str]:
+        items = self.admin.iter_objects("certificates.k8s.io/v1", "certificatesigningrequests")
+        return [str(obj["metadata"]["name"]) for obj in items]
+
+    def bindings(self) -> list[str]:
+        return [b.name for b in self.admin.list_cluster_role_bindings(label_selector=MANAGED)]
+
+
+MANAGED = "app.kubernetes.io/managed-by=outpost-lifeline"
+
+
 @pytest.fixture
-def settings(database_url: str, data_key: str) -> Settings:
-    return make_settings(database_url, data_key=data_key, credential_signing_timeout_seconds=5)
+def sim_env(simulated_cluster: Any, session: Session) -> Iterator[SimEnv]:
+    """A simulated EKS local cluster (connected), registered as a fleet cluster with its CA cached."""
+    from app.integrations import kube
+
+    sim = simulated_cluster(name="edge-sim", endpoint_hostname="abc123.gr7.us-west-2.eks.amazonaws.com")
+    cluster = Cluster(
+        name="edge-sim",
+        region="us-west-2",
+        endpoint=sim.url,
+        certificate_authority=sim.ca_data,
+        cluster_uid=sim.cluster_uid,
+        health_issues=[],
+    )
+    session.add(cluster)
+    session.commit()
+    cert, key = sim.issue_client_certificate("kubernetes-admin", ["system:masters"])
+    admin = kube.connect(sim.url, sim.ca_pem, kube.KubeAuth.x509(cert, key))
+    try:
+        yield SimEnv(sim, cluster.id, cluster.name, admin)
+    finally:
+        admin.close()
+
+
+@pytest.fixture
+def settings(database_url: str, data_key: str, aws_endpoint: str) -> Settings:
+    # moto answers EC2 (no control-plane ENIs there), so nothing reaches real AWS.
+    return make_settings(
+        database_url, data_key=data_key, credential_signing_timeout_seconds=5, aws_endpoint_url=aws_endpoint
+    )
