@@ -23,6 +23,7 @@ JOB_MODULES = (
     "app.jobs.connectivity",
     "app.jobs.retention",
     "app.jobs.clusters",
+    "app.jobs.credentials",
 )
 
 
