@@ -274,3 +274,35 @@ def test_api_patch_outpost(client: TestClient, session: Session) -> None:
     assert client.patch(f"/api/v1/fleet/outposts/{OP_A}", json={"name": "x"}).status_code == 409
     invalid = client.patch(f"/api/v1/fleet/outposts/{OP_B}", json={"name": "  "})
     assert invalid.status_code == 422 and invalid.json()["detail"][0]["loc"] == ["body", "name"]
+
+
+def _roles(route: Any) -> set[str]:
+    found: set[str] = set()
+    stack = list(route.dependant.dependencies)
+    while stack:
+        dep = stack.pop()
+        role = getattr(dep.call, "__lifeline_role__", None)
+        if role is not None:
+            found.add(str(role))
+        stack.extend(dep.dependencies)
+    return found
+
+
+def test_viewers_see_and_only_admins_change() -> None:
+    from app.web.fleet import router
+
+    routes = {(method, route.path): _roles(route) for route in router.routes for method in route.methods}
+    assert routes == {
+        ("GET", "/fleet"): {"viewer"},
+        ("POST", "/fleet/outposts"): {"admin"},
+        ("POST", "/fleet/outposts/edit"): {"admin"},
+        ("POST", "/fleet/clusters"): {"admin"},
+        ("POST", "/fleet/outposts/{outpost_id}/delete"): {"admin"},
+        ("POST", "/fleet/clusters/{region}/{name}/delete"): {"admin"},
+        ("GET", "/api/v1/fleet"): {"viewer"},
+        ("POST", "/api/v1/fleet/outposts"): {"admin"},
+        ("PATCH", "/api/v1/fleet/outposts/{outpost_id}"): {"admin"},
+        ("DELETE", "/api/v1/fleet/outposts/{outpost_id}"): {"admin"},
+        ("POST", "/api/v1/fleet/clusters"): {"admin"},
+        ("DELETE", "/api/v1/fleet/clusters/{region}/{name}"): {"admin"},
+    }
