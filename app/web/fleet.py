@@ -42,7 +42,7 @@ outposts:
   - id: op-0123456789abcdef0
     name: Plant 7, rack A
     region: us-west-2
-    account: "123456789012"   # optional: the account that owns the Outpost
+    account: "123456789012"   # optional: owner account
 clusters:
   - name: plant7-local
     region: us-west-2
