@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import create_db_engine, make_session_factory, session_scope
 from app.services import fleet as fleet_service
+from app.services.discovery import DISCOVERY_JOB, FLEET_FILE_JOB, latest_runs
 from app.services.fleet_file import FleetFileError, load_fleet_file
 from app.settings import Settings
 
@@ -83,7 +84,18 @@ def fleet_as_dict(session: Session) -> dict[str, Any]:
         }
         for c in fleet_service.list_clusters(session)
     ]
-    return {"outposts": outposts, "clusters": clusters}
+    runs = [
+        {
+            "job": r.job,
+            "scope": r.scope,
+            "started_at": r.started_at.isoformat(),
+            "outcome": r.outcome,
+            "error": r.error,
+        }
+        for job in (FLEET_FILE_JOB, DISCOVERY_JOB)
+        for r in latest_runs(session, job)
+    ]
+    return {"outposts": outposts, "clusters": clusters, "runs": runs}
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -103,7 +115,7 @@ def list_command(
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
-    if not data["outposts"] and not data["clusters"]:
+    if not data["outposts"] and not data["clusters"] and not data["runs"]:
         typer.echo(
             "The fleet is empty. Add Outposts with a fleet file (LIFELINE_FLEET_FILE, "
             "`lifeline fleet apply FILE`), by hand (`lifeline fleet add-outpost`), or let discovery "
@@ -137,6 +149,11 @@ def list_command(
             ],
         )
     )
+    if data["runs"]:
+        typer.echo("\nLast runs")
+        for run in data["runs"]:
+            line = f"{run['job']:<10} {run['scope']}: {run['outcome']} at {run['started_at']}"
+            typer.echo(line + (f"\n  {run['error']}" if run["error"] else ""))
 
 
 # ---------------------------------------------------------------- add / remove

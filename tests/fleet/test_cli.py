@@ -77,7 +77,7 @@ def test_add_list_remove(cli_db: str) -> None:
 
     assert run("remove-cluster", "plant7-local", "--region", "us-west-2")[0] == 0
     assert run("remove-outpost", OP_A)[0] == 0
-    assert json.loads(run("list", "--json")[1]) == {"outposts": [], "clusters": []}
+    assert json.loads(run("list", "--json")[1]) == {"outposts": [], "clusters": [], "runs": []}
 
 
 @pytest.mark.parametrize(
@@ -143,7 +143,7 @@ def test_apply_dry_run_then_apply(cli_db: str, tmp_path: Path) -> None:
     path.write_text("outposts: []\n")
     code, out, _ = run("apply", str(path))
     assert "0 added, 0 updated, 2 removed" in out
-    assert json.loads(run("list", "--json")[1]) == {"outposts": [], "clusters": []}
+    assert json.loads(run("list", "--json")[1]) == {"outposts": [], "clusters": [], "runs": []}
 
 
 def test_apply_rejects_a_bad_file_whole(cli_db: str, tmp_path: Path) -> None:
@@ -185,6 +185,8 @@ def test_discover_a_region(
     monkeypatch.setenv("LIFELINE_AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     code, _, err = run("discover", "--region", "us-west-2")
     assert code == 1 and "us-west-2: failed: EndpointConnectionError" in err
+    code, out, _ = run("list")
+    assert "discovery  us-west-2: error at" in out and "EndpointConnectionError" in out
 
 
 def test_update_outpost(cli_db: str) -> None:
