@@ -15,6 +15,7 @@ from app.integrations import kubeconfig as kc
 from app.integrations.vault import MISSING_KEY_MESSAGE, Vault, VaultError
 from app.models import Cluster, Credential, CredentialDownload
 from app.models.base import utcnow
+from app.models.readiness import ClusterReadiness
 from app.services.audit import Outcome, record_audit
 from app.services.credentials import (
     FALLBACK_GROUP,
@@ -40,7 +41,18 @@ class Download:
     media_type: str
 
 
-def kubeconfig_spec(credential: Credential, key_pem: bytes | None) -> kc.KubeconfigSpec:
+def control_plane_ips(session: Session, credential: Credential) -> tuple[str, ...]:
+    """The IPs recorded when the credential was issued, else those the readiness poller last saw."""
+    if credential.control_plane_ips:
+        return tuple(str(ip) for ip in credential.control_plane_ips)
+    readiness = session.get(ClusterReadiness, credential.cluster_pk)
+    ips = (readiness.facts or {}).get("eni_ips") if readiness is not None else None
+    return tuple(str(ip) for ip in ips) if isinstance(ips, list) else ()
+
+
+def kubeconfig_spec(
+    credential: Credential, key_pem: bytes | None, ips: tuple[str, ...] | None = None
+) -> kc.KubeconfigSpec:
     cluster = credential.cluster
     if not cluster.endpoint or not cluster.certificate_authority or not credential.certificate_pem:
         raise CredentialError("the cluster's endpoint, CA or the certificate is missing")
@@ -51,7 +63,7 @@ def kubeconfig_spec(credential: Credential, key_pem: bytes | None) -> kc.Kubecon
         user=credential.username,
         client_certificate_pem=credential.certificate_pem,
         client_key_pem=key_pem,
-        control_plane_ips=tuple(str(ip) for ip in credential.control_plane_ips),
+        control_plane_ips=ips if ips is not None else tuple(str(ip) for ip in credential.control_plane_ips),
     )
 
 
@@ -97,7 +109,7 @@ def download_credential(
             key_pem = open_key(credential, vault)
         except VaultError as exc:
             raise CredentialError(f"the stored key cannot be opened: {exc}") from None
-    spec = kubeconfig_spec(credential, key_pem)
+    spec = kubeconfig_spec(credential, key_pem, control_plane_ips(session, credential))
     now = now or utcnow()
     if artifact == "kubeconfig":
         result = Download(

@@ -175,3 +175,17 @@ def test_expiry_warnings_at_30_and_7_days(client: TestClient, session: Session, 
     assert (
         "expires in <strong>4 days</strong>" in page.text or "expires in <strong>5 days</strong>" in page.text
     )
+
+
+def test_bundle_uses_the_readiness_pollers_eni_ips_when_none_were_recorded(
+    client: TestClient, session: Session, vault: Vault
+) -> None:
+    from app.models.readiness import ClusterReadiness
+
+    cluster = make_cluster(session)
+    credential = make_active_credential(session, cluster, vault, issued_by="admin")
+    credential.control_plane_ips = []
+    session.add(ClusterReadiness(cluster_pk=cluster.id, facts={"eni_ips": ["10.9.0.5"]}))
+    session.commit()
+    config = yaml.safe_load(client.get(f"/credentials/{credential.id}/kubeconfig").text)
+    assert config["clusters"][1]["cluster"]["server"] == "https://10.9.0.5:443"
