@@ -70,6 +70,8 @@ def test_progress_partial_polls_while_issuing(
     partial = client.get(f"/credentials/{credential_id}", headers={"HX-Request": "true"})
     assert 'hx-trigger="every 700ms"' in partial.text
     assert "Request accepted" in partial.text and "CertificateSigningRequest created" in partial.text
+    table = client.get("/credentials", headers={"HX-Request": "true"})
+    assert 'hx-trigger="every 2s"' in table.text and "issuing" in table.text
 
 
 def test_fallback_identity_is_view_only_and_feeds_the_pollers(
