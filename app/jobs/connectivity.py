@@ -161,7 +161,7 @@ def _poll_region(
             clients, region, [(w.start, w.end, w.period, w.outpost_ids) for w in windows]
         )
         with session_scope(session_factory) as session:
-            result = _store(session, fetched, region, now)
+            result = _store(session, settings, fetched, region, now)
             run = session.get_one(PollRun, run_id)
             run.finished_at = now + dt.timedelta(seconds=time.monotonic() - started)
             run.outcome = result.outcome
@@ -192,7 +192,9 @@ def _poll_region(
         )
 
 
-def _store(session: Session, fetched: FetchResult, region: str, now: dt.datetime) -> RegionPoll:
+def _store(
+    session: Session, settings: Settings, fetched: FetchResult, region: str, now: dt.datetime
+) -> RegionPoll:
     outposts = {
         outpost.outpost_id: outpost
         for outpost in session.scalars(select(Outpost).where(Outpost.region == region))
@@ -202,7 +204,9 @@ def _store(session: Session, fetched: FetchResult, region: str, now: dt.datetime
         for outpost_id, series in fetched.series.items()
         if outpost_id in outposts
     }
-    recorded = svc.record_samples(session, by_pk)
+    recorded = svc.record_samples(
+        session, by_pk, frozen_before=now - dt.timedelta(days=settings.raw_retention_days)
+    )
     errors: dict[int, str | None] = {}
     unreachable: list[Outpost] = []
     reachable: list[Outpost] = []

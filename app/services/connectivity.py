@@ -261,14 +261,25 @@ def aws_vantage(session: Session, now: dt.datetime) -> Vantage:
 # ---------------------------------------------------------------- recording
 
 
-def record_samples(session: Session, samples: Mapping[int, Sequence[Datapoint]]) -> RecordResult:
+def record_samples(
+    session: Session,
+    samples: Mapping[int, Sequence[Datapoint]],
+    *,
+    frozen_before: dt.datetime | None = None,
+) -> RecordResult:
     """Upsert datapoints per Outpost (keyed on outpost_pk, ts) and bring rollups and incidents up to date.
 
     Idempotent: datapoints already stored with the same value and period are not written again and
     touch nothing else; a late datapoint that changes a stored value updates it. Also moves each
     Outpost's `last_sample_at`/`last_value` forward.
+
+    `frozen_before` (the raw-retention horizon): an older datapoint is only taken when its hour has
+    no rollup yet. Raw samples past retention are gone but still counted in their rollup, so
+    re-reading them would count them twice.
     """
     wanted = {pk: {p.ts: p for p in points} for pk, points in samples.items() if points}
+    if frozen_before is not None:
+        _drop_frozen(session, wanted, frozen_before)
     if not wanted:
         return RecordResult(0, 0, 0, frozenset())
     existing = _existing_samples(session, wanted)
@@ -301,6 +312,34 @@ def record_samples(session: Session, samples: Mapping[int, Sequence[Datapoint]])
         session.flush()
     inserted = sum(1 for per in changes.values() for _, old in per if old is None)
     return RecordResult(inserted, len(rows) - inserted, unchanged, frozenset(changes))
+
+
+def _drop_frozen(
+    session: Session, wanted: dict[int, dict[dt.datetime, Datapoint]], frozen_before: dt.datetime
+) -> None:
+    old = {pk: [ts for ts in points if ts < frozen_before] for pk, points in wanted.items()}
+    old = {pk: stamps for pk, stamps in old.items() if stamps}
+    if not old:
+        return
+    lo = _hour_floor(min(min(stamps) for stamps in old.values()))
+    rolled: set[tuple[int, dt.datetime]] = set()
+    for chunk in _chunks(list(old)):
+        rolled.update(
+            (pk, hour)
+            for pk, hour in session.execute(
+                select(HourlyRollup.outpost_pk, HourlyRollup.hour).where(
+                    HourlyRollup.outpost_pk.in_(chunk),
+                    HourlyRollup.hour >= lo,
+                    HourlyRollup.hour < frozen_before,
+                )
+            )
+        )
+    for pk, stamps in old.items():
+        for ts in stamps:
+            if (pk, _hour_floor(ts)) in rolled:
+                del wanted[pk][ts]
+        if not wanted[pk]:
+            del wanted[pk]
 
 
 def _existing_samples(
