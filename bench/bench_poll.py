@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import os
 import shutil
 import socket
@@ -98,9 +99,9 @@ def main() -> None:
             session.add_all(Outpost(outpost_id=oid, name=oid, region="us-west-2") for oid in ids)
 
         now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) + dt.timedelta(seconds=30)
-        cw = boto3.client("cloudwatch", region_name="us-west-2", endpoint_url=endpoint)
+        cw: Any = boto3.client("cloudwatch", region_name="us-west-2", endpoint_url=endpoint)
         start = now.replace(second=0) - dt.timedelta(minutes=TRAILING_MINUTES)
-        data = [
+        data: list[dict[str, Any]] = [
             {
                 "MetricName": "ConnectedStatus",
                 "Dimensions": [{"Name": "OutpostId", "Value": oid}],
@@ -126,7 +127,7 @@ def main() -> None:
                 ]
                 for offset in range(0, len(minute), 1000):
                     cw.put_metric_data(Namespace="AWS/Outposts", MetricData=minute[offset : offset + 1000])
-            (result,), cpu, wall = _measure(lambda at=at: poll_connectivity(settings, factory, now=at))
+            (result,), cpu, wall = _measure(functools.partial(poll_connectivity, settings, factory, now=at))
             rows.append((label, result.requests, cpu, wall, result.samples_written))
 
         # Baseline: one request per Outpost (what a naive poller does), on a sample, extrapolated.
@@ -173,9 +174,8 @@ def main() -> None:
     print(f"{'case':<48} {'requests':>8} {'our CPU s':>10} {'wall s':>8} {'written':>8}")
     for label, requests, cpu, wall, written in rows:
         print(f"{label:<48} {requests:>8} {cpu:>10.3f} {wall:>8.2f} {written:>8}")
-    print(
-        f"{'  of which fetch only (no database)':<48} {fetched.requests:>8} {fetch_cpu:>10.3f} {fetch_wall:>8.2f}"
-    )
+    fetch_label = "  of which fetch only (no database)"
+    print(f"{fetch_label:<48} {fetched.requests:>8} {fetch_cpu:>10.3f} {fetch_wall:>8.2f}")
     naive_label = f"baseline: 1 request per Outpost (x{scale:.0f} of {NAIVE_SAMPLE})"
     print(f"{naive_label:<48} {OUTPOSTS:>8} {naive_cpu * scale:>10.3f} {naive_wall * scale:>8.2f}")
     print(
