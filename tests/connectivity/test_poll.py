@@ -209,3 +209,40 @@ def test_run_once_raises_after_recording_a_failed_region(
         job.run_once(closed, session_factory)
     session.expire_all()
     assert session.scalars(select(PollRun.outcome)).one() == "unreachable"
+
+
+def test_one_failing_region_does_not_stop_the_others(
+    poll_settings: Settings,
+    session_factory: sessionmaker[Session],
+    session: Session,
+    aws_endpoint: str,
+    now: dt.datetime,
+) -> None:
+    (good,) = make_outposts(session, 1, region="us-west-2")
+    # botocore refuses this region name when building the client: an exception inside the job
+    make_outposts(session, 1, region="bad region!", start=2)
+    session.commit()
+    seed(aws_endpoint, minutes(now.replace(second=0) - dt.timedelta(minutes=2), [1, 1], good.outpost_id))
+
+    results = {r.region: r for r in job.poll_connectivity(poll_settings, session_factory, now=now)}
+
+    assert results["us-west-2"].outcome == "ok"
+    assert results["bad region!"].outcome == "error"
+    assert results["bad region!"].error is not None and "InvalidRegionError" in results["bad region!"].error
+    session.expire_all()
+    assert good.state == "CONNECTED"
+    runs = {scope: outcome for scope, outcome in session.execute(select(PollRun.scope, PollRun.outcome))}
+    assert runs == {"us-west-2": "ok", "bad region!": "error"}
+
+
+def test_register_adds_one_interval_job(
+    poll_settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    scheduler = BackgroundScheduler(timezone="UTC")
+    job.register(scheduler, poll_settings, session_factory)
+    (registered,) = scheduler.get_jobs()
+    assert registered.id == "connectivity"
+    assert registered.trigger.interval == dt.timedelta(seconds=poll_settings.poll_interval_seconds)
+    assert (registered.max_instances, registered.coalesce) == (1, True)
