@@ -1,0 +1,249 @@
+"""The cluster poller against the simulated API server and moto: every check through a live poll,
+IAM failing while x509 works, an unreachable cluster, one failure not stopping others, 5,000 pods."""
+
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import create_db_engine, make_session_factory, session_scope
+from app.integrations.kube import KubeAuth, connect
+from app.jobs import clusters as job
+from app.models import Cluster, PollRun
+from app.models.readiness import ClusterReadiness, ReadinessSample
+from app.services.readiness.model import Finding, Status
+from tests.conftest import DatabaseServer
+from tests.readiness.conftest import PolledCluster, add_credential, aws_side
+from tests.readiness.factories import FAILING, MANIFEST_CHECKS, failing_cluster, pod, ready_cluster
+
+Make = Callable[..., PolledCluster]
+
+
+def poll(
+    target: PolledCluster, session: Session, session_factory: sessionmaker[Session]
+) -> dict[str, Finding]:
+    outcomes = job.poll_clusters(target.settings, session_factory)
+    assert outcomes, "the cluster was polled"
+    session.expire_all()
+    state = session.get(ClusterReadiness, target.cluster.id)
+    assert state is not None
+    return {item["check_id"]: Finding.from_dict(item) for item in state.findings}
+
+
+def with_pods(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ready cluster with running pods: 3 web replicas spread over the nodes."""
+    pods = [
+        pod(
+            f"web-5c7f-{i}",
+            "shop",
+            f"node-{i}",
+            "registry.local:5000/shop/web:1.2",
+            owner=("ReplicaSet", "web-5c7f"),
+            cpu="250m",
+            memory="256Mi",
+            labels={"app": "web"},
+        )
+        for i in range(1, 4)
+    ]
+    return objects + pods
+
+
+def test_ready_cluster_passes_every_check_live(
+    polled_cluster: Make, session: Session, session_factory: sessionmaker[Session]
+) -> None:
+    target = polled_cluster(with_pods(ready_cluster()), readiness_poll_concurrency=1)
+    findings = poll(target, session, session_factory)
+    not_passing = {k: (f.status.value, f.summary) for k, f in findings.items() if f.status != Status.passed}
+    assert not_passing == {}
+    state = session.get(ClusterReadiness, target.cluster.id)
+    assert state is not None and state.auth_path == "iam" and state.reachable
+    assert state.score is not None and state.score < 100  # attestations are still missing
+    assert state.facts["objects"]["Pod"] == 3 and state.facts["eni_ips"] == ["127.0.0.1"]
+    assert {n["name"] for n in state.nodes} == {"node-1", "node-2", "node-3"}
+    assert next(n for n in state.nodes if n["name"] == "node-1")["cpu_requested"] == 250
+    run = session.scalars(select(PollRun).where(PollRun.job == job.JOB)).one()
+    assert run.outcome == "ok" and run.requests >= len(job.RESOURCES) - 4 and run.items > 0
+
+
+@pytest.mark.parametrize("check_id", MANIFEST_CHECKS)
+def test_each_check_fails_through_a_live_poll(
+    check_id: str, polled_cluster: Make, session: Session, session_factory: sessionmaker[Session]
+) -> None:
+    target = polled_cluster(failing_cluster(check_id), readiness_poll_concurrency=1)
+    findings = poll(target, session, session_factory)
+    assert findings[check_id].status.value == FAILING[check_id][1], findings[check_id].summary
+    assert findings[check_id].evidence
+
+
+@pytest.mark.parametrize(
+    ("check_id", "setup"),
+    [
+        ("breakglass-credential", {"credentials": False}),
+        ("fallback-identity", {"credentials": False}),
+        ("connected-status-alarm", {"alarm": False}),
+        ("control-plane-capacity", {"slots": 0}),
+    ],
+)
+def test_aws_and_lifeline_checks_fail_live(
+    check_id: str,
+    setup: dict[str, Any],
+    polled_cluster: Make,
+    session: Session,
+    session_factory: sessionmaker[Session],
+) -> None:
+    target = polled_cluster(ready_cluster(), readiness_poll_concurrency=1, **setup)
+    assert poll(target, session, session_factory)[check_id].status == Status.fail
+
+
+def test_expiring_breakglass_fails_for_a_long_horizon(
+    polled_cluster: Make, session: Session, session_factory: sessionmaker[Session]
+) -> None:
+    target = polled_cluster(
+        ready_cluster(), credentials=False, readiness_poll_concurrency=1, readiness_horizon_hours=24 * 14
+    )
+    add_credential(session, target.cluster, "breakglass", 10)
+    add_credential(session, target.cluster, "fallback", 60)
+    findings = poll(target, session, session_factory)
+    assert findings["breakglass-credential"].status == Status.fail
+    assert "inside the 336 h disconnect horizon" in findings["breakglass-credential"].summary
+    assert findings["fallback-identity"].status == Status.passed
+
+
+def test_iam_failing_while_x509_works(
+    polled_cluster: Make, session: Session, session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """The Outpost loses its service link: IAM tokens fail, a `view` x509 kubeconfig still works.
+
+    `view` cannot list nodes or RBAC bindings: those checks say unknown instead of pass."""
+    objects = ready_cluster()
+    objects.append(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "lifeline-view"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "lifeline-readers"}
+            ],
+        }
+    )
+    target = polled_cluster(objects, readiness_poll_concurrency=1, kubeconfig_dir=tmp_path)
+    kubeconfig = tmp_path / f"{target.sim.name}.yaml"
+    target.sim.write_admin_kubeconfig(kubeconfig, user="lifeline", groups=("lifeline-readers",))
+    target.sim.disconnect()
+    findings = poll(target, session, session_factory)
+    state = session.get(ClusterReadiness, target.cluster.id)
+    assert state is not None
+    assert state.auth_path == "x509" and state.reachable
+    assert state.iam_error and state.x509_error is None
+    assert state.facts["auth"]["x509"] == "ok"
+    assert findings["image-sources"].status == Status.passed  # workloads read through x509
+    assert findings["system-masters-binding"].status == Status.unknown
+    assert "forbidden" in state.facts["skipped"]["ClusterRoleBinding"]
+
+
+def test_unreachable_cluster_keeps_its_last_findings(
+    polled_cluster: Make, session: Session, session_factory: sessionmaker[Session]
+) -> None:
+    target = polled_cluster(ready_cluster(), readiness_poll_concurrency=1)
+    poll(target, session, session_factory)
+    target.sim.stop()
+    findings = poll(target, session, session_factory)
+    state = session.get(ClusterReadiness, target.cluster.id)
+    assert state is not None
+    assert state.reachable is False and state.auth_path == "none"
+    assert state.iam_error and state.x509_error and state.last_error
+    assert findings["spare-capacity"].status == Status.passed  # the last good evidence stays
+    samples = session.scalars(select(ReadinessSample).order_by(ReadinessSample.polled_at)).all()
+    assert [s.reachable for s in samples] == [True, False] and samples[1].score is None
+    runs = session.scalars(select(PollRun).where(PollRun.job == job.JOB).order_by(PollRun.id)).all()
+    assert [r.outcome for r in runs] == ["ok", "error"]
+
+
+def test_one_failing_cluster_does_not_stop_the_others(
+    database_server: DatabaseServer, simulated_cluster: Callable[..., Any], aws_endpoint: str
+) -> None:
+    """Two clusters polled concurrently on a real database; one points at a dead port."""
+    from tests.conftest import free_port, make_settings
+
+    url = database_server.create_migrated("readiness-poll")
+    engine = create_db_engine(url)
+    factory = make_session_factory(engine)
+    try:
+        good = simulated_cluster(name="good", manifests=ready_cluster())
+        aws_side(aws_endpoint, good)
+        with session_scope(factory) as session:
+            session.add(
+                Cluster(
+                    name="good",
+                    region="us-west-2",
+                    cluster_uid=good.cluster_uid,
+                    endpoint=good.url,
+                    certificate_authority=good.ca_data,
+                    status="ACTIVE",
+                )
+            )
+            session.add(
+                Cluster(
+                    name="dead",
+                    region="us-west-2",
+                    cluster_uid="dead-uid",
+                    endpoint=f"https://127.0.0.1:{free_port()}",
+                    certificate_authority=good.ca_data,
+                )
+            )
+        settings = make_settings(
+            url,
+            aws_endpoint_url=aws_endpoint,
+            aws_max_attempts=1,
+            readiness_poll_concurrency=2,
+            readiness_kube_timeout_seconds=3,
+        )
+        outcomes = job.poll_clusters(settings, factory)
+        assert outcomes == {"us-west-2/good": "ok", "us-west-2/dead": "unreachable"}
+        with session_scope(factory) as session:
+            runs = {
+                r.scope: r.outcome for r in session.scalars(select(PollRun).where(PollRun.job == job.JOB))
+            }
+            assert runs == {"us-west-2/good": "ok", "us-west-2/dead": "error"}
+    finally:
+        engine.dispose()
+
+
+def test_five_thousand_pods_in_bounded_memory(simulated_cluster: Callable[..., Any]) -> None:
+    """Pods are listed in pages of 500 and digested as they arrive: the collection's peak memory
+    stays well below what holding every pod takes (measured in the same test)."""
+    pods = [
+        pod(
+            f"app{i % 25}-6b9d-{i:05d}",
+            f"team-{i % 5}",
+            f"node-{i % 3 + 1}",
+            "registry.local:5000/app:1",
+            owner=("ReplicaSet", f"app{i % 25}-6b9d"),
+        )
+        for i in range(5000)
+    ]
+    sim = simulated_cluster(name="big", manifests=ready_cluster() + pods)
+    cert, key = sim.issue_client_certificate("reader", ("system:masters",))
+    with connect(sim.url, sim.ca_pem, KubeAuth.x509(cert, key), timeout=30) as conn:
+        tracemalloc.start()
+        everything = list(conn.iter_objects("v1", "pods", page_size=500))
+        _, holding_all = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert len(everything) == 5000
+        del everything
+        tracemalloc.start()
+        collected = job.collect(conn, page_size=500)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    snapshot = collected.builder.build("big", live=True)
+    assert snapshot.pods.total == 5000 and collected.counts["Pod"] == 5000
+    assert len(snapshot.pods.groups) <= 26  # grouped by owner and template, not kept per pod
+    assert collected.requests >= 10  # 5,000 pods took at least ten pages
+    assert peak < holding_all / 2, (peak, holding_all)
