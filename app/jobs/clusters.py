@@ -275,7 +275,7 @@ def poll_cluster(settings: Settings, session_factory: sessionmaker[Session], tar
 
 
 def _poll(settings: Settings, target: ClusterTarget, now: dt.datetime) -> tuple[PollResult, int, int]:
-    clients = AwsClients.from_settings(settings)
+    clients = readiness_aws.PollClients.for_poll(AwsClients.from_settings(settings))
     aws_errors: dict[str, str] = {}
     described = _aws(
         aws_errors, "DescribeCluster", lambda: EksClient(clients, target.region).describe_cluster(target.name)
@@ -455,11 +455,13 @@ def _authenticate(
     iam_connection: KubeConnection | None = None
     iam_error: str | None = None
     try:
-        token = _tokens(clients).get(target.region, target.cluster_uid or target.name)
+        token = _tokens(AwsClients.from_settings(settings)).get(
+            target.region, target.cluster_uid or target.name
+        )
         iam_connection = _verified(connect(endpoint, ca_pem, KubeAuth.bearer(token.token), timeout=timeout))
     except Exception as exc:
         iam_error = _describe(exc)
-        _tokens(clients).forget(target.region, target.cluster_uid or target.name)
+        _tokens(AwsClients.from_settings(settings)).forget(target.region, target.cluster_uid or target.name)
     x509_connection: KubeConnection | None = None
     x509_error: str | None = None
     if target.x509 is None:

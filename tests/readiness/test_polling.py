@@ -17,10 +17,18 @@ from app.integrations.kube import KubeAuth, connect
 from app.jobs import clusters as job
 from app.models import Cluster, PollRun
 from app.models.readiness import ClusterReadiness, ReadinessSample
-from app.services.readiness.model import Finding, Status
+from app.services.readiness.catalogue import evaluate
+from app.services.readiness.model import CheckContext, Finding, Status
 from tests.conftest import DatabaseServer
 from tests.readiness.conftest import PolledCluster, add_credential, aws_side
-from tests.readiness.factories import FAILING, MANIFEST_CHECKS, failing_cluster, pod, ready_cluster
+from tests.readiness.factories import (
+    FAILING,
+    LOCAL_REGISTRY,
+    MANIFEST_CHECKS,
+    failing_cluster,
+    pod,
+    ready_cluster,
+)
 
 Make = Callable[..., PolledCluster]
 
@@ -72,13 +80,24 @@ def test_ready_cluster_passes_every_check_live(
 
 
 @pytest.mark.parametrize("check_id", MANIFEST_CHECKS)
-def test_each_check_fails_through_a_live_poll(
-    check_id: str, polled_cluster: Make, session: Session, session_factory: sessionmaker[Session]
-) -> None:
-    target = polled_cluster(failing_cluster(check_id), readiness_poll_concurrency=1)
-    findings = poll(target, session, session_factory)
+def test_each_check_fails_through_the_simulator(check_id: str, simulated_cluster: Callable[..., Any]) -> None:
+    """The failing fixture served by the simulated API server, collected page by page as the poller
+    does (the full poll with AWS and the database is covered once above, to keep the suite quick)."""
+    sim = simulated_cluster(name=f"sim-{check_id}", manifests=failing_cluster(check_id))
+    cert, key = sim.issue_client_certificate("lifeline", ("system:masters",))
+    with connect(sim.url, sim.ca_pem, KubeAuth.x509(cert, key), timeout=10) as conn:
+        collected = job.collect(conn, page_size=2)  # tiny pages: every list pages
+    snapshot = collected.builder.build(sim.name, live=True)
+    context = CheckContext(local_registries=(LOCAL_REGISTRY,))
+    findings = {f.check_id: f for f in evaluate(snapshot, context, attestations=None)}
     assert findings[check_id].status.value == FAILING[check_id][1], findings[check_id].summary
     assert findings[check_id].evidence
+    ready = simulated_cluster(name=f"ok-{check_id}", manifests=ready_cluster())
+    cert, key = ready.issue_client_certificate("lifeline", ("system:masters",))
+    with connect(ready.url, ready.ca_pem, KubeAuth.x509(cert, key), timeout=10) as conn:
+        snapshot = job.collect(conn, page_size=2).builder.build(ready.name, live=True)
+    passing = {f.check_id: f for f in evaluate(snapshot, context, attestations=None)}
+    assert passing[check_id].status == Status.passed, passing[check_id].summary
 
 
 @pytest.mark.parametrize(
@@ -247,3 +266,49 @@ def test_five_thousand_pods_in_bounded_memory(simulated_cluster: Callable[..., A
     assert len(snapshot.pods.groups) <= 26  # grouped by owner and template, not kept per pod
     assert collected.requests >= 10  # 5,000 pods took at least ten pages
     assert peak < holding_all / 2, (peak, holding_all)
+
+
+def test_job_is_registered_once_per_scheduler(settings: Any, session_factory: sessionmaker[Session]) -> None:
+    from app.jobs.scheduler import build_scheduler
+
+    scheduler = build_scheduler(settings, session_factory)
+    job_entry = scheduler.get_job("clusters")
+    assert job_entry is not None
+    assert job_entry.max_instances == 1 and job_entry.coalesce is True
+    assert job_entry.trigger.interval.total_seconds() == settings.readiness_poll_interval_seconds
+
+
+def test_acm_expiry_inside_the_horizon_fails_live(
+    polled_cluster: Make, session: Session, session_factory: sessionmaker[Session], aws_endpoint: str
+) -> None:
+    """An Ingress on an ACM certificate that expires in 10 days: fine for 3 days, a failure for 14."""
+    import datetime as dt
+
+    import boto3
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "shop.example.internal")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=10)).sign(key, hashes.SHA256())
+    )  # fmt: skip
+    acm = boto3.client("acm", region_name="us-west-2", endpoint_url=aws_endpoint)
+    arn = acm.import_certificate(
+        Certificate=cert.public_bytes(serialization.Encoding.PEM),
+        PrivateKey=key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    )["CertificateArn"]
+    objects = failing_cluster("alb-acm-certificates")
+    ingress = next(o for o in objects if o["kind"] == "Ingress")
+    ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/certificate-arn"] = arn
+    target = polled_cluster(objects, readiness_poll_concurrency=1, readiness_horizon_hours=24 * 14)
+    finding = poll(target, session, session_factory)["alb-acm-certificates"]
+    assert finding.status == Status.fail, finding.summary
+    assert arn in finding.evidence[0].detail and "inside the disconnect horizon" in finding.evidence[0].detail
