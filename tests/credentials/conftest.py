@@ -76,3 +76,23 @@ def settings(database_url: str, data_key: str, aws_endpoint: str) -> Settings:
     return make_settings(
         database_url, data_key=data_key, credential_signing_timeout_seconds=5, aws_endpoint_url=aws_endpoint
     )
+
+
+@pytest.fixture
+def live_server(database_server: Any, data_key: str, aws_endpoint: str) -> Iterator[Any]:
+    """The shared live server, with a data key so Lifeline can hold the keys it generates."""
+    from app.main import create_app
+    from tests.conftest import LiveServer, _serve_in_thread, free_port
+
+    url = database_server.create_migrated("live")
+    live_settings = make_settings(url, data_key=data_key, aws_endpoint_url=aws_endpoint)
+    application = create_app(live_settings)
+    port = free_port()
+    server, thread = _serve_in_thread(application, port)
+    try:
+        yield LiveServer(
+            f"http://127.0.0.1:{port}", application, live_settings, application.state.session_factory
+        )
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
