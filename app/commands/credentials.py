@@ -1,4 +1,4 @@
-"""`lifeline credentials` subcommands: the data key, and checking it."""
+"""`lifeline credentials` subcommands: the data key, the list, and exporting a bundle offline."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from app.integrations.vault import DataKeyError, Vault, generate_data_key, load_data_key
+from app.settings import Settings
 
 app = typer.Typer(help="Emergency-access credentials and their data key.", no_args_is_help=True)
 
@@ -39,9 +40,7 @@ def gen_data_key(
 @app.command("check-data-key")
 def check_data_key() -> None:
     """Check that the configured data key loads, and print its id (not the key)."""
-    from app.cli import settings_or_exit
-
-    settings = settings_or_exit()
+    settings = _settings()
     try:
         key = load_data_key(
             settings.data_key.get_secret_value() if settings.data_key else None, settings.data_key_file
@@ -50,3 +49,74 @@ def check_data_key() -> None:
         typer.echo(f"lifeline: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"data key ok (id {Vault(key).key_id})")
+
+
+@app.command("list")
+def list_command() -> None:
+    """List credentials: id, cluster, identity, role, status, expiry."""
+    from app.db import create_db_engine, make_session_factory, session_scope
+    from app.services.credentials import list_credentials
+
+    settings = _settings()
+    engine = create_db_engine(settings.database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            rows = list_credentials(session, include_history=True)
+            if not rows:
+                typer.echo("no credentials")
+            for row in rows:
+                expiry = row.not_after.strftime("%Y-%m-%d %H:%M UTC") if row.not_after else "-"
+                typer.echo(
+                    f"{row.id:>5}  {row.cluster.name:<24} {row.username:<28} {row.cluster_role:<14} "
+                    f"{row.status:<9} {expiry}"
+                )
+    finally:
+        engine.dispose()
+
+
+@app.command("export")
+def export_command(
+    credential_id: Annotated[int, typer.Argument(help="Credential id (see `lifeline credentials list`).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write (mode 0600).")],
+    bundle: Annotated[
+        bool, typer.Option("--bundle/--kubeconfig", help="Zip bundle or bare kubeconfig.")
+    ] = True,
+) -> None:
+    """Write a credential's bundle or kubeconfig from the database alone (when the web UI is down).
+
+    Needs the data key; audited as `cli:<OS user>` like a download.
+    """
+    import getpass
+
+    from app.db import create_db_engine, make_session_factory, session_scope
+    from app.jobs.credentials import vault_from_settings
+    from app.services.credential_access import download_credential
+    from app.services.credentials import Actor, CredentialError
+
+    settings = _settings()
+    if output.exists():
+        typer.echo(f"lifeline: {output} exists; refusing to overwrite", err=True)
+        raise typer.Exit(1)
+    engine = create_db_engine(settings.database_url)
+    try:
+        vault = vault_from_settings(settings)
+        with session_scope(make_session_factory(engine)) as session:
+            actor = Actor(user_id=None, username=f"cli:{getpass.getuser()}", is_admin=True)
+            result = download_credential(
+                session, credential_id, actor, vault, "bundle" if bundle else "kubeconfig"
+            )
+    except (CredentialError, DataKeyError) as exc:
+        typer.echo(f"lifeline: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(result.content)
+    typer.echo(f"wrote {output} ({result.filename})")
+
+
+def _settings() -> Settings:
+    from app.cli import settings_or_exit
+
+    return settings_or_exit()
