@@ -400,9 +400,8 @@ def overview(
 
 def data_fingerprint(session: Session) -> tuple[object, ...]:
     """Changes whenever a poll or a fleet edit changes what the overview shows (cache key)."""
-    run = session.execute(select(func.max(PollRun.id), func.count(PollRun.id))).one()
     fleet = session.execute(select(func.max(Outpost.updated_at), func.count(Outpost.id))).one()
-    return (*run, *fleet)
+    return (poll_runs_marker(session), *fleet)
 
 
 # ---------------------------------------------------------------- incidents and samples
@@ -444,6 +443,18 @@ def list_samples(
     session: Session, outpost_pk: int, start: dt.datetime, end: dt.datetime
 ) -> list[ConnectedSample]:
     return list(iter_samples(session, outpost_pk, start, end))
+
+
+def poll_runs_marker(session: Session, depth: int = 32) -> tuple[tuple[int, str], ...]:
+    """(id, outcome) of the newest connectivity runs: changes when a run starts or finishes
+    (one run per region per cycle, so `depth` covers that many regions)."""
+    rows = session.execute(
+        select(PollRun.id, PollRun.outcome)
+        .where(PollRun.job == "connectivity")
+        .order_by(PollRun.id.desc())
+        .limit(depth)
+    )
+    return tuple((int(run_id), str(outcome)) for run_id, outcome in rows)
 
 
 def dashboard_vantage(session: Session, now: dt.datetime) -> Vantage:

@@ -185,13 +185,22 @@ def index(
 
 
 def _vantage_for_template(request: Request) -> Vantage | None:
-    """The dashboard's own view of AWS, for the banner on every page; never breaks a page."""
+    """The dashboard's own view of AWS, for the banner on every page; never breaks a page.
+
+    It only changes when a connectivity run starts or finishes, so it is kept per newest runs.
+    """
     factory = getattr(request.app.state, "session_factory", None)
     if factory is None:
         return None
     try:
         with factory() as session:
-            return service.dashboard_vantage(session, _now())
+            newest = service.poll_runs_marker(session)
+            cached: tuple[object, Vantage] | None = getattr(request.app.state, "vantage_cache", None)
+            if cached is not None and cached[0] == newest:
+                return cached[1]
+            vantage = service.dashboard_vantage(session, _now())
+            request.app.state.vantage_cache = (newest, vantage)
+            return vantage
     except SQLAlchemyError:
         log.warning("vantage banner: database not readable", exc_info=True)
         return None

@@ -165,3 +165,18 @@ def test_cache_serves_new_data_after_a_poll(client: TestClient, session: Session
     session.flush()
     html = client.get("/", headers={"HX-Request": "true"}).text
     assert '<span class="badge disconnected">Disconnected</span>' in html
+
+
+def test_banner_follows_a_run_that_finishes_unreachable(
+    client: TestClient, session: Session, now: dt.datetime
+) -> None:
+    add_poll_run(session, finished_at=now - dt.timedelta(minutes=2))
+    running = add_poll_run(session, finished_at=now - dt.timedelta(seconds=5))
+    running.outcome, running.finished_at = "running", None
+    session.flush()
+    assert "cannot reach AWS" not in client.get("/").text
+    running.outcome, running.finished_at, running.error = "unreachable", now, "ConnectTimeoutError"
+    session.flush()
+    html = client.get("/").text
+    assert "cannot reach AWS" in html and "ConnectTimeoutError" in html
+    assert "The last connectivity poll failed" in html  # the cached table follows too
