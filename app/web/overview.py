@@ -12,7 +12,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -28,6 +29,7 @@ from app.web.security import Role, requires
 from app.web.templating import is_htmx_partial, render, templates
 
 router = APIRouter()
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 STATE_LABELS = {
@@ -38,36 +40,85 @@ STATE_LABELS = {
 }
 
 
+@dataclass(frozen=True)
+class _Entry:
+    fingerprint: object
+    rendered_at: float
+    body: Any
+
+
 class FragmentCache:
-    """Rendered fragments by key, for `ttl` seconds; one thread renders a missing key at a time."""
+    """Rendered fragments per query, reused while the data fingerprint is unchanged and the entry
+    is younger than `ttl` seconds.
 
-    def __init__(self, ttl: float, max_entries: int = 64) -> None:
+    Stale-while-revalidate: when an entry is stale, one request re-renders it and concurrent ones
+    get the previous rendering at once instead of queueing behind the render (a render reads the
+    whole fleet's history; a burst of refreshes must not pile up behind it). With no entry, or one
+    older than `max_stale`, requests wait for the render.
+    """
+
+    def __init__(
+        self, ttl: float, max_stale: float = 300.0, max_entries: int = 64, fingerprint_memo: float = 2.0
+    ) -> None:
         self.ttl = ttl
+        self.fingerprint_memo = fingerprint_memo
+        self._fingerprint: tuple[float, Any] | None = None
+        self.max_stale = max_stale
         self.max_entries = max_entries
-        self._entries: dict[tuple[Any, ...], tuple[float, str]] = {}
-        self._lock = threading.Lock()
+        self._entries: dict[tuple[Any, ...], _Entry] = {}
+        self._locks: dict[tuple[Any, ...], threading.Lock] = {}
+        self._guard = threading.Lock()
 
-    def get_or_render(self, key: tuple[Any, ...], render_fn: Callable[[], str]) -> str:
+    def fingerprint(self, read: Callable[[], T]) -> T:
+        """The data fingerprint, read from the database at most every `fingerprint_memo` seconds:
+        polls land once a minute, so a cached page costs no database round trip at all."""
+        memo = self._fingerprint
+        now = time.monotonic()
+        if memo is not None and now - memo[0] < self.fingerprint_memo:
+            return memo[1]  # type: ignore[no-any-return]
+        value = read()
+        self._fingerprint = (now, value)
+        return value
+
+    def _lock(self, key: tuple[Any, ...]) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _fresh(self, entry: _Entry | None, fingerprint: object, now: float) -> bool:
+        return entry is not None and entry.fingerprint == fingerprint and now - entry.rendered_at < self.ttl
+
+    def _store(self, key: tuple[Any, ...], fingerprint: object, body: object) -> None:
+        if len(self._entries) >= self.max_entries and key not in self._entries:
+            self._entries.clear()
+        self._entries[key] = _Entry(fingerprint, time.monotonic(), body)
+
+    def get_or_render(self, key: tuple[Any, ...], fingerprint: object, render_fn: Callable[[], T]) -> T:
         if self.ttl <= 0:
             return render_fn()
-        hit = self._entries.get(key)
-        if hit and hit[0] > time.monotonic():
-            return hit[1]
-        with self._lock:
-            hit = self._entries.get(key)
-            if hit and hit[0] > time.monotonic():
-                return hit[1]
+        entry = self._entries.get(key)
+        if self._fresh(entry, fingerprint, time.monotonic()):
+            return entry.body  # type: ignore[union-attr,no-any-return]
+        lock = self._lock(key)
+        if entry is not None and time.monotonic() - entry.rendered_at < self.max_stale:
+            if not lock.acquire(blocking=False):
+                return entry.body  # type: ignore[no-any-return] # another request re-renders it
+        else:
+            lock.acquire()
+        try:
+            entry = self._entries.get(key)
+            if self._fresh(entry, fingerprint, time.monotonic()):
+                return entry.body  # type: ignore[union-attr,no-any-return]
             body = render_fn()
-            if len(self._entries) >= self.max_entries:
-                self._entries.clear()
-            self._entries[key] = (time.monotonic() + self.ttl, body)
+            self._store(key, fingerprint, body)
             return body
+        finally:
+            lock.release()
 
 
 def _cache(request: Request, ttl: float) -> FragmentCache:
     cache: FragmentCache | None = getattr(request.app.state, "overview_cache", None)
     if cache is None:
-        cache = request.app.state.overview_cache = FragmentCache(ttl)
+        cache = request.app.state.overview_cache = FragmentCache(ttl, fingerprint_memo=min(2.0, ttl))
     return cache
 
 
@@ -129,19 +180,13 @@ def index(
     now = _now()
     status_code = 200
     try:
-        fingerprint = service.data_fingerprint(session)
-        regions = service.list_regions(session)
-        ttl = settings.overview_cache_seconds
-        key = (
-            state,
-            region,
-            sort,
-            settings.overview_refresh_seconds,
-            fingerprint,
-            int(time.time() // ttl) if ttl > 0 else 0,
-        )
+        cache = _cache(request, settings.overview_cache_seconds)
+        fingerprint = cache.fingerprint(lambda: service.data_fingerprint(session))
+        # The banner (base.html) reuses it: no second look at poll_runs for this request.
+        request.state.poll_marker = fingerprint[0]
+        key = (state, region, sort, settings.overview_refresh_seconds)
 
-        def render_fragment() -> str:
+        def render_fragment() -> tuple[list[str], str]:
             data = service.overview(session, now, state=state, region=region, sort=sort)
             context = {
                 "request": request,
@@ -154,9 +199,9 @@ def index(
                 "sort_link": sort_link,
                 "overview_query": overview_query,
             }
-            return templates.get_template("overview/_table.html").render(context)
+            return data.regions, templates.get_template("overview/_table.html").render(context)
 
-        fragment = _cache(request, ttl).get_or_render(key, render_fragment)
+        regions, fragment = cache.get_or_render(key, fingerprint, render_fragment)
     except SQLAlchemyError as exc:
         log.exception("overview: database error")
         # PostgreSQL refuses every later statement of an aborted transaction (and the commit).
@@ -192,10 +237,13 @@ def _vantage_for_template(request: Request) -> Vantage | None:
     factory = getattr(request.app.state, "session_factory", None)
     if factory is None:
         return None
+    cached: tuple[object, Vantage] | None = getattr(request.app.state, "vantage_cache", None)
+    known = getattr(request.state, "poll_marker", None)
+    if cached is not None and known is not None and cached[0] == known:
+        return cached[1]
     try:
         with factory() as session:
             newest = service.poll_runs_marker(session)
-            cached: tuple[object, Vantage] | None = getattr(request.app.state, "vantage_cache", None)
             if cached is not None and cached[0] == newest:
                 return cached[1]
             vantage = service.dashboard_vantage(session, _now())

@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from app.web.overview import FragmentCache
 from tests.connectivity_web.factories import add_poll_run, add_samples, make_outpost
 
 
@@ -156,6 +159,13 @@ def test_database_error_is_a_503_that_says_what_failed(client: TestClient, sessi
     assert "hourly_rollups" in response.text
 
 
+@pytest.fixture
+def fresh_fingerprint(app: FastAPI) -> None:
+    """Read the data fingerprint on every request (production memoizes it for 2 s)."""
+    app.state.overview_cache = FragmentCache(15, fingerprint_memo=0)
+
+
+@pytest.mark.usefixtures("fresh_fingerprint")
 def test_cache_serves_new_data_after_a_poll(client: TestClient, session: Session, now: dt.datetime) -> None:
     outpost = make_outpost(session, name="Echo", state="CONNECTED")
     add_poll_run(session, finished_at=now - dt.timedelta(minutes=1))
@@ -167,6 +177,7 @@ def test_cache_serves_new_data_after_a_poll(client: TestClient, session: Session
     assert '<span class="badge disconnected">Disconnected</span>' in html
 
 
+@pytest.mark.usefixtures("fresh_fingerprint")
 def test_banner_follows_a_run_that_finishes_unreachable(
     client: TestClient, session: Session, now: dt.datetime
 ) -> None:
