@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from app.services.manifests import ManifestError, load_manifest_file, load_manifests
-from app.services.readiness.catalogue import evaluate, severity_reached
+from app.services.readiness.catalogue import evaluate, score, severity_reached
 from app.services.readiness.export import dumps, to_json, to_sarif, to_table
 from app.services.readiness.model import CheckContext
 from app.services.readiness.snapshot import snapshot_from_objects
@@ -90,5 +90,6 @@ def check(
         typer.echo(dumps(to_sarif(findings, artifact_uri=str(manifests))))
     else:
         typer.echo(to_table(findings))
+        typer.echo(f"readiness score {score(findings)}/100 (unknown checks cost a quarter of their weight)")
     if fail_on != FailOn.never and severity_reached(findings, fail_on.value):
         raise typer.Exit(1)

@@ -79,6 +79,7 @@ def test_table_output_names_objects_and_fixes(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "FAIL" in result.stdout and "ClusterRoleBinding/admin-masters" in result.stdout
     assert "fix: Bind break-glass identities" in result.stdout
+    assert "readiness score " in result.stdout
 
 
 def test_sarif_is_valid_2_1_0(tmp_path: Path) -> None:
