@@ -189,3 +189,14 @@ def test_bundle_uses_the_readiness_pollers_eni_ips_when_none_were_recorded(
     session.commit()
     config = yaml.safe_load(client.get(f"/credentials/{credential.id}/kubeconfig").text)
     assert config["clusters"][1]["cluster"]["server"] == "https://10.9.0.5:443"
+
+
+def test_overview_and_cluster_page_load_the_expiry_warnings(client: TestClient, session: Session) -> None:
+    cluster = make_cluster(session)
+    session.commit()
+    overview = client.get("/")
+    assert overview.status_code == 200
+    assert 'hx-get="http://testserver/credentials/expiry" hx-trigger="load"' in overview.text
+    page = client.get(f"/clusters/{cluster.name}?region={cluster.region}")
+    assert page.status_code == 200, page.text
+    assert f'/credentials/expiry?cluster={cluster.id}" hx-trigger="load"' in page.text
