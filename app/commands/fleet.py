@@ -194,10 +194,13 @@ def update_outpost_command(
 @app.command("remove-outpost")
 def remove_outpost_command(
     outpost_id: str = typer.Argument(..., help="Outpost ID to remove."),
+    force: bool = typer.Option(
+        False, "--force", help="Also remove a file-managed entry (for a fleet file no longer in use)."
+    ),
 ) -> None:
-    """Remove an Outpost and its connectivity history (not file-managed ones: edit the file)."""
+    """Remove an Outpost and its connectivity history (file-managed ones: edit the file)."""
     with _transaction() as session:
-        fleet_service.remove_outpost(session, outpost_id, actor=CLI_ACTOR)
+        fleet_service.remove_outpost(session, outpost_id, actor=CLI_ACTOR, include_file=force)
     typer.echo(f"removed Outpost {outpost_id}")
 
 
@@ -217,10 +220,13 @@ def add_cluster_command(
 def remove_cluster_command(
     name: str = typer.Argument(..., help="EKS cluster name."),
     region: str = typer.Option(..., "--region", help="AWS region of the cluster."),
+    force: bool = typer.Option(
+        False, "--force", help="Also remove a file-managed entry (for a fleet file no longer in use)."
+    ),
 ) -> None:
-    """Remove a cluster (not file-managed ones: edit the file)."""
+    """Remove a cluster (file-managed ones: edit the file)."""
     with _transaction() as session:
-        fleet_service.remove_cluster(session, name, region, actor=CLI_ACTOR)
+        fleet_service.remove_cluster(session, name, region, actor=CLI_ACTOR, include_file=force)
     typer.echo(f"removed cluster {name} in {region}")
 
 

@@ -196,9 +196,15 @@ def update_outpost(
     return outpost
 
 
-def remove_outpost(session: Session, outpost_id: str, *, actor: str = "system") -> None:
-    """Remove an Outpost and its connectivity history; its clusters stay, unlinked."""
-    outpost = _editable_outpost(session, outpost_id)
+def remove_outpost(
+    session: Session, outpost_id: str, *, actor: str = "system", include_file: bool = False
+) -> None:
+    """Remove an Outpost and its connectivity history; its clusters stay, unlinked.
+
+    `include_file` also removes a file-managed one (for a fleet file no longer in use; while the
+    file still lists it, the next sync adds it again).
+    """
+    outpost = _editable_outpost(session, outpost_id, include_file=include_file)
     for cluster in outpost.clusters:
         cluster.outpost = None
     session.delete(outpost)
@@ -207,13 +213,14 @@ def remove_outpost(session: Session, outpost_id: str, *, actor: str = "system") 
     audit_fleet_change(session, actor, "fleet.outpost.remove", outpost_id, detail)
 
 
-def _editable_outpost(session: Session, outpost_id: str) -> Outpost:
+def _editable_outpost(session: Session, outpost_id: str, *, include_file: bool = False) -> Outpost:
     outpost = get_outpost_or_none(session, outpost_id.strip())
     if outpost is None:
         raise FleetNotFoundError(f"no Outpost {outpost_id}")
-    if outpost.source == FILE:
+    if outpost.source == FILE and not include_file:
         raise FleetConflictError(
-            f"Outpost {outpost_id} is managed by the fleet file; change or remove it there"
+            f"Outpost {outpost_id} is managed by the fleet file; change or remove it there "
+            "(or, for a fleet file no longer in use, `lifeline fleet remove-outpost --force`)"
         )
     return outpost
 
@@ -249,12 +256,17 @@ def add_cluster(
     return cluster
 
 
-def remove_cluster(session: Session, name: str, region: str, *, actor: str = "system") -> None:
+def remove_cluster(
+    session: Session, name: str, region: str, *, actor: str = "system", include_file: bool = False
+) -> None:
     cluster = get_cluster_or_none(session, name.strip(), region.strip())
     if cluster is None:
         raise FleetNotFoundError(f"no cluster {name} in {region}")
-    if cluster.source == FILE:
-        raise FleetConflictError(f"cluster {name} in {region} is managed by the fleet file; remove it there")
+    if cluster.source == FILE and not include_file:
+        raise FleetConflictError(
+            f"cluster {name} in {region} is managed by the fleet file; remove it there "
+            "(or, for a fleet file no longer in use, `lifeline fleet remove-cluster --force`)"
+        )
     session.delete(cluster)
     session.flush()
     audit_fleet_change(session, actor, "fleet.cluster.remove", f"{region}/{name}")

@@ -139,11 +139,21 @@ def test_apply_dry_run_then_apply(cli_db: str, tmp_path: Path) -> None:
 
     # File-managed entries can only be removed through the file.
     code, _, err = run("remove-outpost", OP_A)
-    assert code == 1 and "managed by the fleet file" in err
+    assert code == 1 and "managed by the fleet file" in err and "--force" in err
+    assert OP_A in run("list")[1]
     path.write_text("outposts: []\n")
     code, out, _ = run("apply", str(path))
     assert "0 added, 0 updated, 2 removed" in out
     assert json.loads(run("list", "--json")[1]) == {"outposts": [], "clusters": [], "runs": []}
+
+
+def test_force_removes_file_managed_entries(cli_db: str, tmp_path: Path) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(FLEET)
+    run("apply", str(path))
+    assert run("remove-cluster", "plant7-local", "--region", "us-west-2", "--force")[0] == 0
+    assert run("remove-outpost", OP_A, "--force")[0] == 0
+    assert json.loads(run("list", "--json")[1])["outposts"] == []
 
 
 def test_apply_rejects_a_bad_file_whole(cli_db: str, tmp_path: Path) -> None:
