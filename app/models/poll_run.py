@@ -20,7 +20,8 @@ class PollRun(Base):
     scope: Mapped[str] = mapped_column(String(128), default="")
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     finished_at: Mapped[dt.datetime | None]
-    # running, ok, error
+    # running, ok, error; the connectivity poller also records partial and unreachable
+    # (see app.services.connectivity, whose aws_vantage reads them)
     outcome: Mapped[str] = mapped_column(String(16), default="running")
     error: Mapped[str | None] = mapped_column(Text)
     requests: Mapped[int] = mapped_column(default=0)

@@ -46,6 +46,7 @@ class FakeCloudWatch:
         self.script = list(script)
         self.default = default
         self.answers: list[str] = []
+        self.tokens_seen: list[str | None] = []
         self._lock = threading.Lock()
 
     def next_answer(self) -> str:
@@ -65,7 +66,30 @@ def fake_cloudwatch(
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             answer = fake.next_answer()
-            if answer == "proxy":
+            if answer.startswith("page:"):
+                # One page of a paginated answer: a datapoint for query q0 at the given epoch second,
+                # StatusCode PartialData and a NextToken, the way CloudWatch splits large results.
+                epoch = int(answer.split(":", 1)[1])
+                fake.tokens_seen.append(json.loads(body).get("NextToken"))
+                payload = json.dumps(
+                    {
+                        "MetricDataResults": [
+                            {
+                                "Id": "q0",
+                                "Label": "ConnectedStatus",
+                                "Timestamps": [epoch],
+                                "Values": [0.0],
+                                "StatusCode": "PartialData",
+                            }
+                        ],
+                        "NextToken": "page-2",
+                        "Messages": [],
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-amz-json-1.0")
+            elif answer == "proxy":
+                fake.tokens_seen.append(json.loads(body).get("NextToken"))
                 headers = {
                     k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
                 }

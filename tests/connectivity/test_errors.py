@@ -102,3 +102,26 @@ def test_persistent_throttling_surfaces_as_throttled(
     assert result.error is not None and result.error.startswith("throttled by CloudWatch after retries")
     session.expire_all()
     assert outpost.last_error is None  # throttling is the region's problem, not this Outpost's
+
+
+def test_next_token_is_followed_and_pages_are_merged(
+    session: Session, aws_endpoint: str, database_url: str, now: dt.datetime
+) -> None:
+    (outpost,) = make_outposts(session, 1)
+    t0 = now.replace(second=0) - dt.timedelta(minutes=3)
+    seed(aws_endpoint, minutes(t0, [None, 1, 1], outpost.outpost_id))
+    first_page = f"page:{int(t0.timestamp())}"
+    with fake_cloudwatch(aws_endpoint, [first_page]) as (endpoint, fake):
+        clients = AwsClients.from_settings(_settings(database_url, endpoint))
+        window = (t0, t0 + dt.timedelta(minutes=3), 60, [outpost.outpost_id])
+        result = fetch_connected_status(clients, "us-west-2", [window])
+    assert fake.answers == [first_page, "proxy"]
+    assert fake.tokens_seen == [None, "page-2"]
+    assert result.requests == 2
+    series = result.series[outpost.outpost_id]
+    assert series.status == "ok"
+    assert [(p.ts, p.value) for p in series.datapoints] == [
+        (t0, 0.0),
+        (t0 + dt.timedelta(minutes=1), 1.0),
+        (t0 + dt.timedelta(minutes=2), 1.0),
+    ]
