@@ -94,7 +94,7 @@ def download_credential(
             target=target,
             outcome=Outcome.denied,
             client=actor.client,
-            details={"artifact": artifact, "via_token": actor.via_token},
+            details={"artifact": artifact, "via": "api token" if actor.via_token else "browser"},
         )
         raise CredentialError("responders can download only credentials they issued")
     if credential.status != "active":
@@ -144,7 +144,7 @@ def download_credential(
             "cluster": credential.cluster.name,
             "identity": credential.username,
             "fingerprint": credential.fingerprint_sha256,
-            "via_token": actor.via_token,
+            "via": "api token" if actor.via_token else "browser",
         },
         now=now,
     )

@@ -564,7 +564,7 @@ def _audit(
             "identity": credential.username,
             "cluster_role": credential.cluster_role,
             "fingerprint": credential.fingerprint_sha256,
-            "via_token": actor.via_token,
+            "via": "api token" if actor.via_token else "browser",
             **details,
         },
     )
