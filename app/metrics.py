@@ -29,12 +29,12 @@ POLL_DURATION = Histogram(
 )
 POLL_ERRORS = Counter(
     "lifeline_poll_errors_total",
-    "Poll failures by job, region and kind (throttled, access_denied, unreachable, no_data, other).",
+    "Poll runs that did not end ok, by job, region and kind (the outcome: partial, error, unreachable).",
     ["job", "region", "kind"],
 )
 CLOUDWATCH_REQUESTS = Counter(
     "lifeline_cloudwatch_requests_total",
-    "GetMetricData requests sent (one per 500 Outposts and region per cycle, plus NextToken pages).",
+    "GetMetricData requests sent (one per 500 Outposts per region and cycle, plus NextToken pages).",
     ["region"],
 )
 

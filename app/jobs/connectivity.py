@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db import session_scope
 from app.integrations.aws import AwsClients
 from app.integrations.cloudwatch import FetchResult, OutpostSeries, fetch_connected_status
+from app.metrics import CLOUDWATCH_REQUESTS, POLL_DURATION, POLL_ERRORS
 from app.models.fleet import Outpost
 from app.models.poll_run import PollRun
 from app.services import connectivity as svc
@@ -122,8 +123,13 @@ def poll_connectivity(
     with session_scope(session_factory) as session:
         regions = sorted(set(session.scalars(select(Outpost.region).distinct())))
     results = []
-    for region in regions:
-        results.append(_poll_region(settings, session_factory, clients, region, now))
+    with POLL_DURATION.labels(job=JOB_ID).time():
+        for region in regions:
+            result = _poll_region(settings, session_factory, clients, region, now)
+            results.append(result)
+            CLOUDWATCH_REQUESTS.labels(region=region).inc(result.requests)
+            if result.outcome != svc.OUTCOME_OK:
+                POLL_ERRORS.labels(job=JOB_ID, region=region, kind=result.outcome).inc()
     return results
 
 
