@@ -5,10 +5,13 @@ Every AWS call in Lifeline goes through `AwsClients`; nothing builds a client at
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -20,6 +23,19 @@ THROTTLING_CODES = frozenset(
 ACCESS_DENIED_CODES = frozenset(
     {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException"}
 )
+
+
+# Parsing botocore's service models dominates client creation; one loader (it caches what it has
+# read) is shared by every session. Sessions themselves stay per client: they are not thread-safe.
+_LOADER = botocore.loaders.create_loader()
+_CREATE_LOCK = threading.Lock()
+
+
+def new_session() -> boto3.session.Session:
+    """A fresh boto3 Session that reuses the process-wide, already-parsed service models."""
+    core = botocore.session.Session()
+    core.register_component("data_loader", _LOADER)
+    return boto3.session.Session(botocore_session=core)
 
 
 @dataclass(frozen=True)
@@ -49,11 +65,11 @@ class AwsClients:
         )
 
     def client(self, service: str, region: str) -> Any:
-        # A fresh Session per client: boto3's default session is not thread-safe.
-        session: Any = boto3.session.Session()
-        return session.client(
-            service, region_name=region, endpoint_url=self.endpoint_url, config=self.config()
-        )
+        session: Any = new_session()
+        with _CREATE_LOCK:
+            return session.client(
+                service, region_name=region, endpoint_url=self.endpoint_url, config=self.config()
+            )
 
 
 def error_code(exc: ClientError) -> str:
