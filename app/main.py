@@ -17,7 +17,19 @@ from starlette.responses import Response
 from app import __version__
 from app.db import create_db_engine, make_session_factory
 from app.settings import Settings, get_settings
-from app.web import audit, auth, clusters, credentials, demo, fleet, health, outposts, overview, users
+from app.web import (
+    audit,
+    auth,
+    clusters,
+    credentials,
+    demo,
+    fleet,
+    health,
+    outposts,
+    overview,
+    security,
+    users,
+)
 from app.web.templating import render
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
@@ -49,9 +61,11 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = Fals
         version=__version__,
         summary="Connectivity, emergency access and disconnect readiness for EKS local clusters on Outposts",
         lifespan=lifespan,
-        docs_url="/api/docs",
+        # The schema is served at /api/openapi.json behind sign-in (app/web/auth.py); no Swagger UI:
+        # it loads scripts from a CDN, which the CSP forbids and an offline site cannot reach.
+        docs_url=None,
         redoc_url=None,
-        openapi_url="/api/openapi.json",
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -61,6 +75,7 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = Fals
     for module in (health, auth, overview, outposts, fleet, clusters, credentials, users, audit, demo):
         app.include_router(module.router)
     _install_error_handlers(app)
+    security.install(app)
     return app
 
 

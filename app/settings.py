@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -88,6 +89,37 @@ class Settings(BaseSettings):
     )
 
     # security and accounts (issue 4): add settings below this line
+    session_idle_minutes: int = Field(
+        default=60, ge=1, le=10080, description="A session ends after this many minutes without a request."
+    )
+    session_max_hours: int = Field(
+        default=12, ge=1, le=720, description="A session ends this many hours after sign-in, active or not."
+    )
+    session_cookie_secure: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="Secure flag on cookies: auto sets it when the request came over HTTPS.",
+    )
+    reauth_minutes: int = Field(
+        default=5, ge=1, le=60, description="How long a 'confirm your password' stays valid."
+    )
+    login_free_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Failed sign-ins per account before back-off starts (x3 per address).",
+    )
+    login_backoff_base_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="First back-off delay; doubles with every further failure."
+    )
+    login_backoff_max_seconds: float = Field(
+        default=900.0, gt=0, description="Longest back-off delay after repeated failed sign-ins."
+    )
+    login_failure_window_minutes: int = Field(
+        default=15, ge=1, description="Failures older than this are forgotten."
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="When set, /metrics needs `Authorization: Bearer <token>`."
+    )
 
     # emergency access / credentials (issue 5): add settings below this line
     data_key: SecretStr | None = Field(
@@ -152,7 +184,7 @@ class Settings(BaseSettings):
     def _empty_secret_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("aws_endpoint_url", mode="before")
+    @field_validator("aws_endpoint_url", "metrics_token", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

@@ -167,6 +167,52 @@ def app(settings: Settings, session_factory: sessionmaker[Session]) -> Iterator[
     application.state.engine.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id with tiny parameters in tests: same code path, milliseconds instead of ~100 ms a hash."""
+    from argon2 import PasswordHasher
+
+    from app.services import accounts
+
+    monkeypatch.setattr(
+        accounts, "password_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+    monkeypatch.setattr(accounts, "_dummy_hash", None)
+
+
+TEST_PASSWORD = "correct horse battery staple"
+
+
+def create_account(session: Session, username: str, role: str, password: str = TEST_PASSWORD) -> Any:
+    """An enabled account made through the accounts service (committed to the test's transaction)."""
+    from app.services.accounts import create_user
+
+    user = create_user(session, username=username, password=password, role=role, actor="test")
+    session.commit()
+    return user
+
+
+def sign_in(test_client: TestClient, username: str, password: str = TEST_PASSWORD) -> TestClient:
+    """Sign in through the real /login form; afterwards every request sends the CSRF header."""
+    from app.web.security import CSRF_COOKIE, SESSION_COOKIE, csrf_token_for_session
+
+    test_client.get("/login")
+    response = test_client.post(
+        "/login",
+        data={
+            "username": username,
+            "password": password,
+            "csrf_token": test_client.cookies.get(CSRF_COOKIE, ""),
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, f"sign-in as {username} failed: {response.status_code}"
+    raw = test_client.cookies.get(SESSION_COOKIE)
+    assert raw, "no session cookie after sign-in"
+    test_client.headers["X-CSRF-Token"] = csrf_token_for_session(raw)
+    return test_client
+
+
 @pytest.fixture
 def anon_client(app: FastAPI) -> Iterator[TestClient]:
     """A client that has not signed in."""
@@ -175,9 +221,49 @@ def anon_client(app: FastAPI) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def client(anon_client: TestClient) -> TestClient:
-    """A client signed in as an admin (accounts, issue 4, makes this a real sign-in)."""
-    return anon_client
+def client_as(app: FastAPI, session: Session) -> Iterator[Any]:
+    """Factory: `client_as("responder")` is a new client signed in as a fresh account with that role."""
+    clients: list[TestClient] = []
+
+    def make(role: str, username: str | None = None) -> TestClient:
+        name = username or f"{role}-{len(clients) + 1}"
+        create_account(session, name, role)
+        test_client = TestClient(app, base_url="http://testserver")
+        clients.append(test_client)
+        return sign_in(test_client, name)
+
+    yield make
+    for test_client in clients:
+        test_client.close()
+
+
+@pytest.fixture
+def client(client_as: Any) -> TestClient:
+    """A client signed in as the admin `admin` through /login; sends the CSRF header by itself."""
+    test_client: TestClient = client_as("admin", "admin")
+    return test_client
+
+
+@pytest.fixture
+def api_client_as(app: FastAPI, session: Session) -> Iterator[Any]:
+    """Factory: `api_client_as("viewer")` sends a fresh account's bearer token (and no cookies)."""
+    from app.services.tokens import create_token
+
+    clients: list[TestClient] = []
+
+    def make(role: str, username: str | None = None) -> TestClient:
+        user = create_account(session, username or f"api-{role}-{len(clients) + 1}", role)
+        raw, _ = create_token(session, user, name="tests", expires_in_days=None, actor="test")
+        session.commit()
+        test_client = TestClient(
+            app, base_url="http://testserver", headers={"Authorization": f"Bearer {raw}"}
+        )
+        clients.append(test_client)
+        return test_client
+
+    yield make
+    for test_client in clients:
+        test_client.close()
 
 
 # ---------------------------------------------------------------- AWS (moto's server on loopback)
@@ -278,14 +364,32 @@ def browser() -> Iterator[Any]:
         instance.close()
 
 
+LIVE_ADMIN = "admin"
+
+
 @pytest.fixture
-def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
-    """A browser page on the live server, signed in as an admin once accounts exist."""
+def anon_page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
+    """A browser page on the live server, not signed in (the admin `admin` exists)."""
+    from app.db import session_scope
+
+    with session_scope(live_server.session_factory) as db:
+        create_account(db, LIVE_ADMIN, "admin")
     context = browser.new_context(base_url=live_server.url)
     tab = context.new_page()
     tab.set_default_timeout(10_000)
     yield tab
     context.close()
+
+
+@pytest.fixture
+def page(anon_page: Any) -> Any:
+    """A browser page on the live server, signed in as the admin `admin` through the sign-in form."""
+    anon_page.goto("/login")
+    anon_page.fill("input[name=username]", LIVE_ADMIN)
+    anon_page.fill("input[name=password]", TEST_PASSWORD)
+    anon_page.click("button[type=submit]")
+    anon_page.wait_for_url(lambda url: "/login" not in url)
+    return anon_page
 
 
 @pytest.fixture

@@ -1,5 +1,158 @@
-"""`lifeline users` subcommands."""
+"""`lifeline users`: create the first admin and manage accounts from the server (audited as cli:<os user>)."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
+from sqlalchemy.orm import Session
 
-app = typer.Typer(help="users commands", no_args_is_help=True)
+from app.services.accounts import (
+    ROLES,
+    AccountError,
+    create_user,
+    get_user_by_username,
+    list_users,
+    reset_password,
+    set_disabled,
+    set_role,
+)
+from app.services.audit import ClientInfo
+
+app = typer.Typer(help="Manage dashboard accounts.", no_args_is_help=True)
+
+
+def cli_actor() -> str:
+    """The audit actor for CLI actions: `cli:` + the operating-system user."""
+    try:
+        name = getpass.getuser()
+    except Exception:  # no user name in the environment (some containers)
+        name = "unknown"
+    return f"cli:{name}"
+
+
+CLI_CLIENT = ClientInfo(address="local", user_agent="lifeline-cli")
+
+
+@contextmanager
+def cli_session() -> Iterator[Session]:
+    """One committed transaction against LIFELINE_DATABASE_URL; account errors exit with status 1."""
+    from app.cli import settings_or_exit
+    from app.db import create_db_engine, make_session_factory, session_scope
+
+    settings = settings_or_exit()
+    engine = create_db_engine(settings.database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            yield session
+    except AccountError as exc:
+        typer.echo(f"lifeline: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+
+
+def read_new_password(password_stdin: bool) -> str:
+    """From stdin (one line) or prompted twice without echo."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            typer.echo("lifeline: --password-stdin given but stdin was empty", err=True)
+            raise typer.Exit(2)
+        return password
+    first = getpass.getpass("Password: ")
+    second = getpass.getpass("Repeat password: ")
+    if first != second:
+        typer.echo("lifeline: the passwords differ", err=True)
+        raise typer.Exit(2)
+    return first
+
+
+def _role(value: str) -> str:
+    if value not in ROLES:
+        raise typer.BadParameter(f"choose one of {', '.join(ROLES)}")
+    return value
+
+
+def _user_or_exit(session: Session, username: str):  # type: ignore[no-untyped-def]
+    user = get_user_by_username(session, username)
+    if user is None:
+        typer.echo(f"lifeline: no account named {username!r} (see `lifeline users list`)", err=True)
+        raise typer.Exit(1)
+    return user
+
+
+@app.command("create")
+def create(
+    username: str = typer.Option(..., "--username", help="Account name."),
+    role: str = typer.Option("viewer", "--role", callback=_role, help="viewer, responder or admin."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+) -> None:
+    """Create an account (the first admin: `--role admin`)."""
+    password = read_new_password(password_stdin)
+    with cli_session() as session:
+        user = create_user(
+            session, username=username, password=password, role=role, actor=cli_actor(), client=CLI_CLIENT
+        )
+        typer.echo(f"created {user.username} ({user.role})")
+
+
+@app.command("list")
+def list_command() -> None:
+    """List accounts: name, role, state, last sign-in."""
+    with cli_session() as session:
+        users = list_users(session)
+        if not users:
+            typer.echo("no accounts; create one with: lifeline users create --username NAME --role admin")
+            return
+        typer.echo(f"{'USERNAME':<24} {'ROLE':<10} {'STATE':<9} LAST SIGN-IN")
+        for user in users:
+            last = user.last_sign_in_at.strftime("%Y-%m-%d %H:%M UTC") if user.last_sign_in_at else "never"
+            state = "disabled" if user.disabled else "active"
+            typer.echo(f"{user.username:<24} {user.role:<10} {state:<9} {last}")
+
+
+@app.command("set-role")
+def set_role_command(
+    username: str = typer.Argument(..., help="Account name."),
+    role: str = typer.Argument(..., callback=_role, help="viewer, responder or admin."),
+) -> None:
+    """Change an account's role."""
+    with cli_session() as session:
+        user = _user_or_exit(session, username)
+        set_role(session, user, role=role, actor=cli_actor(), client=CLI_CLIENT)
+        typer.echo(f"{user.username} is now {role}")
+
+
+@app.command("disable")
+def disable(username: str = typer.Argument(..., help="Account name.")) -> None:
+    """Disable an account: its sessions end and its tokens stop working."""
+    with cli_session() as session:
+        user = _user_or_exit(session, username)
+        set_disabled(session, user, disabled=True, actor=cli_actor(), client=CLI_CLIENT)
+        typer.echo(f"{user.username} disabled")
+
+
+@app.command("enable")
+def enable(username: str = typer.Argument(..., help="Account name.")) -> None:
+    """Re-enable a disabled account."""
+    with cli_session() as session:
+        user = _user_or_exit(session, username)
+        set_disabled(session, user, disabled=False, actor=cli_actor(), client=CLI_CLIENT)
+        typer.echo(f"{user.username} enabled")
+
+
+@app.command("reset-password")
+def reset_password_command(
+    username: str = typer.Argument(..., help="Account name."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+) -> None:
+    """Set a new password (every session of the account ends)."""
+    password = read_new_password(password_stdin)
+    with cli_session() as session:
+        user = _user_or_exit(session, username)
+        reset_password(session, user, new_password=password, actor=cli_actor(), client=CLI_CLIENT)
+        typer.echo(f"password of {user.username} reset; their sessions ended")

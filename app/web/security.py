@@ -1,17 +1,63 @@
 """The access policy: every route declares the role it needs, here and nowhere else.
 
 `requires(Role.x)` is a FastAPI dependency that returns the signed-in `Principal` or refuses the
-request; `public()` marks the few routes open without sign-in. A route with neither fails the
-role-matrix test.
+request; `requires_recent_auth(Role.x)` also wants the password confirmed in the last few minutes;
+`public()` marks the few routes open without sign-in; `metrics_access()` guards /metrics with an
+optional token. A route with none of them fails the role-matrix test.
+
+Who is asking: `Authorization: Bearer <API token>` on `/api/...` (no cookies, so no CSRF), else the
+session cookie. Every state-changing request carries a CSRF token (form field `csrf_token` or header
+`X-CSRF-Token`), checked here too, so no route can forget it. `SecurityMiddleware` adds the
+security headers and gives every request its CSRF token for the templates.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
+import hashlib
+import hmac
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
 
-from fastapi import Request
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.datastructures import MutableHeaders
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.models.base import utcnow
+from app.services.audit import ClientInfo
+from app.services.backoff import BackoffPolicy
+from app.services.sessions import SessionPolicy, has_recent_auth, resolve_session
+from app.services.tokens import resolve_token
+from app.settings import Settings
+from app.web.deps import DbSession
+
+SESSION_COOKIE = "lifeline_session"
+CSRF_COOKIE = "lifeline_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+# Scripts only from our own origin: no inline scripts or handlers, no eval. Inline style attributes
+# stay allowed (server-rendered bars and plots set widths with them); they cannot run code.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+}
 
 
 class Role(enum.StrEnum):
@@ -35,26 +81,362 @@ class Principal:
     username: str
     role: Role
     via_token: bool = False
+    session_id: int | None = None
+    token_id: int | None = None
+
+    @property
+    def actor(self) -> str:
+        """The name written to the audit trail."""
+        return self.username
+
+    def can(self, role: Role) -> bool:
+        return self.role.allows(role)
 
 
-def requires(role: Role) -> Callable[[Request], Principal]:
+# ---------------------------------------------------------------- helpers for handlers
+
+
+def now_utc(request: Request) -> dt.datetime:
+    """The current time; tests replace `app.state.clock` to move time."""
+    clock: Callable[[], dt.datetime] = getattr(request.app.state, "clock", utcnow)
+    return clock()
+
+
+def client_info(request: Request) -> ClientInfo:
+    """Client address and user agent for the audit trail (run uvicorn with --proxy-headers behind a proxy)."""
+    address = request.client.host if request.client else None
+    return ClientInfo(address=address, user_agent=request.headers.get("user-agent"))
+
+
+def session_policy(settings: Settings) -> SessionPolicy:
+    return SessionPolicy(
+        idle=dt.timedelta(minutes=settings.session_idle_minutes),
+        max_age=dt.timedelta(hours=settings.session_max_hours),
+        reauth_window=dt.timedelta(minutes=settings.reauth_minutes),
+    )
+
+
+def backoff_policy(settings: Settings) -> BackoffPolicy:
+    return BackoffPolicy(
+        free_attempts=settings.login_free_attempts,
+        base_seconds=settings.login_backoff_base_seconds,
+        max_seconds=settings.login_backoff_max_seconds,
+        window=dt.timedelta(minutes=settings.login_failure_window_minutes),
+    )
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def cookie_secure(request: Request) -> bool:
+    mode = _settings(request).session_cookie_secure
+    return mode == "always" or (mode == "auto" and request.url.scheme == "https")
+
+
+def set_session_cookie(request: Request, response: Response, raw: str) -> None:
+    settings = _settings(request)
+    response.set_cookie(
+        SESSION_COOKIE,
+        raw,
+        max_age=settings.session_max_hours * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=cookie_secure(request),
+        path="/",
+    )
+
+
+def clear_session_cookie(request: Request, response: Response) -> None:
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=cookie_secure(request)
+    )
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """A same-site path to return to after sign-in (never another host: no open redirect)."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/") or target.startswith("//"):
+        return default
+    if "\\" in target or parts.path.startswith(("/login", "/logout", "/reauth")):
+        return default
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _is_htmx(request: Request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def _return_path(request: Request) -> str:
+    """Where to come back to: this page for GET, the page the form was on otherwise."""
+    if request.method in SAFE_METHODS and not _is_htmx(request):
+        return safe_next(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+    source = request.headers.get("HX-Current-URL") or ""
+    if not source and request.method in SAFE_METHODS:
+        source = str(request.url)
+    source = source or request.headers.get("referer") or "/"
+    parts = urlsplit(source)
+    if parts.netloc and parts.netloc != request.url.netloc:
+        return "/"
+    return safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))
+
+
+# ---------------------------------------------------------------- CSRF
+
+
+def csrf_token_for_session(raw_session: str) -> str:
+    """The CSRF token of a signed-in session: derived from the secret cookie, so nothing to store."""
+    return hashlib.sha256(b"lifeline-csrf:" + raw_session.encode()).hexdigest()
+
+
+def expected_csrf_token(cookies: dict[str, str]) -> str | None:
+    raw_session = cookies.get(SESSION_COOKIE)
+    if raw_session:
+        return csrf_token_for_session(raw_session)
+    # Before sign-in (the login form): a double-submit cookie.
+    return cookies.get(CSRF_COOKIE) or None
+
+
+async def csrf_protect(request: Request) -> None:
+    """Refuse a state-changing request without the right CSRF token (bearer-token API calls exempt)."""
+    if request.method in SAFE_METHODS:
+        return
+    if _is_api(request) and _bearer(request):
+        return
+    expected = expected_csrf_token(dict(request.cookies))
+    supplied = request.headers.get(CSRF_HEADER)
+    if not supplied:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()
+            value = form.get(CSRF_FIELD)
+            supplied = value if isinstance(value, str) else None
+    if not expected or not supplied or not hmac.compare_digest(expected, supplied):
+        raise HTTPException(
+            403,
+            "The form's security token is missing or out of date (CSRF check). Reload the page, try again.",
+        )
+
+
+# ---------------------------------------------------------------- who is asking
+
+
+class SignInRequired(Exception):
+    """Raised for a request without a valid session; turned into a redirect to /login."""
+
+    def __init__(self, next_path: str, *, expired: bool) -> None:
+        self.next_path = next_path
+        self.expired = expired
+
+
+class ReauthRequired(Exception):
+    """Raised when the password must be confirmed first; turned into a redirect to /reauth."""
+
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
+
+
+def current_principal(request: Request, db: Any) -> Principal | None:
+    """Resolve the principal (cached per request); raises 401 for a bad bearer token on the API."""
+    if hasattr(request.state, "principal_resolved"):
+        principal: Principal | None = request.state.principal
+        return principal
+    principal = None
+    now = now_utc(request)
+    bearer = _bearer(request)
+    if _is_api(request) and bearer:
+        token = resolve_token(db, bearer, now=now)
+        if token is None:
+            raise HTTPException(
+                401,
+                "The API token is not valid (unknown, expired or revoked).",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        principal = Principal(
+            token.user.id, token.user.username, Role(token.user.role), True, token_id=token.id
+        )
+    else:
+        raw = request.cookies.get(SESSION_COOKIE)
+        if raw:
+            web_session = resolve_session(db, raw, policy=session_policy(_settings(request)), now=now)
+            if web_session is not None:
+                user = web_session.user
+                principal = Principal(
+                    user.id, user.username, Role(user.role), False, session_id=web_session.id
+                )
+                request.state.web_session = web_session
+    request.state.principal = principal
+    request.state.principal_resolved = True
+    return principal
+
+
+def requires(role: Role) -> Callable[..., Principal]:
     """Dependency: the request must come from a user or token with at least `role`."""
 
-    def dependency(request: Request) -> Principal:
-        # Until accounts land (issue 4) every request acts as a local admin.
-        principal = Principal(user_id=None, username="local", role=Role.admin)
-        request.state.principal = principal
+    def dependency(request: Request, db: DbSession, _csrf: None = Depends(csrf_protect)) -> Principal:
+        principal = current_principal(request, db)
+        if principal is None:
+            if _is_api(request):
+                raise HTTPException(
+                    401,
+                    "Sign in or send `Authorization: Bearer <token>`.",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            raise SignInRequired(_return_path(request), expired=SESSION_COOKIE in request.cookies)
+        if not principal.role.allows(role):
+            raise HTTPException(
+                403,
+                f"This needs the {role.value} role; {principal.username} is {principal.role.value}.",
+            )
         return principal
 
     dependency.__lifeline_role__ = role  # type: ignore[attr-defined]
     return dependency
 
 
-def public() -> Callable[[Request], None]:
-    """Dependency marking a route that needs no sign-in (/login, /healthz, static files)."""
+def requires_recent_auth(role: Role) -> Callable[..., Principal]:
+    """Dependency: like `requires(role)`, and a browser session must have confirmed its password in the
+    last `LIFELINE_REAUTH_MINUTES` (sign-in counts). API tokens pass: the token is the proof."""
 
-    def dependency(request: Request) -> None:
-        request.state.principal = None
+    signed_in = Depends(requires(role))
+
+    # The default-value form: an Annotated[...] naming the closure's `role` could not be resolved
+    # from this module's globals under `from __future__ import annotations`.
+    def dependency(request: Request, principal: Principal = signed_in) -> Principal:
+        if principal.via_token:
+            return principal
+        web_session = getattr(request.state, "web_session", None)
+        policy = session_policy(_settings(request))
+        if web_session is None or not has_recent_auth(web_session, policy=policy, now=now_utc(request)):
+            raise ReauthRequired(_return_path(request))
+        return principal
+
+    dependency.__lifeline_role__ = role  # type: ignore[attr-defined]
+    dependency.__lifeline_reauth__ = True  # type: ignore[attr-defined]
+    return dependency
+
+
+def public() -> Callable[..., None]:
+    """Dependency marking a route that needs no sign-in (/login, /healthz). CSRF still applies."""
+
+    def dependency(request: Request, _csrf: None = Depends(csrf_protect)) -> None:
+        if not hasattr(request.state, "principal"):
+            request.state.principal = None
 
     dependency.__lifeline_role__ = "public"  # type: ignore[attr-defined]
     return dependency
+
+
+def metrics_access() -> Callable[..., None]:
+    """Dependency for /metrics: open unless `LIFELINE_METRICS_TOKEN` is set, then that bearer token."""
+
+    def dependency(request: Request) -> None:
+        expected = _settings(request).metrics_token
+        if expected is None:
+            return
+        supplied = _bearer(request) or ""
+        if not hmac.compare_digest(supplied.encode(), expected.get_secret_value().encode()):
+            raise HTTPException(
+                401,
+                "Send `Authorization: Bearer <LIFELINE_METRICS_TOKEN>`.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    dependency.__lifeline_role__ = "metrics"  # type: ignore[attr-defined]
+    return dependency
+
+
+# ---------------------------------------------------------------- wiring
+
+
+def _redirect(request: Request, location: str) -> Response:
+    if _is_htmx(request):
+        # htmx follows HX-Redirect with a full navigation before looking at the status.
+        return Response(status_code=401, headers={"HX-Redirect": location})
+    return RedirectResponse(location, status_code=303)
+
+
+def _wants_json(request: Request) -> bool:
+    return _is_api(request) or "application/json" in request.headers.get("accept", "")
+
+
+def install(app: FastAPI) -> None:
+    """Add the security middleware and the sign-in / re-auth redirects to the app."""
+    if not hasattr(app.state, "clock"):
+        app.state.clock = utcnow
+
+    @app.exception_handler(SignInRequired)
+    async def sign_in_required(request: Request, exc: SignInRequired) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": "Sign in first."}, status_code=401)
+        location = "/login?next=" + quote(exc.next_path, safe="/")
+        if exc.expired:
+            location += "&expired=1"
+        response = _redirect(request, location)
+        if exc.expired:
+            clear_session_cookie(request, response)
+        return response
+
+    @app.exception_handler(ReauthRequired)
+    async def reauth_required(request: Request, exc: ReauthRequired) -> Response:
+        location = "/reauth?next=" + quote(exc.next_path, safe="/")
+        if _wants_json(request):
+            return JSONResponse(
+                {"detail": "Confirm your password first.", "reauth_url": location}, status_code=401
+            )
+        return _redirect(request, location)
+
+    app.add_middleware(SecurityMiddleware)
+
+
+class SecurityMiddleware:
+    """Security headers on every response; the CSRF token for every request (pure ASGI: streams pass)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        cookies = dict(request.cookies)
+        token = expected_csrf_token(cookies)
+        new_cookie = None
+        if token is None:
+            token = new_cookie = secrets.token_urlsafe(32)
+        scope.setdefault("state", {})["csrf_token"] = token
+        https = request.url.scheme == "https"
+        mode = scope["app"].state.settings.session_cookie_secure if "app" in scope else "auto"
+        secure = mode == "always" or (mode == "auto" and https)
+        is_static = scope["path"].startswith("/static/")
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+                if https:
+                    headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+                if not is_static:
+                    # Pages show who holds which credential: never keep them in shared caches.
+                    headers.setdefault("Cache-Control", "no-store")
+                if new_cookie is not None and not is_static:
+                    cookie = f"{CSRF_COOKIE}={new_cookie}; Path=/; HttpOnly; SameSite=Lax"
+                    headers.append("Set-Cookie", cookie + ("; Secure" if secure else ""))
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)

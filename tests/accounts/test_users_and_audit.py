@@ -1,0 +1,243 @@
+"""Admin account management and the audit trail: every change audited, filters, CSV, API."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from app.models import AuditEvent, User
+from tests.accounts.conftest import Clock
+from tests.conftest import TEST_PASSWORD, sign_in
+
+NEW_PASSWORD = "a brand new passphrase"
+
+
+def _user(session: Session, name: str) -> User:
+    session.expire_all()
+    return session.scalars(select(User).where(User.username == name)).one()
+
+
+def _actions(session: Session) -> list[tuple[str, str, str, str]]:
+    rows = session.scalars(select(AuditEvent).order_by(AuditEvent.id))
+    return [(e.actor, e.action, e.target, e.outcome) for e in rows]
+
+
+def test_admin_manages_accounts_and_every_step_is_audited(
+    client: TestClient, anon_client: TestClient, session: Session
+) -> None:
+    created = client.post(
+        "/users",
+        data={
+            "username": "Bob",
+            "role": "viewer",
+            "password": TEST_PASSWORD,
+            "password_confirm": TEST_PASSWORD,
+        },
+        follow_redirects=False,
+    )
+    assert created.status_code == 303
+    bob = _user(session, "Bob")
+    assert bob.role == "viewer" and bob.password_hash.startswith("$argon2id$")
+    assert "Bob" in client.get("/users").text
+    assert client.post(f"/users/{bob.id}/role", data={"role": "responder"}).status_code == 200
+    assert _user(session, "Bob").role == "responder"
+    client.post(
+        f"/users/{bob.id}/password", data={"password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD}
+    )
+    client.post(f"/users/{bob.id}/disable")
+    assert _user(session, "Bob").disabled
+    client.post(f"/users/{bob.id}/enable")
+    # Sign-in is case-insensitive on the name; the new password works.
+    sign_in(anon_client, "bob", NEW_PASSWORD)
+    anon_client.post("/logout")
+    mine = [a for a in _actions(session) if a[2] == "user:Bob"]
+    assert mine == [
+        ("admin", "user.create", "user:Bob", "success"),
+        ("admin", "user.role_change", "user:Bob", "success"),
+        ("admin", "user.password_reset", "user:Bob", "success"),
+        ("admin", "user.disable", "user:Bob", "success"),
+        ("admin", "user.enable", "user:Bob", "success"),
+        ("Bob", "auth.sign_in", "user:Bob", "success"),
+        ("Bob", "auth.sign_out", "user:Bob", "success"),
+    ]
+    # No password ever reaches the trail.
+    dump = " ".join(str(row) for row in session.execute(text("SELECT * FROM audit_events")))
+    assert TEST_PASSWORD not in dump and NEW_PASSWORD not in dump
+
+
+def test_bad_account_input_is_explained(client: TestClient, session: Session) -> None:
+    short = client.post(
+        "/users",
+        data={"username": "carol", "role": "viewer", "password": "short", "password_confirm": "short"},
+    )
+    assert short.status_code == 422 and "at least 12 characters" in short.text
+    differ = client.post(
+        "/users",
+        data={
+            "username": "carol",
+            "role": "viewer",
+            "password": TEST_PASSWORD,
+            "password_confirm": TEST_PASSWORD + "x",
+        },
+    )
+    assert differ.status_code == 422 and "The passwords differ" in differ.text
+    bad_name = client.post(
+        "/users",
+        data={
+            "username": "no spaces",
+            "role": "viewer",
+            "password": TEST_PASSWORD,
+            "password_confirm": TEST_PASSWORD,
+        },
+    )
+    assert bad_name.status_code == 422 and "Usernames are" in bad_name.text
+    duplicate = client.post(
+        "/users",
+        data={
+            "username": "ADMIN",
+            "role": "viewer",
+            "password": TEST_PASSWORD,
+            "password_confirm": TEST_PASSWORD,
+        },
+    )
+    assert duplicate.status_code == 422 and "already exists" in duplicate.text
+    role = client.post(
+        "/users",
+        data={
+            "username": "carol",
+            "role": "root",
+            "password": TEST_PASSWORD,
+            "password_confirm": TEST_PASSWORD,
+        },
+    )
+    assert role.status_code == 422 and "Unknown role" in role.text
+    assert client.get("/users/999999").status_code == 404
+
+
+def test_the_last_admin_cannot_lock_everyone_out(client: TestClient, session: Session) -> None:
+    admin = _user(session, "admin")
+    demote = client.post(f"/users/{admin.id}/role", data={"role": "viewer"})
+    assert demote.status_code == 422 and "last enabled admin" in demote.text
+    disable = client.post(f"/users/{admin.id}/disable")
+    assert disable.status_code == 422
+    assert _user(session, "admin").role == "admin"
+
+
+def test_own_password_change(client_as: Any, session: Session) -> None:
+    viewer = client_as("viewer", "alice")
+    wrong = viewer.post(
+        "/account/password",
+        data={
+            "current_password": "nope nope nope",
+            "new_password": NEW_PASSWORD,
+            "new_password_confirm": NEW_PASSWORD,
+        },
+    )
+    assert wrong.status_code == 422 and "current password is not correct" in wrong.text
+    ok = viewer.post(
+        "/account/password",
+        data={
+            "current_password": TEST_PASSWORD,
+            "new_password": NEW_PASSWORD,
+            "new_password_confirm": NEW_PASSWORD,
+        },
+        follow_redirects=False,
+    )
+    assert ok.status_code == 303
+    assert viewer.get("/account").status_code == 200  # this session stays
+    outcomes = [a[3] for a in _actions(session) if a[1] == "user.password_change"]
+    assert outcomes == ["failure", "success"]
+
+
+def test_failed_sign_in_and_reauth_are_audited(
+    anon_client: TestClient, client_as: Any, session: Session
+) -> None:
+    viewer = client_as("viewer", "alice")
+    viewer.post("/reauth", data={"password": "wrong wrong wrong"})
+    anon_client.get("/login")
+    anon_client.post(
+        "/login",
+        data={
+            "username": "ghost",
+            "password": "x",
+            "csrf_token": anon_client.cookies.get("lifeline_csrf", ""),
+        },
+    )
+    events = {(a[1], a[2], a[3]) for a in _actions(session)}
+    assert ("auth.reauth", "user:alice", "failure") in events
+    assert ("auth.sign_in", "user:ghost", "failure") in events
+    ghost = session.scalars(select(AuditEvent).where(AuditEvent.target == "user:ghost")).one()
+    assert ghost.client_address == "testclient" and ghost.user_agent == "testclient"
+
+
+def _seed(client: TestClient, clock: Clock) -> None:
+    for name in ("ann", "ben", "cid"):
+        clock.advance(minutes=10)
+        client.post("/reauth", data={"password": TEST_PASSWORD})  # a confirmation lasts 5 minutes
+        client.post(
+            "/users",
+            data={
+                "username": name,
+                "role": "viewer",
+                "password": TEST_PASSWORD,
+                "password_confirm": TEST_PASSWORD,
+            },
+        )
+
+
+def test_audit_page_filters_and_partial(client_as: Any, clock: Clock) -> None:
+    client = client_as("admin", "root")
+    _seed(client, clock)
+    page = client.get("/audit", params={"action": "user.create", "target": "ben"})
+    assert page.status_code == 200 and "user:ben" in page.text and "user:ann" not in page.text
+    assert "1 event" in page.text
+    partial = client.get("/audit", params={"actor": "root"}, headers={"HX-Request": "true"})
+    assert partial.text.lstrip().startswith('<div id="audit-results">')
+    assert "user:cid" in partial.text
+    since = client.get(
+        "/audit", params={"action": "user", "since": "2026-11-30T12:15", "until": "2026-11-30T12:25"}
+    )
+    assert "user:ben" in since.text and "user:ann" not in since.text and "user:cid" not in since.text
+    bad = client.get("/audit", params={"since": "yesterday"})
+    assert bad.status_code == 422 and "since" in bad.text
+
+
+def test_audit_paging(client: TestClient, session: Session) -> None:
+    from app.services.audit import record_audit
+
+    for index in range(120):
+        record_audit(session, actor="bulk", action="fleet.update", target=f"outpost:{index}")
+    session.commit()
+    first = client.get("/audit", params={"actor": "bulk"})
+    assert "page 1 of 3" in first.text and "Older" in first.text and "outpost:119" in first.text
+    third = client.get("/audit", params={"actor": "bulk", "page": 3})
+    assert "outpost:0<" in third.text and "Older" not in third.text
+
+
+def test_audit_csv_export(client_as: Any, clock: Clock) -> None:
+    client = client_as("admin", "root")
+    _seed(client, clock)
+    response = client.get("/audit/export.csv", params={"action": "user.create", "actor": "root"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [r["target"] for r in rows] == ["user:cid", "user:ben", "user:ann"]
+    assert rows[0]["actor"] == "root" and rows[0]["details"] == '{"role": "viewer"}'
+    assert rows[0]["time"].startswith("2026-11-30T12:30")
+
+
+def test_audit_api(client_as: Any, api_client_as: Any, clock: Clock) -> None:
+    client = client_as("admin", "root")
+    _seed(client, clock)
+    api = api_client_as("admin")
+    body = api.get("/api/v1/audit", params={"action": "user.create", "actor": "root", "per_page": 2}).json()
+    assert body["total"] == 3 and body["pages"] == 2 and len(body["items"]) == 2
+    assert body["items"][0]["target"] == "user:cid"
+    assert api.get("/api/v1/audit", params={"since": "not a date"}).status_code == 422
+    assert api_client_as("responder").get("/api/v1/audit").status_code == 403
