@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 from starlette.responses import Response
@@ -44,6 +44,8 @@ Admin = Annotated[Principal, Depends(requires(Role.admin))]
 AdminRecent = Annotated[Principal, Depends(requires_recent_auth(Role.admin))]
 Viewer = Annotated[Principal, Depends(requires(Role.viewer))]
 ViewerRecent = Annotated[Principal, Depends(requires_recent_auth(Role.viewer))]
+# Row ids fit a 32-bit INTEGER column; a larger number is a 422, not a database error.
+RowId = Annotated[int, Path(ge=1, le=2_147_483_647)]
 
 
 def _after_post(request: Request, location: str) -> Response:
@@ -134,7 +136,7 @@ def users_create(
 
 @router.get("/users/{user_id}", name="users.detail")
 def users_detail(
-    request: Request, db: DbSession, settings: AppSettings, user_id: int, _principal: Admin
+    request: Request, db: DbSession, settings: AppSettings, user_id: RowId, _principal: Admin
 ) -> Response:
     user = _user_or_404(db, user_id)
     return _user_detail(request, db, settings, user)
@@ -176,7 +178,7 @@ def users_set_role(
     request: Request,
     db: DbSession,
     settings: AppSettings,
-    user_id: int,
+    user_id: RowId,
     principal: AdminRecent,
     role: Annotated[str, Form(max_length=16)] = "",
 ) -> Response:
@@ -194,7 +196,7 @@ def users_set_role(
 
 @router.post("/users/{user_id}/disable", name="users.disable")
 def users_disable(
-    request: Request, db: DbSession, settings: AppSettings, user_id: int, principal: AdminRecent
+    request: Request, db: DbSession, settings: AppSettings, user_id: RowId, principal: AdminRecent
 ) -> Response:
     user = _user_or_404(db, user_id)
     return _change(
@@ -210,7 +212,7 @@ def users_disable(
 
 @router.post("/users/{user_id}/enable", name="users.enable")
 def users_enable(
-    request: Request, db: DbSession, settings: AppSettings, user_id: int, principal: AdminRecent
+    request: Request, db: DbSession, settings: AppSettings, user_id: RowId, principal: AdminRecent
 ) -> Response:
     user = _user_or_404(db, user_id)
     return _change(
@@ -229,7 +231,7 @@ def users_reset_password(
     request: Request,
     db: DbSession,
     settings: AppSettings,
-    user_id: int,
+    user_id: RowId,
     principal: AdminRecent,
     password: Annotated[str, Form(max_length=1024)] = "",
     password_confirm: Annotated[str, Form(max_length=1024)] = "",
@@ -353,7 +355,7 @@ def account_token_create(
 
 
 @router.post("/tokens/{token_id}/revoke", name="users.token_revoke")
-def token_revoke(request: Request, db: DbSession, token_id: int, principal: Viewer) -> Response:
+def token_revoke(request: Request, db: DbSession, token_id: RowId, principal: Viewer) -> Response:
     token = get_token_or_none(db, token_id)
     if token is None or (token.user_id != principal.user_id and not principal.can(Role.admin)):
         raise HTTPException(404, f"No token with id {token_id} of yours.")
@@ -426,7 +428,7 @@ def api_tokens(request: Request, db: DbSession, principal: Viewer) -> list[Token
 
 
 @router.delete("/api/v1/tokens/{token_id}", name="users.api_token_revoke", tags=["accounts"])
-def api_token_revoke(request: Request, db: DbSession, token_id: int, principal: Viewer) -> TokenOut:
+def api_token_revoke(request: Request, db: DbSession, token_id: RowId, principal: Viewer) -> TokenOut:
     """Revoke one of your tokens (admins: any token). Revoking the token in use works too."""
     token = get_token_or_none(db, token_id)
     if token is None or (token.user_id != principal.user_id and not principal.can(Role.admin)):
