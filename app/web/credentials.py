@@ -35,7 +35,7 @@ from app.services.credentials import (
     CredentialNotFound,
     IssueRequest,
 )
-from app.web.deps import AppSettings, DbSession
+from app.web.deps import AppSettings, DbSession, OptionalRowIdQuery, RowId
 from app.web.security import Principal, Role, requires
 from app.web.templating import render
 
@@ -198,7 +198,7 @@ def api_issue(
 
 
 @router.get("/api/v1/credentials", name="credentials.api_list")
-def api_list(principal: Viewer, db: DbSession, cluster: int | None = None) -> list[dict[str, Any]]:
+def api_list(principal: Viewer, db: DbSession, cluster: OptionalRowIdQuery = None) -> list[dict[str, Any]]:
     return [
         credential_record(c)
         for c in credentials.list_credentials(db, cluster_pk=cluster, include_history=True)
@@ -206,7 +206,7 @@ def api_list(principal: Viewer, db: DbSession, cluster: int | None = None) -> li
 
 
 @router.get("/api/v1/credentials/{credential_id}", name="credentials.api_get")
-def api_get(credential_id: int, principal: Viewer, db: DbSession) -> dict[str, Any]:
+def api_get(credential_id: RowId, principal: Viewer, db: DbSession) -> dict[str, Any]:
     return credential_record(_credential_or_404(db, credential_id))
 
 
@@ -240,21 +240,21 @@ def _download(
 
 @router.get("/api/v1/credentials/{credential_id}/kubeconfig", name="credentials.api_kubeconfig")
 def api_kubeconfig(
-    credential_id: int, request: Request, principal: Downloader, db: DbSession, settings: AppSettings
+    credential_id: RowId, request: Request, principal: Downloader, db: DbSession, settings: AppSettings
 ) -> Response:
     return _download(request, db, settings, principal, credential_id, "kubeconfig")
 
 
 @router.get("/api/v1/credentials/{credential_id}/bundle", name="credentials.api_bundle")
 def api_bundle(
-    credential_id: int, request: Request, principal: Downloader, db: DbSession, settings: AppSettings
+    credential_id: RowId, request: Request, principal: Downloader, db: DbSession, settings: AppSettings
 ) -> Response:
     return _download(request, db, settings, principal, credential_id, "bundle")
 
 
 @router.post("/api/v1/credentials/{credential_id}/verify", name="credentials.api_verify")
 def api_verify(
-    credential_id: int, request: Request, principal: Responder, db: DbSession, settings: AppSettings
+    credential_id: RowId, request: Request, principal: Responder, db: DbSession, settings: AppSettings
 ) -> dict[str, Any]:
     _credential_or_404(db, credential_id)
     try:
@@ -267,7 +267,7 @@ def api_verify(
 
 @router.post("/api/v1/credentials/{credential_id}/renew", status_code=201, name="credentials.api_renew")
 def api_renew(
-    credential_id: int, request: Request, principal: Responder, db: DbSession, settings: AppSettings
+    credential_id: RowId, request: Request, principal: Responder, db: DbSession, settings: AppSettings
 ) -> JSONResponse:
     _credential_or_404(db, credential_id)
     actor = actor_of(principal, request)
@@ -289,7 +289,7 @@ def api_renew(
 
 @router.post("/api/v1/credentials/{credential_id}/revoke", name="credentials.api_revoke")
 def api_revoke(
-    credential_id: int, request: Request, principal: Responder, db: DbSession, settings: AppSettings
+    credential_id: RowId, request: Request, principal: Responder, db: DbSession, settings: AppSettings
 ) -> dict[str, Any]:
     _credential_or_404(db, credential_id)
     try:
@@ -349,14 +349,20 @@ def _actor_light(principal: Principal) -> Actor:
 
 @router.get("/credentials", name="credentials.index")
 def index(
-    request: Request, principal: Viewer, db: DbSession, settings: AppSettings, cluster: int | None = None
+    request: Request,
+    principal: Viewer,
+    db: DbSession,
+    settings: AppSettings,
+    cluster: OptionalRowIdQuery = None,
 ) -> Response:
     context = _inventory_context(db, principal, settings, cluster)
     return render(request, "credentials/index.html", context, partial="credentials/_table.html")
 
 
 @router.get("/credentials/expiry", name="credentials.expiry")
-def expiry(request: Request, principal: Viewer, db: DbSession, cluster: int | None = None) -> Response:
+def expiry(
+    request: Request, principal: Viewer, db: DbSession, cluster: OptionalRowIdQuery = None
+) -> Response:
     """Expiry warnings (30 and 7 days) as a partial for the overview and cluster pages."""
     warnings = credentials.expiry_warnings(db, cluster_pk=cluster)
     return render(
@@ -420,7 +426,11 @@ def _default_values(principal: Principal, cluster: int | None) -> dict[str, Any]
 
 @router.get("/credentials/new", name="credentials.new")
 def new_form(
-    request: Request, principal: Responder, db: DbSession, settings: AppSettings, cluster: int | None = None
+    request: Request,
+    principal: Responder,
+    db: DbSession,
+    settings: AppSettings,
+    cluster: OptionalRowIdQuery = None,
 ) -> Response:
     values = _default_values(principal, cluster)
     return render(request, "credentials/new.html", _form_context(db, principal, settings, values, {}))
@@ -554,7 +564,7 @@ def _detail_context(db: Session, credential: Credential, principal: Principal) -
 
 
 @router.get("/credentials/{credential_id}", name="credentials.detail")
-def detail(credential_id: int, request: Request, principal: Viewer, db: DbSession) -> Response:
+def detail(credential_id: RowId, request: Request, principal: Viewer, db: DbSession) -> Response:
     credential = _credential_or_404(db, credential_id)
     context = _detail_context(db, credential, principal)
     return render(request, "credentials/detail.html", context, partial="credentials/_detail.html")
@@ -567,7 +577,7 @@ def _flash_redirect(request: Request, credential_id: int, flash: str) -> Respons
 
 @router.post("/credentials/{credential_id}/verify", name="credentials.verify")
 def verify(
-    credential_id: int, request: Request, principal: Responder, db: DbSession, settings: AppSettings
+    credential_id: RowId, request: Request, principal: Responder, db: DbSession, settings: AppSettings
 ) -> Response:
     _credential_or_404(db, credential_id)
     try:
@@ -579,7 +589,7 @@ def verify(
 
 @router.post("/credentials/{credential_id}/renew", name="credentials.renew")
 def renew(
-    credential_id: int,
+    credential_id: RowId,
     request: Request,
     background: BackgroundTasks,
     principal: Responder,
@@ -600,7 +610,7 @@ def renew(
 
 @router.post("/credentials/{credential_id}/revoke", name="credentials.revoke")
 def revoke(
-    credential_id: int, request: Request, principal: Responder, db: DbSession, settings: AppSettings
+    credential_id: RowId, request: Request, principal: Responder, db: DbSession, settings: AppSettings
 ) -> Response:
     _credential_or_404(db, credential_id)
     try:
@@ -614,14 +624,14 @@ def revoke(
 
 @router.get("/credentials/{credential_id}/kubeconfig", name="credentials.kubeconfig")
 def kubeconfig(
-    credential_id: int, request: Request, principal: Downloader, db: DbSession, settings: AppSettings
+    credential_id: RowId, request: Request, principal: Downloader, db: DbSession, settings: AppSettings
 ) -> Response:
     return _download(request, db, settings, principal, credential_id, "kubeconfig")
 
 
 @router.get("/credentials/{credential_id}/bundle", name="credentials.bundle")
 def bundle(
-    credential_id: int, request: Request, principal: Downloader, db: DbSession, settings: AppSettings
+    credential_id: RowId, request: Request, principal: Downloader, db: DbSession, settings: AppSettings
 ) -> Response:
     return _download(request, db, settings, principal, credential_id, "bundle")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from app.settings import Settings
@@ -33,3 +33,9 @@ def get_app_settings(request: Request) -> Settings:
 # success to the client.
 DbSession = Annotated[Session, Depends(get_session, scope="function")]
 AppSettings = Annotated[Settings, Depends(get_app_settings)]
+
+# Integer primary keys are 32-bit on PostgreSQL: a larger id must be refused as bad input (422),
+# not reach the database and come back as a 500.
+MAX_ROW_ID = 2_147_483_647
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+OptionalRowIdQuery = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 from starlette.responses import Response
@@ -26,7 +26,7 @@ from app.services.accounts import (
 )
 from app.services.sessions import has_recent_auth
 from app.services.tokens import create_token, get_token_or_none, list_tokens, revoke_token, token_state
-from app.web.deps import AppSettings, DbSession
+from app.web.deps import AppSettings, DbSession, RowId
 from app.web.security import (
     Principal,
     Role,
@@ -44,8 +44,6 @@ Admin = Annotated[Principal, Depends(requires(Role.admin))]
 AdminRecent = Annotated[Principal, Depends(requires_recent_auth(Role.admin))]
 Viewer = Annotated[Principal, Depends(requires(Role.viewer))]
 ViewerRecent = Annotated[Principal, Depends(requires_recent_auth(Role.viewer))]
-# Row ids fit a 32-bit INTEGER column; a larger number is a 422, not a database error.
-RowId = Annotated[int, Path(ge=1, le=2_147_483_647)]
 
 
 def _after_post(request: Request, location: str) -> Response:
