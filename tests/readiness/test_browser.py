@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import LiveServer
 from tests.readiness.test_web import seed
@@ -24,7 +25,8 @@ def test_cluster_page_filters_and_accepts_a_risk(page: Any, live_server: LiveSer
     assert page.locator("svg.capbar").count() >= 3
     page.evaluate("window.__sameDocument = true")
     page.select_option("select[name=status]", "fail")
-    page.wait_for_function("!document.querySelector('#findings').textContent.includes('Backups do not rely')")
+    # expect() polls without eval (page.wait_for_function("...") is refused by the CSP).
+    expect(page.locator("#findings")).not_to_contain_text("Backups do not rely")
     assert "status=fail" in page.url
     assert page.evaluate("window.__sameDocument") is True
     finding = page.locator("#finding-iam-dependent-workloads")
