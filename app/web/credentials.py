@@ -36,7 +36,7 @@ from app.services.credentials import (
     IssueRequest,
 )
 from app.web.deps import AppSettings, DbSession, OptionalRowIdQuery, RowId
-from app.web.security import Principal, Role, requires
+from app.web.security import Principal, Role, requires, requires_recent_auth
 from app.web.templating import render
 
 router = APIRouter()
@@ -45,7 +45,7 @@ Viewer = Annotated[Principal, Depends(requires(Role.viewer))]
 Responder = Annotated[Principal, Depends(requires(Role.responder))]
 Admin = Annotated[Principal, Depends(requires(Role.admin))]
 # Handing out a private key needs a password typed in the last few minutes (tokens are exempt).
-Downloader = Annotated[Principal, Depends(requires(Role.responder))]
+Downloader = Annotated[Principal, Depends(requires_recent_auth(Role.responder))]
 
 LIFETIME_UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
 
