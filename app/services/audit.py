@@ -40,9 +40,17 @@ _SECRET_KEY = re.compile(
 _SECRET_VALUE = re.compile(r"-----BEGIN [A-Z ]*(PRIVATE KEY|CERTIFICATE)|\bllt_[A-Za-z0-9_-]{20,}")
 
 
+def _harmless(value: Any) -> bool:
+    return value is None or isinstance(value, bool | int | float)
+
+
 def _scrub(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {str(k): REDACTED if _SECRET_KEY.search(str(k)) else _scrub(v) for k, v in value.items()}
+        # A secret-sounding key is masked unless its value cannot be a secret (a flag, a number).
+        return {
+            str(k): _scrub(v) if not _SECRET_KEY.search(str(k)) or _harmless(v) else REDACTED
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [_scrub(v) for v in value]
     if isinstance(value, str):

@@ -1,4 +1,7 @@
-"""Liveness and Prometheus metrics: the only routes open without sign-in besides /login."""
+"""Liveness and Prometheus metrics: the only routes open without sign-in besides /login.
+
+/metrics needs `Authorization: Bearer $LIFELINE_METRICS_TOKEN` once that setting is set.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from sqlalchemy import text
 
 from app.metrics import render_metrics
 from app.web.deps import DbSession
-from app.web.security import public
+from app.web.security import metrics_access, public
 
 router = APIRouter()
 
@@ -20,7 +23,7 @@ def healthz(session: DbSession) -> PlainTextResponse:
     return PlainTextResponse("ok")
 
 
-@router.get("/metrics", name="health.metrics", dependencies=[Depends(public())])
+@router.get("/metrics", name="health.metrics", dependencies=[Depends(metrics_access())])
 def metrics(session: DbSession) -> Response:
     """Prometheus text format; Outpost states are read from the database at scrape time, so every
     web replica answers the same (see app/metrics.py for the metric names)."""

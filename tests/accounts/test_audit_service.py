@@ -60,6 +60,8 @@ def test_record_audit_never_stores_secrets(session: Session) -> None:
             "echo": "llt_" + "A" * 40,
             "token_prefix": "llt_abcd1234",
             "name": "ci",
+            "via_token": True,
+            "token_id": 7,
         },
     )
     details = event.details
@@ -67,6 +69,7 @@ def test_record_audit_never_stores_secrets(session: Session) -> None:
         assert details[key] == REDACTED, key
     assert details["token_prefix"] == "llt_abcd1234"
     assert details["name"] == "ci"
+    assert details["via_token"] is True and details["token_id"] == 7
 
 
 def test_filters_and_paging(session: Session) -> None:

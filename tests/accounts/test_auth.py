@@ -354,21 +354,14 @@ def test_api_tokens_bypass_reauth_and_json_callers_get_401(
     assert api_client_as("viewer").post("/api/v1/test-sensitive").status_code == 403
 
 
-def test_metrics_access_dependency(app: FastAPI, anon_client: TestClient) -> None:
-    from app.web.security import metrics_access
-
-    @app.get("/test-metrics", dependencies=[Depends(metrics_access())])
-    def metrics() -> str:
-        return "ok"
-
-    assert anon_client.get("/test-metrics").status_code == 200
+def test_metrics_needs_the_token_once_it_is_set(app: FastAPI, anon_client: TestClient) -> None:
+    assert anon_client.get("/metrics").status_code == 200
     app.state.settings = app.state.settings.model_copy(update={"metrics_token": SecretStr("s3cret-metrics")})
-    assert anon_client.get("/test-metrics").status_code == 401
-    assert anon_client.get("/test-metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert (
-        anon_client.get("/test-metrics", headers={"Authorization": "Bearer s3cret-metrics"}).status_code
-        == 200
-    )
+    refused = anon_client.get("/metrics")
+    assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+    assert anon_client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    scraped = anon_client.get("/metrics", headers={"Authorization": "Bearer s3cret-metrics"})
+    assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
 
 
 def test_sign_in_helper_gives_csrf_header(anon_client: TestClient, session: Session) -> None:
@@ -379,3 +372,18 @@ def test_sign_in_helper_gives_csrf_header(anon_client: TestClient, session: Sess
         "role": "responder",
         "via_token": False,
     }
+
+
+def test_credential_downloads_need_a_recent_password(
+    client_as: Any, api_client_as: Any, clock: Clock
+) -> None:
+    responder = client_as("responder")
+    clock.advance(minutes=6)
+    for artifact in ("kubeconfig", "bundle"):
+        response = responder.get(f"/credentials/1/{artifact}", follow_redirects=False)
+        assert response.status_code == 303
+        assert response.headers["location"] == f"/reauth?next=/credentials/1/{artifact}"
+    responder.post("/reauth", data={"password": TEST_PASSWORD})
+    assert responder.get("/credentials/1/kubeconfig").status_code == 404  # past the check: no such credential
+    # An API token is its own proof.
+    assert api_client_as("responder").get("/api/v1/credentials/1/kubeconfig").status_code == 404
