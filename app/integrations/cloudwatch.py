@@ -126,11 +126,19 @@ def fetch_connected_status(
     requests = 0
     statuses: list[Status] = []
     errors: list[str] = []
+    # Once CloudWatch is unreachable or keeps throttling, the remaining requests of this cycle
+    # would only wait out the same timeouts and back-offs: they are skipped and marked alike.
+    given_up: tuple[Status, str] | None = None
     for start, end, period, outpost_ids in windows:
         for offset in range(0, len(outpost_ids), MAX_QUERIES_PER_REQUEST):
             chunk = list(outpost_ids[offset : offset + MAX_QUERIES_PER_REQUEST])
             for outpost_id in chunk:
                 points.setdefault(outpost_id, [])
+            if given_up is not None:
+                statuses.append(given_up[0])
+                for outpost_id in chunk:
+                    failures.setdefault(outpost_id, given_up)
+                continue
             queries = [
                 {
                     "Id": f"q{index}",
@@ -182,6 +190,8 @@ def fetch_connected_status(
                 errors.append(message)
                 for outpost_id in chunk:
                     failures.setdefault(outpost_id, (status, message))
+                if status in ("unreachable", "throttled"):
+                    given_up = (status, message)
     series: dict[str, OutpostSeries] = {}
     for outpost_id, datapoints in points.items():
         unique = sorted({p.ts: p for p in datapoints}.values(), key=lambda p: p.ts)

@@ -246,3 +246,21 @@ def test_register_adds_one_interval_job(
     assert registered.id == "connectivity"
     assert registered.trigger.interval == dt.timedelta(seconds=poll_settings.poll_interval_seconds)
     assert (registered.max_instances, registered.coalesce) == (1, True)
+
+
+def test_an_unreachable_endpoint_is_not_retried_for_every_backfill_chunk(
+    session_factory: sessionmaker[Session], session: Session, database_url: str, now: dt.datetime
+) -> None:
+    make_outposts(session, 3)
+    session.commit()
+    closed = make_settings(
+        database_url,
+        aws_endpoint_url=f"http://127.0.0.1:{free_port()}",
+        aws_max_attempts=1,
+        aws_connect_timeout_seconds=1,
+        poll_initial_backfill_hours=24,  # nine windows planned for never-polled Outposts
+    )
+    (result,) = job.poll_connectivity(closed, session_factory, now=now)
+    assert (result.outcome, result.requests) == ("unreachable", 1)
+    session.expire_all()
+    assert set(session.scalars(select(Outpost.state))) == {"UNKNOWN"}
