@@ -46,6 +46,8 @@ Responder = Annotated[Principal, Depends(requires(Role.responder))]
 Admin = Annotated[Principal, Depends(requires(Role.admin))]
 # Handing out a private key needs a password typed in the last few minutes (tokens are exempt).
 Downloader = Annotated[Principal, Depends(requires_recent_auth(Role.responder))]
+# Issuing and renewing hand out new cluster credentials: a confirmed password, as for downloads.
+Issuer = Annotated[Principal, Depends(requires_recent_auth(Role.responder))]
 
 LIFETIME_UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
 
@@ -165,7 +167,7 @@ def api_issue(
     cluster: str,
     body: IssueBody,
     request: Request,
-    principal: Responder,
+    principal: Issuer,
     db: DbSession,
     settings: AppSettings,
     region: str | None = None,
@@ -267,7 +269,7 @@ def api_verify(
 
 @router.post("/api/v1/credentials/{credential_id}/renew", status_code=201, name="credentials.api_renew")
 def api_renew(
-    credential_id: RowId, request: Request, principal: Responder, db: DbSession, settings: AppSettings
+    credential_id: RowId, request: Request, principal: Issuer, db: DbSession, settings: AppSettings
 ) -> JSONResponse:
     _credential_or_404(db, credential_id)
     actor = actor_of(principal, request)
@@ -427,7 +429,7 @@ def _default_values(principal: Principal, cluster: int | None) -> dict[str, Any]
 @router.get("/credentials/new", name="credentials.new")
 def new_form(
     request: Request,
-    principal: Responder,
+    principal: Issuer,
     db: DbSession,
     settings: AppSettings,
     cluster: OptionalRowIdQuery = None,
@@ -459,7 +461,7 @@ def lifetime_hint(
 def create(
     request: Request,
     background: BackgroundTasks,
-    principal: Responder,
+    principal: Issuer,
     settings: AppSettings,
     cluster: Annotated[str, Form()] = "",
     username: Annotated[str, Form()] = "",
@@ -592,7 +594,7 @@ def renew(
     credential_id: RowId,
     request: Request,
     background: BackgroundTasks,
-    principal: Responder,
+    principal: Issuer,
     db: DbSession,
     settings: AppSettings,
 ) -> Response:

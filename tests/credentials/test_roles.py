@@ -69,6 +69,17 @@ def test_downloads_need_recent_auth_but_tokens_do_not(
     app.state.clock = lambda: real_now + dt.timedelta(minutes=6)
     stale = carol.get(f"/credentials/{credential_id}/bundle", follow_redirects=False)
     assert stale.status_code == 303 and stale.headers["location"].startswith("/reauth")
+    # Issuing and renewing hand out credentials too: the same confirmation is asked first.
+    for method, path in [
+        ("GET", "/credentials/new"),
+        ("POST", "/credentials"),
+        ("POST", f"/credentials/{credential_id}/renew"),
+    ]:
+        refused = carol.request(method, path, follow_redirects=False)
+        assert refused.status_code == 303 and refused.headers["location"].startswith("/reauth"), path
+    # A browser session calling the JSON API is told to confirm its password, not redirected.
+    api_refused = _issue(carol, sim_env)
+    assert api_refused.status_code == 401, api_refused.text
 
     token_client = api_client_as("admin")
     bundle = token_client.get(f"/api/v1/credentials/{credential_id}/bundle")
