@@ -8,7 +8,8 @@ COPY app ./app
 COPY migrations ./migrations
 COPY templates ./templates
 COPY static ./static
-RUN pip install --upgrade pip && pip install .
+# Editable install: the app finds templates/, static/, migrations/ and alembic.ini beside itself.
+RUN pip install --upgrade pip && pip install -e .
 USER lifeline
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"
