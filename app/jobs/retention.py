@@ -1,5 +1,6 @@
 """The retention job: drops raw samples past LIFELINE_RAW_RETENTION_DAYS (once their hours are rolled
-up), rollups and closed incidents past LIFELINE_ROLLUP_RETENTION_DAYS, and old poll runs.
+up), rollups and closed incidents past LIFELINE_ROLLUP_RETENTION_DAYS, old poll runs, and sign-in
+sessions past their idle or absolute end.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db import session_scope
 from app.models.poll_run import PollRun
 from app.services import retention as svc
+from app.services.sessions import SessionPolicy, purge_expired_sessions
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,11 +45,14 @@ def run_retention(
                 poll_run_days=settings.poll_run_retention_days,
                 keep_run_id=run_id,
             )
+            sessions_deleted = purge_expired_sessions(
+                session, policy=SessionPolicy.from_settings(settings), now=now
+            )
             run = session.get_one(PollRun, run_id)
             run.outcome = "ok"
-            run.items = result.total
+            run.items = result.total + sessions_deleted
             run.finished_at = now + dt.timedelta(seconds=time.monotonic() - started)
-        log.info("retention: %s", result)
+        log.info("retention: %s, %d expired sign-in sessions", result, sessions_deleted)
         return result
     except Exception as exc:
         log.exception("retention failed")

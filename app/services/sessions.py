@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.models.account import User, WebSession
 from app.models.base import utcnow
 from app.services.audit import ClientInfo
+from app.settings import Settings
 
 # last_seen_at is written at most this often, so browsing is not one write per request.
 TOUCH_INTERVAL = dt.timedelta(seconds=30)
@@ -27,6 +28,14 @@ class SessionPolicy:
     idle: dt.timedelta = dt.timedelta(minutes=60)
     max_age: dt.timedelta = dt.timedelta(hours=12)
     reauth_window: dt.timedelta = dt.timedelta(minutes=5)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SessionPolicy:
+        return cls(
+            idle=dt.timedelta(minutes=settings.session_idle_minutes),
+            max_age=dt.timedelta(hours=settings.session_max_hours),
+            reauth_window=dt.timedelta(minutes=settings.reauth_minutes),
+        )
 
 
 def hash_secret(raw: str) -> str:

@@ -109,11 +109,7 @@ def client_info(request: Request) -> ClientInfo:
 
 
 def session_policy(settings: Settings) -> SessionPolicy:
-    return SessionPolicy(
-        idle=dt.timedelta(minutes=settings.session_idle_minutes),
-        max_age=dt.timedelta(hours=settings.session_max_hours),
-        reauth_window=dt.timedelta(minutes=settings.reauth_minutes),
-    )
+    return SessionPolicy.from_settings(settings)
 
 
 def backoff_policy(settings: Settings) -> BackoffPolicy:
