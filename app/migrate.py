@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def alembic_config(database_url: str) -> Config:
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "migrations"))
+    # Revisions import `migrations.types`: make the project root importable from any directory.
+    config.set_main_option("prepend_sys_path", str(ROOT))
     # ConfigParser interpolation would choke on a '%' in a password.
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config

@@ -1,5 +1,148 @@
-"""`lifeline demo` subcommands."""
+"""`lifeline demo`: the demo fleet (moto + three simulated local clusters) and the dashboard wired to it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-app = typer.Typer(help="demo commands", no_args_is_help=True)
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from app.settings import Settings
+    from app.simulator.demo import DemoFleet
+
+app = typer.Typer(help="demo commands", invoke_without_command=True)
+
+# moto's fake credentials (not secrets); the simulated clusters map them to kubernetes-admin.
+DEMO_AWS_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-west-2",
+}
+
+PortOption = Annotated[
+    int | None, typer.Option("--port", min=1, max=65535, help="Dashboard port (default 8000).")
+]
+HostOption = Annotated[str, typer.Option("--host", help="Dashboard bind address.")]
+
+
+@app.callback()
+def demo(ctx: typer.Context, port: PortOption = None, host: HostOption = "127.0.0.1") -> None:
+    """Start the demo fleet and the dashboard wired to it (Ctrl-C stops everything)."""
+    if ctx.invoked_subcommand is None:
+        run_demo(port, host)
+
+
+@app.command("start")
+def start(port: PortOption = None, host: HostOption = "127.0.0.1") -> None:
+    """Same as `lifeline demo` (what `make run` calls when no AWS is configured)."""
+    run_demo(port, host)
+
+
+def _database_url() -> tuple[str, str]:
+    """LIFELINE_DATABASE_URL when set (so `lifeline users` works on a running demo), else a fresh SQLite."""
+    configured = os.environ.get("LIFELINE_DATABASE_URL")
+    if configured:
+        return configured, "LIFELINE_DATABASE_URL"
+    folder = Path(tempfile.mkdtemp(prefix="lifeline-demo-"))
+    return f"sqlite:///{folder / 'demo.db'}", "a fresh SQLite file"
+
+
+def _register_fleet(settings: Settings, session_factory: sessionmaker[Session], fleet: DemoFleet) -> str:
+    """Put the demo Outposts in the fleet, run discovery and a first poll; return the sign-in line."""
+    from app.db import session_scope
+    from app.integrations.cloudwatch import Datapoint
+    from app.jobs import connectivity, discovery
+    from app.services import connectivity as connectivity_service
+    from app.services import fleet as fleet_service
+
+    recent = fleet.started_at - dt.timedelta(hours=1)
+    with session_scope(session_factory) as session:
+        history: dict[int, list[Datapoint]] = {}
+        for outpost in fleet.outposts:
+            if fleet_service.get_outpost_or_none(session, outpost.outpost_id) is not None:
+                continue
+            row = fleet_service.add_outpost(
+                session,
+                outpost_id=outpost.outpost_id,
+                name=outpost.name,
+                region=outpost.region,
+                actor="lifeline-demo",
+            )
+            # The day of history older than an hour is preloaded as the first poll's backfill would
+            # store it (a day of minutes from moto takes ~10 s); the last hour comes through the poller.
+            history[row.id] = [
+                Datapoint(ts, value, 60)
+                for ts, value in fleet.history_points(outpost, fleet.started_at)
+                if ts < recent
+            ]
+        connectivity_service.record_samples(session, history)
+    # Discovery links the clusters to their Outposts; the poll reads the last hour from CloudWatch.
+    discovery.run_once(settings, session_factory)
+    try:
+        connectivity.run_once(settings, session_factory)
+    except Exception as exc:  # the scheduler retries every interval; the demo still starts
+        logging.getLogger("lifeline.demo").warning("first connectivity poll failed: %s", exc)
+    return _demo_login(settings, session_factory)
+
+
+def _demo_login(settings: Settings, session_factory: sessionmaker[Session]) -> str:
+    return "no sign-in needed (accounts are not enabled in this build)"
+
+
+def run_demo(port: int | None, host: str) -> None:
+    import uvicorn
+
+    from app import migrate
+    from app.main import create_app
+    from app.settings import SettingsError, load_settings
+    from app.simulator.demo import DEMO_REGIONS, DemoFleet
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
+    # moto accepts any credentials; the simulated clusters map these to kubernetes-admin. Set them
+    # for this process only, so real credentials in the environment never reach the demo.
+    os.environ.update(DEMO_AWS_ENVIRONMENT)
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_PROFILE", None)
+    database_url, where = _database_url()
+    typer.echo("Starting the demo fleet (moto on loopback, three simulated local clusters)...")
+    fleet = DemoFleet().start()
+    try:
+        try:
+            settings = load_settings(
+                database_url=database_url,
+                aws_endpoint_url=fleet.endpoint_url,
+                aws_regions=list(DEMO_REGIONS),
+                demo_mode=True,
+                port=port or 8000,
+                host=host,
+                base_url=f"http://{host}:{port or 8000}",
+                poll_initial_backfill_hours=int(fleet.history.total_seconds() // 3600),
+            )
+        except SettingsError as exc:
+            typer.echo(f"lifeline demo: {exc}", err=True)
+            raise typer.Exit(2) from None
+        migrate.upgrade(settings.database_url)
+        application = create_app(settings, start_scheduler=True)
+        application.state.demo_fleet = fleet
+        login = _register_fleet(settings, application.state.session_factory, fleet)
+        typer.echo("")
+        typer.echo(f"  Dashboard:   {settings.base_url}/   (data in {where})")
+        typer.echo(f"  Rehearse:    {settings.base_url}/demo")
+        typer.echo(f"  Sign in:     {login}")
+        typer.echo(f"  AWS (moto):  {fleet.endpoint_url}")
+        for name, sim in fleet.clusters.items():
+            typer.echo(f"  Cluster:     {name} at {sim.url}")
+        typer.echo("  Ctrl-C stops the dashboard and the whole demo fleet.")
+        typer.echo("")
+        uvicorn.run(application, host=host, port=settings.port, log_level="warning")
+    finally:
+        fleet.stop()
+        typer.echo("demo stopped")

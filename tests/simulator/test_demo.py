@@ -1,0 +1,188 @@
+"""The demo fleet: AWS as moto serves it, the disconnect switch, and `lifeline demo` as a real process."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.integrations.aws import AwsClients
+from app.integrations.eks_token import build_token
+from app.integrations.kube import KubeAuth, KubeUnauthorized, connect
+from app.main import create_app
+from app.settings import Settings
+from app.simulator.demo import DEMO_OUTPOSTS, DemoFleet
+from tests.conftest import free_port
+
+
+@pytest.fixture
+def demo_fleet(aws_endpoint: str) -> Iterator[DemoFleet]:
+    fleet = DemoFleet(endpoint_url=aws_endpoint).start()
+    yield fleet
+    fleet.stop()
+
+
+def test_describe_cluster_carries_the_local_cluster_facts(demo_fleet: DemoFleet) -> None:
+    eks = demo_fleet.aws().client("eks", "us-west-2")
+    assert sorted(eks.list_clusters()["clusters"]) == ["mine-site-local", "plant7-local"]
+    cluster = eks.describe_cluster(name="plant7-local")["cluster"]
+    sim = demo_fleet.clusters["plant7-local"]
+    assert cluster["id"] == sim.cluster_uid
+    assert cluster["endpoint"] == sim.url
+    assert base64.b64decode(cluster["certificateAuthority"]["data"]).decode() == sim.ca_pem
+    assert cluster["outpostConfig"]["outpostArns"] == [
+        "arn:aws:outposts:us-west-2:111122223333:outpost/op-0f1e2d3c4b5a69781"
+    ]
+    mine = eks.describe_cluster(name="mine-site-local")["cluster"]
+    assert mine["health"]["issues"][0]["code"] == "ResourceLimitExceeded"
+    ec2 = demo_fleet.aws().client("ec2", "us-west-2")
+    enis = ec2.describe_network_interfaces(
+        Filters=[{"Name": "description", "Values": ["Amazon EKS plant7-local"]}]
+    )
+    assert sorted(n["PrivateIpAddress"] for n in enis["NetworkInterfaces"]) == [
+        "10.20.0.11",
+        "10.20.0.12",
+        "10.20.0.13",
+    ]
+
+
+def test_connected_status_history_has_the_past_incidents(demo_fleet: DemoFleet) -> None:
+    cloudwatch = demo_fleet.aws().client("cloudwatch", "eu-central-1")
+    end = demo_fleet.started_at.replace(second=0, microsecond=0)
+    result = cloudwatch.get_metric_data(
+        MetricDataQueries=[
+            {
+                "Id": "q0",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": "AWS/Outposts",
+                        "MetricName": "ConnectedStatus",
+                        "Dimensions": [{"Name": "OutpostId", "Value": "op-07c6b5a4938271606"}],
+                    },
+                    "Period": 60,
+                    "Stat": "Average",
+                },
+            }
+        ],
+        StartTime=end - dt.timedelta(minutes=60),
+        EndTime=end,
+    )
+    values = result["MetricDataResults"][0]["Values"]
+    assert len(values) == 60
+    # Werk Leipzig lost its link for 14 minutes, 50 minutes ago.
+    assert values.count(0.0) == 14
+
+
+def test_the_switch_drops_the_metric_and_iam_but_not_x509(demo_fleet: DemoFleet, settings: Settings) -> None:
+    from fastapi.testclient import TestClient
+
+    outpost = next(o for o in DEMO_OUTPOSTS if o.cluster == "werk-stuttgart-local")
+    sim = demo_fleet.clusters["werk-stuttgart-local"]
+    clients = AwsClients(endpoint_url=None, connect_timeout=2, read_timeout=5, max_attempts=1)
+    token = build_token(clients, "eu-central-1", sim.cluster_uid).token
+    cert, key = sim.issue_client_certificate("breakglass-sre", ["eks-breakglass"])
+    application = create_app(settings)
+    application.state.demo_fleet = demo_fleet
+    with TestClient(application) as client:
+        page = client.get("/demo")
+        assert page.status_code == 200
+        assert page.text.count("Disconnect") >= len(DEMO_OUTPOSTS)
+        answer = client.post(
+            f"/demo/outposts/{outpost.outpost_id}", data={"action": "disconnect"}, follow_redirects=False
+        )
+        assert answer.status_code == 303
+        assert not demo_fleet.is_connected(outpost.outpost_id)
+        assert not sim.connected
+        with connect(sim.url, sim.ca_pem, KubeAuth.bearer(token)) as iam, pytest.raises(KubeUnauthorized):
+            iam.whoami()
+        with connect(sim.url, sim.ca_pem, KubeAuth.x509(cert, key)) as x509_conn:
+            assert x509_conn.whoami().username == "breakglass-sre"
+        stats = demo_fleet.cloudwatch("eu-central-1").get_metric_statistics(
+            Namespace="AWS/Outposts",
+            MetricName="ConnectedStatus",
+            Dimensions=[{"Name": "OutpostId", "Value": outpost.outpost_id}],
+            StartTime=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1),
+            EndTime=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
+            Period=60,
+            Statistics=["Minimum"],
+        )
+        assert min(p["Minimum"] for p in stats["Datapoints"]) == 0.0
+        partial = client.post(
+            f"/demo/outposts/{outpost.outpost_id}", data={"action": "connect"}, headers={"HX-Request": "true"}
+        )
+        assert partial.status_code == 200 and "<html" not in partial.text
+        assert sim.connected
+        with connect(sim.url, sim.ca_pem, KubeAuth.bearer(token)) as iam:
+            assert iam.whoami().username == "kubernetes-admin"
+        assert (
+            client.post(f"/demo/outposts/{outpost.outpost_id}", data={"action": "explode"}).status_code == 422
+        )
+        assert (
+            client.post("/demo/outposts/op-00000000000000000", data={"action": "connect"}).status_code == 404
+        )
+
+
+def test_demo_control_is_absent_outside_a_demo(client: object) -> None:
+    assert client.get("/demo").status_code == 404  # type: ignore[attr-defined]
+
+
+def _refused(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.slow
+def test_lifeline_demo_serves_a_populated_overview_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFELINE_")}
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "demo", "--port", str(port)],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        overview = ""
+        while time.monotonic() - started < 30:
+            assert proc.poll() is None, proc.communicate()[0][-3000:]
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+                if response.status_code == 200:
+                    overview = response.text
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        assert overview, "the overview was not served within 30 seconds"
+        for outpost in DEMO_OUTPOSTS:
+            assert outpost.name in overview
+        assert "demo-banner" in overview
+        assert httpx.get(f"http://127.0.0.1:{port}/demo", timeout=5).text.count("Disconnect") == len(
+            DEMO_OUTPOSTS
+        )
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output[-3000:]
+    assert "demo stopped" in output
+    # Everything ran in that one process: the dashboard, moto and every simulated cluster are gone.
+    ports = {port, *(int(p) for p in re.findall(r"https://127\.0\.0\.1:(\d+)", output))}
+    moto = re.search(r"AWS \(moto\):\s+http://127\.0\.0\.1:(\d+)", output)
+    assert moto is not None and len(ports) == 4
+    ports.add(int(moto.group(1)))
+    assert all(_refused(p) for p in ports)
