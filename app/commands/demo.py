@@ -6,8 +6,9 @@ import datetime as dt
 import logging
 import os
 import tempfile
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -54,11 +55,10 @@ def _database_url() -> tuple[str, str]:
     return f"sqlite:///{folder / 'demo.db'}", "a fresh SQLite file"
 
 
-def _register_fleet(settings: Settings, session_factory: sessionmaker[Session], fleet: DemoFleet) -> str:
-    """Put the demo Outposts in the fleet, run discovery and a first poll; return the sign-in line."""
+def _register_fleet(settings: Settings, session_factory: sessionmaker[Session], fleet: DemoFleet) -> None:
+    """Put the demo Outposts in the fleet with the history the first poll's backfill would store."""
     from app.db import session_scope
     from app.integrations.cloudwatch import Datapoint
-    from app.jobs import connectivity, discovery
     from app.services import connectivity as connectivity_service
     from app.services import fleet as fleet_service
 
@@ -76,20 +76,47 @@ def _register_fleet(settings: Settings, session_factory: sessionmaker[Session], 
                 actor="lifeline-demo",
             )
             # The day of history older than an hour is preloaded as the first poll's backfill would
-            # store it (a day of minutes from moto takes ~10 s); the last hour comes through the poller.
+            # store it (reading a day of minutes back from moto takes ~10 s); the last hour and every
+            # minute after it come through the poller.
             history[row.id] = [
                 Datapoint(ts, value, 60)
                 for ts, value in fleet.history_points(outpost, fleet.started_at)
                 if ts < recent
             ]
         connectivity_service.record_samples(session, history)
-    # Discovery links the clusters to their Outposts; the poll reads the last hour from CloudWatch.
-    discovery.run_once(settings, session_factory)
-    try:
-        connectivity.run_once(settings, session_factory)
-    except Exception as exc:  # the scheduler retries every interval; the demo still starts
-        logging.getLogger("lifeline.demo").warning("first connectivity poll failed: %s", exc)
-    return _demo_login(settings, session_factory)
+
+
+class _Background:
+    """Seeds EKS/EC2 in moto, then starts the scheduler (its first runs discover and poll)."""
+
+    def __init__(self, settings: Settings, session_factory: sessionmaker[Session], fleet: DemoFleet) -> None:
+        self.settings, self.session_factory, self.fleet = settings, session_factory, fleet
+        self.scheduler: Any = None
+        self.thread = threading.Thread(target=self._run, name="demo-seed", daemon=True)
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def _run(self) -> None:
+        from app.jobs.scheduler import build_scheduler
+
+        log = logging.getLogger("lifeline.demo")
+        try:
+            self.fleet.seed_clusters()
+        except Exception:
+            log.exception("demo: seeding the EKS clusters in moto failed; discovery will find none")
+        with self._lock:
+            if self._stopped:
+                return
+            self.scheduler = build_scheduler(self.settings, self.session_factory)
+            self.scheduler.start()
+        log.info("demo: clusters seeded, scheduler started (discovery and the first poll run now)")
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            if self.scheduler is not None:
+                self.scheduler.shutdown(wait=True)
+        self.thread.join(timeout=30)
 
 
 def _demo_login(settings: Settings, session_factory: sessionmaker[Session]) -> str:
@@ -113,7 +140,8 @@ def run_demo(port: int | None, host: str) -> None:
     os.environ.pop("AWS_PROFILE", None)
     database_url, where = _database_url()
     typer.echo("Starting the demo fleet (moto on loopback, three simulated local clusters)...")
-    fleet = DemoFleet().start()
+    fleet = DemoFleet().start(seed_clusters=False)
+    background: _Background | None = None
     try:
         try:
             settings = load_settings(
@@ -130,9 +158,13 @@ def run_demo(port: int | None, host: str) -> None:
             typer.echo(f"lifeline demo: {exc}", err=True)
             raise typer.Exit(2) from None
         migrate.upgrade(settings.database_url)
-        application = create_app(settings, start_scheduler=True)
+        # The scheduler starts once the clusters are in moto (see _Background), not with the app.
+        application = create_app(settings, start_scheduler=False)
         application.state.demo_fleet = fleet
-        login = _register_fleet(settings, application.state.session_factory, fleet)
+        _register_fleet(settings, application.state.session_factory, fleet)
+        login = _demo_login(settings, application.state.session_factory)
+        background = _Background(settings, application.state.session_factory, fleet)
+        background.thread.start()
         typer.echo("")
         typer.echo(f"  Dashboard:   {settings.base_url}/   (data in {where})")
         typer.echo(f"  Rehearse:    {settings.base_url}/demo")
@@ -144,5 +176,7 @@ def run_demo(port: int | None, host: str) -> None:
         typer.echo("")
         uvicorn.run(application, host=host, port=settings.port, log_level="warning")
     finally:
+        if background is not None:
+            background.stop()
         fleet.stop()
         typer.echo("demo stopped")

@@ -115,12 +115,14 @@ class DemoFleet:
     _stop: threading.Event = field(default_factory=threading.Event)
     _feeder: threading.Thread | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
-    _cloudwatch: dict[str, Any] = field(default_factory=dict)
+    _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
     started_at: dt.datetime = field(default_factory=utc_now)
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self, port: int = 0) -> DemoFleet:
+    def start(self, port: int = 0, *, seed_clusters: bool = True) -> DemoFleet:
+        """moto, the simulated clusters and the metric history; EKS/EC2 too unless `seed_clusters`
+        is False (then call `seed_clusters()` later, e.g. off the start-up path)."""
         self.started_at = self.clock()
         if not self.endpoint_url:
             from moto.server import ThreadedMotoServer
@@ -138,7 +140,9 @@ class DemoFleet:
                         endpoint_hostname=f"{outpost.cluster}.{outpost.region}.eks.amazonaws.com",
                     )
                     self.clusters[outpost.cluster] = sim.start()
-            self._seed_aws()
+            self._seed_metrics()
+            if seed_clusters:
+                self.seed_clusters()
         except Exception:
             self.stop()
             raise
@@ -159,11 +163,15 @@ class DemoFleet:
     def aws(self) -> AwsClients:
         return AwsClients(endpoint_url=self.endpoint_url, connect_timeout=2, read_timeout=20, max_attempts=2)
 
-    def cloudwatch(self, region: str) -> Any:
+    def client(self, service: str, region: str) -> Any:
+        """A boto3 client for moto, built once per (service, region): loading a model is slow."""
         with self._lock:
-            if region not in self._cloudwatch:
-                self._cloudwatch[region] = self.aws().client("cloudwatch", region)
-            return self._cloudwatch[region]
+            if (service, region) not in self._clients:
+                self._clients[(service, region)] = self.aws().client(service, region)
+            return self._clients[(service, region)]
+
+    def cloudwatch(self, region: str) -> Any:
+        return self.client("cloudwatch", region)
 
     # ------------------------------------------------------------------ the disconnect switch
 
@@ -222,7 +230,7 @@ class DemoFleet:
             for ago in range(minutes, 0, -1)
         ]
 
-    def _seed_aws(self) -> None:
+    def _seed_metrics(self) -> None:
         now = self.started_at
         from moto.cloudwatch.models import cloudwatch_backends
 
@@ -243,6 +251,9 @@ class DemoFleet:
                     for ts, value in self._history(outpost, now)
                 ],
             )
+
+    def seed_clusters(self) -> None:
+        """EKS clusters (DescribeCluster as a local cluster reports it) and control-plane ENIs."""
         for outpost in self.outposts:
             if outpost.cluster:
                 self._seed_cluster(outpost)
@@ -252,8 +263,7 @@ class DemoFleet:
 
         assert outpost.cluster is not None
         sim = self.clusters[outpost.cluster]
-        clients = self.aws()
-        ec2 = clients.client("ec2", outpost.region)
+        ec2 = self.client("ec2", outpost.region)
         vpc = ec2.create_vpc(CidrBlock=f"{outpost.eni_ips[0].rsplit('.', 2)[0]}.0.0/16")["Vpc"]["VpcId"]
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{outpost.eni_ips[0].rsplit('.', 1)[0]}.0/24")[
             "Subnet"
@@ -262,7 +272,7 @@ class DemoFleet:
             ec2.create_network_interface(
                 SubnetId=subnet, PrivateIpAddress=ip, Description=f"Amazon EKS {outpost.cluster}"
             )
-        eks = clients.client("eks", outpost.region)
+        eks = self.client("eks", outpost.region)
         eks.create_cluster(
             name=outpost.cluster,
             version="1.30",
