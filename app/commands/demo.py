@@ -27,6 +27,8 @@ DEMO_AWS_ENVIRONMENT = {
     "AWS_DEFAULT_REGION": "us-west-2",
 }
 
+DEMO_USER = "demo"
+
 PortOption = Annotated[
     int | None, typer.Option("--port", min=1, max=65535, help="Dashboard port (default 8000).")
 ]
@@ -120,7 +122,20 @@ class _Background:
 
 
 def _demo_login(settings: Settings, session_factory: sessionmaker[Session]) -> str:
-    return "no sign-in needed (accounts are not enabled in this build)"
+    """Create the demo admin (a fresh random password) unless it exists; return the sign-in line."""
+    import secrets
+
+    from app.db import session_scope
+    from app.services import accounts
+
+    with session_scope(session_factory) as session:
+        if accounts.get_user_by_username(session, DEMO_USER) is not None:
+            return f"{DEMO_USER} (existing account; `lifeline users` can reset its password)"
+        password = secrets.token_urlsafe(12)
+        accounts.create_user(
+            session, username=DEMO_USER, password=password, role="admin", actor="lifeline-demo"
+        )
+    return f"{DEMO_USER} / {password}"
 
 
 def run_demo(port: int | None, host: str) -> None:

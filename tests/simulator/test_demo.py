@@ -10,18 +10,19 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from app.integrations.aws import AwsClients
 from app.integrations.eks_token import build_token
 from app.integrations.kube import KubeAuth, KubeUnauthorized, connect
-from app.main import create_app
-from app.settings import Settings
 from app.simulator.demo import DEMO_OUTPOSTS, DemoFleet
 from tests.conftest import free_port
 
@@ -84,53 +85,50 @@ def test_connected_status_history_has_the_past_incidents(demo_fleet: DemoFleet) 
     assert values.count(0.0) == 14
 
 
-def test_the_switch_drops_the_metric_and_iam_but_not_x509(demo_fleet: DemoFleet, settings: Settings) -> None:
-    from fastapi.testclient import TestClient
-
+def test_the_switch_drops_the_metric_and_iam_but_not_x509(
+    demo_fleet: DemoFleet, app: FastAPI, client_as: Callable[..., TestClient]
+) -> None:
     outpost = next(o for o in DEMO_OUTPOSTS if o.cluster == "werk-stuttgart-local")
     sim = demo_fleet.clusters["werk-stuttgart-local"]
     clients = AwsClients(endpoint_url=None, connect_timeout=2, read_timeout=5, max_attempts=1)
     token = build_token(clients, "eu-central-1", sim.cluster_uid).token
     cert, key = sim.issue_client_certificate("breakglass-sre", ["eks-breakglass"])
-    application = create_app(settings)
-    application.state.demo_fleet = demo_fleet
-    with TestClient(application) as client:
-        page = client.get("/demo")
-        assert page.status_code == 200
-        assert page.text.count("Disconnect") >= len(DEMO_OUTPOSTS)
-        answer = client.post(
-            f"/demo/outposts/{outpost.outpost_id}", data={"action": "disconnect"}, follow_redirects=False
-        )
-        assert answer.status_code == 303
-        assert not demo_fleet.is_connected(outpost.outpost_id)
-        assert not sim.connected
-        with connect(sim.url, sim.ca_pem, KubeAuth.bearer(token)) as iam, pytest.raises(KubeUnauthorized):
-            iam.whoami()
-        with connect(sim.url, sim.ca_pem, KubeAuth.x509(cert, key)) as x509_conn:
-            assert x509_conn.whoami().username == "breakglass-sre"
-        stats = demo_fleet.cloudwatch("eu-central-1").get_metric_statistics(
-            Namespace="AWS/Outposts",
-            MetricName="ConnectedStatus",
-            Dimensions=[{"Name": "OutpostId", "Value": outpost.outpost_id}],
-            StartTime=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1),
-            EndTime=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
-            Period=60,
-            Statistics=["Minimum"],
-        )
-        assert min(p["Minimum"] for p in stats["Datapoints"]) == 0.0
-        partial = client.post(
-            f"/demo/outposts/{outpost.outpost_id}", data={"action": "connect"}, headers={"HX-Request": "true"}
-        )
-        assert partial.status_code == 200 and "<html" not in partial.text
-        assert sim.connected
-        with connect(sim.url, sim.ca_pem, KubeAuth.bearer(token)) as iam:
-            assert iam.whoami().username == "kubernetes-admin"
-        assert (
-            client.post(f"/demo/outposts/{outpost.outpost_id}", data={"action": "explode"}).status_code == 422
-        )
-        assert (
-            client.post("/demo/outposts/op-00000000000000000", data={"action": "connect"}).status_code == 404
-        )
+    app.state.demo_fleet = demo_fleet
+    viewer = client_as("viewer")
+    assert viewer.get("/demo").status_code == 403
+    client = client_as("responder")
+    page = client.get("/demo")
+    assert page.status_code == 200
+    assert page.text.count("Disconnect") >= len(DEMO_OUTPOSTS)
+    answer = client.post(
+        f"/demo/outposts/{outpost.outpost_id}", data={"action": "disconnect"}, follow_redirects=False
+    )
+    assert answer.status_code == 303
+    assert not demo_fleet.is_connected(outpost.outpost_id)
+    assert not sim.connected
+    with connect(sim.url, sim.ca_pem, KubeAuth.bearer(token)) as iam, pytest.raises(KubeUnauthorized):
+        iam.whoami()
+    with connect(sim.url, sim.ca_pem, KubeAuth.x509(cert, key)) as x509_conn:
+        assert x509_conn.whoami().username == "breakglass-sre"
+    stats = demo_fleet.cloudwatch("eu-central-1").get_metric_statistics(
+        Namespace="AWS/Outposts",
+        MetricName="ConnectedStatus",
+        Dimensions=[{"Name": "OutpostId", "Value": outpost.outpost_id}],
+        StartTime=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1),
+        EndTime=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
+        Period=60,
+        Statistics=["Minimum"],
+    )
+    assert min(p["Minimum"] for p in stats["Datapoints"]) == 0.0
+    partial = client.post(
+        f"/demo/outposts/{outpost.outpost_id}", data={"action": "connect"}, headers={"HX-Request": "true"}
+    )
+    assert partial.status_code == 200 and "<html" not in partial.text
+    assert sim.connected
+    with connect(sim.url, sim.ca_pem, KubeAuth.bearer(token)) as iam:
+        assert iam.whoami().username == "kubernetes-admin"
+    assert client.post(f"/demo/outposts/{outpost.outpost_id}", data={"action": "explode"}).status_code == 422
+    assert client.post("/demo/outposts/op-00000000000000000", data={"action": "connect"}).status_code == 404
 
 
 def test_demo_control_is_absent_outside_a_demo(client: object) -> None:
@@ -157,27 +155,43 @@ def test_lifeline_demo_serves_a_populated_overview_and_stops_cleanly(tmp_path: P
         text=True,
     )
     try:
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+        reader.start()
         overview = ""
-        while time.monotonic() - started < 30:
-            assert proc.poll() is None, proc.communicate()[0][-3000:]
+        web = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5)
+        while time.monotonic() - started < 30 and not overview:
+            assert proc.poll() is None, "".join(lines)[-3000:]
+            login = next((line for line in lines if "Sign in:" in line), None)
+            if login is None:
+                time.sleep(0.3)
+                continue
+            username, password = login.split("Sign in:")[1].strip().split(" / ")
             try:
-                response = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+                web.get("/login")
+                web.post(
+                    "/login",
+                    data={
+                        "username": username,
+                        "password": password,
+                        "csrf_token": web.cookies.get("lifeline_csrf", ""),
+                    },
+                )
+                response = web.get("/")
                 if response.status_code == 200:
                     overview = response.text
-                    break
             except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+                time.sleep(0.5)
         assert overview, "the overview was not served within 30 seconds"
         for outpost in DEMO_OUTPOSTS:
             assert outpost.name in overview
         assert "demo-banner" in overview
-        assert httpx.get(f"http://127.0.0.1:{port}/demo", timeout=5).text.count("Disconnect") == len(
-            DEMO_OUTPOSTS
-        )
+        assert web.get("/demo").text.count("Disconnect") == len(DEMO_OUTPOSTS)
     finally:
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+        output = "".join(lines)
     assert proc.returncode == 0, output[-3000:]
     assert "demo stopped" in output
     # Everything ran in that one process: the dashboard, moto and every simulated cluster are gone.
