@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 import os
@@ -157,9 +158,15 @@ def run_demo(port: int | None, host: str) -> None:
     typer.echo("Starting the demo fleet (moto on loopback, three simulated local clusters)...")
     fleet = DemoFleet().start(seed_clusters=False)
     background: _Background | None = None
+    # A throw-away demo database gets a throw-away data key, so visitors can issue server-held
+    # keys; a demo kept in LIFELINE_DATABASE_URL uses the configured key (or none) like production.
+    ephemeral_key: dict[str, Any] = {}
+    if not any(os.environ.get(f"LIFELINE_{n}") for n in ("DATABASE_URL", "DATA_KEY", "DATA_KEY_FILE")):
+        ephemeral_key["data_key"] = base64.b64encode(os.urandom(32)).decode()
     try:
         try:
             settings = load_settings(
+                **ephemeral_key,
                 database_url=database_url,
                 aws_endpoint_url=fleet.endpoint_url,
                 aws_regions=list(DEMO_REGIONS),

@@ -187,6 +187,8 @@ def test_lifeline_demo_serves_a_populated_overview_and_stops_cleanly(tmp_path: P
             assert outpost.name in overview
         assert "demo-banner" in overview
         assert web.get("/demo").text.count("Disconnect") == len(DEMO_OUTPOSTS)
+        # A throw-away demo gets a throw-away data key, so visitors can have Lifeline hold a key.
+        assert "No data key is configured" not in web.get("/credentials").text
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
