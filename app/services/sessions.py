@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app.models.account import User, WebSession
 from app.models.base import utcnow
@@ -76,7 +76,12 @@ def resolve_session(
     now = now or utcnow()
     if not raw or len(raw) > 128:
         return None
-    web_session = session.scalar(select(WebSession).where(WebSession.token_hash == hash_secret(raw)))
+    # One round trip: every request resolves its session, and the user always comes with it.
+    web_session = session.scalar(
+        select(WebSession)
+        .options(joinedload(WebSession.user))
+        .where(WebSession.token_hash == hash_secret(raw))
+    )
     if web_session is None:
         return None
     expired = web_session.expires_at <= now or web_session.last_seen_at + policy.idle <= now
@@ -103,7 +108,12 @@ def confirm_reauth(session: Session, web_session: WebSession, *, now: dt.datetim
 
 def end_session(session: Session, raw: str) -> WebSession | None:
     """Sign-out: delete the session row; returns it (for the audit) or None if already gone."""
-    web_session = session.scalar(select(WebSession).where(WebSession.token_hash == hash_secret(raw)))
+    # One round trip: every request resolves its session, and the user always comes with it.
+    web_session = session.scalar(
+        select(WebSession)
+        .options(joinedload(WebSession.user))
+        .where(WebSession.token_hash == hash_secret(raw))
+    )
     if web_session is not None:
         session.delete(web_session)
         session.flush()
