@@ -27,7 +27,7 @@ from app.web.security import (
     session_policy,
     set_session_cookie,
 )
-from app.web.templating import render
+from app.web.templating import redirect_after_post, render
 
 router = APIRouter()
 
@@ -99,11 +99,7 @@ def logout(
         now=now_utc(request),
     )
     target = "/login?signed_out=1"
-    response: Response
-    if request.headers.get("HX-Request") == "true":
-        response = Response(status_code=204, headers={"HX-Redirect": target})
-    else:
-        response = RedirectResponse(target, status_code=303)
+    response = redirect_after_post(request, target)
     clear_session_cookie(request, response)
     return response
 

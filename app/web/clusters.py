@@ -11,8 +11,8 @@ import datetime as dt
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
@@ -27,7 +27,7 @@ from app.settings import Settings
 from app.web.deps import AppSettings, DbSession
 from app.web.readiness_view import FindingFilter, grouped_by_severity, score_chart
 from app.web.security import Principal, Role, requires
-from app.web.templating import is_htmx_partial, render
+from app.web.templating import is_htmx_partial, redirect_after_post, render
 
 router = APIRouter()
 
@@ -117,9 +117,7 @@ def cluster_page(
 def _done(request: Request, cluster: Cluster, notice: str) -> Response:
     url = str(request.url_for("clusters.detail", cluster=cluster.name))
     url += f"?region={quote(cluster.region)}&notice={quote(notice)}"
-    if request.headers.get("HX-Request") == "true":
-        return Response(status_code=status.HTTP_204_NO_CONTENT, headers={"HX-Redirect": url})
-    return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
+    return redirect_after_post(request, url)
 
 
 def _form_error(

@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,7 +37,7 @@ from app.services.credentials import (
 )
 from app.web.deps import AppSettings, DbSession, OptionalRowIdQuery, RowId
 from app.web.security import Principal, Role, requires, requires_recent_auth
-from app.web.templating import render
+from app.web.templating import redirect_after_post, render
 
 router = APIRouter()
 
@@ -68,12 +68,6 @@ def actor_of(principal: Principal, request: Request) -> Actor:
 def _factory(request: Request) -> sessionmaker[Session]:
     factory: sessionmaker[Session] = request.app.state.session_factory
     return factory
-
-
-def _redirect(request: Request, url: str) -> Response:
-    if request.headers.get("HX-Request") == "true":
-        return Response(status_code=204, headers={"HX-Redirect": url})
-    return RedirectResponse(url, status_code=303)
 
 
 def _credential_or_404(db: Session, credential_id: int) -> Credential:
@@ -529,7 +523,9 @@ def _create_sync(
             errors["custody"] = str(exc)
         else:
             background.add_task(runner.run_pending, settings, factory, [credential_id], actor)
-            return _redirect(request, str(request.url_for("credentials.detail", credential_id=credential_id)))
+            return redirect_after_post(
+                request, str(request.url_for("credentials.detail", credential_id=credential_id))
+            )
     values["csr"] = csr_text
     with factory() as db:
         context = _form_context(db, principal, settings, values, errors)
@@ -574,7 +570,7 @@ def detail(credential_id: RowId, request: Request, principal: Viewer, db: DbSess
 
 def _flash_redirect(request: Request, credential_id: int, flash: str) -> Response:
     url = str(request.url_for("credentials.detail", credential_id=credential_id)) + f"?flash={flash}"
-    return _redirect(request, url)
+    return redirect_after_post(request, url)
 
 
 @router.post("/credentials/{credential_id}/verify", name="credentials.verify")
@@ -607,7 +603,7 @@ def renew(
     except DataKeyError as exc:
         raise HTTPException(503, str(exc)) from None
     background.add_task(runner.run_pending, settings, _factory(request), [new_id], actor)
-    return _redirect(request, str(request.url_for("credentials.detail", credential_id=new_id)))
+    return redirect_after_post(request, str(request.url_for("credentials.detail", credential_id=new_id)))
 
 
 @router.post("/credentials/{credential_id}/revoke", name="credentials.revoke")
@@ -655,7 +651,7 @@ def fallback(
     except DataKeyError as exc:
         raise HTTPException(503, str(exc)) from None
     background.add_task(runner.run_pending, settings, _factory(request), ids, actor)
-    return _redirect(request, str(request.url_for("credentials.index")) + f"?queued={len(ids)}")
+    return redirect_after_post(request, str(request.url_for("credentials.index")) + f"?queued={len(ids)}")
 
 
 __all__ = ["credential_record", "router"]

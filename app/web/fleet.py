@@ -10,7 +10,6 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
-from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
@@ -30,7 +29,7 @@ from app.services.discovery import DISCOVERY_JOB, FLEET_FILE_JOB, configured_reg
 from app.settings import Settings
 from app.web.deps import AppSettings, DbSession
 from app.web.security import Principal, Role, requires
-from app.web.templating import is_htmx_partial, render
+from app.web.templating import is_htmx_partial, redirect_after_post, render
 
 router = APIRouter()
 
@@ -104,9 +103,7 @@ def fleet_page(
 
 def _done(request: Request, notice: str) -> Response:
     url = str(request.url_for("fleet.index")) + "?notice=" + quote(notice)
-    if request.headers.get("HX-Request") == "true":
-        return Response(status_code=status.HTTP_204_NO_CONTENT, headers={"HX-Redirect": url})
-    return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
+    return redirect_after_post(request, url)
 
 
 def _form_error(

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from app import __version__
 
@@ -21,6 +21,14 @@ templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 def is_htmx_partial(request: Request) -> bool:
     """True for an HTMX request that wants a fragment (not a boosted full navigation)."""
     return request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true"
+
+
+def redirect_after_post(request: Request, url: str) -> Response:
+    """After a successful POST: `HX-Redirect` for HTMX (a bare redirect over XHR would swap a whole
+    page into the target), `303 See Other` otherwise."""
+    if request.headers.get("HX-Request") == "true":
+        return Response(status_code=204, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
 
 
 def render(

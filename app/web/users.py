@@ -8,7 +8,6 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
-from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 from starlette.responses import Response
 
@@ -36,7 +35,7 @@ from app.web.security import (
     requires_recent_auth,
     session_policy,
 )
-from app.web.templating import render
+from app.web.templating import redirect_after_post, render
 
 router = APIRouter()
 
@@ -44,12 +43,6 @@ Admin = Annotated[Principal, Depends(requires(Role.admin))]
 AdminRecent = Annotated[Principal, Depends(requires_recent_auth(Role.admin))]
 Viewer = Annotated[Principal, Depends(requires(Role.viewer))]
 ViewerRecent = Annotated[Principal, Depends(requires_recent_auth(Role.viewer))]
-
-
-def _after_post(request: Request, location: str) -> Response:
-    if request.headers.get("HX-Request") == "true":
-        return Response(status_code=204, headers={"HX-Redirect": location})
-    return RedirectResponse(location, status_code=303)
 
 
 def _recent(request: Request, settings: AppSettings) -> bool:
@@ -129,7 +122,7 @@ def users_create(
         return _users_page(
             request, db, settings, form=form, errors={exc.field or "username": str(exc)}, status_code=422
         )
-    return _after_post(request, f"/users?done=created+{username.strip()}")
+    return redirect_after_post(request, f"/users?done=created+{username.strip()}")
 
 
 @router.get("/users/{user_id}", name="users.detail")
@@ -168,7 +161,7 @@ def _change(request: Request, db: DbSession, settings: AppSettings, user: User, 
         action()
     except AccountError as exc:
         return _user_detail(request, db, settings, user, error=str(exc), status_code=422)
-    return _after_post(request, f"/users/{user.id}?done=saved")
+    return redirect_after_post(request, f"/users/{user.id}?done=saved")
 
 
 @router.post("/users/{user_id}/role", name="users.set_role")
@@ -315,7 +308,7 @@ def account_password(
     except AccountError as exc:
         errors = {exc.field or "new_password": str(exc)}
         return _account_page(request, db, settings, principal, errors=errors, status_code=422)
-    return _after_post(request, "/account?done=password")
+    return redirect_after_post(request, "/account?done=password")
 
 
 @router.post("/account/tokens", name="users.token_create")
@@ -363,7 +356,7 @@ def token_revoke(request: Request, db: DbSession, token_id: RowId, principal: Vi
         if token.user_id == principal.user_id
         else f"/users/{token.user_id}?done=revoked"
     )
-    return _after_post(request, back)
+    return redirect_after_post(request, back)
 
 
 # ---------------------------------------------------------------- JSON API
