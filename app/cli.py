@@ -9,8 +9,10 @@ import threading
 
 import typer
 
-from app.commands import check, credentials, demo, fleet, simulate, tokens, users
+from app.commands import check, credentials, fleet, tokens, users
 from app.settings import Settings, SettingsError, load_settings
+from lifeline_demo import cli as demo
+from lifeline_simulator import cli as simulate
 
 cli = typer.Typer(
     name="lifeline",

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.services import fleet_rules
+from app.services.fleet import rules
 
 # fleet
 
@@ -21,7 +21,7 @@ class OutpostCreate(BaseModel):
     """An Outpost added through the API (source: manual)."""
 
     outpost_id: str = Field(examples=["op-0123456789abcdef0"], description="op- + 17 lower-case hex digits")
-    name: str = Field(examples=["Plant 7, rack A"], max_length=fleet_rules.NAME_MAX)
+    name: str = Field(examples=["Plant 7, rack A"], max_length=rules.NAME_MAX)
     region: str = Field(examples=["us-west-2"])
     account_id: str | None = Field(default=None, examples=["123456789012"], description="12 digits")
 
@@ -33,32 +33,32 @@ class OutpostCreate(BaseModel):
     @field_validator("outpost_id")
     @classmethod
     def _outpost_id(cls, value: str) -> str:
-        _check(fleet_rules.outpost_id_problem(value))
+        _check(rules.outpost_id_problem(value))
         return value
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        _check(fleet_rules.name_problem(value))
+        _check(rules.name_problem(value))
         return value
 
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
-        _check(fleet_rules.region_problem(value))
+        _check(rules.region_problem(value))
         return value
 
     @field_validator("account_id")
     @classmethod
     def _account(cls, value: str | None) -> str | None:
-        _check(fleet_rules.account_id_problem(value))
+        _check(rules.account_id_problem(value))
         return value or None
 
 
 class OutpostUpdate(BaseModel):
     """Fields to change on an Outpost; omitted fields stay, `account_id: null` clears the account."""
 
-    name: str | None = Field(default=None, max_length=fleet_rules.NAME_MAX)
+    name: str | None = Field(default=None, max_length=rules.NAME_MAX)
     account_id: str | None = Field(default=None, examples=["123456789012"])
 
     @field_validator("name")
@@ -66,14 +66,14 @@ class OutpostUpdate(BaseModel):
     def _name(cls, value: str | None) -> str | None:
         if value is not None:
             value = value.strip()
-            _check(fleet_rules.name_problem(value))
+            _check(rules.name_problem(value))
         return value
 
     @field_validator("account_id")
     @classmethod
     def _account(cls, value: str | None) -> str | None:
         value = value.strip() if value else None
-        _check(fleet_rules.account_id_problem(value))
+        _check(rules.account_id_problem(value))
         return value
 
 
@@ -92,20 +92,20 @@ class ClusterCreate(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        _check(fleet_rules.cluster_name_problem(value))
+        _check(rules.cluster_name_problem(value))
         return value
 
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
-        _check(fleet_rules.region_problem(value))
+        _check(rules.region_problem(value))
         return value
 
     @field_validator("outpost_id")
     @classmethod
     def _outpost_id(cls, value: str | None) -> str | None:
         if value:
-            _check(fleet_rules.outpost_id_problem(value))
+            _check(rules.outpost_id_problem(value))
         return value or None
 
 

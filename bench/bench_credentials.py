@@ -29,12 +29,12 @@ def main() -> None:
     from app import migrate
     from app.db import create_db_engine, make_session_factory, session_scope
     from app.integrations.vault import generate_data_key
-    from app.jobs import credentials as runner
+    from app.jobs import credentials
     from app.models import Cluster
-    from app.services.credential_access import download_credential
-    from app.services.credentials import Actor, IssueRequest
+    from app.services.credentials.access import download_credential
+    from app.services.credentials.lifecycle import Actor, IssueRequest
     from app.settings import Settings
-    from app.simulator import SimulatedCluster
+    from lifeline_simulator import SimulatedCluster
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -64,7 +64,7 @@ def main() -> None:
             session.flush()
             cluster_pk = cluster.id
         actor = Actor(user_id=None, username="bench", is_admin=True)
-        access = runner.build_access(settings)
+        access = credentials.build_access(settings)
         results: dict[str, list[float]] = {}
         last_id = 0
         for key_type in ("ecdsa-p256", "rsa-4096"):
@@ -79,15 +79,15 @@ def main() -> None:
                     lifetime_seconds=3600,
                     key_type=key_type,
                 )
-                credential_id = runner.start_issue(settings, factory, request, actor)
-                status = runner.run_issue(settings, factory, credential_id, actor, access)
+                credential_id = credentials.start_issue(settings, factory, request, actor)
+                status = credentials.run_issue(settings, factory, credential_id, actor, access)
                 if status != "active":
                     raise SystemExit(
                         f"issuing failed during the benchmark: credential {credential_id} {status}"
                     )
                 with session_scope(factory) as session:
                     download_credential(
-                        session, credential_id, actor, runner.vault_from_settings(settings), "kubeconfig"
+                        session, credential_id, actor, credentials.vault_from_settings(settings), "kubeconfig"
                     )
                 samples.append(time.perf_counter() - started)
                 last_id = credential_id
@@ -98,7 +98,7 @@ def main() -> None:
                 started = time.perf_counter()
                 with session_scope(factory) as session:
                     download_credential(
-                        session, last_id, actor, runner.vault_from_settings(settings), artifact
+                        session, last_id, actor, credentials.vault_from_settings(settings), artifact
                     )
                 samples.append(time.perf_counter() - started)
             results[f"download {artifact}"] = samples

@@ -197,7 +197,7 @@ def server(url: str, **env: str) -> Iterator[str]:
 def create_viewer(url: str) -> str | None:
     """Once accounts exist (issue 4): a viewer created through the services; returns its password."""
     try:
-        from app.services import accounts  # type: ignore[attr-defined,unused-ignore]
+        from app.services.accounts import users
     except ImportError:
         return None
     from app.db import create_db_engine, make_session_factory, session_scope
@@ -205,7 +205,7 @@ def create_viewer(url: str) -> str | None:
     password = secrets.token_urlsafe(18)
     engine = create_db_engine(url)
     with session_scope(make_session_factory(engine)) as session:
-        accounts.create_user(session, username="bench", password=password, role="viewer", actor="bench")
+        users.create_user(session, username="bench", password=password, role="viewer", actor="bench")
     engine.dispose()
     return password
 

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from app.integrations.kube import KubeAuth, connect
-from app.simulator import SimulatedCluster
+from app.integrations.kube.client import KubeAuth, connect
+from lifeline_simulator import SimulatedCluster
 
 
 def _pods(count: int) -> list[dict[str, Any]]:

@@ -172,12 +172,12 @@ def _fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Argon2id with tiny parameters in tests: same code path, milliseconds instead of ~100 ms a hash."""
     from argon2 import PasswordHasher
 
-    from app.services import accounts
+    from app.services.accounts import users
 
     monkeypatch.setattr(
-        accounts, "password_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+        users, "password_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     )
-    monkeypatch.setattr(accounts, "_dummy_hash", None)
+    monkeypatch.setattr(users, "_dummy_hash", None)
 
 
 TEST_PASSWORD = "correct horse battery staple"
@@ -185,7 +185,7 @@ TEST_PASSWORD = "correct horse battery staple"
 
 def create_account(session: Session, username: str, role: str, password: str = TEST_PASSWORD) -> Any:
     """An enabled account made through the accounts service (committed to the test's transaction)."""
-    from app.services.accounts import create_user
+    from app.services.accounts.users import create_user
 
     user = create_user(session, username=username, password=password, role=role, actor="test")
     session.commit()
@@ -247,7 +247,7 @@ def client(client_as: Any) -> TestClient:
 @pytest.fixture
 def api_client_as(app: FastAPI, session: Session) -> Iterator[Any]:
     """Factory: `api_client_as("viewer")` sends a fresh account's bearer token (and no cookies)."""
-    from app.services.tokens import create_token
+    from app.services.accounts.tokens import create_token
 
     clients: list[TestClient] = []
 
@@ -406,14 +406,14 @@ def kubectl() -> str:
 
 
 # ---------------------------------------------------------------- Kubernetes simulator (issue 3)
-# `simulated_cluster(**kwargs)` starts an `app.simulator.SimulatedCluster` (see its module docstring
+# `simulated_cluster(**kwargs)` starts an `lifeline_simulator.SimulatedCluster` (see its module docstring
 # for every argument) on a free loopback port and stops it after the test.
 
 
 @pytest.fixture
 def simulated_cluster() -> Iterator[Any]:
     """Factory: `sim = simulated_cluster(name="plant7-local", manifests=[...])`, already started."""
-    from app.simulator import SimulatedCluster
+    from lifeline_simulator import SimulatedCluster
 
     started: list[SimulatedCluster] = []
 

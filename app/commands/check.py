@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from app.services.manifests import ManifestError, load_manifest_file, load_manifests
+from app.integrations.kube.manifests import ManifestError, load_manifest_file, load_manifests
 from app.services.readiness.catalogue import evaluate, score, severity_reached
 from app.services.readiness.export import dumps, to_json, to_sarif, to_table
 from app.services.readiness.model import CheckContext

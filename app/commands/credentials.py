@@ -55,7 +55,7 @@ def check_data_key() -> None:
 def list_command() -> None:
     """List credentials: id, cluster, identity, role, status, expiry."""
     from app.db import create_db_engine, make_session_factory, session_scope
-    from app.services.credentials import list_credentials
+    from app.services.credentials.lifecycle import list_credentials
 
     settings = _settings()
     engine = create_db_engine(settings.database_url)
@@ -90,8 +90,8 @@ def export_command(
 
     from app.db import create_db_engine, make_session_factory, session_scope
     from app.jobs.credentials import vault_from_settings
-    from app.services.credential_access import download_credential
-    from app.services.credentials import Actor, CredentialError
+    from app.services.credentials.access import download_credential
+    from app.services.credentials.lifecycle import Actor, CredentialError
 
     settings = _settings()
     if output.exists():

@@ -15,9 +15,9 @@ import typer
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import create_db_engine, make_session_factory, session_scope
-from app.services import fleet as fleet_service
-from app.services.discovery import DISCOVERY_JOB, FLEET_FILE_JOB, latest_runs
-from app.services.fleet_file import FleetFileError, load_fleet_file
+from app.services.fleet import inventory
+from app.services.fleet.discovery import DISCOVERY_JOB, FLEET_FILE_JOB, latest_runs
+from app.services.fleet.fleet_file import FleetFileError, load_fleet_file
 from app.settings import Settings
 
 app = typer.Typer(help="List, add and remove Outposts and clusters.", no_args_is_help=True)
@@ -47,7 +47,7 @@ def _transaction() -> Iterator[Session]:
         try:
             with session_scope(factory) as session:
                 yield session
-        except fleet_service.FleetError as exc:
+        except inventory.FleetError as exc:
             _fail(str(exc))
 
 
@@ -70,7 +70,7 @@ def fleet_as_dict(session: Session) -> dict[str, Any]:
             "state": o.state,
             "clusters": [c.name for c in o.clusters],
         }
-        for o in fleet_service.list_outposts(session)
+        for o in inventory.list_outposts(session)
     ]
     clusters = [
         {
@@ -82,7 +82,7 @@ def fleet_as_dict(session: Session) -> dict[str, Any]:
             "endpoint": c.endpoint,
             "described_at": c.described_at.isoformat() if c.described_at else None,
         }
-        for c in fleet_service.list_clusters(session)
+        for c in inventory.list_clusters(session)
     ]
     runs = [
         {
@@ -168,7 +168,7 @@ def add_outpost_command(
 ) -> None:
     """Add an Outpost by hand (source: manual)."""
     with _transaction() as session:
-        fleet_service.add_outpost(
+        inventory.add_outpost(
             session, outpost_id=outpost_id, name=name, region=region, account_id=account, actor=CLI_ACTOR
         )
     typer.echo(f"added Outpost {outpost_id} ({name}, {region})")
@@ -184,7 +184,7 @@ def update_outpost_command(
     if name is None and account is None:
         _fail("nothing to change: pass --name and/or --account")
     with _transaction() as session:
-        outpost = fleet_service.update_outpost(
+        outpost = inventory.update_outpost(
             session, outpost_id, name=name, account_id=account, actor=CLI_ACTOR
         )
         summary = f"{outpost.outpost_id}: {outpost.name}, account {outpost.account_id or '-'}"
@@ -200,7 +200,7 @@ def remove_outpost_command(
 ) -> None:
     """Remove an Outpost and its connectivity history (file-managed ones: edit the file)."""
     with _transaction() as session:
-        fleet_service.remove_outpost(session, outpost_id, actor=CLI_ACTOR, include_file=force)
+        inventory.remove_outpost(session, outpost_id, actor=CLI_ACTOR, include_file=force)
     typer.echo(f"removed Outpost {outpost_id}")
 
 
@@ -212,7 +212,7 @@ def add_cluster_command(
 ) -> None:
     """Add a local cluster by hand (source: manual)."""
     with _transaction() as session:
-        fleet_service.add_cluster(session, name=name, region=region, outpost_id=outpost, actor=CLI_ACTOR)
+        inventory.add_cluster(session, name=name, region=region, outpost_id=outpost, actor=CLI_ACTOR)
     typer.echo(f"added cluster {name} in {region}" + (f" on {outpost}" if outpost else ""))
 
 
@@ -226,7 +226,7 @@ def remove_cluster_command(
 ) -> None:
     """Remove a cluster (file-managed ones: edit the file)."""
     with _transaction() as session:
-        fleet_service.remove_cluster(session, name, region, actor=CLI_ACTOR, include_file=force)
+        inventory.remove_cluster(session, name, region, actor=CLI_ACTOR, include_file=force)
     typer.echo(f"removed cluster {name} in {region}")
 
 
@@ -263,7 +263,7 @@ def apply_command(
     with _factory(_settings()) as factory:
         session = factory()
         try:
-            changes = fleet_service.apply_fleet_file(session, fleet, actor=CLI_ACTOR)
+            changes = inventory.apply_fleet_file(session, fleet, actor=CLI_ACTOR)
             if dry_run:
                 session.rollback()
             else:
@@ -300,8 +300,8 @@ def discover_command(
     ] = None,
 ) -> None:
     """Run EKS discovery once (ListClusters + DescribeCluster) and record what it found."""
-    from app.jobs.discovery import poll_discovery
-    from app.services.discovery import configured_regions
+    from app.jobs.fleet import poll_discovery
+    from app.services.fleet.discovery import configured_regions
 
     settings = _settings()
     regions = list(region or [])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from app.commands.users import CLI_CLIENT, _user_or_exit, cli_actor, cli_session
-from app.services.tokens import create_token, find_tokens, list_tokens, revoke_token, token_state
+from app.services.accounts.tokens import create_token, find_tokens, list_tokens, revoke_token, token_state
 
 app = typer.Typer(help="Manage personal API tokens.", no_args_is_help=True)
 

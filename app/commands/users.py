@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import typer
 from sqlalchemy.orm import Session
 
-from app.services.accounts import (
+from app.services.accounts.users import (
     ROLES,
     AccountError,
     create_user,

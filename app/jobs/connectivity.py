@@ -22,7 +22,7 @@ from app.integrations.cloudwatch import FetchResult, OutpostSeries, fetch_connec
 from app.metrics import CLOUDWATCH_REQUESTS, POLL_DURATION, POLL_ERRORS
 from app.models.fleet import Outpost
 from app.models.poll_run import PollRun
-from app.services import connectivity as svc
+from app.services.connectivity import status
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def poll_connectivity(
             result = _poll_region(settings, session_factory, clients, region, now)
             results.append(result)
             CLOUDWATCH_REQUESTS.labels(region=region).inc(result.requests)
-            if result.outcome != svc.OUTCOME_OK:
+            if result.outcome != status.OUTCOME_OK:
                 POLL_ERRORS.labels(job=JOB_ID, region=region, kind=result.outcome).inc()
     return results
 
@@ -142,7 +142,7 @@ def _poll_region(
 ) -> RegionPoll:
     started = time.monotonic()
     with session_scope(session_factory) as session:
-        run = PollRun(job=svc.POLL_JOB, scope=region, started_at=now, outcome="running")
+        run = PollRun(job=status.POLL_JOB, scope=region, started_at=now, outcome="running")
         session.add(run)
         outposts = [
             (outpost_id, last)
@@ -189,12 +189,12 @@ def _poll_region(
         with session_scope(session_factory) as session:
             run = session.get_one(PollRun, run_id)
             run.finished_at = now + dt.timedelta(seconds=time.monotonic() - started)
-            run.outcome = svc.OUTCOME_ERROR
+            run.outcome = status.OUTCOME_ERROR
             run.error = message[:4000]
             run.requests = fetched.requests if fetched else 0
             run.items = len(outposts)
         return RegionPoll(
-            region, svc.OUTCOME_ERROR, fetched.requests if fetched else 0, len(outposts), 0, message
+            region, status.OUTCOME_ERROR, fetched.requests if fetched else 0, len(outposts), 0, message
         )
 
 
@@ -210,7 +210,7 @@ def _store(
         for outpost_id, series in fetched.series.items()
         if outpost_id in outposts
     }
-    recorded = svc.record_samples(
+    recorded = status.record_samples(
         session, by_pk, frozen_before=now - dt.timedelta(days=settings.raw_retention_days)
     )
     errors: dict[int, str | None] = {}
@@ -228,15 +228,15 @@ def _store(
         message = _outpost_message(series, outpost)
         if series.status in ("ok", "no_data", "denied", "error"):
             errors[outpost.id] = message
-    svc.record_outpost_errors(session, errors, now)
-    svc.refresh_states(session, reachable, now)
-    svc.refresh_states(session, unreachable, now, reachable=False)
+    status.record_outpost_errors(session, errors, now)
+    status.refresh_states(session, reachable, now)
+    status.refresh_states(session, unreachable, now, reachable=False)
     if fetched.region_status == "ok":
-        outcome = svc.OUTCOME_PARTIAL if fetched.region_error else svc.OUTCOME_OK
+        outcome = status.OUTCOME_PARTIAL if fetched.region_error else status.OUTCOME_OK
     elif fetched.region_status == "unreachable":
-        outcome = svc.OUTCOME_UNREACHABLE
+        outcome = status.OUTCOME_UNREACHABLE
     else:
-        outcome = svc.OUTCOME_ERROR
+        outcome = status.OUTCOME_ERROR
     return RegionPoll(
         region,
         outcome,
@@ -262,7 +262,7 @@ def _outpost_message(series: OutpostSeries, outpost: Outpost) -> str | None:
 def run_once(settings: Settings, session_factory: sessionmaker[Session]) -> None:
     """One poll cycle (used by `lifeline poll-once` and the scheduler); raises if a region failed."""
     results = poll_connectivity(settings, session_factory)
-    failed = [r for r in results if r.outcome in (svc.OUTCOME_ERROR, svc.OUTCOME_UNREACHABLE)]
+    failed = [r for r in results if r.outcome in (status.OUTCOME_ERROR, status.OUTCOME_UNREACHABLE)]
     if failed:
         raise PollFailed(
             "connectivity poll failed for "

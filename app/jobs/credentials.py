@@ -12,13 +12,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import session_scope
 from app.integrations.aws import AwsClients
-from app.integrations.credential_cluster import ClusterAccess, cluster_access
 from app.integrations.eks_network import NetworkLookupError, control_plane_ips, resolve_host
-from app.integrations.kubeconfig import KubeconfigSpec
+from app.integrations.kube.kubeconfig import KubeconfigSpec
+from app.integrations.kube.operations import ClusterAccess, cluster_access
 from app.integrations.vault import Vault, vault_or_none
 from app.models import Cluster, Credential
-from app.services import credential_access, credentials
-from app.services.credentials import Actor, CredentialError, IssueRequest, Timing
+from app.services.credentials import access as credential_access
+from app.services.credentials import lifecycle
+from app.services.credentials.lifecycle import Actor, CredentialError, IssueRequest, Timing
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,14 +49,14 @@ def start_issue(
     """Validate and record the request (committed); raises CredentialError for bad input."""
     vault = vault_from_settings(settings)
     with session_scope(session_factory) as session:
-        valid = credentials.validate_request(
+        valid = lifecycle.validate_request(
             session,
             request,
             actor,
             max_lifetime_days=settings.credential_max_lifetime_days,
             has_vault=vault is not None,
         )
-        credential = credentials.create_credential(session, valid, actor, vault)
+        credential = lifecycle.create_credential(session, valid, actor, vault)
         return credential.id
 
 
@@ -64,7 +65,7 @@ def start_renewal(
 ) -> int:
     vault = vault_from_settings(settings)
     with session_scope(session_factory) as session:
-        return credentials.start_renewal(session, credential_id, actor, vault).id
+        return lifecycle.start_renewal(session, credential_id, actor, vault).id
 
 
 def start_fallback(
@@ -107,7 +108,7 @@ def run_issue(
     _refresh_control_plane_ips(settings, session_factory, credential_id)
     session = session_factory()
     try:
-        credential = credentials.run_issue(
+        credential = lifecycle.run_issue(
             session,
             credential_id,
             actor,
@@ -144,7 +145,7 @@ def verify(
     access = access or build_access(settings)
     session = session_factory()
     try:
-        credential = credentials.verify_credential(
+        credential = lifecycle.verify_credential(
             session, credential_id, actor, access, vault_from_settings(settings), checkpoint=session.commit
         )
         session.commit()
@@ -164,7 +165,7 @@ def revoke(
     access = access or build_access(settings)
     session = session_factory()
     try:
-        credential = credentials.revoke_credential(
+        credential = lifecycle.revoke_credential(
             session, credential_id, actor, access, checkpoint=session.commit
         )
         session.commit()

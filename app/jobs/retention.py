@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import session_scope
 from app.models.poll_run import PollRun
-from app.services import retention as svc
-from app.services.sessions import SessionPolicy, purge_expired_sessions
+from app.services.accounts.sessions import SessionPolicy, purge_expired_sessions
+from app.services.connectivity import retention as svc
 from app.settings import Settings
 
 log = logging.getLogger(__name__)

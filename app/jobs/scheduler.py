@@ -1,41 +1,24 @@
 """The scheduler: one per deployment (embedded in `serve` or standalone), jobs from each feature.
 
 Each job module exposes `register(scheduler, settings, session_factory)` and `run_once(settings,
-session_factory)`; this module only wires them, so features do not edit each other's code.
+session_factory)`; this module imports them all and wires them.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from types import ModuleType
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.jobs import connectivity, credentials, fleet, readiness, retention
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Order matters for run_all_once: fleet discovery before polling what it discovered.
-JOB_MODULES = (
-    "app.jobs.discovery",
-    "app.jobs.connectivity",
-    "app.jobs.retention",
-    "app.jobs.clusters",
-    "app.jobs.credentials",
-)
-
-
-def _job_modules() -> list[ModuleType]:
-    modules = []
-    for name in JOB_MODULES:
-        try:
-            modules.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-    return modules
+JOB_MODULES: tuple[ModuleType, ...] = (fleet, connectivity, retention, readiness, credentials)
 
 
 def build_scheduler(settings: Settings, session_factory: sessionmaker[Session]) -> BackgroundScheduler:
@@ -43,7 +26,7 @@ def build_scheduler(settings: Settings, session_factory: sessionmaker[Session]) 
     scheduler = BackgroundScheduler(
         timezone="UTC", job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
     )
-    for module in _job_modules():
+    for module in JOB_MODULES:
         module.register(scheduler, settings, session_factory)
     return scheduler
 
@@ -51,7 +34,7 @@ def build_scheduler(settings: Settings, session_factory: sessionmaker[Session]) 
 def run_all_once(settings: Settings, session_factory: sessionmaker[Session]) -> list[str]:
     """Run every job once in order; return the names of those that raised."""
     failures = []
-    for module in _job_modules():
+    for module in JOB_MODULES:
         try:
             module.run_once(settings, session_factory)
         except Exception:

@@ -21,7 +21,7 @@ class PollRun(Base):
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     finished_at: Mapped[dt.datetime | None]
     # running, ok, error; the connectivity poller also records partial and unreachable
-    # (see app.services.connectivity, whose aws_vantage reads them)
+    # (see app.services.connectivity.status, whose aws_vantage reads them)
     outcome: Mapped[str] = mapped_column(String(16), default="running")
     error: Mapped[str | None] = mapped_column(Text)
     requests: Mapped[int] = mapped_column(default=0)

@@ -7,6 +7,7 @@ values that look like one, so a careless caller cannot leak a secret into the tr
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,56 @@ class ClientInfo:
 
     address: str | None = None
     user_agent: str | None = None
+
+
+class Via:
+    """How an actor reached Lifeline; recorded as `via` in an event's details (not in its actor)."""
+
+    browser = "browser"
+    token = "token"  # noqa: S105 (a channel name, not a secret)
+    cli = "cli"
+    system = "system"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, as every service and the audit trail see it: one spelling per person.
+
+    `name` is what the trail's actor column says: the account name for a person whether they used
+    the browser or an API token (so filtering by a person finds everything they did), `cli:<os
+    user>` from the server's command line, `lifeline` for the scheduler. How they came is `via`.
+    """
+
+    name: str
+    user_id: int | None = None
+    role: str | None = None
+    via: str = Via.browser
+    token_id: int | None = None
+    client: ClientInfo | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @classmethod
+    def cli(cls) -> Actor:
+        """The actor of a `lifeline` command run on the server: `cli:` + the operating-system user."""
+        try:
+            user = getpass.getuser()
+        except Exception:  # no user name in the environment (some containers)
+            user = "unknown"
+        return cls(name=f"cli:{user}", role="admin", via=Via.cli)
+
+    def details(self) -> dict[str, Any]:
+        """What the trail keeps about how the actor came (nothing for a plain browser session)."""
+        if self.via == Via.token:
+            return {"via": Via.token, "token_id": self.token_id}
+        if self.via in (Via.cli, Via.system):
+            return {"via": self.via}
+        return {}
+
+
+SYSTEM = Actor(name="lifeline", role="admin", via=Via.system)
 
 
 class Outcome:
@@ -65,7 +116,7 @@ def _scrub(value: Any) -> Any:
 def record_audit(
     session: Session,
     *,
-    actor: str,
+    actor: Actor | str,
     action: str,
     target: str,
     outcome: str = Outcome.success,
@@ -78,6 +129,10 @@ def record_audit(
     `action` is a dotted verb such as `auth.sign_in` or `credential.download`; `target` names what
     was acted on (`user:alice`, `cluster:us-west-2/edge-1`); `outcome` is success, failure or denied.
     """
+    if isinstance(actor, Actor):
+        client = client or actor.client
+        details = {**actor.details(), **(details or {})}
+        actor = actor.name
     client = client or ClientInfo()
     event = AuditEvent(
         occurred_at=now or utcnow(),

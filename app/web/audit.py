@@ -17,12 +17,11 @@ from starlette.responses import Response
 
 from app.services.audit import AuditFilter, iter_audit_events, list_audit_actions, list_audit_events
 from app.web.deps import DbSession
-from app.web.security import Principal, Role, requires
+from app.web.security import Admin
 from app.web.templating import render
 
 router = APIRouter()
 
-Admin = Annotated[Principal, Depends(requires(Role.admin))]
 PER_PAGE = 50
 CSV_COLUMNS = ("time", "actor", "action", "target", "outcome", "client_address", "user_agent", "details")
 

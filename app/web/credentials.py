@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, BackgroundTasks, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -21,9 +21,10 @@ from app.integrations.pki import KeyType, format_fingerprint
 from app.integrations.vault import DataKeyError
 from app.jobs import credentials as runner
 from app.models import Cluster, Credential
-from app.services import credential_access, credentials
 from app.services.audit import ClientInfo
-from app.services.credentials import (
+from app.services.credentials import access as credential_access
+from app.services.credentials import lifecycle
+from app.services.credentials.lifecycle import (
     BUILTIN_ROLES,
     DEFAULT_GROUP,
     DEFAULT_LIFETIME_DAYS,
@@ -36,18 +37,18 @@ from app.services.credentials import (
     IssueRequest,
 )
 from app.web.deps import AppSettings, DbSession, OptionalRowIdQuery, RowId
-from app.web.security import Principal, Role, requires, requires_recent_auth
+from app.web.security import (
+    Admin,
+    Principal,
+    RecentResponder,
+    Responder,
+    Role,
+    Viewer,
+)
 from app.web.templating import redirect_after_post, render
 
 router = APIRouter()
 
-Viewer = Annotated[Principal, Depends(requires(Role.viewer))]
-Responder = Annotated[Principal, Depends(requires(Role.responder))]
-Admin = Annotated[Principal, Depends(requires(Role.admin))]
-# Handing out a private key needs a password typed in the last few minutes (tokens are exempt).
-Downloader = Annotated[Principal, Depends(requires_recent_auth(Role.responder))]
-# Issuing and renewing hand out new cluster credentials: a confirmed password, as for downloads.
-Issuer = Annotated[Principal, Depends(requires_recent_auth(Role.responder))]
 
 LIFETIME_UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
 
@@ -72,7 +73,7 @@ def _factory(request: Request) -> sessionmaker[Session]:
 
 def _credential_or_404(db: Session, credential_id: int) -> Credential:
     try:
-        return credentials.get_credential(db, credential_id)
+        return lifecycle.get_credential(db, credential_id)
     except CredentialNotFound:
         raise HTTPException(404, f"credential {credential_id} does not exist") from None
 
@@ -119,7 +120,7 @@ def credential_record(credential: Credential) -> dict[str, Any]:
         "control_plane_ips": list(credential.control_plane_ips),
         "steps": [
             {"step": e.step, "state": e.state, "message": e.message, "at": _iso(e.at)}
-            for e in credentials.run_events(credential)
+            for e in lifecycle.run_events(credential)
         ],
     }
 
@@ -161,7 +162,7 @@ def api_issue(
     cluster: str,
     body: IssueBody,
     request: Request,
-    principal: Issuer,
+    principal: RecentResponder,
     db: DbSession,
     settings: AppSettings,
     region: str | None = None,
@@ -171,7 +172,7 @@ def api_issue(
     actor = actor_of(principal, request)
     issue = IssueRequest(
         cluster_pk=target.id,
-        username=body.identity or credentials.default_identity(principal.username),
+        username=body.identity or lifecycle.default_identity(principal.username),
         group=body.group,
         cluster_role=body.cluster_role,
         lifetime_seconds=body.lifetime_seconds,
@@ -196,8 +197,7 @@ def api_issue(
 @router.get("/api/v1/credentials", name="credentials.api_list")
 def api_list(principal: Viewer, db: DbSession, cluster: OptionalRowIdQuery = None) -> list[dict[str, Any]]:
     return [
-        credential_record(c)
-        for c in credentials.list_credentials(db, cluster_pk=cluster, include_history=True)
+        credential_record(c) for c in lifecycle.list_credentials(db, cluster_pk=cluster, include_history=True)
     ]
 
 
@@ -236,14 +236,14 @@ def _download(
 
 @router.get("/api/v1/credentials/{credential_id}/kubeconfig", name="credentials.api_kubeconfig")
 def api_kubeconfig(
-    credential_id: RowId, request: Request, principal: Downloader, db: DbSession, settings: AppSettings
+    credential_id: RowId, request: Request, principal: RecentResponder, db: DbSession, settings: AppSettings
 ) -> Response:
     return _download(request, db, settings, principal, credential_id, "kubeconfig")
 
 
 @router.get("/api/v1/credentials/{credential_id}/bundle", name="credentials.api_bundle")
 def api_bundle(
-    credential_id: RowId, request: Request, principal: Downloader, db: DbSession, settings: AppSettings
+    credential_id: RowId, request: Request, principal: RecentResponder, db: DbSession, settings: AppSettings
 ) -> Response:
     return _download(request, db, settings, principal, credential_id, "bundle")
 
@@ -263,7 +263,7 @@ def api_verify(
 
 @router.post("/api/v1/credentials/{credential_id}/renew", status_code=201, name="credentials.api_renew")
 def api_renew(
-    credential_id: RowId, request: Request, principal: Issuer, db: DbSession, settings: AppSettings
+    credential_id: RowId, request: Request, principal: RecentResponder, db: DbSession, settings: AppSettings
 ) -> JSONResponse:
     _credential_or_404(db, credential_id)
     actor = actor_of(principal, request)
@@ -306,7 +306,7 @@ def api_revoke(
 def _inventory_context(
     db: Session, principal: Principal, settings: Any, cluster: int | None
 ) -> dict[str, Any]:
-    rows = credentials.list_credentials(db, cluster_pk=cluster)
+    rows = lifecycle.list_credentials(db, cluster_pk=cluster)
     try:
         has_key = runner.vault_from_settings(settings) is not None
         key_problem = None
@@ -326,7 +326,7 @@ def _inventory_context(
         "rows": rows,
         "clusters": clusters,
         "cluster_filter": cluster,
-        "warnings": credentials.expiry_warnings(db, cluster_pk=cluster),
+        "warnings": lifecycle.expiry_warnings(db, cluster_pk=cluster),
         "principal": principal,
         "actor_is_admin": principal.role is Role.admin,
         "can_issue": principal.role.allows(Role.responder),
@@ -335,7 +335,7 @@ def _inventory_context(
         "fallback_missing": fallback_missing,
         "now": dt.datetime.now(dt.UTC),
         "fmt_fp": format_fingerprint,
-        "can_manage": lambda c: credentials.can_manage(c, _actor_light(principal)),
+        "can_manage": lambda c: lifecycle.can_manage(c, _actor_light(principal)),
     }
 
 
@@ -360,7 +360,7 @@ def expiry(
     request: Request, principal: Viewer, db: DbSession, cluster: OptionalRowIdQuery = None
 ) -> Response:
     """Expiry warnings (30 and 7 days) as a partial for the overview and cluster pages."""
-    warnings = credentials.expiry_warnings(db, cluster_pk=cluster)
+    warnings = lifecycle.expiry_warnings(db, cluster_pk=cluster)
     return render(
         request, "credentials/_expiry.html", {"warnings": warnings}, partial="credentials/_expiry.html"
     )
@@ -388,8 +388,8 @@ def _form_context(
         "principal": principal,
         "is_admin": principal.role is Role.admin,
         "has_data_key": has_key,
-        "lifetime_warning": credentials.lifetime_warning(lifetime_seconds) if lifetime_seconds else None,
-        "default_identity": credentials.default_identity(principal.username),
+        "lifetime_warning": lifecycle.lifetime_warning(lifetime_seconds) if lifetime_seconds else None,
+        "default_identity": lifecycle.default_identity(principal.username),
     }
 
 
@@ -409,7 +409,7 @@ def _lifetime_seconds(values: dict[str, Any]) -> int:
 def _default_values(principal: Principal, cluster: int | None) -> dict[str, Any]:
     return {
         "cluster": cluster,
-        "username": credentials.default_identity(principal.username),
+        "username": lifecycle.default_identity(principal.username),
         "group": DEFAULT_GROUP,
         "cluster_role": "cluster-admin",
         "other_role": "",
@@ -423,7 +423,7 @@ def _default_values(principal: Principal, cluster: int | None) -> dict[str, Any]
 @router.get("/credentials/new", name="credentials.new")
 def new_form(
     request: Request,
-    principal: Issuer,
+    principal: RecentResponder,
     db: DbSession,
     settings: AppSettings,
     cluster: OptionalRowIdQuery = None,
@@ -441,7 +441,7 @@ def lifetime_hint(
 ) -> Response:
     """The lifetime warning, re-rendered as the user types (HTMX)."""
     seconds = _lifetime_seconds({"lifetime": lifetime, "lifetime_unit": lifetime_unit})
-    warning = credentials.lifetime_warning(seconds) if seconds else None
+    warning = lifecycle.lifetime_warning(seconds) if seconds else None
     too_short = bool(lifetime) and seconds < MIN_LIFETIME_SECONDS
     return render(
         request,
@@ -455,7 +455,7 @@ def lifetime_hint(
 def create(
     request: Request,
     background: BackgroundTasks,
-    principal: Issuer,
+    principal: RecentResponder,
     settings: AppSettings,
     cluster: Annotated[str, Form()] = "",
     username: Annotated[str, Form()] = "",
@@ -506,7 +506,7 @@ def _create_sync(
     if not errors:
         issue = IssueRequest(
             cluster_pk=int(cluster_raw),
-            username=str(values.get("username", "")) or credentials.default_identity(principal.username),
+            username=str(values.get("username", "")) or lifecycle.default_identity(principal.username),
             group=str(values.get("group", "")),
             cluster_role=role,
             lifetime_seconds=seconds,
@@ -535,9 +535,9 @@ def _create_sync(
 
 
 def _detail_context(db: Session, credential: Credential, principal: Principal) -> dict[str, Any]:
-    steps = credentials.run_events(credential)
+    steps = lifecycle.run_events(credential)
     operation = steps[0].operation if steps else "issue"
-    planned = list(credentials.ISSUE_STEPS) if operation in ("issue", "renew") else []
+    planned = list(lifecycle.ISSUE_STEPS) if operation in ("issue", "renew") else []
     seen = {e.step for e in steps}
     renewal = db.scalar(
         select(Credential)
@@ -552,12 +552,12 @@ def _detail_context(db: Session, credential: Credential, principal: Principal) -
         "step_labels": STEP_LABELS,
         "operation": operation,
         "renewal": renewal,
-        "can_manage": credentials.can_manage(credential, _actor_light(principal)),
+        "can_manage": lifecycle.can_manage(credential, _actor_light(principal)),
         "is_admin": principal.role is Role.admin,
         "fmt_fp": format_fingerprint,
         "revoke_notice": REVOKE_NOTICE,
         "now": dt.datetime.now(dt.UTC),
-        "lifetime_warning": credentials.lifetime_warning(credential.requested_lifetime_seconds),
+        "lifetime_warning": lifecycle.lifetime_warning(credential.requested_lifetime_seconds),
     }
 
 
@@ -590,7 +590,7 @@ def renew(
     credential_id: RowId,
     request: Request,
     background: BackgroundTasks,
-    principal: Issuer,
+    principal: RecentResponder,
     db: DbSession,
     settings: AppSettings,
 ) -> Response:
@@ -622,14 +622,14 @@ def revoke(
 
 @router.get("/credentials/{credential_id}/kubeconfig", name="credentials.kubeconfig")
 def kubeconfig(
-    credential_id: RowId, request: Request, principal: Downloader, db: DbSession, settings: AppSettings
+    credential_id: RowId, request: Request, principal: RecentResponder, db: DbSession, settings: AppSettings
 ) -> Response:
     return _download(request, db, settings, principal, credential_id, "kubeconfig")
 
 
 @router.get("/credentials/{credential_id}/bundle", name="credentials.bundle")
 def bundle(
-    credential_id: RowId, request: Request, principal: Downloader, db: DbSession, settings: AppSettings
+    credential_id: RowId, request: Request, principal: RecentResponder, db: DbSession, settings: AppSettings
 ) -> Response:
     return _download(request, db, settings, principal, credential_id, "bundle")
 

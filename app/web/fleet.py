@@ -24,17 +24,15 @@ from app.schemas import (
     OutpostUpdate,
     PollRunOut,
 )
-from app.services import fleet as fleet_service
-from app.services.discovery import DISCOVERY_JOB, FLEET_FILE_JOB, configured_regions, latest_runs
+from app.services.fleet import inventory
+from app.services.fleet.discovery import DISCOVERY_JOB, FLEET_FILE_JOB, configured_regions, latest_runs
 from app.settings import Settings
 from app.web.deps import AppSettings, DbSession
-from app.web.security import Principal, Role, requires
+from app.web.security import Admin, Principal, Role, Viewer, requires
 from app.web.templating import is_htmx_partial, redirect_after_post, render
 
 router = APIRouter()
 
-ViewerPrincipal = Annotated[Principal, Depends(requires(Role.viewer))]
-AdminPrincipal = Annotated[Principal, Depends(requires(Role.admin))]
 
 EXAMPLE_FLEET_FILE = """\
 outposts:
@@ -70,8 +68,8 @@ def _page_context(
 ) -> dict[str, Any]:
     regions, file_error = configured_regions(settings.fleet_file, settings.aws_regions)
     context: dict[str, Any] = {
-        "outposts": fleet_service.list_outposts(session),
-        "clusters": fleet_service.list_clusters(session),
+        "outposts": inventory.list_outposts(session),
+        "clusters": inventory.list_clusters(session),
         "discovery_regions": regions,
         "discovery_runs": latest_runs(session, DISCOVERY_JOB),
         "fleet_file": settings.fleet_file,
@@ -94,7 +92,7 @@ def fleet_page(
     request: Request,
     session: DbSession,
     settings: AppSettings,
-    principal: ViewerPrincipal,
+    principal: Viewer,
 ) -> Response:
     """The fleet: Outposts, clusters, where each came from, and the last discovery runs."""
     context = _page_context(request, session, settings, principal)
@@ -114,10 +112,10 @@ def _form_error(
     *,
     form: str,
     values: dict[str, str],
-    exc: fleet_service.FleetError,
+    exc: inventory.FleetError,
 ) -> Response:
     """Re-render with 422: the form alone for HTMX, the whole page otherwise."""
-    errors = exc.errors if isinstance(exc, fleet_service.FleetValidationError) else {"_form": str(exc)}
+    errors = exc.errors if isinstance(exc, inventory.FleetValidationError) else {"_form": str(exc)}
     context = _page_context(
         request, session, settings, principal, **{form: {"values": values, "errors": errors}}
     )
@@ -131,7 +129,7 @@ def add_outpost_form(
     request: Request,
     session: DbSession,
     settings: AppSettings,
-    principal: AdminPrincipal,
+    principal: Admin,
     outpost_id: Annotated[str, Form()] = "",
     name: Annotated[str, Form()] = "",
     region: Annotated[str, Form()] = "",
@@ -139,7 +137,7 @@ def add_outpost_form(
 ) -> Response:
     values = {"outpost_id": outpost_id, "name": name, "region": region, "account_id": account_id}
     try:
-        fleet_service.add_outpost(
+        inventory.add_outpost(
             session,
             outpost_id=outpost_id,
             name=name,
@@ -147,7 +145,7 @@ def add_outpost_form(
             account_id=account_id or None,
             actor=_actor(principal),
         )
-    except fleet_service.FleetError as exc:
+    except inventory.FleetError as exc:
         return _form_error(request, session, settings, principal, form="outpost_form", values=values, exc=exc)
     return _done(request, f"Added Outpost {outpost_id.strip()}.")
 
@@ -157,7 +155,7 @@ def update_outpost_form(
     request: Request,
     session: DbSession,
     settings: AppSettings,
-    principal: AdminPrincipal,
+    principal: Admin,
     outpost_id: Annotated[str, Form()] = "",
     name: Annotated[str, Form()] = "",
     account_id: Annotated[str, Form()] = "",
@@ -165,11 +163,11 @@ def update_outpost_form(
     values = {"outpost_id": outpost_id, "name": name, "account_id": account_id}
     try:
         if not outpost_id:
-            raise fleet_service.FleetValidationError({"outpost_id": "choose an Outpost"})
-        fleet_service.update_outpost(
+            raise inventory.FleetValidationError({"outpost_id": "choose an Outpost"})
+        inventory.update_outpost(
             session, outpost_id, name=name or None, account_id=account_id, actor=_actor(principal)
         )
-    except fleet_service.FleetError as exc:
+    except inventory.FleetError as exc:
         return _form_error(request, session, settings, principal, form="rename_form", values=values, exc=exc)
     return _done(request, f"Updated Outpost {outpost_id}.")
 
@@ -179,17 +177,17 @@ def add_cluster_form(
     request: Request,
     session: DbSession,
     settings: AppSettings,
-    principal: AdminPrincipal,
+    principal: Admin,
     name: Annotated[str, Form()] = "",
     region: Annotated[str, Form()] = "",
     outpost_id: Annotated[str, Form()] = "",
 ) -> Response:
     values = {"name": name, "region": region, "outpost_id": outpost_id}
     try:
-        fleet_service.add_cluster(
+        inventory.add_cluster(
             session, name=name, region=region, outpost_id=outpost_id or None, actor=_actor(principal)
         )
-    except fleet_service.FleetError as exc:
+    except inventory.FleetError as exc:
         return _form_error(request, session, settings, principal, form="cluster_form", values=values, exc=exc)
     return _done(request, f"Added cluster {name.strip()} in {region.strip()}.")
 
@@ -199,9 +197,9 @@ def _removal_failed(
     session: Session,
     settings: Settings,
     principal: Principal,
-    exc: fleet_service.FleetError,
+    exc: inventory.FleetError,
 ) -> Response:
-    code = 404 if isinstance(exc, fleet_service.FleetNotFoundError) else 409
+    code = 404 if isinstance(exc, inventory.FleetNotFoundError) else 409
     context = _page_context(request, session, settings, principal, error=str(exc))
     return render(request, "fleet/index.html", context, partial="fleet/_content.html", status_code=code)
 
@@ -212,11 +210,11 @@ def remove_outpost_form(
     outpost_id: str,
     session: DbSession,
     settings: AppSettings,
-    principal: AdminPrincipal,
+    principal: Admin,
 ) -> Response:
     try:
-        fleet_service.remove_outpost(session, outpost_id, actor=_actor(principal))
-    except fleet_service.FleetError as exc:
+        inventory.remove_outpost(session, outpost_id, actor=_actor(principal))
+    except inventory.FleetError as exc:
         return _removal_failed(request, session, settings, principal, exc)
     return _done(request, f"Removed Outpost {outpost_id}.")
 
@@ -228,11 +226,11 @@ def remove_cluster_form(
     name: str,
     session: DbSession,
     settings: AppSettings,
-    principal: AdminPrincipal,
+    principal: Admin,
 ) -> Response:
     try:
-        fleet_service.remove_cluster(session, name, region, actor=_actor(principal))
-    except fleet_service.FleetError as exc:
+        inventory.remove_cluster(session, name, region, actor=_actor(principal))
+    except inventory.FleetError as exc:
         return _removal_failed(request, session, settings, principal, exc)
     return _done(request, f"Removed cluster {name} in {region}.")
 
@@ -272,14 +270,14 @@ def cluster_out(cluster: Cluster) -> FleetClusterOut:
     )
 
 
-def _api_error(exc: fleet_service.FleetError) -> HTTPException:
-    if isinstance(exc, fleet_service.FleetValidationError):
+def _api_error(exc: inventory.FleetError) -> HTTPException:
+    if isinstance(exc, inventory.FleetValidationError):
         detail: Any = [
             {"loc": ["body", field], "msg": message, "type": "value_error"}
             for field, message in exc.errors.items()
         ]
         return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
-    if isinstance(exc, fleet_service.FleetNotFoundError):
+    if isinstance(exc, inventory.FleetNotFoundError):
         return HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc))
     return HTTPException(status.HTTP_409_CONFLICT, detail=str(exc))
 
@@ -295,8 +293,8 @@ def api_fleet(session: DbSession, settings: AppSettings) -> FleetOut:
     """Every Outpost and cluster with its source, and the latest discovery and fleet-file runs."""
     regions, _ = configured_regions(settings.fleet_file, settings.aws_regions)
     return FleetOut(
-        outposts=[outpost_out(o) for o in fleet_service.list_outposts(session)],
-        clusters=[cluster_out(c) for c in fleet_service.list_clusters(session)],
+        outposts=[outpost_out(o) for o in inventory.list_outposts(session)],
+        clusters=[cluster_out(c) for c in inventory.list_clusters(session)],
         discovery_regions=regions,
         discovery_runs=[PollRunOut.model_validate(r) for r in latest_runs(session, DISCOVERY_JOB)],
         fleet_file=str(settings.fleet_file) if settings.fleet_file else None,
@@ -312,10 +310,10 @@ def api_fleet(session: DbSession, settings: AppSettings) -> FleetOut:
     tags=["fleet"],
     responses={409: {"description": "Already exists"}},
 )
-def api_add_outpost(body: OutpostCreate, session: DbSession, principal: AdminPrincipal) -> FleetOutpostOut:
+def api_add_outpost(body: OutpostCreate, session: DbSession, principal: Admin) -> FleetOutpostOut:
     """Add an Outpost (source: manual). A discovered Outpost with the same ID is taken over."""
     try:
-        outpost = fleet_service.add_outpost(
+        outpost = inventory.add_outpost(
             session,
             outpost_id=body.outpost_id,
             name=body.name,
@@ -323,7 +321,7 @@ def api_add_outpost(body: OutpostCreate, session: DbSession, principal: AdminPri
             account_id=body.account_id,
             actor=_actor(principal),
         )
-    except fleet_service.FleetError as exc:
+    except inventory.FleetError as exc:
         raise _api_error(exc) from None
     session.refresh(outpost)
     return outpost_out(outpost)
@@ -337,17 +335,17 @@ def api_add_outpost(body: OutpostCreate, session: DbSession, principal: AdminPri
     responses={404: {"description": "No such Outpost"}, 409: {"description": "Managed by the fleet file"}},
 )
 def api_update_outpost(
-    outpost_id: str, body: OutpostUpdate, session: DbSession, principal: AdminPrincipal
+    outpost_id: str, body: OutpostUpdate, session: DbSession, principal: Admin
 ) -> FleetOutpostOut:
     """Rename an Outpost or set its account (not file-managed ones: edit the file)."""
     account: str | None = None
     if "account_id" in body.model_fields_set:
         account = body.account_id or ""
     try:
-        outpost = fleet_service.update_outpost(
+        outpost = inventory.update_outpost(
             session, outpost_id, name=body.name, account_id=account, actor=_actor(principal)
         )
-    except fleet_service.FleetError as exc:
+    except inventory.FleetError as exc:
         raise _api_error(exc) from None
     session.refresh(outpost)
     return outpost_out(outpost)
@@ -360,11 +358,11 @@ def api_update_outpost(
     tags=["fleet"],
     responses={404: {"description": "No such Outpost"}, 409: {"description": "Managed by the fleet file"}},
 )
-def api_remove_outpost(outpost_id: str, session: DbSession, principal: AdminPrincipal) -> Response:
+def api_remove_outpost(outpost_id: str, session: DbSession, principal: Admin) -> Response:
     """Remove an Outpost and its connectivity history (not file-managed ones)."""
     try:
-        fleet_service.remove_outpost(session, outpost_id, actor=_actor(principal))
-    except fleet_service.FleetError as exc:
+        inventory.remove_outpost(session, outpost_id, actor=_actor(principal))
+    except inventory.FleetError as exc:
         raise _api_error(exc) from None
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -377,13 +375,13 @@ def api_remove_outpost(outpost_id: str, session: DbSession, principal: AdminPrin
     tags=["fleet"],
     responses={409: {"description": "Already exists"}},
 )
-def api_add_cluster(body: ClusterCreate, session: DbSession, principal: AdminPrincipal) -> FleetClusterOut:
+def api_add_cluster(body: ClusterCreate, session: DbSession, principal: Admin) -> FleetClusterOut:
     """Add a local cluster (source: manual), optionally on a known Outpost."""
     try:
-        cluster = fleet_service.add_cluster(
+        cluster = inventory.add_cluster(
             session, name=body.name, region=body.region, outpost_id=body.outpost_id, actor=_actor(principal)
         )
-    except fleet_service.FleetError as exc:
+    except inventory.FleetError as exc:
         raise _api_error(exc) from None
     return cluster_out(cluster)
 
@@ -395,10 +393,10 @@ def api_add_cluster(body: ClusterCreate, session: DbSession, principal: AdminPri
     tags=["fleet"],
     responses={404: {"description": "No such cluster"}, 409: {"description": "Managed by the fleet file"}},
 )
-def api_remove_cluster(region: str, name: str, session: DbSession, principal: AdminPrincipal) -> Response:
+def api_remove_cluster(region: str, name: str, session: DbSession, principal: Admin) -> Response:
     """Remove a cluster (not file-managed ones)."""
     try:
-        fleet_service.remove_cluster(session, name, region, actor=_actor(principal))
-    except fleet_service.FleetError as exc:
+        inventory.remove_cluster(session, name, region, actor=_actor(principal))
+    except inventory.FleetError as exc:
         raise _api_error(exc) from None
     return Response(status_code=status.HTTP_204_NO_CONTENT)

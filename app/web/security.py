@@ -20,7 +20,7 @@ import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -30,10 +30,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.models.base import utcnow
-from app.services.audit import ClientInfo
-from app.services.backoff import BackoffPolicy
-from app.services.sessions import SessionPolicy, has_recent_auth, resolve_session
-from app.services.tokens import resolve_token
+from app.services.accounts.backoff import BackoffPolicy
+from app.services.accounts.sessions import SessionPolicy, has_recent_auth, resolve_session
+from app.services.accounts.tokens import resolve_token
+from app.services.audit import Actor, ClientInfo, Via
 from app.settings import Settings
 from app.web.deps import DbSession
 
@@ -100,6 +100,18 @@ def now_utc(request: Request) -> dt.datetime:
     """The current time; tests replace `app.state.clock` to move time."""
     clock: Callable[[], dt.datetime] = getattr(request.app.state, "clock", utcnow)
     return clock()
+
+
+def actor_of(principal: Principal, request: Request) -> Actor:
+    """The service-layer actor for this request: the person, how they came, and from where."""
+    return Actor(
+        name=principal.username,
+        user_id=principal.user_id,
+        role=principal.role.value,
+        via=Via.token if principal.via_token else Via.browser,
+        token_id=principal.token_id,
+        client=client_info(request),
+    )
 
 
 def client_info(request: Request) -> ClientInfo:
@@ -323,6 +335,16 @@ def requires_recent_auth(role: Role) -> Callable[..., Principal]:
     dependency.__lifeline_role__ = role  # type: ignore[attr-defined]
     dependency.__lifeline_reauth__ = True  # type: ignore[attr-defined]
     return dependency
+
+
+# The role dependencies every route module uses: declared here once, one name per policy.
+Viewer = Annotated[Principal, Depends(requires(Role.viewer))]
+Responder = Annotated[Principal, Depends(requires(Role.responder))]
+Admin = Annotated[Principal, Depends(requires(Role.admin))]
+# Handing out or changing access needs a password typed in the last few minutes (tokens are exempt).
+RecentViewer = Annotated[Principal, Depends(requires_recent_auth(Role.viewer))]
+RecentResponder = Annotated[Principal, Depends(requires_recent_auth(Role.responder))]
+RecentAdmin = Annotated[Principal, Depends(requires_recent_auth(Role.admin))]
 
 
 def public() -> Callable[..., None]:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import LoginThrottle, User, WebSession
-from app.services import accounts
+from app.services.accounts import users as accounts
 from app.web.security import CSRF_COOKIE, SESSION_COOKIE, Principal, Role, requires_recent_auth
 from tests.accounts.conftest import Clock
 from tests.conftest import TEST_PASSWORD, create_account, sign_in

@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 from starlette.routing import Mount
 
+from app.services.accounts.sessions import SessionPolicy, start_session
 from app.services.audit import ClientInfo
-from app.services.sessions import SessionPolicy, start_session
 from app.web.security import SESSION_COOKIE, Role, csrf_token_for_session
 from tests.conftest import create_account
 

@@ -9,9 +9,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.jobs import retention as job
 from app.models.account import WebSession
-from app.services import accounts
+from app.services.accounts import users
+from app.services.accounts.sessions import SessionPolicy, start_session
 from app.services.audit import ClientInfo
-from app.services.sessions import SessionPolicy, start_session
 from app.settings import Settings
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
@@ -20,7 +20,7 @@ NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 def test_retention_purges_expired_sessions_only(
     settings: Settings, session_factory: sessionmaker[Session], session: Session
 ) -> None:
-    user = accounts.create_user(
+    user = users.create_user(
         session, username="ops-one", password="a long enough passphrase 1", role="viewer", actor="test"
     )
     policy = SessionPolicy.from_settings(settings)

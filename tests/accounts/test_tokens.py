@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import ApiToken, AuditEvent, User
-from app.services.sessions import hash_secret
+from app.services.accounts.sessions import hash_secret
 from tests.accounts.conftest import Clock
 from tests.conftest import sign_in
 

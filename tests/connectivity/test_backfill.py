@@ -9,9 +9,9 @@ import itertools
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.jobs import connectivity as job
+from app.jobs import connectivity
 from app.models.connectivity import ConnectedSample, Incident
-from app.services import connectivity as svc
+from app.services.connectivity import status
 from app.settings import Settings
 from tests.conftest import free_port, make_settings
 from tests.connectivity.factories import make_outposts, minutes, seed
@@ -52,10 +52,12 @@ def test_dashboard_outage_is_backfilled_without_holes(
     values = [1.0] * 20 + [0.0] * 10 + [1.0] * 15  # an incident while the dashboard was down
     seed(aws_endpoint, minutes(start, values, outpost.outpost_id))
 
-    job.poll_connectivity(poll_settings, session_factory, now=start + dt.timedelta(minutes=10, seconds=30))
+    connectivity.poll_connectivity(
+        poll_settings, session_factory, now=start + dt.timedelta(minutes=10, seconds=30)
+    )
     assert len(_stored(session, outpost.id)) == 5  # the trailing window only (never polled before)
     # the dashboard was stopped for 35 minutes; the next poll re-reads from the last stored sample
-    (result,) = job.poll_connectivity(poll_settings, session_factory, now=now)
+    (result,) = connectivity.poll_connectivity(poll_settings, session_factory, now=now)
     assert result.requests == 2  # the trailing window plus one backfill chunk
 
     stamps = [ts for ts, _, _ in _stored(session, outpost.id)]
@@ -86,14 +88,18 @@ def test_aws_outage_is_backfilled_when_aws_is_back(
         aws_max_attempts=1,
         aws_connect_timeout_seconds=1,
     )
-    job.poll_connectivity(poll_settings, session_factory, now=start + dt.timedelta(minutes=6, seconds=5))
+    connectivity.poll_connectivity(
+        poll_settings, session_factory, now=start + dt.timedelta(minutes=6, seconds=5)
+    )
     for minute in (10, 15, 20, 25):
-        (failed,) = job.poll_connectivity(closed, session_factory, now=start + dt.timedelta(minutes=minute))
+        (failed,) = connectivity.poll_connectivity(
+            closed, session_factory, now=start + dt.timedelta(minutes=minute)
+        )
         assert failed.outcome == "unreachable"
     session.expire_all()
     assert session.get_one(type(outpost), outpost.id).state == "UNKNOWN"
 
-    job.poll_connectivity(poll_settings, session_factory, now=now)
+    connectivity.poll_connectivity(poll_settings, session_factory, now=now)
     stamps = [ts for ts, _, _ in _stored(session, outpost.id)]
     assert (stamps[0], stamps[-1], _holes(stamps)) == (
         start + dt.timedelta(minutes=1),
@@ -102,7 +108,7 @@ def test_aws_outage_is_backfilled_when_aws_is_back(
     )
     session.expire_all()
     assert session.get_one(type(outpost), outpost.id).state == "CONNECTED"
-    assert svc.aws_vantage(session, now).reachable is True
+    assert status.aws_vantage(session, now).reachable is True
 
 
 def test_a_long_gap_is_fetched_in_bounded_chunks(
@@ -121,7 +127,7 @@ def test_a_long_gap_is_fetched_in_bounded_chunks(
     outpost.last_sample_at = svc_sample.ts
     session.commit()
 
-    (result,) = job.poll_connectivity(poll_settings, session_factory, now=now)
+    (result,) = connectivity.poll_connectivity(poll_settings, session_factory, now=now)
     # 7 h minus the 5-minute trailing window = 3 h + 3 h + 55 min chunks, plus the trailing window
     assert result.requests == 4
     stamps = [ts for ts, _, _ in _stored(session, outpost.id)]
@@ -144,7 +150,7 @@ def test_backfill_older_than_15_days_uses_300_second_periods(
     stamps = [last_seen + dt.timedelta(hours=2 * i) for i in range(1, 16 * 12)]
     seed(aws_endpoint, [(outpost.outpost_id, ts, 1.0) for ts in stamps])
 
-    job.poll_connectivity(poll_settings, session_factory, now=now)
+    connectivity.poll_connectivity(poll_settings, session_factory, now=now)
     stored = _stored(session, outpost.id)
     fifteen_days = now - dt.timedelta(days=15)
     assert {period for ts, _, period in stored if ts < fifteen_days - dt.timedelta(hours=1)} == {300}
@@ -164,13 +170,13 @@ def test_late_datapoints_update_the_stored_value(
     session.commit()
     t0 = now.replace(second=0) - dt.timedelta(minutes=4)
     seed(aws_endpoint, minutes(t0, [1.0, 0.0, 0.0, 1.0], outpost.outpost_id))
-    job.poll_connectivity(poll_settings, session_factory, now=now)
+    connectivity.poll_connectivity(poll_settings, session_factory, now=now)
     assert [(i.started_at, i.worst_value) for i in session.scalars(select(Incident))] == [
         (t0 + dt.timedelta(minutes=1), 0.0)
     ]
     # the Outpost's cache delivers a second datapoint for minute 2: its Average becomes 0.5
     seed(aws_endpoint, [(outpost.outpost_id, t0 + dt.timedelta(minutes=2, seconds=10), 1.0)])
-    job.poll_connectivity(poll_settings, session_factory, now=now + dt.timedelta(seconds=15))
+    connectivity.poll_connectivity(poll_settings, session_factory, now=now + dt.timedelta(seconds=15))
     values = [v for _, v, _ in _stored(session, outpost.id)]
     assert values == [1.0, 0.0, 0.5, 1.0]
     assert [(i.started_at, i.worst_value) for i in session.scalars(select(Incident))] == [
@@ -187,27 +193,31 @@ END = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 
 def test_plan_is_one_window_when_every_outpost_is_current() -> None:
     recent = END - dt.timedelta(minutes=2)
-    windows = job.plan_windows([("a", recent), ("b", recent)], NOW, **PLAN)
-    assert windows == [job.Window(END - dt.timedelta(minutes=15), END, 60, ("a", "b"))]
+    windows = connectivity.plan_windows([("a", recent), ("b", recent)], NOW, **PLAN)
+    assert windows == [connectivity.Window(END - dt.timedelta(minutes=15), END, 60, ("a", "b"))]
 
 
 def test_plan_backfills_only_the_outposts_that_need_it() -> None:
-    windows = job.plan_windows(
+    windows = connectivity.plan_windows(
         [("current", END - dt.timedelta(minutes=1)), ("behind", END - dt.timedelta(hours=4))], NOW, **PLAN
     )
     trailing_start = END - dt.timedelta(minutes=15)
     assert windows == [
-        job.Window(trailing_start, END, 60, ("current", "behind")),
-        job.Window(trailing_start - dt.timedelta(hours=3), trailing_start, 60, ("behind",)),
-        job.Window(END - dt.timedelta(hours=4), trailing_start - dt.timedelta(hours=3), 60, ("behind",)),
+        connectivity.Window(trailing_start, END, 60, ("current", "behind")),
+        connectivity.Window(trailing_start - dt.timedelta(hours=3), trailing_start, 60, ("behind",)),
+        connectivity.Window(
+            END - dt.timedelta(hours=4), trailing_start - dt.timedelta(hours=3), 60, ("behind",)
+        ),
     ]
 
 
 def test_plan_for_a_long_gap_switches_to_300_seconds_and_stops_at_the_limit() -> None:
-    windows = job.plan_windows([("old", END - dt.timedelta(days=100))], NOW, **PLAN)
+    windows = connectivity.plan_windows([("old", END - dt.timedelta(days=100))], NOW, **PLAN)
     for window in windows:
         assert window.start < window.end
-        assert (window.end - window.start) <= dt.timedelta(seconds=window.period * job.POINTS_PER_QUERY)
+        assert (window.end - window.start) <= dt.timedelta(
+            seconds=window.period * connectivity.POINTS_PER_QUERY
+        )
         age = NOW - window.start
         assert window.period == (60 if age <= dt.timedelta(days=15) else 300)
     # contiguous, no overlap, no hole, from 63 days back to now
@@ -219,6 +229,6 @@ def test_plan_for_a_long_gap_switches_to_300_seconds_and_stops_at_the_limit() ->
 
 
 def test_plan_for_a_new_outpost_fetches_the_initial_history() -> None:
-    windows = job.plan_windows([("new", None)], NOW, **PLAN)
+    windows = connectivity.plan_windows([("new", None)], NOW, **PLAN)
     covered = sum(((w.end - w.start) for w in windows), dt.timedelta())
     assert covered == dt.timedelta(hours=24, minutes=15)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.integrations.aws import AwsClients
 from app.integrations.cloudwatch import fetch_connected_status
-from app.jobs import connectivity as job
+from app.jobs import connectivity
 from app.models.poll_run import PollRun
 from app.settings import Settings
 from tests.conftest import make_settings
@@ -42,7 +42,9 @@ def test_access_denied_is_shown_on_each_outpost_and_cleared_by_the_next_good_pol
     seed(aws_endpoint, [p for o in outposts for p in minutes(t0, [1, 1, 1, 1], o.outpost_id)])
 
     with fake_cloudwatch(aws_endpoint, ["deny"]) as (endpoint, fake):
-        (result,) = job.poll_connectivity(_settings(database_url, endpoint), session_factory, now=now)
+        (result,) = connectivity.poll_connectivity(
+            _settings(database_url, endpoint), session_factory, now=now
+        )
     assert fake.answers == ["deny"]  # AccessDenied is not retried
     assert result.outcome == "error"
     assert result.error is not None and result.error.startswith("AccessDenied: User: arn:aws:iam::")
@@ -56,7 +58,7 @@ def test_access_denied_is_shown_on_each_outpost_and_cleared_by_the_next_good_pol
     assert run.error is not None and "cloudwatch:GetMetricData" in run.error
 
     later = now + dt.timedelta(minutes=1)
-    job.poll_connectivity(_settings(database_url, aws_endpoint), session_factory, now=later)
+    connectivity.poll_connectivity(_settings(database_url, aws_endpoint), session_factory, now=later)
     session.expire_all()
     for outpost in outposts:
         assert (outpost.last_error, outpost.last_error_at, outpost.state) == (None, None, "CONNECTED")
@@ -93,7 +95,7 @@ def test_persistent_throttling_surfaces_as_throttled(
     (outpost,) = make_outposts(session, 1)
     session.commit()
     with fake_cloudwatch(aws_endpoint, [], default="throttle") as (endpoint, fake):
-        (result,) = job.poll_connectivity(
+        (result,) = connectivity.poll_connectivity(
             _settings(database_url, endpoint, aws_max_attempts=2), session_factory, now=now
         )
     # botocore's `max_attempts` counts retries: the first attempt plus two retries

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.integrations.cloudwatch import Datapoint
 from app.models.connectivity import ConnectedSample, HourlyRollup, Incident
-from app.services import connectivity as svc
+from app.services.connectivity import status
 from tests.connectivity.factories import make_outposts, points
 
 T0 = dt.datetime(2026, 11, 20, 10, 0, tzinfo=dt.UTC)
@@ -53,7 +53,7 @@ def reference_incidents(values: list[float | None]) -> list[tuple[dt.datetime, d
 
 def test_flapping_gives_one_incident_per_dip_with_its_worst_value(session: Session) -> None:
     (outpost,) = make_outposts(session, 1)
-    svc.record_samples(session, {outpost.id: points(T0, [1, 0, 1, 0.5, 0.25, 1, 0])})
+    status.record_samples(session, {outpost.id: points(T0, [1, 0, 1, 0.5, 0.25, 1, 0])})
     assert incidents(session, outpost.id) == [
         (minute(1), minute(2), 0.0),
         (minute(3), minute(5), 0.25),
@@ -61,48 +61,48 @@ def test_flapping_gives_one_incident_per_dip_with_its_worst_value(session: Sessi
     ]
     ongoing = session.scalars(select(Incident).where(Incident.ended_at.is_(None))).one()
     assert ongoing.last_below_at == minute(7)
-    svc.refresh_states(session, [outpost], minute(7) + dt.timedelta(seconds=10))
+    status.refresh_states(session, [outpost], minute(7) + dt.timedelta(seconds=10))
     assert (outpost.state, outpost.state_since) == ("DISCONNECTED", minute(6))
 
 
 def test_a_gap_neither_ends_nor_starts_an_incident(session: Session) -> None:
     (outpost,) = make_outposts(session, 1)
-    svc.record_samples(session, {outpost.id: points(T0, [1, 0.5, None, None, None, 0, 1, None, 1])})
+    status.record_samples(session, {outpost.id: points(T0, [1, 0.5, None, None, None, 0, 1, None, 1])})
     assert incidents(session, outpost.id) == [(minute(1), minute(6), 0.0)]
 
 
 def test_a_sample_of_one_closes_the_open_incident(session: Session) -> None:
     (outpost,) = make_outposts(session, 1)
-    svc.record_samples(session, {outpost.id: points(T0, [1, 0, 0])})
+    status.record_samples(session, {outpost.id: points(T0, [1, 0, 0])})
     first_id = session.scalars(select(Incident.id)).one()
-    svc.record_samples(session, {outpost.id: points(minute(3), [0, 1, 1])})
+    status.record_samples(session, {outpost.id: points(minute(3), [0, 1, 1])})
     assert incidents(session, outpost.id) == [(minute(1), minute(4), 0.0)]
     assert session.scalars(select(Incident.id)).one() == first_id  # updated in place, not replaced
 
 
 def test_late_datapoint_splits_an_incident(session: Session) -> None:
     (outpost,) = make_outposts(session, 1)
-    svc.record_samples(session, {outpost.id: points(T0, [1, 0, 0, 0, 0.5])})
+    status.record_samples(session, {outpost.id: points(T0, [1, 0, 0, 0, 0.5])})
     assert incidents(session, outpost.id) == [(minute(1), None, 0.0)]
     # the Outpost's cached metrics arrive: minute 2 was connected after all
-    result = svc.record_samples(session, {outpost.id: [Datapoint(minute(2), 1.0, 60)]})
+    result = status.record_samples(session, {outpost.id: [Datapoint(minute(2), 1.0, 60)]})
     assert (result.inserted, result.updated) == (0, 1)
     assert incidents(session, outpost.id) == [(minute(1), minute(2), 0.0), (minute(3), None, 0.0)]
 
 
 def test_late_datapoint_merges_two_incidents(session: Session) -> None:
     (outpost,) = make_outposts(session, 1)
-    svc.record_samples(session, {outpost.id: points(T0, [1, 0.5, 1, 0.75, 1, 1])})
+    status.record_samples(session, {outpost.id: points(T0, [1, 0.5, 1, 0.75, 1, 1])})
     assert len(incidents(session, outpost.id)) == 2
-    svc.record_samples(session, {outpost.id: [Datapoint(minute(2), 0.25, 60)]})
+    status.record_samples(session, {outpost.id: [Datapoint(minute(2), 0.25, 60)]})
     assert incidents(session, outpost.id) == [(minute(1), minute(4), 0.25)]
 
 
 def test_backfill_before_an_incident_moves_its_start(session: Session) -> None:
     (outpost,) = make_outposts(session, 1)
-    svc.record_samples(session, {outpost.id: points(minute(3), [0, 0, 1])})
+    status.record_samples(session, {outpost.id: points(minute(3), [0, 0, 1])})
     assert incidents(session, outpost.id) == [(minute(3), minute(5), 0.0)]
-    svc.record_samples(session, {outpost.id: points(T0, [1, 0.5, 0.5])})
+    status.record_samples(session, {outpost.id: points(T0, [1, 0.5, 0.5])})
     assert incidents(session, outpost.id) == [(minute(1), minute(5), 0.0)]
 
 
@@ -125,9 +125,9 @@ def test_incremental_polls_in_any_order_match_the_definition(session: Session, s
             j = rng.randrange(len(batch))
             batch[j] = rng.choice([0.0, 1.0, 0.25])
             final[lo + j] = batch[j]
-        svc.record_samples(session, {outpost.id: points(minute(lo), batch)})
+        status.record_samples(session, {outpost.id: points(minute(lo), batch)})
     # a final pass with the settled values
-    svc.record_samples(session, {outpost.id: points(T0, final)})
+    status.record_samples(session, {outpost.id: points(T0, final)})
     assert incidents(session, outpost.id) == reference_incidents(final)
     session.expire_all()
     rollups = session.scalars(select(HourlyRollup).where(HourlyRollup.outpost_pk == outpost.id)).all()
@@ -140,7 +140,7 @@ def test_incremental_polls_in_any_order_match_the_definition(session: Session, s
 def test_rollups_per_hour(session: Session) -> None:
     (outpost,) = make_outposts(session, 1)
     start = T0 + dt.timedelta(minutes=58)
-    svc.record_samples(session, {outpost.id: points(start, [1, 0.5, 0, 1])})  # 10:58 .. 11:01
+    status.record_samples(session, {outpost.id: points(start, [1, 0.5, 0, 1])})  # 10:58 .. 11:01
     session.expire_all()
     rows = {
         r.hour: (r.connected_seconds, r.known_seconds, r.min_value, r.avg_value, r.samples)
@@ -151,7 +151,7 @@ def test_rollups_per_hour(session: Session) -> None:
         T0 + dt.timedelta(hours=1): (60.0, 120.0, 0.0, 0.5, 2),
     }
     # a late correction of the hour's minimum is recomputed from raw samples
-    svc.record_samples(session, {outpost.id: [Datapoint(start + dt.timedelta(minutes=1), 1.0, 60)]})
+    status.record_samples(session, {outpost.id: [Datapoint(start + dt.timedelta(minutes=1), 1.0, 60)]})
     session.expire_all()
     first = session.get_one(HourlyRollup, (outpost.id, T0))
     assert (first.connected_seconds, first.min_value, first.samples) == (120.0, 1.0, 2)
@@ -160,26 +160,26 @@ def test_rollups_per_hour(session: Session) -> None:
 def test_derive_state_rules() -> None:
     last = T0
     just_in_time = last + dt.timedelta(seconds=60 + 179)
-    assert svc.derive_state(last, 1.0, just_in_time) == "CONNECTED"
-    assert svc.derive_state(last, 0.99, just_in_time) == "DEGRADED"
-    assert svc.derive_state(last, 0.0, just_in_time) == "DISCONNECTED"
+    assert status.derive_state(last, 1.0, just_in_time) == "CONNECTED"
+    assert status.derive_state(last, 0.99, just_in_time) == "DEGRADED"
+    assert status.derive_state(last, 0.0, just_in_time) == "DISCONNECTED"
     # three whole periods without a datapoint: unknown, never "still connected"
-    assert svc.derive_state(last, 1.0, last + dt.timedelta(seconds=60 + 180)) == "UNKNOWN"
-    assert svc.derive_state(None, None, T0) == "UNKNOWN"
-    assert svc.derive_state(last, 1.0, just_in_time, reachable=False) == "UNKNOWN"
+    assert status.derive_state(last, 1.0, last + dt.timedelta(seconds=60 + 180)) == "UNKNOWN"
+    assert status.derive_state(None, None, T0) == "UNKNOWN"
+    assert status.derive_state(last, 1.0, just_in_time, reachable=False) == "UNKNOWN"
 
 
 def test_state_since_moves_only_when_the_state_changes(session: Session) -> None:
     (outpost,) = make_outposts(session, 1)
-    svc.record_samples(session, {outpost.id: points(T0, [0, 1, 1])})
-    svc.refresh_states(session, [outpost], minute(3))
+    status.record_samples(session, {outpost.id: points(T0, [0, 1, 1])})
+    status.refresh_states(session, [outpost], minute(3))
     assert (outpost.state, outpost.state_since) == ("CONNECTED", minute(1))
-    svc.record_samples(session, {outpost.id: points(minute(3), [1, 1])})
-    svc.refresh_states(session, [outpost], minute(5))
+    status.record_samples(session, {outpost.id: points(minute(3), [1, 1])})
+    status.refresh_states(session, [outpost], minute(5))
     assert outpost.state_since == minute(1)
-    svc.refresh_states(session, [outpost], minute(9))  # no data since minute 5
+    status.refresh_states(session, [outpost], minute(9))  # no data since minute 5
     assert (outpost.state, outpost.state_since) == ("UNKNOWN", minute(5))
-    svc.refresh_states(session, [outpost], minute(20))
+    status.refresh_states(session, [outpost], minute(20))
     assert outpost.state_since == minute(5)
 
 
@@ -190,9 +190,9 @@ def test_uptime_counts_connected_over_known_and_reports_unknown(session: Session
     (outpost,) = make_outposts(session, 1)
     # 60 min up, 30 min down, 30 min without data, 30 min at 0.5
     values: list[float | None] = [1.0] * 60 + [0.0] * 30 + [None] * 30 + [0.5] * 30
-    svc.record_samples(session, {outpost.id: points(T0, values)})
+    status.record_samples(session, {outpost.id: points(T0, values)})
     now = T0 + dt.timedelta(minutes=150)
-    uptime = svc.uptime_for(session, outpost.id, "24h", now)
+    uptime = status.uptime_for(session, outpost.id, "24h", now)
     assert uptime.known_seconds == pytest.approx(120 * 60)
     assert uptime.connected_seconds == pytest.approx(60 * 60 + 15 * 60)
     assert uptime.unknown_seconds == pytest.approx(86400 - 120 * 60)
@@ -201,47 +201,47 @@ def test_uptime_counts_connected_over_known_and_reports_unknown(session: Session
 
 def test_uptime_clips_the_first_partial_hour_to_the_window(session: Session) -> None:
     (outpost,) = make_outposts(session, 1)
-    svc.record_samples(session, {outpost.id: points(T0, [0.0] * 30 + [1.0] * 30 + [1.0] * 60)})
+    status.record_samples(session, {outpost.id: points(T0, [0.0] * 30 + [1.0] * 30 + [1.0] * 60)})
     # 24 h window starting at 10:30 the day before... use a timedelta window starting at 10:30
     now = T0 + dt.timedelta(hours=2)
-    uptime = svc.uptime_for(session, outpost.id, dt.timedelta(minutes=90), now)
+    uptime = status.uptime_for(session, outpost.id, dt.timedelta(minutes=90), now)
     assert uptime.known_seconds == pytest.approx(90 * 60)
     assert uptime.connected_seconds == pytest.approx(90 * 60)
     assert uptime.ratio == 1.0
-    assert svc.uptime_for(session, outpost.id, dt.timedelta(hours=2), now).ratio == pytest.approx(0.75)
+    assert status.uptime_for(session, outpost.id, dt.timedelta(hours=2), now).ratio == pytest.approx(0.75)
 
 
 def test_uptime_beyond_raw_retention_comes_from_rollups(session: Session) -> None:
     (outpost,) = make_outposts(session, 1)
     old = T0 - dt.timedelta(days=40)
-    svc.record_samples(session, {outpost.id: points(old, [1.0] * 60 + [0.0] * 60)})
-    svc.record_samples(session, {outpost.id: points(T0, [1.0] * 60)})
+    status.record_samples(session, {outpost.id: points(old, [1.0] * 60 + [0.0] * 60)})
+    status.record_samples(session, {outpost.id: points(T0, [1.0] * 60)})
     now = T0 + dt.timedelta(hours=1)
-    before = svc.uptime_for(session, outpost.id, "90d", now)
+    before = status.uptime_for(session, outpost.id, "90d", now)
     session.execute(ConnectedSample.__table__.delete().where(ConnectedSample.ts < T0))
-    after = svc.uptime_for(session, outpost.id, "90d", now)
+    after = status.uptime_for(session, outpost.id, "90d", now)
     assert after == before
     assert (after.connected_seconds, after.known_seconds) == (7200.0, 10800.0)
-    assert svc.uptime_for(session, outpost.id, "30d", now).known_seconds == 3600.0
+    assert status.uptime_for(session, outpost.id, "30d", now).known_seconds == 3600.0
 
 
 def test_uptime_bulk_matches_single_calls(session: Session) -> None:
     outposts = make_outposts(session, 4)
     for index, outpost in enumerate(outposts):
         values: list[float | None] = [1.0 if (i + index) % (index + 2) else 0.0 for i in range(200)]
-        svc.record_samples(session, {outpost.id: points(T0 - dt.timedelta(hours=20), values)})
+        status.record_samples(session, {outpost.id: points(T0 - dt.timedelta(hours=20), values)})
     now = T0 + dt.timedelta(minutes=7)
-    bulk = svc.uptime_bulk(session, [o.id for o in outposts], list(svc.WINDOWS), now)
+    bulk = status.uptime_bulk(session, [o.id for o in outposts], list(status.WINDOWS), now)
     for outpost in outposts:
-        for window in svc.WINDOWS:
-            assert bulk[outpost.id][window] == svc.uptime_for(session, outpost.id, window, now)
+        for window in status.WINDOWS:
+            assert bulk[outpost.id][window] == status.uptime_for(session, outpost.id, window, now)
     assert bulk[outposts[0].id]["24h"].ratio == pytest.approx(0.5)
     with pytest.raises(ValueError, match="unknown uptime window"):
-        svc.uptime_for(session, outposts[0].id, "1y", now)
+        status.uptime_for(session, outposts[0].id, "1y", now)
 
 
 def test_no_data_means_no_uptime_not_full_uptime(session: Session) -> None:
     (outpost,) = make_outposts(session, 1)
-    uptime = svc.uptime_for(session, outpost.id, "7d", T0)
+    uptime = status.uptime_for(session, outpost.id, "7d", T0)
     assert uptime.ratio is None
     assert uptime.unknown_seconds == 7 * 86400

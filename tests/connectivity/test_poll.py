@@ -11,7 +11,7 @@ from app.jobs import connectivity as job
 from app.models.connectivity import ConnectedSample, HourlyRollup, Incident
 from app.models.fleet import Outpost
 from app.models.poll_run import PollRun
-from app.services import connectivity as svc
+from app.services.connectivity import status
 from app.settings import Settings
 from tests.conftest import free_port, make_settings
 from tests.connectivity.factories import make_outposts, minutes, seed
@@ -161,7 +161,7 @@ def test_unreachable_aws_makes_states_unknown_and_vantage_says_since_when(
     job.poll_connectivity(poll_settings, session_factory, now=now)
     session.expire_all()
     assert outpost.state == "CONNECTED"
-    assert svc.aws_vantage(session, now).reachable is True
+    assert status.aws_vantage(session, now).reachable is True
 
     closed = make_settings(
         database_url,
@@ -180,7 +180,7 @@ def test_unreachable_aws_makes_states_unknown_and_vantage_says_since_when(
     assert outpost.state == "UNKNOWN"
     assert outpost.state_since == t0 + dt.timedelta(minutes=5)
     assert outpost.last_error is None  # a region-wide outage is not the Outpost's own problem
-    vantage = svc.aws_vantage(session, now + dt.timedelta(minutes=3))
+    vantage = status.aws_vantage(session, now + dt.timedelta(minutes=3))
     assert vantage.reachable is False
     assert vantage.unreachable_since == first_failure
     assert vantage.message is not None and "unreachable" in vantage.message
@@ -189,7 +189,7 @@ def test_unreachable_aws_makes_states_unknown_and_vantage_says_since_when(
 
     job.poll_connectivity(poll_settings, session_factory, now=now + dt.timedelta(minutes=3))
     session.expire_all()
-    assert svc.aws_vantage(session, now + dt.timedelta(minutes=3)).reachable is True
+    assert status.aws_vantage(session, now + dt.timedelta(minutes=3)).reachable is True
 
 
 def test_run_once_raises_after_recording_a_failed_region(

@@ -12,7 +12,7 @@ from app.integrations.cloudwatch import Datapoint
 from app.jobs import retention as job
 from app.models.connectivity import ConnectedSample, HourlyRollup, Incident
 from app.models.poll_run import PollRun
-from app.services import connectivity as svc
+from app.services.connectivity import status
 from app.settings import Settings
 from tests.connectivity.factories import make_outposts, points
 
@@ -28,17 +28,17 @@ def test_raw_samples_past_retention_go_and_uptime_stays(
 ) -> None:
     (outpost,) = make_outposts(session, 1)
     old = NOW - dt.timedelta(days=20)
-    svc.record_samples(session, {outpost.id: points(old, [1.0] * 30 + [0.0] * 30)})
-    svc.record_samples(session, {outpost.id: points(NOW - dt.timedelta(hours=2), [1.0] * 60)})
+    status.record_samples(session, {outpost.id: points(old, [1.0] * 30 + [0.0] * 30)})
+    status.record_samples(session, {outpost.id: points(NOW - dt.timedelta(hours=2), [1.0] * 60)})
     session.commit()
-    before = svc.uptime_for(session, outpost.id, "30d", NOW)
+    before = status.uptime_for(session, outpost.id, "30d", NOW)
 
     result = job.run_retention(settings, session_factory, now=NOW)
 
     assert (result.samples_deleted, result.rollups_rebuilt) == (60, 0)
     session.expire_all()
     assert _count(session, ConnectedSample) == 60
-    assert svc.uptime_for(session, outpost.id, "30d", NOW) == before
+    assert status.uptime_for(session, outpost.id, "30d", NOW) == before
     assert before.connected_seconds == 90 * 60
     run = session.scalars(select(PollRun).where(PollRun.job == "retention")).one()
     assert (run.outcome, run.items) == ("ok", 60)
@@ -71,9 +71,9 @@ def test_rollups_closed_incidents_and_poll_runs_past_retention_go(
 ) -> None:
     outpost, other = make_outposts(session, 2)
     ancient = NOW - dt.timedelta(days=800)
-    svc.record_samples(session, {outpost.id: points(ancient, [1.0, 0.0, 1.0])})  # a closed incident
-    svc.record_samples(session, {outpost.id: points(ancient + dt.timedelta(hours=5), [1.0, 0.0])})  # open
-    svc.record_samples(session, {other.id: points(NOW - dt.timedelta(days=100), [0.0, 1.0])})
+    status.record_samples(session, {outpost.id: points(ancient, [1.0, 0.0, 1.0])})  # a closed incident
+    status.record_samples(session, {outpost.id: points(ancient + dt.timedelta(hours=5), [1.0, 0.0])})  # open
+    status.record_samples(session, {other.id: points(NOW - dt.timedelta(days=100), [0.0, 1.0])})
     session.add_all(
         [
             PollRun(
@@ -107,14 +107,14 @@ def test_re_reading_history_past_raw_retention_does_not_count_it_twice(
 ) -> None:
     (outpost,) = make_outposts(session, 1)
     old = NOW - dt.timedelta(days=20)
-    svc.record_samples(session, {outpost.id: points(old, [1.0] * 10)})
+    status.record_samples(session, {outpost.id: points(old, [1.0] * 10)})
     session.commit()
     job.run_retention(settings, session_factory, now=NOW)
     session.expire_all()
 
     frozen = NOW - dt.timedelta(days=settings.raw_retention_days)
     again = [*points(old, [1.0] * 10), Datapoint(old + dt.timedelta(hours=3), 1.0, 300)]
-    result = svc.record_samples(session, {outpost.id: again}, frozen_before=frozen)
+    result = status.record_samples(session, {outpost.id: again}, frozen_before=frozen)
     assert result.inserted == 1  # only the hour nobody had seen
     rollup = session.get_one(HourlyRollup, (outpost.id, old))
     assert (rollup.known_seconds, rollup.samples) == (600.0, 10)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from app.db import upsert
 from app.integrations.cloudwatch import Datapoint
 from app.models import ConnectedSample, HourlyRollup, Incident, Outpost, PollRun
-from app.services.connectivity import record_samples
+from app.services.connectivity.status import record_samples
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 _counter = itertools.count(1)

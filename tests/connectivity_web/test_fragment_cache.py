@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from app.web.overview import FragmentCache
+from app.web.connectivity.overview import FragmentCache
 
 
 def test_reuses_until_the_fingerprint_changes() -> None:

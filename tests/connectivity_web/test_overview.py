@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.web.overview import FragmentCache
+from app.web.connectivity.overview import FragmentCache
 from tests.connectivity_web.factories import add_poll_run, add_samples, make_outpost
 
 

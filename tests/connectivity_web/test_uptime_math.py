@@ -1,5 +1,5 @@
 """Status strips and timelines from seeded samples and rollups, and the fixed query count of the
-overview's bulk reads (uptime itself is app.services.connectivity's, tested in tests/connectivity)."""
+overview's bulk reads (uptime itself is app.services.connectivity.status's, tested in tests/connectivity)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from app.services import outposts as service
+from app.services.connectivity import queries
 from tests.connectivity_web.factories import NOW, add_rollups, add_samples, make_outpost
 
 HOUR = dt.timedelta(hours=1)
@@ -30,8 +30,8 @@ def test_bulk_uptime_and_strips_use_a_fixed_number_of_queries(session: Session) 
         bind = session.get_bind()
         event.listen(bind, "before_cursor_execute", record)
         try:
-            service.uptime_by_outpost(session, pks, NOW)
-            service.status_strips(session, pks, NOW)
+            queries.uptime_by_outpost(session, pks, NOW)
+            queries.status_strips(session, pks, NOW)
         finally:
             event.remove(bind, "before_cursor_execute", record)
         return len(statements)
@@ -47,7 +47,7 @@ def test_strip_buckets_merge_runs_and_classify(session: Session) -> None:
     values: list[float | None] = [1.0] * 1200 + [None] * 60 + [1.0] * 29 + [0.0] + [0.8] * 30 + [1.0] * 120
     add_samples(session, outpost, start, values)
 
-    strip = service.status_strips(session, [outpost.id], now)[outpost.id]
+    strip = queries.status_strips(session, [outpost.id], now)[outpost.id]
 
     assert [(s.state, s.width) for s in strip] == [
         ("connected", 40),
@@ -56,7 +56,7 @@ def test_strip_buckets_merge_runs_and_classify(session: Session) -> None:
         ("degraded", 1),
         ("connected", 4),
     ]
-    assert sum(s.width for s in strip) == service.STRIP_BUCKETS
+    assert sum(s.width for s in strip) == queries.STRIP_BUCKETS
     assert strip[1].title.startswith("08:00 to 09:00 UTC: unknown")
     assert "60 min unknown" in strip[1].title
 
@@ -64,11 +64,11 @@ def test_strip_buckets_merge_runs_and_classify(session: Session) -> None:
 def test_bucket_state_rules() -> None:
     start = NOW
     end = NOW + dt.timedelta(minutes=30)
-    assert service.Bucket(start, end, 1800, 1800, 1.0).state == "connected"
-    assert service.Bucket(start, end, 600, 600, 1.0).state == "unknown"  # mostly a gap
-    assert service.Bucket(start, end, 60, 0, 0.0).state == "disconnected"  # a blip is never hidden
-    assert service.Bucket(start, end, 1800, 1700, 0.5).state == "degraded"
-    assert service.Bucket(start, end).state == "unknown"
+    assert queries.Bucket(start, end, 1800, 1800, 1.0).state == "connected"
+    assert queries.Bucket(start, end, 600, 600, 1.0).state == "unknown"  # mostly a gap
+    assert queries.Bucket(start, end, 60, 0, 0.0).state == "disconnected"  # a blip is never hidden
+    assert queries.Bucket(start, end, 1800, 1700, 0.5).state == "degraded"
+    assert queries.Bucket(start, end).state == "unknown"
 
 
 @pytest.mark.parametrize(
@@ -86,7 +86,7 @@ def test_timeline_ranges(session: Session, range_key: str, count: int, source: s
     add_samples(session, outpost, NOW - 6 * HOUR, [1.0] * 360)
     add_rollups(session, outpost, NOW - 24 * 90 * HOUR, [(3600.0, 3600.0)] * (24 * 90))
 
-    chart = service.timeline(session, outpost, range_key, NOW + dt.timedelta(seconds=1))
+    chart = queries.timeline(session, outpost, range_key, NOW + dt.timedelta(seconds=1))
 
     assert chart.source == source
     assert len(chart.buckets) == count
@@ -97,7 +97,7 @@ def test_timeline_ranges(session: Session, range_key: str, count: int, source: s
 def test_timeline_gap_is_unknown(session: Session) -> None:
     outpost = make_outpost(session)
     add_samples(session, outpost, NOW - 6 * HOUR, [1.0] * 120 + [None] * 120 + [1.0] * 120)
-    chart = service.timeline(session, outpost, "6h", NOW)
+    chart = queries.timeline(session, outpost, "6h", NOW)
     states = [b.state for b in chart.buckets]
     assert states[:120] == ["connected"] * 120
     assert states[120:240] == ["unknown"] * 120

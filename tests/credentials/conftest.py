@@ -49,7 +49,7 @@ MANAGED = "app.kubernetes.io/managed-by=outpost-lifeline"
 @pytest.fixture
 def sim_env(simulated_cluster: Any, session: Session) -> Iterator[SimEnv]:
     """A simulated EKS local cluster (connected), registered as a fleet cluster with its CA cached."""
-    from app.integrations import kube
+    from app.integrations.kube import client
 
     sim = simulated_cluster(name="edge-sim", endpoint_hostname="abc123.gr7.us-west-2.eks.amazonaws.com")
     cluster = Cluster(
@@ -63,7 +63,7 @@ def sim_env(simulated_cluster: Any, session: Session) -> Iterator[SimEnv]:
     session.add(cluster)
     session.commit()
     cert, key = sim.issue_client_certificate("kubernetes-admin", ["system:masters"])
-    admin = kube.connect(sim.url, sim.ca_pem, kube.KubeAuth.x509(cert, key))
+    admin = client.connect(sim.url, sim.ca_pem, client.KubeAuth.x509(cert, key))
     try:
         yield SimEnv(sim, cluster.id, cluster.name, admin)
     finally:

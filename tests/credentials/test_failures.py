@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.integrations.credential_cluster import ClusterAccess, ClusterApi, ClusterApiError, ClusterTarget
-from app.jobs import credentials as runner
+from app.integrations.kube.operations import ClusterAccess, ClusterApi, ClusterApiError, ClusterTarget
+from app.jobs import credentials
 from app.models import Credential
-from app.services.credentials import Actor, IssueRequest
+from app.services.credentials.lifecycle import Actor, IssueRequest
 from app.settings import Settings
 from tests.credentials.conftest import SimEnv
 
@@ -47,7 +47,7 @@ def _bad_usages(inner: ClusterApi, name: str, pem: str, **kwargs: Any) -> None:
 
 
 def _impostor(inner: ClusterApi) -> Any:
-    from app.integrations.credential_cluster import WhoAmI
+    from app.integrations.kube.operations import WhoAmI
 
     return WhoAmI("someone-else", ("system:authenticated",))
 
@@ -67,7 +67,7 @@ def test_failure_at_each_step_leaves_nothing_behind(
     case: str, sim_env: SimEnv, settings: Settings, session_factory: sessionmaker[Session], session: Session
 ) -> None:
     side, method, replacement, message = CASES[case]
-    real = runner.build_access(settings.model_copy(update={"credential_signing_timeout_seconds": 2}))
+    real = credentials.build_access(settings.model_copy(update={"credential_signing_timeout_seconds": 2}))
 
     def issuer(target: ClusterTarget) -> ClusterApi:
         api = real.issuer(target)
@@ -85,8 +85,10 @@ def test_failure_at_each_step_leaves_nothing_behind(
         cluster_role="cluster-admin",
         lifetime_seconds=3600,
     )
-    credential_id = runner.start_issue(fast, session_factory, request, ADMIN)
-    status = runner.run_issue(fast, session_factory, credential_id, ADMIN, ClusterAccess(issuer, as_client))
+    credential_id = credentials.start_issue(fast, session_factory, request, ADMIN)
+    status = credentials.run_issue(
+        fast, session_factory, credential_id, ADMIN, ClusterAccess(issuer, as_client)
+    )
     assert status == "failed"
     session.expire_all()
     credential = session.get(Credential, credential_id)
@@ -102,5 +104,5 @@ def test_failure_at_each_step_leaves_nothing_behind(
     assert sim_env.csrs() == []
     assert sim_env.bindings() == []
     # And the same identity can be issued again right away.
-    again = runner.start_issue(fast, session_factory, request, ADMIN)
-    assert runner.run_issue(fast, session_factory, again, ADMIN, real) == "active"
+    again = credentials.start_issue(fast, session_factory, request, ADMIN)
+    assert credentials.run_issue(fast, session_factory, again, ADMIN, real) == "active"

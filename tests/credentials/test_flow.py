@@ -13,7 +13,8 @@ import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app.integrations import kube, pki
+from app.integrations import pki
+from app.integrations.kube import client as kube
 from app.models import Credential
 from tests.credentials.conftest import SimEnv
 

@@ -1,4 +1,4 @@
-"""Kubeconfig and break-glass bundle builders (app.integrations.kubeconfig) and ENI lookup."""
+"""Kubeconfig and break-glass bundle builders (app.integrations.kube.kubeconfig) and ENI lookup."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import zipfile
 import boto3
 import yaml
 
-from app.integrations import kubeconfig as kc
 from app.integrations.aws import AwsClients
 from app.integrations.eks_network import control_plane_ips
+from app.integrations.kube import kubeconfig as kc
 
 CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 CA_DATA = base64.b64encode(CA_PEM.encode()).decode()

@@ -6,11 +6,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.integrations import kube
+from app.integrations.kube import client as kube
 from app.integrations.vault import Vault
 from app.jobs import credentials as credentials_job
 from app.models import Credential
-from app.services.credential_access import fallback_identity
+from app.services.credentials.access import fallback_identity
 from app.settings import Settings
 from tests.credentials.conftest import SimEnv
 
@@ -55,7 +55,7 @@ def test_progress_partial_polls_while_issuing(
     settings: Settings,
     session_factory: sessionmaker[Session],
 ) -> None:
-    from app.services.credentials import Actor, IssueRequest
+    from app.services.credentials.lifecycle import Actor, IssueRequest
 
     request = IssueRequest(
         cluster_pk=sim_env.cluster_id,

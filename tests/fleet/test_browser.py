@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from app.db import session_scope
-from app.services import fleet as fleet_service
+from app.services.fleet import inventory
 from tests.conftest import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -39,7 +39,7 @@ def test_add_outpost_through_the_form(page: Any, live_server: LiveServer) -> Non
     assert OP_A in row.inner_text() and "manual" in row.inner_text()
 
     with session_scope(live_server.session_factory) as session:
-        outpost = fleet_service.get_outpost_or_none(session, OP_A)
+        outpost = inventory.get_outpost_or_none(session, OP_A)
         assert outpost is not None and outpost.name == "Plant 7, rack A"
 
     # Remove asks for confirmation (static/js/app.js, no inline script).

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.integrations.aws import AwsClients
 from app.integrations.eks import EksClient
-from app.jobs import discovery as discovery_job
+from app.jobs import fleet as discovery_job
 from app.models import Cluster, Outpost, PollRun
-from app.services import fleet as fleet_service
+from app.services.fleet import inventory
 from app.settings import Settings
 from tests.conftest import free_port, make_settings
 from tests.fleet.conftest import ACCOUNT, MakeCluster
@@ -132,8 +132,8 @@ def test_one_failing_region_is_recorded_and_the_other_still_applied(
         assert runs["eu-central-1"].error is not None
         assert runs["eu-central-1"].error.startswith("AccessDeniedException: User: arn:aws:iam::")
         assert runs["us-west-2"].outcome == "ok"
-        assert fleet_service.get_cluster_or_none(session, "plant7-local", "us-west-2") is not None
-        assert fleet_service.get_cluster_or_none(session, "plant9-local", "eu-central-1") is None
+        assert inventory.get_cluster_or_none(session, "plant7-local", "us-west-2") is not None
+        assert inventory.get_cluster_or_none(session, "plant9-local", "eu-central-1") is None
 
 
 def test_cached_facts_survive_when_aws_is_unreachable(
@@ -157,7 +157,7 @@ def test_cached_facts_survive_when_aws_is_unreachable(
     )
 
     with session_factory() as session:
-        cluster = fleet_service.get_cluster_or_none(session, "plant7-local", "us-west-2")
+        cluster = inventory.get_cluster_or_none(session, "plant7-local", "us-west-2")
         assert cluster is not None and cluster.endpoint and cluster.certificate_authority
         assert cluster.status == "ACTIVE"
         latest = session.scalars(select(PollRun).order_by(PollRun.id.desc())).first()
@@ -175,31 +175,31 @@ def test_discovery_respects_precedence_and_removes_vanished_clusters(
     make_eks_cluster("plant7-local", outpost_id=OP_A)
     make_eks_cluster("plant8-local", outpost_id=OP_A)
     with session_factory() as session:
-        fleet_service.add_outpost(session, outpost_id=OP_A, name="Plant 7 (by hand)", region="us-west-2")
-        fleet_service.add_cluster(session, name="plant7-local", region="us-west-2")
-        fleet_service.add_cluster(session, name="gone-local", region="us-west-2")
+        inventory.add_outpost(session, outpost_id=OP_A, name="Plant 7 (by hand)", region="us-west-2")
+        inventory.add_cluster(session, name="plant7-local", region="us-west-2")
+        inventory.add_cluster(session, name="gone-local", region="us-west-2")
         session.commit()
     settings = _settings(database_url, aws_endpoint, aws_regions=["us-west-2"])
     discovery_job.run_once(settings, session_factory)
 
     with session_factory() as session:
-        outpost = fleet_service.get_outpost_or_none(session, OP_A)
+        outpost = inventory.get_outpost_or_none(session, OP_A)
         assert outpost is not None
         # Discovery never renames a manual Outpost, but fills in the account from the ARN.
         assert (outpost.name, outpost.source, outpost.account_id) == ("Plant 7 (by hand)", "manual", ACCOUNT)
-        manual = fleet_service.get_cluster_or_none(session, "plant7-local", "us-west-2")
+        manual = inventory.get_cluster_or_none(session, "plant7-local", "us-west-2")
         assert manual is not None and manual.source == "manual" and manual.endpoint is not None
         assert manual.outpost is outpost
-        gone = fleet_service.get_cluster_or_none(session, "gone-local", "us-west-2")
+        gone = inventory.get_cluster_or_none(session, "gone-local", "us-west-2")
         assert gone is not None and gone.status == "NOT_FOUND"
 
     # plant8 disappears from EKS: its discovery row goes; the manual ones stay.
     del eks_backends[ACCOUNT]["us-west-2"].clusters["plant8-local"]
     discovery_job.run_once(settings, session_factory)
     with session_factory() as session:
-        assert fleet_service.get_cluster_or_none(session, "plant8-local", "us-west-2") is None
-        assert fleet_service.get_cluster_or_none(session, "gone-local", "us-west-2") is not None
-        assert fleet_service.get_outpost_or_none(session, OP_A) is not None
+        assert inventory.get_cluster_or_none(session, "plant8-local", "us-west-2") is None
+        assert inventory.get_cluster_or_none(session, "gone-local", "us-west-2") is not None
+        assert inventory.get_outpost_or_none(session, OP_A) is not None
 
 
 def test_job_applies_the_fleet_file_and_uses_its_regions(
@@ -229,7 +229,7 @@ def test_job_applies_the_fleet_file_and_uses_its_regions(
     with pytest.raises(discovery_job.DiscoveryFailedError, match=r"fleet\.yaml:4: Outpost"):
         discovery_job.run_once(settings, session_factory)
     with session_factory() as session:
-        kept = fleet_service.get_outpost_or_none(session, OP_A)
+        kept = inventory.get_outpost_or_none(session, OP_A)
         assert kept is not None and kept.name == "Plant 7"
         run = _runs(session, "fleet-file")[str(path)]
         assert run.outcome == "error" and run.error and f"{path}:4:" in run.error
@@ -238,7 +238,7 @@ def test_job_applies_the_fleet_file_and_uses_its_regions(
     path.write_text(f"outposts:\n  - id: {OP_A}\n    name: Renamed\n    region: us-west-2\n")
     discovery_job.run_once(settings, session_factory)
     with session_factory() as session:
-        renamed = fleet_service.get_outpost_or_none(session, OP_A)
+        renamed = inventory.get_outpost_or_none(session, OP_A)
         assert renamed is not None and renamed.name == "Renamed"
 
 

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.models import Cluster, Outpost
-from app.services import fleet as fleet_service
-from app.services.fleet_file import FleetFileError, load_fleet_file, parse_fleet_text
+from app.services.fleet import inventory
+from app.services.fleet.fleet_file import FleetFileError, load_fleet_file, parse_fleet_text
 
 OP_A = "op-0123456789abcdef0"
 OP_B = "op-0fedcba9876543210"
@@ -278,9 +278,9 @@ def _counts(session: Session) -> tuple[int, int]:
 
 def test_apply_adds_everything_and_reapplying_changes_nothing(session: Session) -> None:
     fleet = parse_fleet_text(VALID, "fleet.yaml")
-    changes = fleet_service.apply_fleet_file(session, fleet)
+    changes = inventory.apply_fleet_file(session, fleet)
     assert changes.count("add") == 4
-    outpost = fleet_service.get_outpost_or_none(session, OP_A)
+    outpost = inventory.get_outpost_or_none(session, OP_A)
     assert outpost is not None
     assert (outpost.name, outpost.region, outpost.account_id, outpost.source) == (
         "Plant 7, rack A",
@@ -288,16 +288,16 @@ def test_apply_adds_everything_and_reapplying_changes_nothing(session: Session) 
         "000123456789",
         "file",
     )
-    cluster = fleet_service.get_cluster_or_none(session, "plant7-local", "us-west-2")
+    cluster = inventory.get_cluster_or_none(session, "plant7-local", "us-west-2")
     assert cluster is not None and cluster.outpost is outpost and cluster.source == "file"
 
-    again = fleet_service.apply_fleet_file(session, parse_fleet_text(VALID, "fleet.yaml"))
+    again = inventory.apply_fleet_file(session, parse_fleet_text(VALID, "fleet.yaml"))
     assert again.changes == []
     assert _counts(session) == (2, 2)
 
 
 def test_entries_removed_from_the_file_are_removed_and_edits_land(session: Session) -> None:
-    fleet_service.apply_fleet_file(session, parse_fleet_text(VALID, "fleet.yaml"))
+    inventory.apply_fleet_file(session, parse_fleet_text(VALID, "fleet.yaml"))
     edited = f"""\
 outposts:
   - id: {OP_A}
@@ -308,36 +308,36 @@ clusters:
     region: us-west-2
     outpost: {OP_A}
 """
-    changes = fleet_service.apply_fleet_file(session, parse_fleet_text(edited, "fleet.yaml"))
+    changes = inventory.apply_fleet_file(session, parse_fleet_text(edited, "fleet.yaml"))
     assert {(c.action, c.key) for c in changes.changes} == {
         ("update", OP_A),
         ("remove", OP_B),
         ("remove", "eu-central-1/plant9-local"),
     }
-    assert fleet_service.get_outpost_or_none(session, OP_B) is None
-    renamed = fleet_service.get_outpost_or_none(session, OP_A)
+    assert inventory.get_outpost_or_none(session, OP_B) is None
+    renamed = inventory.get_outpost_or_none(session, OP_A)
     assert renamed is not None and renamed.name == "Plant 7, rack A (renamed)"
     assert renamed.account_id is None
     assert _counts(session) == (1, 1)
 
 
 def test_manual_entries_are_never_touched_by_the_file(session: Session) -> None:
-    fleet_service.add_outpost(session, outpost_id=OP_A, name="Hand-made", region="us-west-2")
-    fleet_service.add_cluster(session, name="handmade", region="us-west-2")
-    changes = fleet_service.apply_fleet_file(session, parse_fleet_text(VALID, "fleet.yaml"))
+    inventory.add_outpost(session, outpost_id=OP_A, name="Hand-made", region="us-west-2")
+    inventory.add_cluster(session, name="handmade", region="us-west-2")
+    changes = inventory.apply_fleet_file(session, parse_fleet_text(VALID, "fleet.yaml"))
     assert ("skip", OP_A) in {(c.action, c.key) for c in changes.changes}
-    manual = fleet_service.get_outpost_or_none(session, OP_A)
+    manual = inventory.get_outpost_or_none(session, OP_A)
     assert manual is not None and (manual.name, manual.source) == ("Hand-made", "manual")
     # An empty fleet removes every file-managed entry, but the manual ones stay.
-    fleet_service.apply_fleet_file(session, parse_fleet_text("outposts: []\n", "fleet.yaml"))
-    assert fleet_service.get_outpost_or_none(session, OP_B) is None
-    assert fleet_service.get_outpost_or_none(session, OP_A) is not None
-    assert fleet_service.get_cluster_or_none(session, "handmade", "us-west-2") is not None
-    assert fleet_service.get_cluster_or_none(session, "plant9-local", "eu-central-1") is None
+    inventory.apply_fleet_file(session, parse_fleet_text("outposts: []\n", "fleet.yaml"))
+    assert inventory.get_outpost_or_none(session, OP_B) is None
+    assert inventory.get_outpost_or_none(session, OP_A) is not None
+    assert inventory.get_cluster_or_none(session, "handmade", "us-west-2") is not None
+    assert inventory.get_cluster_or_none(session, "plant9-local", "eu-central-1") is None
 
 
 def test_unknown_outpost_reference_rejects_the_whole_file(session: Session) -> None:
-    fleet_service.apply_fleet_file(session, parse_fleet_text(VALID, "fleet.yaml"))
+    inventory.apply_fleet_file(session, parse_fleet_text(VALID, "fleet.yaml"))
     before = _counts(session)
     bad = f"""\
 outposts:
@@ -350,15 +350,15 @@ clusters:
     outpost: {OP_A}
 """
     with pytest.raises(FleetFileError) as info:
-        fleet_service.apply_fleet_file(session, parse_fleet_text(bad, "fleet.yaml"))
+        inventory.apply_fleet_file(session, parse_fleet_text(bad, "fleet.yaml"))
     assert str(info.value).startswith(
         f"fleet.yaml:6: cluster plant7-local: Outpost {OP_A} is not in the file"
     )
     # Nothing was applied: the rename did not happen and OP_A was not removed.
     assert _counts(session) == before
-    kept = fleet_service.get_outpost_or_none(session, OP_B)
+    kept = inventory.get_outpost_or_none(session, OP_B)
     assert kept is not None and kept.name == "Plant 9"
-    assert fleet_service.get_outpost_or_none(session, OP_A) is not None
+    assert inventory.get_outpost_or_none(session, OP_A) is not None
 
 
 def test_file_takes_over_discovered_entries(session: Session) -> None:
@@ -366,10 +366,10 @@ def test_file_takes_over_discovered_entries(session: Session) -> None:
         Outpost(outpost_id=OP_A, name=OP_A, region="us-west-2", account_id="111122223333", source="discovery")
     )
     session.flush()
-    changes = fleet_service.apply_fleet_file(
+    changes = inventory.apply_fleet_file(
         session, parse_fleet_text(VALID.replace("    account: 000123456789\n", ""), "f")
     )
-    outpost = fleet_service.get_outpost_or_none(session, OP_A)
+    outpost = inventory.get_outpost_or_none(session, OP_A)
     assert outpost is not None
     assert (outpost.source, outpost.name, outpost.account_id) == ("file", "Plant 7, rack A", "111122223333")
     assert any(

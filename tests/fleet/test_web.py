@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from app.models import PollRun
 from app.models.audit import AuditEvent
-from app.services import fleet as fleet_service
-from app.services.fleet_file import parse_fleet_text
+from app.services.fleet import inventory
+from app.services.fleet.fleet_file import parse_fleet_text
 
 OP_A = "op-0123456789abcdef0"
 OP_B = "op-0fedcba9876543210"
@@ -27,7 +27,7 @@ def rendering(request: pytest.FixtureRequest) -> dict[str, str]:
 
 
 def _seed(session: Session) -> None:
-    fleet_service.apply_fleet_file(
+    inventory.apply_fleet_file(
         session,
         parse_fleet_text(
             f"outposts:\n  - id: {OP_A}\n    name: Plant 7\n    region: us-west-2\n"
@@ -35,7 +35,7 @@ def _seed(session: Session) -> None:
             "fleet.yaml",
         ),
     )
-    fleet_service.add_outpost(session, outpost_id=OP_B, name="Plant 9", region="eu-central-1")
+    inventory.add_outpost(session, outpost_id=OP_B, name="Plant 9", region="eu-central-1")
     now = dt.datetime.now(dt.UTC)
     session.add_all(
         [
@@ -97,7 +97,7 @@ def test_add_outpost_form_redirects(client: TestClient, session: Session) -> Non
     response = client.post("/fleet/outposts", data=form, follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"].endswith("/fleet?notice=Added%20Outpost%20op-0123456789abcdef0.")
-    outpost = fleet_service.get_outpost_or_none(session, OP_A)
+    outpost = inventory.get_outpost_or_none(session, OP_A)
     assert outpost is not None and (outpost.source, outpost.account_id) == ("manual", "123456789012")
     event = session.scalars(select(AuditEvent).where(AuditEvent.action == "fleet.outpost.add")).one()
     assert event.target == f"outpost:{OP_A}"
@@ -107,12 +107,12 @@ def test_add_outpost_form_redirects(client: TestClient, session: Session) -> Non
 
 
 def test_add_cluster_form_with_htmx_answers_hx_redirect(client: TestClient, session: Session) -> None:
-    fleet_service.add_outpost(session, outpost_id=OP_A, name="Plant 7", region="us-west-2")
+    inventory.add_outpost(session, outpost_id=OP_A, name="Plant 7", region="us-west-2")
     form = {"name": "plant7-local", "region": "us-west-2", "outpost_id": OP_A}
     response = client.post("/fleet/clusters", data=form, headers=HTMX, follow_redirects=False)
     assert response.status_code == 204
     assert "/fleet?notice=" in response.headers["HX-Redirect"]
-    cluster = fleet_service.get_cluster_or_none(session, "plant7-local", "us-west-2")
+    cluster = inventory.get_cluster_or_none(session, "plant7-local", "us-west-2")
     assert cluster is not None and cluster.outpost is not None and cluster.outpost.outpost_id == OP_A
 
 
@@ -145,11 +145,11 @@ def test_invalid_outpost_form_rerenders_with_422(
     expected = "fleet/_outpost_form.html" if rendering else "fleet/index.html"
     assert response.template.name == expected  # type: ignore[attr-defined]
     assert 'class="field-error"' in response.text and 'aria-invalid="true"' in response.text
-    assert fleet_service.list_outposts(session) == []
+    assert inventory.list_outposts(session) == []
 
 
 def test_duplicate_cluster_shows_a_form_error(client: TestClient, session: Session) -> None:
-    fleet_service.add_cluster(session, name="c1", region="us-west-2")
+    inventory.add_cluster(session, name="c1", region="us-west-2")
     response = client.post("/fleet/clusters", data={"name": "c1", "region": "us-west-2"}, headers=HTMX)
     assert response.status_code == 422
     assert "cluster c1 in us-west-2 already exists (source: manual)" in response.text
@@ -160,11 +160,11 @@ def test_remove_via_page(client: TestClient, session: Session) -> None:
     refused = client.post(f"/fleet/outposts/{OP_A}/delete", follow_redirects=False)
     assert refused.status_code == 409
     assert "managed by the fleet file" in refused.text
-    assert fleet_service.get_outpost_or_none(session, OP_A) is not None
+    assert inventory.get_outpost_or_none(session, OP_A) is not None
 
     removed = client.post(f"/fleet/outposts/{OP_B}/delete", follow_redirects=False)
     assert removed.status_code == 303
-    assert fleet_service.get_outpost_or_none(session, OP_B) is None
+    assert inventory.get_outpost_or_none(session, OP_B) is None
 
     missing = client.post("/fleet/clusters/us-west-2/nope/delete", follow_redirects=False)
     assert missing.status_code == 404 and "no cluster nope in us-west-2" in missing.text
@@ -217,7 +217,7 @@ def test_api_add_and_remove(client: TestClient, session: Session) -> None:
     assert client.delete("/api/v1/fleet/clusters/us-west-2/c1").status_code == 404
     assert client.delete(f"/api/v1/fleet/outposts/{OP_A}").status_code == 204
     assert client.delete(f"/api/v1/fleet/outposts/{OP_A}").json() == {"detail": f"no Outpost {OP_A}"}
-    assert fleet_service.list_outposts(session) == []
+    assert inventory.list_outposts(session) == []
 
 
 def test_api_validation_names_the_field(client: TestClient) -> None:
@@ -260,7 +260,7 @@ def test_rename_form(client: TestClient, session: Session, rendering: dict[str, 
         follow_redirects=False,
     )
     assert ok.status_code == (204 if rendering else 303)
-    outpost = fleet_service.get_outpost_or_none(session, OP_B)
+    outpost = inventory.get_outpost_or_none(session, OP_B)
     assert outpost is not None and (outpost.name, outpost.account_id) == ("Plant 9, hall 2", "123456789012")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.services.manifests import ManifestError, load_manifest_file, load_manifests
+from app.integrations.kube.manifests import ManifestError, load_manifest_file, load_manifests
 
 NODE = "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n"
 

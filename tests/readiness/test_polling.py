@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import create_db_engine, make_session_factory, session_scope
-from app.integrations.kube import KubeAuth, connect
-from app.jobs import clusters as job
+from app.integrations.kube.client import KubeAuth, connect
+from app.jobs import readiness as job
 from app.models import Cluster, PollRun
 from app.models.readiness import ClusterReadiness, ReadinessSample
 from app.services.readiness.catalogue import evaluate

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from app.integrations.kube import KubeAuth, KubeConnection, connect
-from app.simulator import SimulatedCluster
+from app.integrations.kube.client import KubeAuth, KubeConnection, connect
+from lifeline_simulator import SimulatedCluster
 
 
 def node(name: str, ip: str, instance_type: str = "m5.large", ready: bool = True) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import yaml
 
 from app.integrations.aws import AwsClients
 from app.integrations.eks_token import build_token
-from app.simulator import SimulatedCluster
+from lifeline_simulator import SimulatedCluster
 from tests.simulator.conftest import Kubectl, write_kubeconfig
 
 

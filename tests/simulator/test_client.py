@@ -10,8 +10,8 @@ from cryptography import x509
 
 from app.integrations.aws import AwsClients
 from app.integrations.eks_token import build_token
-from app.integrations.kube import KubeAuth, KubeConnection, connect
-from app.simulator import SimulatedCluster
+from app.integrations.kube.client import KubeAuth, KubeConnection, connect
+from lifeline_simulator import SimulatedCluster
 from tests.simulator.conftest import SAMPLE_MANIFESTS, make_csr
 
 

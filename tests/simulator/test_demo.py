@@ -22,8 +22,9 @@ from fastapi.testclient import TestClient
 
 from app.integrations.aws import AwsClients
 from app.integrations.eks_token import build_token
-from app.integrations.kube import KubeAuth, KubeUnauthorized, connect
-from app.simulator.demo import DEMO_OUTPOSTS, DemoFleet
+from app.integrations.kube.client import KubeAuth, KubeUnauthorized, connect
+from lifeline_demo import web as demo_web
+from lifeline_demo.fleet import DEMO_OUTPOSTS, DemoFleet
 from tests.conftest import free_port
 
 
@@ -93,7 +94,7 @@ def test_the_switch_drops_the_metric_and_iam_but_not_x509(
     clients = AwsClients(endpoint_url=None, connect_timeout=2, read_timeout=5, max_attempts=1)
     token = build_token(clients, "eu-central-1", sim.cluster_uid).token
     cert, key = sim.issue_client_certificate("breakglass-sre", ["eks-breakglass"])
-    app.state.demo_fleet = demo_fleet
+    demo_web.install(app, demo_fleet)
     viewer = client_as("viewer")
     assert viewer.get("/demo").status_code == 403
     client = client_as("responder")

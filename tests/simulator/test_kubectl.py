@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from app.integrations.kube import KubeConnection
-from app.simulator import SimulatedCluster
+from app.integrations.kube.client import KubeConnection
+from lifeline_simulator import SimulatedCluster
 from tests.simulator.conftest import Kubectl, make_csr, write_kubeconfig
 
 

@@ -16,7 +16,7 @@ from cryptography import x509
 
 from app.integrations.aws import AwsClients
 from app.integrations.eks_token import build_token
-from app.integrations.kube import (
+from app.integrations.kube.client import (
     CsrNotIssued,
     KubeAuth,
     KubeConnection,
@@ -25,8 +25,8 @@ from app.integrations.kube import (
     KubeUnauthorized,
     connect,
 )
-from app.simulator import ManualClock, SimulatedCluster
-from app.simulator.pki import ClusterCA
+from lifeline_simulator import ManualClock, SimulatedCluster
+from lifeline_simulator.pki import ClusterCA
 from tests.simulator.conftest import SAMPLE_MANIFESTS, Kubectl, make_csr, write_kubeconfig
 
 
@@ -328,7 +328,7 @@ def test_unknown_resources_and_bad_selectors(sample_cluster: SimulatedCluster, a
 
 
 def test_manifests_with_one_bad_document_load_nothing(tmp_path: Path) -> None:
-    from app.simulator import ManifestError
+    from lifeline_simulator import ManifestError
 
     path = tmp_path / "dump.yaml"
     path.write_text(

@@ -1,0 +1,535 @@
+"""Cluster readiness poller: authenticate (EKS IAM token, else Lifeline's x509 identity), collect the
+cluster's objects page by page and its AWS facts, evaluate the catalogue, store a summary per poll.
+
+Clusters are polled in a bounded thread pool; one failing cluster never stops the others, and
+each gets its own PollRun. Pods are streamed into running summaries, never held all at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import ipaddress
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import session_scope
+from app.integrations import readiness_aws
+from app.integrations.aws import AwsClients
+from app.integrations.eks import EksClient
+from app.integrations.eks_network import control_plane_ips, resolve_host
+from app.integrations.eks_token import TokenCache
+from app.integrations.kube.client import (
+    KubeAuth,
+    KubeConnection,
+    KubeError,
+    KubeForbidden,
+    KubeNotFound,
+    connect,
+)
+from app.integrations.kube.kubeconfig import ca_pem_from_data
+from app.integrations.vault import vault_or_none
+from app.models import Cluster, PollRun
+from app.models.base import utcnow
+from app.services.credentials.access import fallback_identity
+from app.services.readiness import records
+from app.services.readiness.catalogue import evaluate
+from app.services.readiness.checks_access import endpoint_host, hosts_lines
+from app.services.readiness.checks_capacity import node_capacities
+from app.services.readiness.checks_network import ALB, alb_ingresses
+from app.services.readiness.model import AwsFacts, CheckContext, ClusterFacts, CredentialFact
+from app.services.readiness.objects import annotations_of, instance_type_of
+from app.services.readiness.records import PollResult
+from app.services.readiness.snapshot import SnapshotBuilder
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+JOB = "cluster"
+
+# (apiVersion, plural, kind): what the checks read. A type the server does not serve (404) or the
+# identity may not list (403, e.g. RBAC bindings for a `view` identity) is skipped, and the checks
+# that need it say "unknown".
+RESOURCES: tuple[tuple[str, str, str], ...] = (
+    ("v1", "nodes", "Node"),
+    ("v1", "namespaces", "Namespace"),
+    ("v1", "pods", "Pod"),
+    ("v1", "services", "Service"),
+    ("v1", "serviceaccounts", "ServiceAccount"),
+    ("v1", "persistentvolumeclaims", "PersistentVolumeClaim"),
+    ("v1", "persistentvolumes", "PersistentVolume"),
+    ("apps/v1", "deployments", "Deployment"),
+    ("apps/v1", "statefulsets", "StatefulSet"),
+    ("apps/v1", "daemonsets", "DaemonSet"),
+    ("batch/v1", "jobs", "Job"),
+    ("batch/v1", "cronjobs", "CronJob"),
+    ("autoscaling/v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
+    ("storage.k8s.io/v1", "storageclasses", "StorageClass"),
+    ("snapshot.storage.k8s.io/v1", "volumesnapshotclasses", "VolumeSnapshotClass"),
+    ("networking.k8s.io/v1", "ingresses", "Ingress"),
+    ("networking.k8s.io/v1", "ingressclasses", "IngressClass"),
+    ("rbac.authorization.k8s.io/v1", "clusterrolebindings", "ClusterRoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding"),
+    ("elbv2.k8s.aws/v1beta1", "targetgroupbindings", "TargetGroupBinding"),
+)
+
+_token_caches: dict[AwsClients, TokenCache] = {}
+
+
+def _tokens(clients: AwsClients) -> TokenCache:
+    # Tokens live 14 minutes: one cache per AWS configuration, shared across poll runs.
+    return _token_caches.setdefault(clients, TokenCache(clients))
+
+
+@dataclass(frozen=True)
+class X509Identity:
+    cert_pem: str
+    key_pem: str = field(repr=False)
+    source: str  # "fallback identity" or the kubeconfig path
+    server: str | None = None
+    ca_pem: str | None = None
+
+
+@dataclass(frozen=True)
+class ClusterTarget:
+    """Everything a poll needs from the database, read before any network call."""
+
+    pk: int
+    name: str
+    region: str
+    cluster_uid: str | None
+    cached: ClusterFacts
+    certificate_authority: str | None
+    x509: X509Identity | None
+    credentials: tuple[CredentialFact, ...]
+    context: CheckContext
+    prev_status: str | None
+    prev_status_since: str | None
+
+
+@dataclass
+class Collected:
+    builder: SnapshotBuilder
+    requests: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def register(scheduler: Any, settings: Settings, session_factory: sessionmaker[Session]) -> None:
+    scheduler.add_job(
+        run_once,
+        "interval",
+        seconds=settings.readiness_poll_interval_seconds,
+        args=[settings, session_factory],
+        id="clusters",
+        name="cluster readiness",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=20),
+    )
+
+
+def run_once(settings: Settings, session_factory: sessionmaker[Session]) -> None:
+    """Poll every cluster once (bounded concurrency); then drop samples past their retention."""
+    poll_clusters(settings, session_factory)
+
+
+def poll_clusters(settings: Settings, session_factory: sessionmaker[Session]) -> dict[str, str]:
+    """Poll every cluster; return {"region/name": "ok" | "unreachable" | "error"}."""
+    with session_scope(session_factory) as session:
+        targets = load_targets(session, settings)
+        records.prune_samples(session, utcnow() - dt.timedelta(days=settings.readiness_history_days))
+    outcomes: dict[str, str] = {}
+    if not targets:
+        return outcomes
+    with ThreadPoolExecutor(
+        max_workers=settings.readiness_poll_concurrency, thread_name_prefix="readiness"
+    ) as pool:
+        futures = {pool.submit(poll_cluster, settings, session_factory, t): t for t in targets}
+        for future in as_completed(futures):
+            target = futures[future]
+            key = f"{target.region}/{target.name}"
+            try:
+                outcomes[key] = future.result()
+            except Exception:  # poll_cluster records its own errors; this is a last resort
+                log.exception("readiness poll of %s failed", key)
+                outcomes[key] = "error"
+    return outcomes
+
+
+def load_targets(session: Session, settings: Settings) -> list[ClusterTarget]:
+    vault = vault_or_none(
+        settings.data_key.get_secret_value() if settings.data_key else None, settings.data_key_file
+    )
+    targets = []
+    for cluster in session.scalars(select(Cluster).order_by(Cluster.name)):
+        state = records.get_state(session, cluster)
+        x509 = _x509_identity(session, settings, vault, cluster)
+        facts = dict(state.facts) if state else {}
+        targets.append(
+            ClusterTarget(
+                pk=cluster.id,
+                name=cluster.name,
+                region=cluster.region,
+                cluster_uid=cluster.cluster_uid,
+                cached=ClusterFacts(
+                    status=cluster.status,
+                    endpoint=cluster.endpoint,
+                    cluster_uid=cluster.cluster_uid,
+                    platform_version=cluster.platform_version,
+                    control_plane_instance_type=cluster.control_plane_instance_type,
+                    outpost_id=cluster.outpost.outpost_id if cluster.outpost else None,
+                    health_issues=tuple(cluster.health_issues or ()),
+                ),
+                certificate_authority=cluster.certificate_authority,
+                x509=x509,
+                credentials=records.credential_facts(session, cluster),
+                context=records.check_context(settings, state),
+                prev_status=facts.get("status"),
+                prev_status_since=facts.get("status_since"),
+            )
+        )
+    return targets
+
+
+def _x509_identity(session: Session, settings: Settings, vault: Any, cluster: Cluster) -> X509Identity | None:
+    """Lifeline's own fallback identity, else an operator-provided kubeconfig (`<dir>/<cluster>.yaml`)."""
+    try:
+        identity = fallback_identity(session, vault, cluster.id)
+    except Exception as exc:  # a wrong data key must not stop polling through IAM
+        log.warning("fallback identity of %s unavailable: %s", cluster.name, exc)
+        identity = None
+    if identity is not None:
+        return X509Identity(identity.certificate_pem, identity.key_pem.decode(), "fallback identity")
+    directory = settings.readiness_x509_kubeconfig_dir
+    if directory is None:
+        return None
+    path = Path(directory) / f"{cluster.name}.yaml"
+    if not path.is_file():
+        return None
+    return kubeconfig_identity(path)
+
+
+def _decode(value: str) -> str:
+    return base64.b64decode(value).decode()
+
+
+def kubeconfig_identity(path: Path) -> X509Identity | None:
+    """The current context's x509 user (embedded data only) and server/CA from a kubeconfig."""
+    config = yaml.safe_load(path.read_text()) or {}
+    current = config.get("current-context")
+    contexts = {c["name"]: c.get("context") or {} for c in config.get("contexts") or []}
+    context = contexts.get(current) or next(iter(contexts.values()), {})
+    users = {u["name"]: u.get("user") or {} for u in config.get("users") or []}
+    clusters = {c["name"]: c.get("cluster") or {} for c in config.get("clusters") or []}
+    user = users.get(context.get("user"), {})
+    cluster = clusters.get(context.get("cluster"), {})
+    if not user.get("client-certificate-data") or not user.get("client-key-data"):
+        return None
+    ca = cluster.get("certificate-authority-data")
+    return X509Identity(
+        _decode(user["client-certificate-data"]),
+        _decode(user["client-key-data"]),
+        str(path),
+        server=cluster.get("server"),
+        ca_pem=_decode(ca) if ca else None,
+    )
+
+
+# ---------------------------------------------------------------- one cluster
+
+
+def poll_cluster(settings: Settings, session_factory: sessionmaker[Session], target: ClusterTarget) -> str:
+    """Poll one cluster and record the outcome; never raises for a cluster problem."""
+    started = utcnow()
+    with session_scope(session_factory) as session:
+        run = PollRun(job=JOB, scope=f"{target.region}/{target.name}", started_at=started)
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    outcome = "error"
+    requests = items = 0
+    error: str | None = None
+    try:
+        result, requests, items = _poll(settings, target, started)
+        outcome = "ok" if result.reachable else "unreachable"
+        error = result.error
+    except Exception as exc:
+        log.exception("readiness poll of %s/%s failed", target.region, target.name)
+        error = f"{type(exc).__name__}: {exc}"
+        result = PollResult(polled_at=started, auth_path="none", reachable=False, error=error)
+    with session_scope(session_factory) as session:
+        cluster = session.get(Cluster, target.pk)
+        if cluster is not None:
+            records.record_poll(session, cluster, result)
+        finished = session.get(PollRun, run_id)
+        if finished is not None:
+            run = finished
+            run.finished_at = utcnow()
+            run.outcome = "ok" if outcome == "ok" else "error"
+            run.error = error
+            run.requests = requests
+            run.items = items
+    return outcome
+
+
+def _poll(settings: Settings, target: ClusterTarget, now: dt.datetime) -> tuple[PollResult, int, int]:
+    clients = readiness_aws.PollClients.for_poll(AwsClients.from_settings(settings))
+    aws_errors: dict[str, str] = {}
+    described = _aws(
+        aws_errors, "DescribeCluster", lambda: EksClient(clients, target.region).describe_cluster(target.name)
+    )
+    cluster_facts = target.cached
+    ca_data = target.certificate_authority
+    if described is not None:
+        cluster_facts = ClusterFacts(
+            status=described.status,
+            endpoint=described.endpoint,
+            cluster_uid=described.cluster_uid,
+            platform_version=described.platform_version,
+            control_plane_instance_type=described.control_plane_instance_type,
+            outpost_id=described.outpost_id or target.cached.outpost_id,
+            health_issues=tuple(issue.as_dict() for issue in described.health_issues),
+        )
+        ca_data = described.certificate_authority or ca_data
+    status_since = _status_since(target, cluster_facts.status, now)
+    cluster_facts = replace(cluster_facts, status_since=status_since)
+    endpoint = cluster_facts.endpoint or (target.x509.server if target.x509 else None)
+    facts: dict[str, Any] = {
+        "endpoint": endpoint,
+        "status": cluster_facts.status,
+        "status_since": status_since.isoformat() if status_since else None,
+    }
+    eni_ips = _aws(
+        aws_errors,
+        "DescribeNetworkInterfaces",
+        lambda: control_plane_ips(clients, target.region, target.name),
+    )
+    resolved, resolve_error = _resolve(endpoint)
+    facts.update(
+        eni_ips=list(eni_ips or ()),
+        resolved_ips=list(resolved or ()),
+        hosts_lines=hosts_lines(endpoint, tuple(eni_ips or ())),
+    )
+    alarms = _aws(
+        aws_errors, "DescribeAlarms", lambda: readiness_aws.connected_status_alarms(clients, target.region)
+    )
+    slots = None
+    if cluster_facts.outpost_id and cluster_facts.control_plane_instance_type:
+        slots = _aws(
+            aws_errors,
+            "GetMetricStatistics",
+            lambda: readiness_aws.available_instance_slots(
+                clients,
+                target.region,
+                str(cluster_facts.outpost_id),
+                str(cluster_facts.control_plane_instance_type),
+                now,
+            ),
+        )
+
+    ca_pem = _ca_pem(ca_data) or (target.x509.ca_pem if target.x509 else None)
+    connection, auth = _authenticate(settings, clients, target, endpoint, ca_pem)
+    facts["auth"] = auth.summary
+    if connection is None:
+        facts["aws_errors"] = aws_errors
+        error = "; ".join(e for e in (auth.iam_error, auth.x509_error) if e) or "no way to authenticate"
+        result = PollResult(
+            polled_at=now,
+            auth_path="none",
+            reachable=False,
+            facts=facts,
+            iam_error=auth.iam_error,
+            x509_error=auth.x509_error,
+            error=error,
+        )
+        return result, 0, 0
+    with connection:
+        collected = collect(connection, settings.readiness_page_size)
+    preview = collected.builder.build(target.name, live=True)
+    node_types = {instance_type_of(node) or "" for node in preview.of_kind("Node")}
+    limits = _aws(
+        aws_errors,
+        "DescribeInstanceTypes",
+        lambda: readiness_aws.instance_network_limits(clients, target.region, node_types),
+    )
+    arns = {
+        arn.strip()
+        for ingress in alb_ingresses(preview)
+        for arn in str(annotations_of(ingress).get(ALB + "certificate-arn", "")).split(",")
+        if arn.strip()
+    }
+    certificates = _aws(
+        aws_errors, "DescribeCertificate", lambda: readiness_aws.certificates(clients, target.region, arns)
+    )
+    aws = AwsFacts(
+        cluster=cluster_facts if cluster_facts.status else None,
+        eni_ips=eni_ips,
+        resolved_ips=resolved,
+        resolve_error=resolve_error,
+        alarms=alarms,
+        instance_types=limits,
+        certificates=certificates,
+        control_plane_slots_available=slots,
+        credentials=target.credentials,
+    )
+    snapshot = replace(preview, aws=aws, collected_at=now)
+    findings = evaluate(snapshot, target.context, attestations=None)
+    facts.update(
+        objects=collected.counts,
+        skipped=collected.skipped,
+        aws_errors=aws_errors,
+        pods=snapshot.pods.total,
+        workload_groups=len(snapshot.pods.groups),
+    )
+    result = PollResult(
+        polled_at=now,
+        auth_path=auth.path,
+        reachable=True,
+        findings=tuple(findings),
+        nodes=tuple(n.as_dict() for n in node_capacities(snapshot)),
+        facts=facts,
+        iam_error=auth.iam_error,
+        x509_error=auth.x509_error,
+        pods=snapshot.pods.total,
+    )
+    return result, collected.requests, sum(collected.counts.values())
+
+
+def _status_since(target: ClusterTarget, status: str | None, now: dt.datetime) -> dt.datetime | None:
+    if status is None:
+        return None
+    if status == target.prev_status and target.prev_status_since:
+        return dt.datetime.fromisoformat(target.prev_status_since)
+    return now
+
+
+def _aws(errors: dict[str, str], label: str, call: Callable[[], Any]) -> Any:
+    """Run one AWS read; on failure record why and return None (the checks then say unknown)."""
+    try:
+        return call()
+    except Exception as exc:
+        errors[label] = f"{type(exc).__name__}: {exc}"[:300]
+        return None
+
+
+def _resolve(endpoint: str | None) -> tuple[tuple[str, ...] | None, str | None]:
+    host = endpoint_host(endpoint)
+    if not host:
+        return None, "no endpoint"
+    try:
+        return (str(ipaddress.ip_address(host)),), None
+    except ValueError:
+        pass
+    resolved = resolve_host(host)
+    return resolved, None if resolved else f"{host} did not resolve"
+
+
+def _ca_pem(ca_data: str | None) -> str | None:
+    if not ca_data:
+        return None
+    try:
+        return ca_pem_from_data(ca_data)
+    except Exception:
+        return None
+
+
+@dataclass(frozen=True)
+class AuthOutcome:
+    path: str
+    iam_error: str | None
+    x509_error: str | None
+    summary: dict[str, str]
+
+
+def _authenticate(
+    settings: Settings, clients: AwsClients, target: ClusterTarget, endpoint: str | None, ca_pem: str | None
+) -> tuple[KubeConnection | None, AuthOutcome]:
+    """Try the EKS IAM token, then the x509 identity; both are probed so the page can say which works."""
+    timeout = settings.readiness_kube_timeout_seconds
+    if not endpoint or not ca_pem:
+        missing = "endpoint" if not endpoint else "cluster CA"
+        message = f"no {missing} known (DescribeCluster has not succeeded yet)"
+        return None, AuthOutcome("none", message, message, {"iam": message, "x509": message})
+    iam_connection: KubeConnection | None = None
+    iam_error: str | None = None
+    try:
+        token = _tokens(AwsClients.from_settings(settings)).get(
+            target.region, target.cluster_uid or target.name
+        )
+        iam_connection = _verified(connect(endpoint, ca_pem, KubeAuth.bearer(token.token), timeout=timeout))
+    except Exception as exc:
+        iam_error = _describe(exc)
+        _tokens(AwsClients.from_settings(settings)).forget(target.region, target.cluster_uid or target.name)
+    x509_connection: KubeConnection | None = None
+    x509_error: str | None = None
+    if target.x509 is None:
+        x509_error = "not configured: no fallback identity or operator kubeconfig for this cluster"
+    else:
+        try:
+            auth = KubeAuth.x509(target.x509.cert_pem, target.x509.key_pem)
+            x509_connection = _verified(connect(endpoint, ca_pem, auth, timeout=timeout))
+        except Exception as exc:
+            x509_error = f"{target.x509.source}: {_describe(exc)}"
+    summary = {
+        "iam": "ok" if iam_connection else str(iam_error),
+        "x509": "ok" if x509_connection else str(x509_error),
+    }
+    if iam_connection is not None:
+        if x509_connection is not None:
+            x509_connection.close()
+        return iam_connection, AuthOutcome("iam", None, x509_error, summary)
+    if x509_connection is not None:
+        return x509_connection, AuthOutcome("x509", iam_error, None, summary)
+    return None, AuthOutcome("none", iam_error, x509_error, summary)
+
+
+def _verified(connection: KubeConnection) -> KubeConnection:
+    """Prove the identity is accepted (SelfSubjectReview) before trusting the connection."""
+    try:
+        connection.whoami()
+    except Exception:
+        connection.close()
+        raise
+    return connection
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, KubeError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def collect(connection: KubeConnection, page_size: int) -> Collected:
+    """List every resource type page by page; pods go straight into the digest."""
+    collected = Collected(SnapshotBuilder())
+    for api_version, plural, kind in RESOURCES:
+        token = ""
+        count = 0
+        try:
+            while True:
+                page = connection.list_objects(api_version, plural, limit=page_size, continue_token=token)
+                collected.requests += 1
+                for item in page.items:
+                    collected.builder.add(item, kind)
+                count += len(page.items)
+                token = page.continue_token
+                if not token:
+                    break
+        except KubeNotFound:
+            collected.skipped[kind] = "not served by this cluster"
+            continue
+        except KubeForbidden as exc:
+            collected.skipped[kind] = f"forbidden: {exc}"[:200]
+            continue
+        collected.builder.collected(kind)
+        collected.counts[kind] = count
+    return collected

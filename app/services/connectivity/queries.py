@@ -1,0 +1,462 @@
+"""Read side of connectivity for the pages and the API: the fleet list with filters, 24-hour status
+strips, timelines, incidents and samples. Uptime and the dashboard's vantage come from
+app.services.connectivity.status (the write side owns their definition). Every query is bulk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.db import time_bucket
+from app.models import ConnectedSample, HourlyRollup, Incident, Outpost, PollRun
+from app.services.connectivity.status import STATES, WINDOWS, Uptime, Vantage, aws_vantage, uptime_bulk
+from app.services.fleet.rules import OUTPOST_ID_RE
+
+# Worst first: the default sort puts the Outposts that need attention on top.
+SEVERITY = {"DISCONNECTED": 0, "DEGRADED": 1, "UNKNOWN": 2, "CONNECTED": 3}
+
+# Timelines up to this length read raw samples; longer ones read hourly rollups.
+RAW_WINDOW_LIMIT = dt.timedelta(hours=24)
+
+# Timeline ranges: (length, bucket width). Buckets are aligned to multiples of their width.
+RANGES: dict[str, tuple[dt.timedelta, int]] = {
+    "6h": (dt.timedelta(hours=6), 60),
+    "24h": (dt.timedelta(hours=24), 300),
+    "7d": (dt.timedelta(days=7), 3600),
+    "30d": (dt.timedelta(days=30), 7200),
+    "90d": (dt.timedelta(days=90), 21600),
+}
+STRIP_BUCKETS = 48
+STRIP_BUCKET_SECONDS = 1800
+
+SORTS = ("state", "name", "region", "since", "age", "uptime")
+
+
+def normalize_outpost_id(raw: str) -> str | None:
+    """The canonical Outpost ID, or None when `raw` is not `op-` + 17 hex digits (reads accept
+    upper case: a pasted ID should find its Outpost)."""
+    value = raw.strip().lower()
+    return value if OUTPOST_ID_RE.match(value) else None
+
+
+# ---------------------------------------------------------------- value objects
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """Aggregated connectivity over [start, end): how much was known, connected, and the worst value."""
+
+    start: dt.datetime
+    end: dt.datetime
+    known_seconds: float = 0.0
+    connected_seconds: float = 0.0
+    min_value: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+    @property
+    def unknown_seconds(self) -> float:
+        return max(0.0, self.seconds - self.known_seconds)
+
+    @property
+    def state(self) -> str:
+        """Problems are never hidden by gaps, and a mostly unknown bucket is never called connected."""
+        if self.min_value is not None and self.min_value <= 0:
+            return "disconnected"
+        if self.min_value is not None and self.min_value < 1:
+            return "degraded"
+        if self.known_seconds < self.seconds / 2:
+            return "unknown"
+        return "connected"
+
+
+@dataclass(frozen=True)
+class StripSegment:
+    """A run of equal-state strip buckets, rendered as one span with a tooltip."""
+
+    state: str
+    start: dt.datetime
+    end: dt.datetime
+    width: int
+    known_seconds: float
+    connected_seconds: float
+
+    @property
+    def css(self) -> str:
+        return {"connected": "c", "degraded": "d", "disconnected": "x", "unknown": "u"}[self.state]
+
+    @property
+    def title(self) -> str:
+        unknown = max(0.0, (self.end - self.start).total_seconds() - self.known_seconds)
+        span = f"{self.start:%H:%M} to {self.end:%H:%M} UTC: {self.state}"
+        if self.known_seconds > 0:
+            span += f", {100 * self.connected_seconds / self.known_seconds:.1f}% connected of known time"
+        if unknown >= 60:
+            span += f", {int(unknown // 60)} min unknown"
+        return span
+
+
+@dataclass(frozen=True)
+class Timeline:
+    range_key: str
+    start: dt.datetime
+    end: dt.datetime
+    bucket_seconds: int
+    buckets: list[Bucket]
+    source: str  # "samples" or "rollups"
+
+
+@dataclass(frozen=True)
+class OverviewRow:
+    outpost: Outpost
+    uptime: dict[str, Uptime]
+    strip: list[StripSegment]
+
+
+@dataclass(frozen=True)
+class Overview:
+    rows: list[OverviewRow]
+    counts: dict[str, int]
+    regions: list[str]
+    total: int
+    last_run: PollRun | None
+    last_ok_run: PollRun | None
+    errors: int = 0
+    filters: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    incident: Incident
+    duration_seconds: float
+
+    @property
+    def ongoing(self) -> bool:
+        return self.incident.ended_at is None
+
+
+# ---------------------------------------------------------------- fleet
+
+
+def list_outposts(
+    session: Session, *, state: str | None = None, region: str | None = None, sort: str = "state"
+) -> list[Outpost]:
+    """Outposts filtered by state and region, sorted by a key in SORTS (a leading '-' reverses)."""
+    stmt = select(Outpost)
+    if state:
+        stmt = stmt.where(Outpost.state == state)
+    if region:
+        stmt = stmt.where(Outpost.region == region)
+    outposts = list(session.scalars(stmt))
+    return _sorted(outposts, sort, {})
+
+
+def _sorted(outposts: list[Outpost], sort: str, uptime: dict[int, dict[str, Uptime]]) -> list[Outpost]:
+    key = sort.lstrip("-")
+    reverse = sort.startswith("-")
+    far_past = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+    def sort_key(o: Outpost) -> tuple[object, ...]:
+        if key == "name":
+            return (o.name.lower(), o.outpost_id)
+        if key == "region":
+            return (o.region, o.name.lower())
+        if key == "since":
+            return (o.state_since or far_past, o.name.lower())
+        if key == "age":
+            # Oldest datapoint (or none at all) first: those are the ones to look at.
+            return (o.last_sample_at or far_past, o.name.lower())
+        if key == "uptime":
+            ratio = uptime.get(o.id, {}).get("24h")
+            value = ratio.ratio if ratio and ratio.ratio is not None else -1.0
+            return (value, o.name.lower())
+        return (SEVERITY.get(o.state, 9), o.name.lower())
+
+    return sorted(outposts, key=sort_key, reverse=reverse)
+
+
+def get_outpost_or_none(session: Session, outpost_id: str) -> Outpost | None:
+    return session.scalar(select(Outpost).where(Outpost.outpost_id == outpost_id))
+
+
+def count_by_state(session: Session) -> dict[str, int]:
+    counts = dict.fromkeys(STATES, 0)
+    for state, count in session.execute(select(Outpost.state, func.count()).group_by(Outpost.state)):
+        counts[state] = counts.get(state, 0) + int(count)
+    return counts
+
+
+def list_regions(session: Session) -> list[str]:
+    return list(session.scalars(select(Outpost.region).distinct().order_by(Outpost.region)))
+
+
+def latest_poll_runs(session: Session, job: str = "connectivity") -> tuple[PollRun | None, PollRun | None]:
+    """The latest finished run of `job`, and the latest one that succeeded."""
+    base = select(PollRun).where(PollRun.job == job, PollRun.finished_at.is_not(None))
+    last = session.scalar(base.order_by(PollRun.finished_at.desc(), PollRun.id.desc()).limit(1))
+    if last is None or last.outcome == "ok":
+        return last, last
+    last_ok = session.scalar(
+        base.where(PollRun.outcome == "ok").order_by(PollRun.finished_at.desc(), PollRun.id.desc()).limit(1)
+    )
+    return last, last_ok
+
+
+# ---------------------------------------------------------------- uptime
+
+
+def _floor(moment: dt.datetime, seconds: int) -> dt.datetime:
+    epoch = int(moment.timestamp())
+    return dt.datetime.fromtimestamp(epoch - epoch % seconds, dt.UTC)
+
+
+def _ceil(moment: dt.datetime, seconds: int) -> dt.datetime:
+    floored = _floor(moment, seconds)
+    return floored if floored == moment else floored + dt.timedelta(seconds=seconds)
+
+
+def uptime_by_outpost(
+    session: Session, outpost_pks: Sequence[int], now: dt.datetime, windows: Iterable[str] = tuple(WINDOWS)
+) -> dict[int, dict[str, Uptime]]:
+    """Uptime of many Outposts per window: conncore's bulk query (rollups for whole hours, raw
+    samples for the partial first hour), in a fixed number of queries."""
+    return uptime_bulk(session, outpost_pks, list(windows), now)
+
+
+# ---------------------------------------------------------------- buckets (strips and timelines)
+
+
+def _raw_buckets(
+    session: Session,
+    pks: Sequence[int],
+    origin: dt.datetime,
+    end: dt.datetime,
+    seconds: int,
+    since: dt.datetime | None = None,
+) -> dict[int, dict[int, tuple[float, float, float]]]:
+    """{pk: {bucket index: (known, connected, min value)}} from raw samples (from `since`, default
+    `origin`), aggregated in SQL."""
+    bucket = time_bucket(ConnectedSample.ts, int(origin.timestamp()), seconds)
+    rows = session.execute(
+        select(
+            ConnectedSample.outpost_pk,
+            bucket,
+            func.sum(ConnectedSample.period_seconds),
+            func.sum(ConnectedSample.value * ConnectedSample.period_seconds),
+            func.min(ConnectedSample.value),
+        )
+        .where(
+            ConnectedSample.outpost_pk.in_(list(pks)),
+            ConnectedSample.ts >= (since or origin),
+            ConnectedSample.ts < end,
+        )
+        .group_by(ConnectedSample.outpost_pk, bucket)
+    ).all()
+    out: dict[int, dict[int, tuple[float, float, float]]] = defaultdict(dict)
+    for pk, index, known, conn, low in rows:
+        out[pk][int(index)] = (float(known or 0), float(conn or 0), float(low))
+    return out
+
+
+def _rollup_buckets(
+    session: Session, pk: int, origin: dt.datetime, end: dt.datetime, seconds: int
+) -> dict[int, tuple[float, float, float]]:
+    bucket = time_bucket(HourlyRollup.hour, int(origin.timestamp()), seconds)
+    rows = session.execute(
+        select(
+            bucket,
+            func.sum(HourlyRollup.known_seconds),
+            func.sum(HourlyRollup.connected_seconds),
+            func.min(HourlyRollup.min_value),
+        )
+        .where(HourlyRollup.outpost_pk == pk, HourlyRollup.hour >= origin, HourlyRollup.hour < end)
+        .group_by(bucket)
+    ).all()
+    return {
+        int(index): (float(known or 0), float(conn or 0), float(low) if low is not None else 1.0)
+        for index, known, conn, low in rows
+        if known
+    }
+
+
+def _merge(a: tuple[float, float, float] | None, b: tuple[float, float, float]) -> tuple[float, float, float]:
+    if a is None:
+        return b
+    return (a[0] + b[0], a[1] + b[1], min(a[2], b[2]))
+
+
+def _make_buckets(
+    origin: dt.datetime,
+    count: int,
+    seconds: int,
+    now: dt.datetime,
+    data: dict[int, tuple[float, float, float]],
+) -> list[Bucket]:
+    buckets = []
+    for index in range(count):
+        start = origin + dt.timedelta(seconds=index * seconds)
+        # The current bucket ends now: its future is neither known nor unknown.
+        end = min(start + dt.timedelta(seconds=seconds), now)
+        if end <= start:
+            break
+        known, conn, low = data.get(index, (0.0, 0.0, None))  # type: ignore[arg-type]
+        span = (end - start).total_seconds()
+        buckets.append(Bucket(start, end, min(known, span), min(conn, span), low))
+    return buckets
+
+
+def status_strips(
+    session: Session, outpost_pks: Sequence[int], now: dt.datetime
+) -> dict[int, list[StripSegment]]:
+    """The last 24 hours of each Outpost as STRIP_BUCKETS buckets, merged into equal-state runs."""
+    end = _ceil(now, STRIP_BUCKET_SECONDS)
+    origin = end - dt.timedelta(seconds=STRIP_BUCKETS * STRIP_BUCKET_SECONDS)
+    data = _raw_buckets(session, outpost_pks, origin, end, STRIP_BUCKET_SECONDS) if outpost_pks else {}
+    strips = {}
+    for pk in outpost_pks:
+        buckets = _make_buckets(origin, STRIP_BUCKETS, STRIP_BUCKET_SECONDS, now, data.get(pk, {}))
+        strips[pk] = merge_segments(buckets)
+    return strips
+
+
+def merge_segments(buckets: Sequence[Bucket]) -> list[StripSegment]:
+    segments: list[StripSegment] = []
+    for b in buckets:
+        state = b.state
+        if segments and segments[-1].state == state:
+            last = segments[-1]
+            segments[-1] = StripSegment(
+                state,
+                last.start,
+                b.end,
+                last.width + 1,
+                last.known_seconds + b.known_seconds,
+                last.connected_seconds + b.connected_seconds,
+            )
+        else:
+            segments.append(StripSegment(state, b.start, b.end, 1, b.known_seconds, b.connected_seconds))
+    return segments
+
+
+def timeline(session: Session, outpost: Outpost, range_key: str, now: dt.datetime) -> Timeline:
+    """Buckets for the Outpost page's chart: raw samples up to 24 h, hourly rollups beyond."""
+    length, seconds = RANGES[range_key]
+    end = _ceil(now, seconds)
+    count = int(length.total_seconds() // seconds)
+    origin = end - dt.timedelta(seconds=count * seconds)
+    if length <= RAW_WINDOW_LIMIT:
+        data = _raw_buckets(session, [outpost.id], origin, end, seconds).get(outpost.id, {})
+        source = "samples"
+    else:
+        hour = _floor(now, 3600)
+        data = _rollup_buckets(session, outpost.id, origin, hour, seconds)
+        # The current hour may not be rolled up yet: read it from raw samples.
+        recent = _raw_buckets(session, [outpost.id], origin, end, seconds, since=hour).get(outpost.id, {})
+        for index, value in recent.items():
+            data[index] = _merge(data.get(index), value)
+        source = "rollups"
+    return Timeline(range_key, origin, now, seconds, _make_buckets(origin, count, seconds, now, data), source)
+
+
+# ---------------------------------------------------------------- overview
+
+
+def overview(
+    session: Session,
+    now: dt.datetime,
+    *,
+    state: str | None = None,
+    region: str | None = None,
+    sort: str = "state",
+    windows: Sequence[str] = ("24h", "7d", "30d"),
+) -> Overview:
+    """Everything the overview page shows, in a fixed number of queries whatever the fleet size."""
+    outposts = list_outposts(session, state=state, region=region, sort="name")
+    pks = [o.id for o in outposts]
+    uptime = uptime_by_outpost(session, pks, now, windows)
+    strips = status_strips(session, pks, now)
+    outposts = _sorted(outposts, sort, uptime)
+    counts = count_by_state(session)
+    last, last_ok = latest_poll_runs(session)
+    return Overview(
+        rows=[OverviewRow(o, uptime[o.id], strips[o.id]) for o in outposts],
+        counts=counts,
+        regions=list_regions(session),
+        total=sum(counts.values()),
+        last_run=last,
+        last_ok_run=last_ok,
+        errors=sum(1 for o in outposts if o.last_error),
+        filters={"state": state or "", "region": region or "", "sort": sort},
+    )
+
+
+def data_fingerprint(session: Session) -> tuple[object, ...]:
+    """Changes whenever a poll or a fleet edit changes what the overview shows (cache key)."""
+    fleet = session.execute(select(func.max(Outpost.updated_at), func.count(Outpost.id))).one()
+    return (poll_runs_marker(session), *fleet)
+
+
+# ---------------------------------------------------------------- incidents and samples
+
+
+def list_incidents(
+    session: Session, outpost_pk: int, now: dt.datetime, *, limit: int = 200
+) -> list[IncidentView]:
+    """Newest first; an ongoing incident's duration runs to its last sample below 1."""
+    rows = session.scalars(
+        select(Incident)
+        .where(Incident.outpost_pk == outpost_pk)
+        .order_by(Incident.started_at.desc())
+        .limit(limit)
+    )
+    views = []
+    for incident in rows:
+        end = incident.ended_at or max(incident.last_below_at, incident.started_at)
+        views.append(IncidentView(incident, (end - incident.started_at).total_seconds()))
+    return views
+
+
+def iter_samples(
+    session: Session, outpost_pk: int, start: dt.datetime, end: dt.datetime, *, chunk: int = 2000
+) -> Iterator[ConnectedSample]:
+    """Samples in [start, end), oldest first, fetched in chunks (for streaming exports)."""
+    stmt = (
+        select(ConnectedSample)
+        .where(
+            ConnectedSample.outpost_pk == outpost_pk, ConnectedSample.ts >= start, ConnectedSample.ts < end
+        )
+        .order_by(ConnectedSample.ts)
+        .execution_options(yield_per=chunk)
+    )
+    yield from session.scalars(stmt)
+
+
+def list_samples(
+    session: Session, outpost_pk: int, start: dt.datetime, end: dt.datetime
+) -> list[ConnectedSample]:
+    return list(iter_samples(session, outpost_pk, start, end))
+
+
+def poll_runs_marker(session: Session, depth: int = 32) -> tuple[tuple[int, str], ...]:
+    """(id, outcome) of the newest connectivity runs: changes when a run starts or finishes
+    (one run per region per cycle, so `depth` covers that many regions)."""
+    rows = session.execute(
+        select(PollRun.id, PollRun.outcome)
+        .where(PollRun.job == "connectivity")
+        .order_by(PollRun.id.desc())
+        .limit(depth)
+    )
+    return tuple((int(run_id), str(outcome)) for run_id, outcome in rows)
+
+
+def dashboard_vantage(session: Session, now: dt.datetime) -> Vantage:
+    """Can this dashboard reach AWS (from the connectivity poll runs)?"""
+    return aws_vantage(session, now)

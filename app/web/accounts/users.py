@@ -1,0 +1,433 @@
+"""Account pages: /users for admins (create, role, disable, reset password) and /account for everyone
+(own password, own API tokens). Every change needs a recent "confirm your password" and is audited.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from app.models.account import User
+from app.services.accounts.sessions import has_recent_auth
+from app.services.accounts.tokens import (
+    create_token,
+    get_token_or_none,
+    list_tokens,
+    revoke_token,
+    token_state,
+)
+from app.services.accounts.users import (
+    ROLES,
+    AccountError,
+    change_own_password,
+    create_user,
+    get_user_or_none,
+    list_users,
+    reset_password,
+    set_disabled,
+    set_role,
+)
+from app.web.deps import AppSettings, DbSession, RowId
+from app.web.security import (
+    Admin,
+    Principal,
+    RecentAdmin,
+    RecentViewer,
+    Role,
+    Viewer,
+    client_info,
+    now_utc,
+    session_policy,
+)
+from app.web.templating import redirect_after_post, render
+
+router = APIRouter()
+
+
+def _recent(request: Request, settings: AppSettings) -> bool:
+    web_session = getattr(request.state, "web_session", None)
+    return web_session is not None and has_recent_auth(
+        web_session, policy=session_policy(settings), now=now_utc(request)
+    )
+
+
+def _user_or_404(db: DbSession, user_id: int) -> User:
+    user = get_user_or_none(db, user_id)
+    if user is None:
+        raise HTTPException(404, f"No account with id {user_id}.")
+    return user
+
+
+# ---------------------------------------------------------------- /users (admins)
+
+
+def _users_page(
+    request: Request,
+    db: DbSession,
+    settings: AppSettings,
+    *,
+    form: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    context = {
+        "users": list_users(db),
+        "roles": ROLES,
+        "form": form or {"username": "", "role": "viewer"},
+        "errors": errors or {},
+        "recent_auth": _recent(request, settings),
+        "flash": request.query_params.get("done"),
+    }
+    return render(
+        request, "accounts/users.html", context, partial="accounts/_users_table.html", status_code=status_code
+    )
+
+
+@router.get("/users", name="users.index")
+def users_index(request: Request, db: DbSession, settings: AppSettings, _principal: Admin) -> Response:
+    return _users_page(request, db, settings)
+
+
+@router.post("/users", name="users.create")
+def users_create(
+    request: Request,
+    db: DbSession,
+    settings: AppSettings,
+    principal: RecentAdmin,
+    username: Annotated[str, Form(max_length=200)] = "",
+    role: Annotated[str, Form(max_length=16)] = "viewer",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    password_confirm: Annotated[str, Form(max_length=1024)] = "",
+) -> Response:
+    form = {"username": username, "role": role}
+    if password != password_confirm:
+        return _users_page(
+            request,
+            db,
+            settings,
+            form=form,
+            errors={"password_confirm": "The passwords differ."},
+            status_code=422,
+        )
+    try:
+        create_user(
+            db,
+            username=username,
+            password=password,
+            role=role,
+            actor=principal.actor,
+            client=client_info(request),
+            now=now_utc(request),
+        )
+    except AccountError as exc:
+        return _users_page(
+            request, db, settings, form=form, errors={exc.field or "username": str(exc)}, status_code=422
+        )
+    return redirect_after_post(request, f"/users?done=created+{username.strip()}")
+
+
+@router.get("/users/{user_id}", name="users.detail")
+def users_detail(
+    request: Request, db: DbSession, settings: AppSettings, user_id: RowId, _principal: Admin
+) -> Response:
+    user = _user_or_404(db, user_id)
+    return _user_detail(request, db, settings, user)
+
+
+def _user_detail(
+    request: Request,
+    db: DbSession,
+    settings: AppSettings,
+    user: User,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    now = now_utc(request)
+    tokens = [(token, token_state(token, now)) for token in list_tokens(db, user_id=user.id)]
+    context = {
+        "user": user,
+        "roles": ROLES,
+        "tokens": tokens,
+        "sessions": sorted(user.sessions, key=lambda s: s.last_seen_at, reverse=True),
+        "recent_auth": _recent(request, settings),
+        "error": error,
+        "flash": request.query_params.get("done"),
+    }
+    return render(request, "accounts/user.html", context, status_code=status_code)
+
+
+def _change(request: Request, db: DbSession, settings: AppSettings, user: User, action: Any) -> Response:
+    try:
+        action()
+    except AccountError as exc:
+        return _user_detail(request, db, settings, user, error=str(exc), status_code=422)
+    return redirect_after_post(request, f"/users/{user.id}?done=saved")
+
+
+@router.post("/users/{user_id}/role", name="users.set_role")
+def users_set_role(
+    request: Request,
+    db: DbSession,
+    settings: AppSettings,
+    user_id: RowId,
+    principal: RecentAdmin,
+    role: Annotated[str, Form(max_length=16)] = "",
+) -> Response:
+    user = _user_or_404(db, user_id)
+    return _change(
+        request,
+        db,
+        settings,
+        user,
+        lambda: set_role(
+            db, user, role=role, actor=principal.actor, client=client_info(request), now=now_utc(request)
+        ),
+    )
+
+
+@router.post("/users/{user_id}/disable", name="users.disable")
+def users_disable(
+    request: Request, db: DbSession, settings: AppSettings, user_id: RowId, principal: RecentAdmin
+) -> Response:
+    user = _user_or_404(db, user_id)
+    return _change(
+        request,
+        db,
+        settings,
+        user,
+        lambda: set_disabled(
+            db, user, disabled=True, actor=principal.actor, client=client_info(request), now=now_utc(request)
+        ),
+    )
+
+
+@router.post("/users/{user_id}/enable", name="users.enable")
+def users_enable(
+    request: Request, db: DbSession, settings: AppSettings, user_id: RowId, principal: RecentAdmin
+) -> Response:
+    user = _user_or_404(db, user_id)
+    return _change(
+        request,
+        db,
+        settings,
+        user,
+        lambda: set_disabled(
+            db, user, disabled=False, actor=principal.actor, client=client_info(request), now=now_utc(request)
+        ),
+    )
+
+
+@router.post("/users/{user_id}/password", name="users.reset_password")
+def users_reset_password(
+    request: Request,
+    db: DbSession,
+    settings: AppSettings,
+    user_id: RowId,
+    principal: RecentAdmin,
+    password: Annotated[str, Form(max_length=1024)] = "",
+    password_confirm: Annotated[str, Form(max_length=1024)] = "",
+) -> Response:
+    user = _user_or_404(db, user_id)
+    if password != password_confirm:
+        return _user_detail(request, db, settings, user, error="The passwords differ.", status_code=422)
+    return _change(
+        request,
+        db,
+        settings,
+        user,
+        lambda: reset_password(
+            db,
+            user,
+            new_password=password,
+            actor=principal.actor,
+            client=client_info(request),
+            now=now_utc(request),
+        ),
+    )
+
+
+# ---------------------------------------------------------------- /account (everyone, own account)
+
+
+def _account_page(
+    request: Request,
+    db: DbSession,
+    settings: AppSettings,
+    principal: Principal,
+    *,
+    errors: dict[str, str] | None = None,
+    new_token: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    assert principal.user_id is not None
+    user = _user_or_404(db, principal.user_id)
+    now = now_utc(request)
+    context = {
+        "user": user,
+        "tokens": [(token, token_state(token, now)) for token in list_tokens(db, user_id=user.id)],
+        "errors": errors or {},
+        "new_token": new_token,
+        "recent_auth": _recent(request, settings),
+        "flash": request.query_params.get("done"),
+    }
+    return render(
+        request, "accounts/account.html", context, partial="accounts/_tokens.html", status_code=status_code
+    )
+
+
+@router.get("/account", name="users.account")
+def account(request: Request, db: DbSession, settings: AppSettings, principal: Viewer) -> Response:
+    return _account_page(request, db, settings, principal)
+
+
+@router.post("/account/password", name="users.account_password")
+def account_password(
+    request: Request,
+    db: DbSession,
+    settings: AppSettings,
+    principal: RecentViewer,
+    current_password: Annotated[str, Form(max_length=1024)] = "",
+    new_password: Annotated[str, Form(max_length=1024)] = "",
+    new_password_confirm: Annotated[str, Form(max_length=1024)] = "",
+) -> Response:
+    assert principal.user_id is not None
+    user = _user_or_404(db, principal.user_id)
+    if new_password != new_password_confirm:
+        errors = {"new_password_confirm": "The new passwords differ."}
+        return _account_page(request, db, settings, principal, errors=errors, status_code=422)
+    try:
+        change_own_password(
+            db,
+            user,
+            current_password=current_password,
+            new_password=new_password,
+            client=client_info(request),
+            keep_session_id=principal.session_id,
+            now=now_utc(request),
+        )
+    except AccountError as exc:
+        errors = {exc.field or "new_password": str(exc)}
+        return _account_page(request, db, settings, principal, errors=errors, status_code=422)
+    return redirect_after_post(request, "/account?done=password")
+
+
+@router.post("/account/tokens", name="users.token_create")
+def account_token_create(
+    request: Request,
+    db: DbSession,
+    settings: AppSettings,
+    principal: RecentViewer,
+    name: Annotated[str, Form(max_length=200)] = "",
+    expires_in_days: Annotated[str, Form(max_length=8)] = "90",
+) -> Response:
+    assert principal.user_id is not None
+    user = _user_or_404(db, principal.user_id)
+    try:
+        days = int(expires_in_days) if expires_in_days.strip() not in ("", "0", "never") else None
+    except ValueError:
+        errors = {"expires_in_days": "Expiry is a number of days, or empty for none."}
+        return _account_page(request, db, settings, principal, errors=errors, status_code=422)
+    try:
+        raw, _token = create_token(
+            db,
+            user,
+            name=name,
+            expires_in_days=days,
+            actor=principal.actor,
+            client=client_info(request),
+            now=now_utc(request),
+        )
+    except AccountError as exc:
+        return _account_page(
+            request, db, settings, principal, errors={exc.field or "name": str(exc)}, status_code=422
+        )
+    # Shown once, in this response only; never stored, never in a URL.
+    return _account_page(request, db, settings, principal, new_token=raw, status_code=201)
+
+
+@router.post("/tokens/{token_id}/revoke", name="users.token_revoke")
+def token_revoke(request: Request, db: DbSession, token_id: RowId, principal: Viewer) -> Response:
+    token = get_token_or_none(db, token_id)
+    if token is None or (token.user_id != principal.user_id and not principal.can(Role.admin)):
+        raise HTTPException(404, f"No token with id {token_id} of yours.")
+    revoke_token(db, token, actor=principal.actor, client=client_info(request), now=now_utc(request))
+    back = (
+        "/account?done=revoked"
+        if token.user_id == principal.user_id
+        else f"/users/{token.user_id}?done=revoked"
+    )
+    return redirect_after_post(request, back)
+
+
+# ---------------------------------------------------------------- JSON API
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    role: str
+    disabled: bool
+    created_at: dt.datetime
+    last_sign_in_at: dt.datetime | None
+
+
+class TokenOut(BaseModel):
+    id: int
+    prefix: str
+    name: str
+    state: str
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+@router.get("/api/v1/users", name="users.api_list", tags=["accounts"])
+def api_users(db: DbSession, _principal: Admin) -> list[UserOut]:
+    """Every account (admins only)."""
+    return [
+        UserOut(
+            id=u.id,
+            username=u.username,
+            role=u.role,
+            disabled=u.disabled,
+            created_at=u.created_at,
+            last_sign_in_at=u.last_sign_in_at,
+        )
+        for u in list_users(db)
+    ]
+
+
+def _token_out(token: Any, now: dt.datetime) -> TokenOut:
+    return TokenOut(
+        id=token.id,
+        prefix=token.prefix,
+        name=token.name,
+        state=token_state(token, now),
+        created_at=token.created_at,
+        expires_at=token.expires_at,
+        last_used_at=token.last_used_at,
+        revoked_at=token.revoked_at,
+    )
+
+
+@router.get("/api/v1/tokens", name="users.api_tokens", tags=["accounts"])
+def api_tokens(request: Request, db: DbSession, principal: Viewer) -> list[TokenOut]:
+    """Your own API tokens (never the secret)."""
+    now = now_utc(request)
+    return [_token_out(t, now) for t in list_tokens(db, user_id=principal.user_id)]
+
+
+@router.delete("/api/v1/tokens/{token_id}", name="users.api_token_revoke", tags=["accounts"])
+def api_token_revoke(request: Request, db: DbSession, token_id: RowId, principal: Viewer) -> TokenOut:
+    """Revoke one of your tokens (admins: any token). Revoking the token in use works too."""
+    token = get_token_or_none(db, token_id)
+    if token is None or (token.user_id != principal.user_id and not principal.can(Role.admin)):
+        raise HTTPException(404, f"No token with id {token_id} of yours.")
+    revoke_token(db, token, actor=principal.actor, client=client_info(request), now=now_utc(request))
+    return _token_out(token, now_utc(request))

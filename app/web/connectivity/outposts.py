@@ -1,0 +1,288 @@
+"""One Outpost's page (timeline chart, incidents, uptime, CSV export) and the connectivity JSON API
+under /api/v1/outposts."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, StreamingResponse
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from app import schemas
+from app.models import Outpost, PollRun
+from app.services.connectivity import queries
+from app.services.connectivity.status import STATES, Uptime
+from app.web.connectivity.chart import timeline_svg
+from app.web.deps import DbSession
+from app.web.security import Role, requires
+from app.web.templating import render
+
+router = APIRouter()
+viewer = [Depends(requires(Role.viewer))]
+
+# Samples are 60-second datapoints: 31 days is ~45,000 rows per request, the most one answer holds.
+MAX_SAMPLE_RANGE = dt.timedelta(days=31)
+DEFAULT_SAMPLE_RANGE = dt.timedelta(hours=24)
+
+StartParam = Annotated[
+    dt.datetime | None,
+    Query(description="ISO 8601 start (inclusive); default: 24 h before `end`. No offset means UTC."),
+]
+EndParam = Annotated[dt.datetime | None, Query(description="ISO 8601 end (exclusive); default: now.")]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _invalid(location: tuple[str, ...], message: str, value: object = None) -> RequestValidationError:
+    return RequestValidationError([{"loc": location, "msg": message, "type": "value_error", "input": value}])
+
+
+def _outpost_or_error(session: DbSession, outpost_id: str) -> Outpost:
+    """422 for an ID that cannot be an Outpost's, 404 for one that is not in the fleet."""
+    canonical = queries.normalize_outpost_id(outpost_id)
+    if canonical is None:
+        raise _invalid(
+            ("path", "outpost_id"),
+            "outpost_id must be 'op-' followed by 17 hex digits, e.g. op-0123456789abcdef0 "
+            f"(got {outpost_id!r})",
+            outpost_id,
+        )
+    outpost = queries.get_outpost_or_none(session, canonical)
+    if outpost is None:
+        raise HTTPException(
+            404, f"No Outpost {canonical} in the fleet. Add it on the Fleet page, or check the ID."
+        )
+    return outpost
+
+
+def _sample_range(
+    start: dt.datetime | None, end: dt.datetime | None, now: dt.datetime
+) -> tuple[dt.datetime, dt.datetime]:
+    end = _aware(end) if end else now
+    start = _aware(start) if start else end - DEFAULT_SAMPLE_RANGE
+    if start >= end:
+        raise _invalid(
+            ("query", "start"), f"start ({start.isoformat()}) must be before end ({end.isoformat()})"
+        )
+    if end - start > MAX_SAMPLE_RANGE:
+        raise _invalid(
+            ("query", "end"),
+            f"range {end - start} is longer than the {MAX_SAMPLE_RANGE.days}-day maximum; "
+            "request it in parts",
+        )
+    return start, end
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _uptime_windows(uptime: dict[str, Uptime]) -> tuple[schemas.UptimeWindows, schemas.UptimeWindows]:
+    ratios = {w: (u.ratio if u.ratio is None else round(u.ratio, 6)) for w, u in uptime.items()}
+    unknown = {w: round(u.unknown_seconds, 1) for w, u in uptime.items()}
+    return schemas.UptimeWindows.model_validate(ratios), schemas.UptimeWindows.model_validate(unknown)
+
+
+def _outpost_out(request: Request, outpost: Outpost, uptime: dict[str, Uptime]) -> dict[str, object]:
+    ratios, unknown = _uptime_windows(uptime)
+    return {
+        "outpost_id": outpost.outpost_id,
+        "name": outpost.name,
+        "region": outpost.region,
+        "account_id": outpost.account_id,
+        "state": outpost.state,
+        "state_since": outpost.state_since,
+        "last_sample_at": outpost.last_sample_at,
+        "last_value": outpost.last_value,
+        "last_error": outpost.last_error,
+        "last_error_at": outpost.last_error_at,
+        "uptime": ratios,
+        "unknown_seconds": unknown,
+        "url": str(request.url_for("outposts.detail", outpost_id=outpost.outpost_id)),
+    }
+
+
+def _incident_out(view: queries.IncidentView) -> schemas.IncidentOut:
+    return schemas.IncidentOut(
+        started_at=view.incident.started_at,
+        ended_at=view.incident.ended_at,
+        ongoing=view.ongoing,
+        duration_seconds=view.duration_seconds,
+        worst_value=view.incident.worst_value,
+    )
+
+
+def _poll_out(run: PollRun | None) -> schemas.PollStatusOut | None:
+    if run is None:
+        return None
+    return schemas.PollStatusOut(finished_at=run.finished_at, outcome=run.outcome, error=run.error)
+
+
+# ---------------------------------------------------------------- pages
+
+
+@router.get(
+    "/outposts/{outpost_id}", name="outposts.detail", response_class=HTMLResponse, dependencies=viewer
+)
+def detail(
+    request: Request,
+    session: DbSession,
+    outpost_id: str,
+    range_key: Annotated[str, Query(alias="range", description="6h, 24h, 7d, 30d or 90d")] = "24h",
+) -> Response:
+    outpost = _outpost_or_error(session, outpost_id)
+    if range_key not in queries.RANGES:
+        raise _invalid(
+            ("query", "range"), f"range must be one of {', '.join(queries.RANGES)} (got {range_key!r})"
+        )
+    now = _now()
+    chart = queries.timeline(session, outpost, range_key, now)
+    uptime = queries.uptime_by_outpost(session, [outpost.id], now)[outpost.id]
+    incidents = queries.list_incidents(session, outpost.id, now)
+    last_run, _ = queries.latest_poll_runs(session)
+    context = {
+        "outpost": outpost,
+        "chart": chart,
+        "chart_svg": timeline_svg(chart),
+        "ranges": list(queries.RANGES),
+        "uptime": uptime,
+        "incidents": incidents,
+        "now": now,
+        "last_run": last_run,
+        "csv_start": (now - queries.RANGES[range_key][0]).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if queries.RANGES[range_key][0] <= MAX_SAMPLE_RANGE
+        else (now - MAX_SAMPLE_RANGE).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "csv_end": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    return render(request, "connectivity/outpost.html", context, partial="connectivity/_chart.html")
+
+
+@router.get("/outposts/{outpost_id}/samples.csv", name="outposts.samples_csv", dependencies=viewer)
+def samples_csv(
+    request: Request, session: DbSession, outpost_id: str, start: StartParam = None, end: EndParam = None
+) -> StreamingResponse:
+    outpost = _outpost_or_error(session, outpost_id)
+    start, end = _sample_range(start, end, _now())
+    factory = request.app.state.session_factory
+    pk, name = outpost.id, outpost.outpost_id
+
+    def rows() -> Iterator[str]:
+        # The request's session is closed once the handler returns; the stream reads with its own.
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["outpost_id", "timestamp", "connected_status", "period_seconds"])
+        with factory() as stream_session:
+            for count, sample in enumerate(queries.iter_samples(stream_session, pk, start, end), start=1):
+                writer.writerow(
+                    [name, sample.ts.strftime("%Y-%m-%dT%H:%M:%SZ"), sample.value, sample.period_seconds]
+                )
+                if count % 1000 == 0:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+        yield buffer.getvalue()
+
+    filename = f"{name}_{start:%Y%m%dT%H%M}_{end:%Y%m%dT%H%M}.csv"
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+# ---------------------------------------------------------------- JSON API
+
+
+@router.get(
+    "/api/v1/outposts",
+    name="api.outposts.list",
+    response_model=schemas.OutpostListOut,
+    dependencies=viewer,
+    tags=["connectivity"],
+    summary="Every Outpost with state, uptime per window and last error",
+)
+def api_list(
+    request: Request,
+    session: DbSession,
+    state: Annotated[str | None, Query(description="Only Outposts in this state.")] = None,
+    region: Annotated[str | None, Query(description="Only Outposts in this region.")] = None,
+) -> dict[str, object]:
+    if state and state.upper() not in STATES:
+        raise _invalid(("query", "state"), f"state must be one of {', '.join(STATES)} (got {state!r})")
+    now = _now()
+    outposts = queries.list_outposts(
+        session, state=state.upper() if state else None, region=region, sort="name"
+    )
+    uptime = queries.uptime_by_outpost(session, [o.id for o in outposts], now)
+    last_run, _ = queries.latest_poll_runs(session)
+    return {
+        "generated_at": now,
+        "last_poll": _poll_out(last_run),
+        "counts": queries.count_by_state(session),
+        "outposts": [_outpost_out(request, o, uptime[o.id]) for o in outposts],
+    }
+
+
+@router.get(
+    "/api/v1/outposts/{outpost_id}",
+    name="api.outposts.detail",
+    response_model=schemas.OutpostDetailOut,
+    dependencies=viewer,
+    tags=["connectivity"],
+    summary="One Outpost with its uptime and ongoing incident",
+    responses={404: {"description": "Not in the fleet"}, 422: {"description": "Malformed Outpost ID"}},
+)
+def api_detail(request: Request, session: DbSession, outpost_id: str) -> dict[str, object]:
+    outpost = _outpost_or_error(session, outpost_id)
+    now = _now()
+    uptime = queries.uptime_by_outpost(session, [outpost.id], now)[outpost.id]
+    recent = queries.list_incidents(session, outpost.id, now, limit=1)
+    open_incident = _incident_out(recent[0]) if recent and recent[0].ongoing else None
+    return {**_outpost_out(request, outpost, uptime), "open_incident": open_incident}
+
+
+@router.get(
+    "/api/v1/outposts/{outpost_id}/incidents",
+    name="api.outposts.incidents",
+    response_model=schemas.IncidentListOut,
+    dependencies=viewer,
+    tags=["connectivity"],
+    summary="Incidents (stretches below 1), newest first",
+)
+def api_incidents(
+    session: DbSession,
+    outpost_id: str,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many, newest first.")] = 200,
+) -> schemas.IncidentListOut:
+    outpost = _outpost_or_error(session, outpost_id)
+    views = queries.list_incidents(session, outpost.id, _now(), limit=limit)
+    return schemas.IncidentListOut(outpost_id=outpost.outpost_id, incidents=[_incident_out(v) for v in views])
+
+
+@router.get(
+    "/api/v1/outposts/{outpost_id}/samples",
+    name="api.outposts.samples",
+    response_model=schemas.SampleListOut,
+    dependencies=viewer,
+    tags=["connectivity"],
+    summary="Raw ConnectedStatus samples in [start, end), at most 31 days",
+)
+def api_samples(
+    session: DbSession, outpost_id: str, start: StartParam = None, end: EndParam = None
+) -> schemas.SampleListOut:
+    outpost = _outpost_or_error(session, outpost_id)
+    start, end = _sample_range(start, end, _now())
+    samples = [
+        schemas.SampleOut(ts=s.ts, value=s.value, period_seconds=s.period_seconds)
+        for s in queries.iter_samples(session, outpost.id, start, end)
+    ]
+    return schemas.SampleListOut(outpost_id=outpost.outpost_id, start=start, end=end, samples=samples)

@@ -1,0 +1,257 @@
+"""The overview page (`/`): every Outpost's state, uptime and 24-hour strip, refreshed by HTMX.
+
+The table fragment is cached per query for a few seconds and keyed on a fingerprint of the data
+(latest poll run, fleet edits), so many open dashboards cost one render per poll, not one per view.
+Only the fragment is cached: the page around it (user box, CSRF token) is rendered per request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
+from markupsafe import Markup
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.responses import Response
+
+from app.services.connectivity import queries
+from app.services.connectivity.status import STATES, Vantage
+from app.web.deps import AppSettings, DbSession
+from app.web.security import Role, requires
+from app.web.templating import is_htmx_partial, render, templates
+
+router = APIRouter()
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+STATE_LABELS = {
+    "CONNECTED": "Connected",
+    "DEGRADED": "Degraded",
+    "DISCONNECTED": "Disconnected",
+    "UNKNOWN": "Unknown",
+}
+
+
+@dataclass(frozen=True)
+class _Entry:
+    fingerprint: object
+    rendered_at: float
+    body: Any
+
+
+class FragmentCache:
+    """Rendered fragments per query, reused while the data fingerprint is unchanged and the entry
+    is younger than `ttl` seconds.
+
+    Stale-while-revalidate: when an entry is stale, one request re-renders it and concurrent ones
+    get the previous rendering at once instead of queueing behind the render (a render reads the
+    whole fleet's history; a burst of refreshes must not pile up behind it). With no entry, or one
+    older than `max_stale`, requests wait for the render.
+    """
+
+    def __init__(
+        self, ttl: float, max_stale: float = 300.0, max_entries: int = 64, fingerprint_memo: float = 2.0
+    ) -> None:
+        self.ttl = ttl
+        self.fingerprint_memo = fingerprint_memo
+        self._fingerprint: tuple[float, Any] | None = None
+        self.max_stale = max_stale
+        self.max_entries = max_entries
+        self._entries: dict[tuple[Any, ...], _Entry] = {}
+        self._locks: dict[tuple[Any, ...], threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def fingerprint(self, read: Callable[[], T]) -> T:
+        """The data fingerprint, read from the database at most every `fingerprint_memo` seconds:
+        polls land once a minute, so a cached page costs no database round trip at all."""
+        memo = self._fingerprint
+        now = time.monotonic()
+        if memo is not None and now - memo[0] < self.fingerprint_memo:
+            return memo[1]  # type: ignore[no-any-return]
+        value = read()
+        self._fingerprint = (now, value)
+        return value
+
+    def _lock(self, key: tuple[Any, ...]) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _fresh(self, entry: _Entry | None, fingerprint: object, now: float) -> bool:
+        return entry is not None and entry.fingerprint == fingerprint and now - entry.rendered_at < self.ttl
+
+    def _store(self, key: tuple[Any, ...], fingerprint: object, body: object) -> None:
+        if len(self._entries) >= self.max_entries and key not in self._entries:
+            self._entries.clear()
+        self._entries[key] = _Entry(fingerprint, time.monotonic(), body)
+
+    def get_or_render(self, key: tuple[Any, ...], fingerprint: object, render_fn: Callable[[], T]) -> T:
+        if self.ttl <= 0:
+            return render_fn()
+        entry = self._entries.get(key)
+        if self._fresh(entry, fingerprint, time.monotonic()):
+            return entry.body  # type: ignore[union-attr,no-any-return]
+        lock = self._lock(key)
+        if entry is not None and time.monotonic() - entry.rendered_at < self.max_stale:
+            if not lock.acquire(blocking=False):
+                return entry.body  # type: ignore[no-any-return] # another request re-renders it
+        else:
+            lock.acquire()
+        try:
+            entry = self._entries.get(key)
+            if self._fresh(entry, fingerprint, time.monotonic()):
+                return entry.body  # type: ignore[union-attr,no-any-return]
+            body = render_fn()
+            self._store(key, fingerprint, body)
+            return body
+        finally:
+            lock.release()
+
+
+def _cache(request: Request, ttl: float) -> FragmentCache:
+    cache: FragmentCache | None = getattr(request.app.state, "overview_cache", None)
+    if cache is None:
+        cache = request.app.state.overview_cache = FragmentCache(ttl, fingerprint_memo=min(2.0, ttl))
+    return cache
+
+
+def overview_query(filters: dict[str, str], **changes: str) -> str:
+    """The overview's query string with some parameters changed (empty values dropped)."""
+    merged = {**filters, **changes}
+    if merged.get("sort") == "state":
+        merged.pop("sort")
+    query = urlencode({k: v for k, v in merged.items() if v})
+    return "/?" + query if query else "/"
+
+
+def sort_link(filters: dict[str, str], key: str) -> str:
+    """Clicking the current sort column reverses it."""
+    current = filters.get("sort", "state")
+    return overview_query(filters, sort=("-" + key) if current == key else key)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@router.get(
+    "/",
+    name="overview.index",
+    response_class=HTMLResponse,
+    dependencies=[Depends(requires(Role.viewer))],
+)
+def index(
+    request: Request,
+    session: DbSession,
+    settings: AppSettings,
+    state: str | None = Query(None, description="Only Outposts in this state."),
+    region: str | None = Query(None, description="Only Outposts in this region."),
+    sort: str = Query("state", description="state, name, region, since, age or uptime; '-' reverses."),
+) -> Response:
+    state = state.upper() if state else None
+    filters = {"state": state or "", "region": region or "", "sort": sort}
+    problems = []
+    if state and state not in STATES:
+        problems.append(f"state must be one of {', '.join(STATES)} (got {state!r})")
+    if sort.lstrip("-") not in queries.SORTS:
+        problems.append(f"sort must be one of {', '.join(queries.SORTS)} (got {sort!r})")
+    if problems:
+        return render(
+            request,
+            "connectivity/overview.html",
+            {
+                "problems": problems,
+                "fragment": None,
+                "filters": filters,
+                "regions": [],
+                "states": STATE_LABELS,
+            },
+            partial="connectivity/_overview_table.html",
+            status_code=422,
+        )
+
+    now = _now()
+    status_code = 200
+    try:
+        cache = _cache(request, settings.overview_cache_seconds)
+        fingerprint = cache.fingerprint(lambda: queries.data_fingerprint(session))
+        # The banner (base.html) reuses it: no second look at poll_runs for this request.
+        request.state.poll_marker = fingerprint[0]
+        key = (state, region, sort, settings.overview_refresh_seconds)
+
+        def render_fragment() -> tuple[list[str], str]:
+            data = queries.overview(session, now, state=state, region=region, sort=sort)
+            context = {
+                "request": request,
+                "ov": data,
+                "now": now,
+                "filters": filters,
+                "states": STATE_LABELS,
+                "poll_interval": settings.poll_interval_seconds,
+                "refresh_seconds": settings.overview_refresh_seconds,
+                "sort_link": sort_link,
+                "overview_query": overview_query,
+            }
+            return data.regions, templates.get_template("connectivity/_overview_table.html").render(context)
+
+        regions, fragment = cache.get_or_render(key, fingerprint, render_fragment)
+    except SQLAlchemyError as exc:
+        log.exception("overview: database error")
+        # PostgreSQL refuses every later statement of an aborted transaction (and the commit).
+        session.rollback()
+        fragment = None
+        regions = []
+        status_code = 503
+        problems = [f"Could not read the database ({type(exc).__name__}): {str(exc).splitlines()[0]}"]
+
+    if is_htmx_partial(request) and fragment is not None:
+        return HTMLResponse(fragment, headers={"Vary": "HX-Request"})
+    return render(
+        request,
+        "connectivity/overview.html",
+        {
+            "fragment": Markup(fragment) if fragment is not None else None,  # noqa: S704 (our own render)
+            "problems": problems,
+            "filters": filters,
+            "regions": regions,
+            "states": STATE_LABELS,
+        },
+        partial="connectivity/_overview_table.html",
+        status_code=status_code,
+        headers={"Vary": "HX-Request"},
+    )
+
+
+def _vantage_for_template(request: Request) -> Vantage | None:
+    """The dashboard's own view of AWS, for the banner on every page; never breaks a page.
+
+    It only changes when a connectivity run starts or finishes, so it is kept per newest runs.
+    """
+    factory = getattr(request.app.state, "session_factory", None)
+    if factory is None:
+        return None
+    cached: tuple[object, Vantage] | None = getattr(request.app.state, "vantage_cache", None)
+    known = getattr(request.state, "poll_marker", None)
+    if cached is not None and known is not None and cached[0] == known:
+        return cached[1]
+    try:
+        with factory() as session:
+            newest = queries.poll_runs_marker(session)
+            if cached is not None and cached[0] == newest:
+                return cached[1]
+            vantage = queries.dashboard_vantage(session, _now())
+            request.app.state.vantage_cache = (newest, vantage)
+            return vantage
+    except SQLAlchemyError:
+        log.warning("vantage banner: database not readable", exc_info=True)
+        return None
+
+
+templates.env.globals["aws_vantage"] = _vantage_for_template

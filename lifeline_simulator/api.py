@@ -1,0 +1,464 @@
+"""Request handling independent of the transport: authenticate, route, authorize, run the verb."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+
+from lifeline_simulator import protobuf, views
+from lifeline_simulator.authn import AuthenticationFailed, Identity, verify_eks_token
+from lifeline_simulator.errors import ApiError
+from lifeline_simulator.patch import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, json_patch, merge_patch
+from lifeline_simulator.pki import CertificateRejected
+from lifeline_simulator.rbac import Attributes
+from lifeline_simulator.resources import ResourceType, find
+
+if TYPE_CHECKING:
+    from lifeline_simulator.cluster import SimulatedCluster
+
+log = logging.getLogger("lifeline.simulator")
+
+PUBLIC_PATHS = frozenset({"/version", "/version/", "/healthz", "/livez", "/readyz"})
+ANONYMOUS = Identity("system:anonymous", ("system:unauthenticated",), method="anonymous")
+_VERB_BY_METHOD = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    target: str
+    headers: Mapping[str, str]
+    body: bytes = b""
+    peer_certificate: bytes | None = None
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.target).path
+
+    @property
+    def query(self) -> dict[str, str]:
+        return {k: v[-1] for k, v in parse_qs(urlsplit(self.target).query, keep_blank_values=True).items()}
+
+    def header(self, name: str) -> str:
+        lowered = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == lowered), "")
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Route:
+    rtype: ResourceType
+    namespace: str
+    name: str
+    subresource: str
+
+
+class Api:
+    """One simulated kube-apiserver's request logic."""
+
+    def __init__(self, cluster: SimulatedCluster) -> None:
+        self.cluster = cluster
+
+    # ------------------------------------------------------------------ entry point
+
+    def handle(self, request: Request) -> Response:
+        try:
+            return self._handle(request)
+        except ApiError as exc:
+            return self._document(request, exc.status(), exc.code)
+        except Exception:  # a bug must answer 500, not kill the connection thread
+            log.exception("simulator: unhandled error for %s %s", request.method, request.path)
+            return self._document(request, ApiError(500, "internal error in the simulator").status(), 500)
+
+    def _handle(self, request: Request) -> Response:
+        path = request.path.rstrip("/") or "/"
+        if path.startswith("/-/"):
+            return self._control(request, path)
+        if path in ("/healthz", "/livez", "/readyz"):
+            return Response(200, b"ok", "text/plain")
+        identity = self.authenticate(request)
+        if path in ("/version", "/version/") or request.path == "/version/":
+            return self._document(request, self.cluster.version_info())
+        if identity is ANONYMOUS:
+            raise ApiError(401, "Unauthorized")
+        self.cluster.collect_garbage()
+        if path in ("/api", "/apis") or (path.startswith(("/api/", "/apis/")) and path.count("/") <= 3):
+            discovery = self._discovery(path)
+            if discovery is not None:
+                self._authorize(identity, Attributes(verb="get", path=request.path))
+                return self._document(request, discovery)
+        if path.startswith("/openapi"):
+            raise ApiError(404, "the server could not find the requested resource")
+        route = self._route(path)
+        return self._resource(request, identity, route)
+
+    # ------------------------------------------------------------------ authentication
+
+    def authenticate(self, request: Request) -> Identity:
+        """x509 first, then the bearer token, as the API server's union authenticator does."""
+        now = self.cluster.now()
+        if request.peer_certificate:
+            try:
+                client = self.cluster.ca.verify_client(request.peer_certificate, now)
+                return Identity(client.user, client.groups, method="x509").with_authenticated()
+            except CertificateRejected as exc:
+                log.info("simulator %s: client certificate rejected: %s", self.cluster.name, exc)
+        authorization = request.header("Authorization")
+        if authorization.lower().startswith("bearer "):
+            token = authorization[7:].strip()
+            if not self.cluster.connected:
+                log.info("simulator %s: IAM token refused: the Outpost is disconnected", self.cluster.name)
+                raise ApiError(401, "Unauthorized")
+            try:
+                identity = verify_eks_token(
+                    token, self.cluster.cluster_uid, self.cluster.lookup_principal, now
+                )
+            except AuthenticationFailed as exc:
+                log.info("simulator %s: bearer token rejected: %s", self.cluster.name, exc)
+                raise ApiError(401, "Unauthorized") from None
+            return identity.with_authenticated()
+        if request.peer_certificate or authorization:
+            raise ApiError(401, "Unauthorized")
+        return ANONYMOUS
+
+    def _authorize(self, identity: Identity, attrs: Attributes) -> None:
+        if not self.cluster.authorizer.allowed(identity.user, identity.groups, attrs):
+            if not attrs.is_resource:
+                raise ApiError(
+                    403, f'forbidden: User "{identity.user}" cannot {attrs.verb} path "{attrs.path}"'
+                )
+            from lifeline_simulator.errors import forbidden
+
+            resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
+            raise forbidden(
+                identity.user, attrs.verb, resource, attrs.group, attrs.namespace or None, attrs.name
+            )
+
+    # ------------------------------------------------------------------ control and discovery
+
+    def _control(self, request: Request, path: str) -> Response:
+        if path == "/-/status" and request.method == "GET":
+            return self._document(request, {"connected": self.cluster.connected, "name": self.cluster.name})
+        if request.method != "POST" or path not in ("/-/disconnect", "/-/connect"):
+            raise ApiError(404, f"no control endpoint {request.method} {path}")
+        if path == "/-/disconnect":
+            self.cluster.disconnect()
+        else:
+            self.cluster.connect()
+        return self._document(request, {"connected": self.cluster.connected, "name": self.cluster.name})
+
+    def _discovery(self, path: str) -> dict[str, Any] | None:
+        parts = path.strip("/").split("/")
+        if path == "/api":
+            return views.api_versions(self.cluster.server_address)
+        if path == "/apis":
+            return views.api_group_list()
+        if parts[0] == "api" and len(parts) == 2:
+            return views.resource_list("", parts[1])
+        if parts[0] == "apis" and len(parts) == 2:
+            return views.api_group(parts[1])
+        if parts[0] == "apis" and len(parts) == 3:
+            return views.resource_list(parts[1], parts[2])
+        return None
+
+    def _route(self, path: str) -> Route:
+        parts = path.strip("/").split("/")
+        if parts[0] == "api" and len(parts) >= 3:
+            group, version, rest = "", parts[1], parts[2:]
+        elif parts[0] == "apis" and len(parts) >= 4:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise ApiError(404, "the server could not find the requested resource")
+        namespace = ""
+        if rest[0] == "namespaces" and len(rest) >= 3:
+            candidate = find(group, version, rest[2])
+            if candidate is not None and candidate.namespaced:
+                namespace, rest = rest[1], rest[2:]
+        rtype = find(group, version, rest[0])
+        if rtype is None or len(rest) > 3:
+            raise ApiError(404, "the server could not find the requested resource")
+        if rtype.namespaced is False and namespace:
+            raise ApiError(404, "the server could not find the requested resource")
+        name = rest[1] if len(rest) > 1 else ""
+        subresource = rest[2] if len(rest) > 2 else ""
+        if subresource and subresource not in rtype.subresources:
+            raise ApiError(404, "the server could not find the requested resource")
+        return Route(rtype, namespace, name, subresource)
+
+    # ------------------------------------------------------------------ resources
+
+    def _verb(self, request: Request, route: Route) -> str:
+        if request.method not in _VERB_BY_METHOD:
+            raise ApiError(405, f"method {request.method} is not allowed")
+        verb = _VERB_BY_METHOD[request.method]
+        if request.method == "GET" and not route.name:
+            verb = "watch" if request.query.get("watch") in ("1", "true") else "list"
+        if request.method == "DELETE" and not route.name:
+            verb = "deletecollection"
+        if request.method == "POST" and route.name:
+            raise ApiError(405, "POST is not allowed on a named object")
+        if request.method in ("PUT", "PATCH") and not route.name:
+            raise ApiError(405, f"{request.method} needs an object name")
+        allowed = set(route.rtype.verbs) | ({"get", "patch", "update"} if route.subresource else set())
+        if verb not in allowed:
+            raise ApiError(405, f"{verb} is not supported on {route.rtype.plural}", reason="MethodNotAllowed")
+        return verb
+
+    def _resource(self, request: Request, identity: Identity, route: Route) -> Response:
+        verb = self._verb(request, route)
+        rtype = route.rtype
+        self._authorize(
+            identity,
+            Attributes(verb, rtype.group, rtype.plural, route.subresource, route.namespace, route.name),
+        )
+        if request.query.get("dryRun"):
+            raise ApiError(400, "dryRun is not supported by the simulator; nothing was changed")
+        writes_or_reads_one = verb not in ("create", "list", "watch")
+        needs_namespace = rtype.namespaced and route.namespace and writes_or_reads_one
+        if needs_namespace and not self.cluster.store.namespace_exists(route.namespace):
+            raise ApiError(404, f'namespaces "{route.namespace}" not found', details={"kind": "namespaces"})
+        if verb == "create" and rtype.plural in (
+            "selfsubjectreviews",
+            "selfsubjectaccessreviews",
+            "selfsubjectrulesreviews",
+        ):
+            return self._document(request, self._review(rtype.plural, identity, self._body(request)), 201)
+        if verb in ("list", "watch"):
+            return self._list(request, route, watch=verb == "watch")
+        if verb == "get":
+            obj = self.cluster.store.get(rtype, route.namespace, route.name)
+            return self._object(request, rtype, obj)
+        if verb == "create":
+            obj = self._body(request, rtype)
+            created = self.cluster.create_object(rtype, route.namespace, obj, identity)
+            return self._document(request, created, 201)
+        if verb == "update":
+            obj = self._body(request, rtype)
+            return self._document(request, self.cluster.replace_object(route, obj, identity))
+        if verb == "patch":
+            return self._document(request, self._patch(request, route, identity))
+        if verb == "delete":
+            deleted = self.cluster.store.delete(rtype, route.namespace, route.name)
+            return self._document(request, deleted)
+        raise ApiError(405, f"{verb} is not supported by the simulator on {rtype.plural}")
+
+    def _list(self, request: Request, route: Route, *, watch: bool) -> Response:
+        query = request.query
+        try:
+            limit = int(query.get("limit") or 0)
+        except ValueError:
+            raise ApiError(400, f"limit: invalid value {query.get('limit')!r}") from None
+        result = self.cluster.store.list(
+            route.rtype,
+            route.namespace or None,
+            label_selector=query.get("labelSelector", ""),
+            field_selector=query.get("fieldSelector", ""),
+            limit=0 if watch else limit,
+            continue_token=query.get("continue", ""),
+        )
+        if watch:
+            # No change feed: the stream holds the current objects as ADDED events, then ends.
+            lines = [json.dumps({"type": "ADDED", "object": item}) for item in result.items]
+            return Response(200, ("\n".join(lines) + "\n").encode() if lines else b"", "application/json")
+        if self._wants_table(request):
+            body = views.table(
+                route.rtype,
+                result.items,
+                self.cluster.now(),
+                include_object=query.get("includeObject", "Metadata"),
+                resource_version=result.resource_version,
+                continue_token=result.continue_token,
+                remaining=result.remaining,
+            )
+            return self._document(request, body)
+        doc = views.list_document(
+            route.rtype, result.items, result.resource_version, result.continue_token, result.remaining
+        )
+        return self._document(request, doc)
+
+    def _object(self, request: Request, rtype: ResourceType, obj: dict[str, Any]) -> Response:
+        if self._wants_table(request):
+            body = views.table(
+                rtype,
+                [obj],
+                self.cluster.now(),
+                include_object=request.query.get("includeObject", "Metadata"),
+                resource_version=obj["metadata"].get("resourceVersion", ""),
+            )
+            return self._document(request, body)
+        return self._document(request, obj)
+
+    def _patch(self, request: Request, route: Route, identity: Identity) -> dict[str, Any]:
+        content_type = request.header("Content-Type").split(";")[0].strip()
+        current = self.cluster.store.get(route.rtype, route.namespace, route.name)
+        patch_body = self._body(request)
+        if content_type == JSON_PATCH:
+            patched = json_patch(current, patch_body)
+        elif content_type in (MERGE_PATCH, STRATEGIC_MERGE_PATCH):
+            if not isinstance(patch_body, dict):
+                raise ApiError(400, "a merge patch must be a JSON object")
+            patched = merge_patch(current, patch_body, strategic=content_type == STRATEGIC_MERGE_PATCH)
+        else:
+            raise ApiError(
+                415,
+                f"the body of the request was in an unknown format - accepted media types include: "
+                f'{JSON_PATCH}, {MERGE_PATCH}, {STRATEGIC_MERGE_PATCH} (got "{content_type}")',
+            )
+        if not isinstance(patched, dict):
+            raise ApiError(422, "the patch did not produce an object")
+        # A patch applies to the object as read; the resourceVersion in it is a precondition only if sent.
+        sent_rv = (
+            (patch_body.get("metadata") or {}).get("resourceVersion")
+            if isinstance(patch_body, dict)
+            else None
+        )
+        patched.setdefault("metadata", {})["resourceVersion"] = (
+            sent_rv or current["metadata"]["resourceVersion"]
+        )
+        return self.cluster.replace_object(route, patched, identity)
+
+    def _review(self, plural: str, identity: Identity, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise ApiError(400, "the review must be a JSON object")
+        spec = body.get("spec") or {}
+        api_version = body.get("apiVersion") or "authorization.k8s.io/v1"
+        if plural == "selfsubjectreviews":
+            user_info: dict[str, Any] = {"username": identity.user, "groups": list(identity.groups)}
+            if identity.uid:
+                user_info["uid"] = identity.uid
+            if identity.extra:
+                user_info["extra"] = identity.extra
+            return {
+                "kind": "SelfSubjectReview",
+                "apiVersion": body.get("apiVersion") or "authentication.k8s.io/v1",
+                "metadata": {"creationTimestamp": None},
+                "status": {"userInfo": user_info},
+            }
+        if plural == "selfsubjectrulesreviews":
+            namespace = spec.get("namespace") or ""
+            rules = self.cluster.authorizer.rules_for(identity.user, identity.groups, namespace)
+            if "system:masters" in identity.groups:
+                rules = [
+                    {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+                    {"nonResourceURLs": ["*"], "verbs": ["*"]},
+                ]
+            return {
+                "kind": "SelfSubjectRulesReview",
+                "apiVersion": api_version,
+                "metadata": {"creationTimestamp": None},
+                "spec": spec,
+                "status": {
+                    "resourceRules": [
+                        {k: r[k] for k in ("verbs", "apiGroups", "resources", "resourceNames") if k in r}
+                        for r in rules
+                        if "nonResourceURLs" not in r
+                    ],
+                    "nonResourceRules": [
+                        {"verbs": r["verbs"], "nonResourceURLs": r["nonResourceURLs"]}
+                        for r in rules
+                        if "nonResourceURLs" in r
+                    ],
+                    "incomplete": False,
+                },
+            }
+        resource_attrs = spec.get("resourceAttributes")
+        non_resource = spec.get("nonResourceAttributes")
+        if resource_attrs:
+            attrs = Attributes(
+                verb=resource_attrs.get("verb", ""),
+                group=resource_attrs.get("group", ""),
+                resource=resource_attrs.get("resource", ""),
+                subresource=resource_attrs.get("subresource", ""),
+                namespace=resource_attrs.get("namespace", ""),
+                name=resource_attrs.get("name", ""),
+            )
+        elif non_resource:
+            attrs = Attributes(verb=non_resource.get("verb", ""), path=non_resource.get("path", ""))
+        else:
+            raise ApiError(422, "spec.resourceAttributes or spec.nonResourceAttributes is required")
+        allowed = self.cluster.authorizer.allowed(identity.user, identity.groups, attrs)
+        status: dict[str, Any] = {"allowed": allowed}
+        if allowed:
+            status["reason"] = (
+                "allowed by RBAC" if "system:masters" not in identity.groups else "system:masters"
+            )
+        return {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": api_version,
+            "metadata": {"creationTimestamp": None},
+            "spec": spec,
+            "status": status,
+        }
+
+    # ------------------------------------------------------------------ encoding
+
+    def _body(self, request: Request, rtype: ResourceType | None = None) -> Any:
+        if not request.body:
+            raise ApiError(400, "the request needs a body")
+        content_type = request.header("Content-Type").split(";")[0].strip()
+        if content_type == "application/vnd.kubernetes.protobuf":
+            body = protobuf.decode(request.body)
+            return self._check_kind(body, rtype)
+        if content_type not in (
+            "",
+            "application/json",
+            "application/yaml",
+            JSON_PATCH,
+            MERGE_PATCH,
+            STRATEGIC_MERGE_PATCH,
+        ):
+            raise ApiError(
+                415,
+                f"the body of the request was in an unknown format ({content_type or 'none'}) - "
+                "accepted media "
+                "types include: application/json, application/yaml",
+            )
+        try:
+            if content_type in ("application/yaml", "application/apply-patch+yaml"):
+                body = yaml.safe_load(request.body)
+            else:
+                body = json.loads(request.body)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise ApiError(400, f"the request body is not valid JSON or YAML: {exc}") from None
+        return self._check_kind(body, rtype)
+
+    @staticmethod
+    def _check_kind(body: Any, rtype: ResourceType | None) -> Any:
+        if rtype is not None:
+            if not isinstance(body, dict):
+                raise ApiError(400, f"the body must be a {rtype.kind} object")
+            kind, api_version = body.get("kind"), body.get("apiVersion")
+            if (kind and kind != rtype.kind) or (api_version and api_version != rtype.api_version):
+                raise ApiError(
+                    400,
+                    f"the API version in the data ({api_version}) does not match the expected API version "
+                    f"({rtype.api_version}), or kind {kind} is not {rtype.kind}",
+                )
+        return body
+
+    @staticmethod
+    def _wants_table(request: Request) -> bool:
+        accept = request.header("Accept")
+        return any(
+            "as=Table" in part and "g=meta.k8s.io" in part and "v=v1" in part.replace("v=v1beta1", "")
+            for part in accept.split(",")
+        )
+
+    def _document(self, request: Request, body: Any, status: int = 200) -> Response:
+        accept = request.header("Accept")
+        if "application/yaml" in accept and "application/json" not in accept.split(",")[0]:
+            return Response(status, yaml.safe_dump(body, sort_keys=False).encode(), "application/yaml")
+        return Response(status, json.dumps(body).encode(), "application/json")

@@ -1,0 +1,436 @@
+"""`SimulatedCluster`: one simulated EKS local cluster (store, PKI, auth, RBAC, CSR signer, HTTPS server)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lifeline_simulator import csr
+from lifeline_simulator.api import Api, Route
+from lifeline_simulator.authn import DEFAULT_PRINCIPALS, IamPrincipal, Identity
+from lifeline_simulator.errors import ApiError
+from lifeline_simulator.manifests import load_manifests
+from lifeline_simulator.pki import ClusterCA
+from lifeline_simulator.rbac import Attributes, Authorizer, install_bootstrap_policy
+from lifeline_simulator.resources import BY_GROUP_PLURAL, ResourceType
+from lifeline_simulator.server import HttpsServer, server_context
+from lifeline_simulator.store import SYSTEM_NAMESPACES, Store, timestamp
+from lifeline_simulator.views import version_info
+
+log = logging.getLogger("lifeline.simulator")
+Clock = Callable[[], dt.datetime]
+EBS_PROVISIONERS = frozenset({"ebs.csi.aws.com", "kubernetes.io/aws-ebs"})
+_EBS_WAIT = "waiting for an EBS volume: the EBS API is unreachable while the Outpost is disconnected"
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class ManualClock:
+    """A settable clock for tests: `clock.advance(minutes=61)`."""
+
+    def __init__(self, start: dt.datetime | None = None) -> None:
+        self.current = start or utc_now()
+
+    def __call__(self) -> dt.datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> None:
+        self.current += dt.timedelta(**delta)
+
+
+class SimulatedCluster:
+    """A strict simulated Kubernetes API server for one EKS local cluster (see `lifeline_simulator`)."""
+
+    def __init__(
+        self,
+        name: str = "local-cluster",
+        *,
+        cluster_uid: str | None = None,
+        manifests: Path | str | Iterable[dict[str, Any]] | None = None,
+        endpoint_hostname: str | None = None,
+        state_dir: Path | str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        kubernetes_version: str = "1.30.9",
+        iam_principals: Sequence[IamPrincipal] = DEFAULT_PRINCIPALS,
+        aws_secret_lookup: Callable[[str], IamPrincipal | None] | None = None,
+        clock: Clock | None = None,
+        connected: bool = True,
+    ) -> None:
+        self.name = name
+        self.now: Clock = clock or utc_now
+        self.kubernetes_version = kubernetes_version
+        self.endpoint_hostname = endpoint_hostname or ""
+        self.state_dir = Path(state_dir) if state_dir else None
+        self._principals = {p.access_key_id: p for p in iam_principals}
+        self._lookup = aws_secret_lookup
+        self._connected = connected
+        self._host, self._port = host, port
+        self._server: HttpsServer | None = None
+        self._gc_lock = threading.Lock()
+        self.cluster_uid = cluster_uid or self._stored_uid() or str(uuid.uuid4())
+        if self.state_dir is not None:
+            self.ca = ClusterCA.load_or_create(self.state_dir, name, self.now())
+            (self.state_dir / "cluster.json").write_text(
+                json.dumps({"name": name, "cluster_uid": self.cluster_uid})
+            )
+        else:
+            self.ca = ClusterCA.generate(name, self.now())
+        self.store = Store(self.now)
+        for namespace in SYSTEM_NAMESPACES:
+            self.store.ensure_namespace(namespace)
+        install_bootstrap_policy(self.store)
+        self.authorizer = Authorizer(self.store)
+        self.api = Api(self)
+        if manifests is not None:
+            self.load(manifests)
+
+    def _stored_uid(self) -> str | None:
+        if self.state_dir is None or not (self.state_dir / "cluster.json").exists():
+            return None
+        return str(json.loads((self.state_dir / "cluster.json").read_text()).get("cluster_uid") or "") or None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def load(self, manifests: Path | str | Iterable[dict[str, Any]]) -> int:
+        """Load manifests (all validated first: ManifestError names the bad document). Returns the count."""
+        documents = load_manifests(manifests)
+        for rtype, obj in documents:
+            self.store.load(rtype, obj)
+        return len(documents)
+
+    def start(self) -> SimulatedCluster:
+        if self._server is not None:
+            return self
+        serving_cert, serving_key = self.ca.serving_certificate([self.endpoint_hostname], self.now())
+        context = server_context(serving_cert, serving_key, self.ca.pem)
+        self._server = HttpsServer(self._host, self._port, context, self.api.handle)
+        self._server.start()
+        log.info("simulated cluster %s serving %s (connected=%s)", self.name, self.url, self._connected)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> SimulatedCluster:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError(f"simulated cluster {self.name} is not started")
+        return self._server.port
+
+    @property
+    def url(self) -> str:
+        return f"https://{self._host}:{self.port}"
+
+    @property
+    def server_address(self) -> str:
+        return f"{self._host}:{self.port}"
+
+    @property
+    def ca_pem(self) -> str:
+        return self.ca.pem
+
+    @property
+    def ca_data(self) -> str:
+        """The CA as EKS's `certificateAuthority.data` carries it (base64 of the PEM)."""
+        return base64.b64encode(self.ca.pem.encode()).decode()
+
+    def version_info(self) -> dict[str, str]:
+        return version_info(self.kubernetes_version, dt.datetime(2026, 1, 15, 9, 30, tzinfo=dt.UTC))
+
+    # ------------------------------------------------------------------ the disconnect switch
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def disconnect(self) -> None:
+        """The Outpost loses its service link: IAM tokens fail, x509 works, EBS pods wait."""
+        self._connected = False
+        log.info("simulated cluster %s: disconnected", self.name)
+
+    def connect(self) -> None:
+        """The link is back: IAM tokens work again and pods waiting for EBS start."""
+        self._connected = True
+        pods = BY_GROUP_PLURAL[("", "pods")]
+        for pod in self.store.list(pods, None).items:
+            conditions = (pod.get("status") or {}).get("conditions") or []
+            if any(c.get("message") == _EBS_WAIT for c in conditions):
+                meta = pod["metadata"]
+                pod["status"] = self._running_status(pod)
+                self.store.replace(pods, meta["namespace"], meta["name"], pod, subresource="status")
+        log.info("simulated cluster %s: connected", self.name)
+
+    # ------------------------------------------------------------------ credentials for tests and tools
+
+    def lookup_principal(self, access_key_id: str) -> IamPrincipal | None:
+        if self._lookup is not None:
+            return self._lookup(access_key_id)
+        return self._principals.get(access_key_id)
+
+    def issue_client_certificate(
+        self,
+        user: str,
+        groups: Sequence[str] = (),
+        days: float = 1,
+        *,
+        not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
+    ) -> tuple[str, str]:
+        """A client certificate signed by the cluster CA directly (no CSR): (cert PEM, key PEM)."""
+        start = not_before or self.now() - dt.timedelta(minutes=1)
+        end = not_after or self.now() + dt.timedelta(days=days)
+        return self.ca.client_certificate(user, tuple(groups), start, end)
+
+    def write_admin_kubeconfig(
+        self,
+        path: Path | str,
+        *,
+        user: str = "kubernetes-admin",
+        groups: Sequence[str] = ("system:masters",),
+        days: float = 365,
+    ) -> Path:
+        """An x509 kubeconfig for the cluster creator's identity (system:masters), mode 0600."""
+        cert, key = self.issue_client_certificate(user, groups, days)
+        cluster: dict[str, Any] = {"server": self.url, "certificate-authority-data": _b64(self.ca.pem)}
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": self.name, "cluster": cluster}],
+            "users": [
+                {
+                    "name": f"{user}@{self.name}",
+                    "user": {"client-certificate-data": _b64(cert), "client-key-data": _b64(key)},
+                }
+            ],
+            "contexts": [
+                {"name": self.name, "context": {"cluster": self.name, "user": f"{user}@{self.name}"}}
+            ],
+            "current-context": self.name,
+            "preferences": {},
+        }
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch(mode=0o600)
+        target.chmod(0o600)
+        target.write_text(yaml.safe_dump(config, sort_keys=False))
+        return target
+
+    # ------------------------------------------------------------------ writes with controller behaviour
+
+    def create_object(
+        self, rtype: ResourceType, namespace: str, obj: dict[str, Any], identity: Identity
+    ) -> dict[str, Any]:
+        """POST semantics: admission for CSRs, status reset, a simulated kubelet for pods."""
+        if rtype.plural == "certificatesigningrequests":
+            obj = csr.admit_create(obj, identity)
+        elif "status" in rtype.subresources:
+            obj = {k: v for k, v in obj.items() if k != "status"}
+        if rtype.plural == "namespaces":
+            obj["status"] = {"phase": "Active"}
+            obj.setdefault("metadata", {}).setdefault("labels", {})["kubernetes.io/metadata.name"] = (
+                obj.get("metadata") or {}
+            ).get("name", "")
+        if rtype.plural == "pods":
+            obj["status"] = self._pod_status(obj, namespace)
+        if rtype.plural == "persistentvolumeclaims":
+            obj["status"] = {"phase": "Pending"}
+            if self._connected or not self._claim_class_is_ebs(obj):
+                size = (
+                    ((obj.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage", "1Gi")
+                )
+                obj["status"] = {
+                    "phase": "Bound",
+                    "capacity": {"storage": size},
+                    "accessModes": (obj.get("spec") or {}).get("accessModes", []),
+                }
+        return self.store.create(rtype, namespace, obj)
+
+    def replace_object(self, route: Route, obj: dict[str, Any], identity: Identity) -> dict[str, Any]:
+        """PUT semantics, with the CSR approval and status rules."""
+        rtype = route.rtype
+        if rtype.plural != "certificatesigningrequests":
+            return self.store.replace(rtype, route.namespace, route.name, obj, subresource=route.subresource)
+        with self.store.lock:
+            current = self.store.get(rtype, "", route.name)
+            if route.subresource == "approval":
+                signer = (current.get("spec") or {}).get("signerName", "")
+                domain = signer.split("/")[0] + "/*"
+                if not any(
+                    self.authorizer.allowed(
+                        identity.user,
+                        identity.groups,
+                        Attributes("approve", csr.GROUP, "signers", name=n),
+                    )
+                    for n in (signer, domain)
+                ):
+                    raise ApiError(
+                        403,
+                        f'certificatesigningrequests.certificates.k8s.io "{route.name}" is forbidden: '
+                        f'user not permitted to approve requests with signerName "{signer}"',
+                    )
+                status = csr.apply_approval(current, obj, self.now())
+                updated = self.store.replace(
+                    rtype,
+                    "",
+                    route.name,
+                    {"metadata": obj.get("metadata") or {}, "status": status},
+                    subresource="approval",
+                )
+                signed = csr.sign_if_approved(updated, self.ca, self.now())
+                if signed is not None:
+                    updated = self.store.replace(
+                        rtype, "", route.name, {"status": signed}, subresource="status"
+                    )
+                return updated
+            if route.subresource == "status":
+                status = csr.apply_status(current, obj)
+                return self.store.replace(
+                    rtype,
+                    "",
+                    route.name,
+                    {"metadata": obj.get("metadata") or {}, "status": status},
+                    subresource="status",
+                )
+            # The spec is immutable and status only moves through subresources: keep both.
+            kept = {**obj, "spec": current.get("spec"), "status": current.get("status")}
+            return self.store.replace(rtype, "", route.name, kept)
+
+    def collect_garbage(self) -> None:
+        """The CSR cleaner: decided CSRs go after an hour, pending after a day, expired at once."""
+        if not self._gc_lock.acquire(blocking=False):
+            return
+        try:
+            csrs = BY_GROUP_PLURAL[("certificates.k8s.io", "certificatesigningrequests")]
+            now = self.now()
+            for obj in self.store.list(csrs, None).items:
+                if csr.is_garbage(obj, now):
+                    with contextlib.suppress(ApiError):
+                        self.store.delete(csrs, "", obj["metadata"]["name"])
+        finally:
+            self._gc_lock.release()
+
+    # ------------------------------------------------------------------ the simulated kubelet
+
+    def _storage_class_is_ebs(self, name: str | None) -> bool:
+        classes = BY_GROUP_PLURAL[("storage.k8s.io", "storageclasses")]
+        if name:
+            sc = self.store.find(classes, "", name)
+        else:
+            sc = next(
+                (
+                    s
+                    for s in self.store.list(classes, None).items
+                    if (s["metadata"].get("annotations") or {}).get(
+                        "storageclass.kubernetes.io/is-default-class"
+                    )
+                    == "true"
+                ),
+                None,
+            )
+        return sc is not None and sc.get("provisioner") in EBS_PROVISIONERS
+
+    def _claim_class_is_ebs(self, claim: dict[str, Any]) -> bool:
+        spec = claim.get("spec") or {}
+        if spec.get("volumeName"):
+            pv = self.store.find(BY_GROUP_PLURAL[("", "persistentvolumes")], "", spec["volumeName"])
+            if pv is not None:
+                pv_spec = pv.get("spec") or {}
+                return (
+                    bool(pv_spec.get("awsElasticBlockStore"))
+                    or (pv_spec.get("csi") or {}).get("driver") == "ebs.csi.aws.com"
+                )
+        return self._storage_class_is_ebs(spec.get("storageClassName"))
+
+    def _pod_needs_ebs(self, pod: dict[str, Any], namespace: str) -> bool:
+        claims = BY_GROUP_PLURAL[("", "persistentvolumeclaims")]
+        for volume in (pod.get("spec") or {}).get("volumes") or []:
+            if volume.get("awsElasticBlockStore"):
+                return True
+            template = ((volume.get("ephemeral") or {}).get("volumeClaimTemplate") or {}).get("spec")
+            if template is not None and self._storage_class_is_ebs(template.get("storageClassName")):
+                return True
+            claim_name = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            if claim_name:
+                claim = self.store.find(claims, namespace, claim_name)
+                if claim is not None and self._claim_class_is_ebs(claim):
+                    return True
+        return False
+
+    def _running_status(self, pod: dict[str, Any]) -> dict[str, Any]:
+        now = timestamp(self.now())
+        containers = (pod.get("spec") or {}).get("containers") or []
+        return {
+            "phase": "Running",
+            "conditions": [
+                {"type": t, "status": "True", "lastTransitionTime": now}
+                for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+            ],
+            "podIP": f"10.0.{uuid.uuid4().int % 200 + 20}.{uuid.uuid4().int % 250 + 2}",
+            "startTime": now,
+            "containerStatuses": [
+                {
+                    "name": c.get("name", ""),
+                    "image": c.get("image", ""),
+                    "imageID": "",
+                    "ready": True,
+                    "started": True,
+                    "restartCount": 0,
+                    "state": {"running": {"startedAt": now}},
+                }
+                for c in containers
+            ],
+        }
+
+    def _pod_status(self, pod: dict[str, Any], namespace: str) -> dict[str, Any]:
+        if not self._connected and self._pod_needs_ebs(pod, namespace):
+            containers = (pod.get("spec") or {}).get("containers") or []
+            return {
+                "phase": "Pending",
+                "conditions": [
+                    {"type": "PodScheduled", "status": "True"},
+                    {
+                        "type": "Ready",
+                        "status": "False",
+                        "reason": "ContainersNotReady",
+                        "message": _EBS_WAIT,
+                    },
+                ],
+                "containerStatuses": [
+                    {
+                        "name": c.get("name", ""),
+                        "image": c.get("image", ""),
+                        "imageID": "",
+                        "ready": False,
+                        "started": False,
+                        "restartCount": 0,
+                        "state": {"waiting": {"reason": "ContainerCreating"}},
+                    }
+                    for c in containers
+                ],
+            }
+        return self._running_status(pod)
