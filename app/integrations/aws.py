@@ -1,4 +1,5 @@
-"""boto3 clients built from settings: explicit timeouts, standard retries, optional endpoint.
+"""The one boto3 client factory, built from settings: explicit timeouts, standard retries, optional
+endpoint, and one client per service and region reused for the factory's lifetime.
 
 Every AWS call in Lifeline goes through `AwsClients`; nothing builds a client at import time.
 """
@@ -6,7 +7,7 @@ Every AWS call in Lifeline goes through `AwsClients`; nothing builds a client at
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -40,12 +41,20 @@ def new_session() -> boto3.session.Session:
 
 @dataclass(frozen=True)
 class AwsClients:
-    """Factory for boto3 clients configured from `Settings`."""
+    """Factory for boto3 clients configured from `Settings`.
+
+    Building a client costs most of a short poll's CPU (endpoint rules, service model), so each
+    (service, region) client is built once per factory and reused; boto3 clients are thread-safe,
+    only their creation is not. Equal settings give equal (and equally hashed) factories.
+    """
 
     endpoint_url: str | None
     connect_timeout: float
     read_timeout: float
     max_attempts: int
+    _built: dict[tuple[str, str], Any] = field(
+        default_factory=dict, init=False, compare=False, hash=False, repr=False
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AwsClients:
@@ -65,11 +74,14 @@ class AwsClients:
         )
 
     def client(self, service: str, region: str) -> Any:
-        session: Any = new_session()
+        key = (service, region)
         with _CREATE_LOCK:
-            return session.client(
-                service, region_name=region, endpoint_url=self.endpoint_url, config=self.config()
-            )
+            if key not in self._built:
+                session: Any = new_session()
+                self._built[key] = session.client(
+                    service, region_name=region, endpoint_url=self.endpoint_url, config=self.config()
+                )
+            return self._built[key]
 
 
 def error_code(exc: ClientError) -> str:

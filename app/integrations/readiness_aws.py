@@ -6,37 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
-
-import boto3
+from dataclasses import dataclass
 
 from app.integrations.aws import AwsClients
-
-
-@dataclass(frozen=True)
-class PollClients(AwsClients):
-    """AwsClients for one poll on one thread: every client shares one boto3 Session.
-
-    A fresh Session per client (what AwsClients does, for thread safety) re-parses botocore's
-    endpoint and service models each time, most of a poll's CPU; within one thread one Session is
-    safe, and each client is built once per service and region.
-    """
-
-    _session: Any = field(default_factory=boto3.session.Session, compare=False, repr=False)
-    _built: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False, repr=False)
-
-    @classmethod
-    def for_poll(cls, clients: AwsClients) -> PollClients:
-        return cls(clients.endpoint_url, clients.connect_timeout, clients.read_timeout, clients.max_attempts)
-
-    def client(self, service: str, region: str) -> Any:
-        key = (service, region)
-        if key not in self._built:
-            self._built[key] = self._session.client(
-                service, region_name=region, endpoint_url=self.endpoint_url, config=self.config()
-            )
-        return self._built[key]
 
 
 @dataclass(frozen=True)

@@ -282,7 +282,7 @@ def poll_cluster(settings: Settings, session_factory: sessionmaker[Session], tar
 
 
 def _poll(settings: Settings, target: ClusterTarget, now: dt.datetime) -> tuple[PollResult, int, int]:
-    clients = readiness_aws.PollClients.for_poll(AwsClients.from_settings(settings))
+    clients = AwsClients.from_settings(settings)
     aws_errors: dict[str, str] = {}
     described = _aws(
         aws_errors, "DescribeCluster", lambda: EksClient(clients, target.region).describe_cluster(target.name)
