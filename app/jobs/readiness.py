@@ -1,5 +1,6 @@
-"""Cluster readiness poller: authenticate (EKS IAM token, else Lifeline's x509 identity), collect the
-cluster's objects page by page and its AWS facts, evaluate the catalogue, store a summary per poll.
+"""Cluster readiness poller: authenticate with the one identity choice of the Kubernetes adapter (EKS
+IAM token, else Lifeline's x509 identity), collect the cluster's objects page by page and its AWS
+facts, evaluate the catalogue, store a summary per poll.
 
 Clusters are polled in a bounded thread pool; one failing cluster never stops the others, and
 each gets its own PollRun. Pods are streamed into running summaries, never held all at once.
@@ -7,7 +8,6 @@ each gets its own PollRun. Pods are streamed into running summaries, never held 
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import ipaddress
 import logging
@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,23 +25,21 @@ from app.integrations import readiness_aws
 from app.integrations.aws import AwsClients
 from app.integrations.eks import EksClient
 from app.integrations.eks_network import control_plane_ips, resolve_host
-from app.integrations.eks_token import TokenCache
-from app.integrations.kube.client import (
-    KubeAuth,
-    KubeConnection,
-    KubeError,
-    KubeForbidden,
-    KubeNotFound,
-    connect,
+from app.integrations.kube.client import KubeConnection, KubeForbidden, KubeNotFound
+from app.integrations.kube.identity import NONE, IdentityChoice, choose_identity, token_cache
+from app.integrations.kube.kubeconfig import (
+    KubeconfigError,
+    endpoint_host,
+    hosts_lines,
+    read_kubeconfig,
 )
-from app.integrations.kube.kubeconfig import ca_pem_from_data
+from app.integrations.kube.types import ClusterTarget, Identity, KubeAuth, ca_pem_from_data
 from app.integrations.vault import vault_or_none
 from app.models import Cluster, PollRun
 from app.models.base import utcnow
 from app.services.credentials.access import fallback_identity
 from app.services.readiness import records
 from app.services.readiness.catalogue import evaluate
-from app.services.readiness.checks_access import endpoint_host, hosts_lines
 from app.services.readiness.checks_capacity import node_capacities
 from app.services.readiness.checks_network import ALB, alb_ingresses
 from app.services.readiness.model import AwsFacts, CheckContext, ClusterFacts, CredentialFact
@@ -81,25 +78,11 @@ RESOURCES: tuple[tuple[str, str, str], ...] = (
     ("elbv2.k8s.aws/v1beta1", "targetgroupbindings", "TargetGroupBinding"),
 )
 
-_token_caches: dict[AwsClients, TokenCache] = {}
-
-
-def _tokens(clients: AwsClients) -> TokenCache:
-    # Tokens live 14 minutes: one cache per AWS configuration, shared across poll runs.
-    return _token_caches.setdefault(clients, TokenCache(clients))
+NO_X509 = "not configured: no fallback identity or operator kubeconfig for this cluster"
 
 
 @dataclass(frozen=True)
-class X509Identity:
-    cert_pem: str
-    key_pem: str = field(repr=False)
-    source: str  # "fallback identity" or the kubeconfig path
-    server: str | None = None
-    ca_pem: str | None = None
-
-
-@dataclass(frozen=True)
-class ClusterTarget:
+class PollTarget:
     """Everything a poll needs from the database, read before any network call."""
 
     pk: int
@@ -108,11 +91,12 @@ class ClusterTarget:
     cluster_uid: str | None
     cached: ClusterFacts
     certificate_authority: str | None
-    x509: X509Identity | None
+    x509: Identity | None
     credentials: tuple[CredentialFact, ...]
     context: CheckContext
     prev_status: str | None
     prev_status_since: str | None
+    x509_missing: str = NO_X509
 
 
 @dataclass
@@ -165,17 +149,17 @@ def poll_clusters(settings: Settings, session_factory: sessionmaker[Session]) ->
     return outcomes
 
 
-def load_targets(session: Session, settings: Settings) -> list[ClusterTarget]:
+def load_targets(session: Session, settings: Settings) -> list[PollTarget]:
     vault = vault_or_none(
         settings.data_key.get_secret_value() if settings.data_key else None, settings.data_key_file
     )
     targets = []
     for cluster in session.scalars(select(Cluster).order_by(Cluster.name)):
         state = records.get_state(session, cluster)
-        x509 = _x509_identity(session, settings, vault, cluster)
+        x509, x509_missing = _x509_identity(session, settings, vault, cluster)
         facts = dict(state.facts) if state else {}
         targets.append(
-            ClusterTarget(
+            PollTarget(
                 pk=cluster.id,
                 name=cluster.name,
                 region=cluster.region,
@@ -195,59 +179,48 @@ def load_targets(session: Session, settings: Settings) -> list[ClusterTarget]:
                 context=records.check_context(settings, state),
                 prev_status=facts.get("status"),
                 prev_status_since=facts.get("status_since"),
+                x509_missing=x509_missing,
             )
         )
     return targets
 
 
-def _x509_identity(session: Session, settings: Settings, vault: Any, cluster: Cluster) -> X509Identity | None:
-    """Lifeline's own fallback identity, else an operator-provided kubeconfig (`<dir>/<cluster>.yaml`)."""
+def _x509_identity(
+    session: Session, settings: Settings, vault: Any, cluster: Cluster
+) -> tuple[Identity | None, str]:
+    """Lifeline's own fallback identity, else an operator-provided kubeconfig (`<dir>/<cluster>.yaml`);
+    with the message to record when there is none."""
     try:
         identity = fallback_identity(session, vault, cluster.id)
     except Exception as exc:  # a wrong data key must not stop polling through IAM
         log.warning("fallback identity of %s unavailable: %s", cluster.name, exc)
         identity = None
     if identity is not None:
-        return X509Identity(identity.certificate_pem, identity.key_pem.decode(), "fallback identity")
+        auth = KubeAuth.x509(identity.certificate_pem, identity.key_pem.decode())
+        return Identity(auth, "fallback identity"), NO_X509
     directory = settings.readiness_x509_kubeconfig_dir
     if directory is None:
-        return None
+        return None, NO_X509
     path = Path(directory) / f"{cluster.name}.yaml"
     if not path.is_file():
-        return None
-    return kubeconfig_identity(path)
+        return None, NO_X509
+    try:
+        return kubeconfig_identity(path), f"{path}: its current context has no x509 user"
+    except KubeconfigError as exc:
+        log.warning("operator kubeconfig of %s unusable: %s", cluster.name, exc)
+        return None, str(exc)
 
 
-def _decode(value: str) -> str:
-    return base64.b64decode(value).decode()
-
-
-def kubeconfig_identity(path: Path) -> X509Identity | None:
-    """The current context's x509 user (embedded data only) and server/CA from a kubeconfig."""
-    config = yaml.safe_load(path.read_text()) or {}
-    current = config.get("current-context")
-    contexts = {c["name"]: c.get("context") or {} for c in config.get("contexts") or []}
-    context = contexts.get(current) or next(iter(contexts.values()), {})
-    users = {u["name"]: u.get("user") or {} for u in config.get("users") or []}
-    clusters = {c["name"]: c.get("cluster") or {} for c in config.get("clusters") or []}
-    user = users.get(context.get("user"), {})
-    cluster = clusters.get(context.get("cluster"), {})
-    if not user.get("client-certificate-data") or not user.get("client-key-data"):
-        return None
-    ca = cluster.get("certificate-authority-data")
-    return X509Identity(
-        _decode(user["client-certificate-data"]),
-        _decode(user["client-key-data"]),
-        str(path),
-        server=cluster.get("server"),
-        ca_pem=_decode(ca) if ca else None,
-    )
+def kubeconfig_identity(path: Path) -> Identity | None:
+    """The current context's x509 user with its server and CA (embedded data or file paths)."""
+    identity = read_kubeconfig(path).current()
+    return identity if identity is not None and identity.auth.method == "x509" else None
 
 
 # ---------------------------------------------------------------- one cluster
 
 
-def poll_cluster(settings: Settings, session_factory: sessionmaker[Session], target: ClusterTarget) -> str:
+def poll_cluster(settings: Settings, session_factory: sessionmaker[Session], target: PollTarget) -> str:
     """Poll one cluster and record the outcome; never raises for a cluster problem."""
     started = utcnow()
     with session_scope(session_factory) as session:
@@ -281,7 +254,7 @@ def poll_cluster(settings: Settings, session_factory: sessionmaker[Session], tar
     return outcome
 
 
-def _poll(settings: Settings, target: ClusterTarget, now: dt.datetime) -> tuple[PollResult, int, int]:
+def _poll(settings: Settings, target: PollTarget, now: dt.datetime) -> tuple[PollResult, int, int]:
     clients = AwsClients.from_settings(settings)
     aws_errors: dict[str, str] = {}
     described = _aws(
@@ -337,8 +310,9 @@ def _poll(settings: Settings, target: ClusterTarget, now: dt.datetime) -> tuple[
         )
 
     ca_pem = _ca_pem(ca_data) or (target.x509.ca_pem if target.x509 else None)
-    connection, auth = _authenticate(settings, clients, target, endpoint, ca_pem)
+    auth = _authenticate(settings, clients, target, endpoint, ca_pem)
     facts["auth"] = auth.summary
+    connection = auth.connection
     if connection is None:
         facts["aws_errors"] = aws_errors
         error = "; ".join(e for e in (auth.iam_error, auth.x509_error) if e) or "no way to authenticate"
@@ -404,7 +378,7 @@ def _poll(settings: Settings, target: ClusterTarget, now: dt.datetime) -> tuple[
     return result, collected.requests, sum(collected.counts.values())
 
 
-def _status_since(target: ClusterTarget, status: str | None, now: dt.datetime) -> dt.datetime | None:
+def _status_since(target: PollTarget, status: str | None, now: dt.datetime) -> dt.datetime | None:
     if status is None:
         return None
     if status == target.prev_status and target.prev_status_since:
@@ -442,70 +416,23 @@ def _ca_pem(ca_data: str | None) -> str | None:
         return None
 
 
-@dataclass(frozen=True)
-class AuthOutcome:
-    path: str
-    iam_error: str | None
-    x509_error: str | None
-    summary: dict[str, str]
-
-
 def _authenticate(
-    settings: Settings, clients: AwsClients, target: ClusterTarget, endpoint: str | None, ca_pem: str | None
-) -> tuple[KubeConnection | None, AuthOutcome]:
-    """Try the EKS IAM token, then the x509 identity; both are probed so the page can say which works."""
-    timeout = settings.readiness_kube_timeout_seconds
+    settings: Settings, clients: AwsClients, target: PollTarget, endpoint: str | None, ca_pem: str | None
+) -> IdentityChoice:
+    """The identity choice, probing both IAM and x509 so the page can say which works."""
     if not endpoint or not ca_pem:
         missing = "endpoint" if not endpoint else "cluster CA"
         message = f"no {missing} known (DescribeCluster has not succeeded yet)"
-        return None, AuthOutcome("none", message, message, {"iam": message, "x509": message})
-    iam_connection: KubeConnection | None = None
-    iam_error: str | None = None
-    try:
-        token = _tokens(AwsClients.from_settings(settings)).get(
-            target.region, target.cluster_uid or target.name
-        )
-        iam_connection = _verified(connect(endpoint, ca_pem, KubeAuth.bearer(token.token), timeout=timeout))
-    except Exception as exc:
-        iam_error = _describe(exc)
-        _tokens(AwsClients.from_settings(settings)).forget(target.region, target.cluster_uid or target.name)
-    x509_connection: KubeConnection | None = None
-    x509_error: str | None = None
-    if target.x509 is None:
-        x509_error = "not configured: no fallback identity or operator kubeconfig for this cluster"
-    else:
-        try:
-            auth = KubeAuth.x509(target.x509.cert_pem, target.x509.key_pem)
-            x509_connection = _verified(connect(endpoint, ca_pem, auth, timeout=timeout))
-        except Exception as exc:
-            x509_error = f"{target.x509.source}: {_describe(exc)}"
-    summary = {
-        "iam": "ok" if iam_connection else str(iam_error),
-        "x509": "ok" if x509_connection else str(x509_error),
-    }
-    if iam_connection is not None:
-        if x509_connection is not None:
-            x509_connection.close()
-        return iam_connection, AuthOutcome("iam", None, x509_error, summary)
-    if x509_connection is not None:
-        return x509_connection, AuthOutcome("x509", iam_error, None, summary)
-    return None, AuthOutcome("none", iam_error, x509_error, summary)
-
-
-def _verified(connection: KubeConnection) -> KubeConnection:
-    """Prove the identity is accepted (SelfSubjectReview) before trusting the connection."""
-    try:
-        connection.whoami()
-    except Exception:
-        connection.close()
-        raise
-    return connection
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, KubeError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"[:300]
+        return IdentityChoice(None, NONE, "", message, message, True)
+    cluster = ClusterTarget(target.name, target.region, endpoint, ca_pem, target.cluster_uid)
+    return choose_identity(
+        cluster,
+        tokens=token_cache(clients),
+        x509=target.x509,
+        x509_missing=target.x509_missing,
+        timeout=settings.readiness_kube_timeout_seconds,
+        probe_both=True,
+    )
 
 
 def collect(connection: KubeConnection, page_size: int) -> Collected:

@@ -47,9 +47,9 @@ def _bad_usages(inner: ClusterApi, name: str, pem: str, **kwargs: Any) -> None:
 
 
 def _impostor(inner: ClusterApi) -> Any:
-    from app.integrations.kube.operations import WhoAmI
+    from app.integrations.kube.types import UserIdentity
 
-    return WhoAmI("someone-else", ("system:authenticated",))
+    return UserIdentity("someone-else", ("system:authenticated",))
 
 
 CASES = {

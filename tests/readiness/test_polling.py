@@ -312,3 +312,35 @@ def test_acm_expiry_inside_the_horizon_fails_live(
     finding = poll(target, session, session_factory)["alb-acm-certificates"]
     assert finding.status == Status.fail, finding.summary
     assert arn in finding.evidence[0].detail and "inside the disconnect horizon" in finding.evidence[0].detail
+
+
+def test_operator_kubeconfig_with_file_paths_works_for_the_poller(
+    polled_cluster: Make, session: Session, session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """An operator kubeconfig naming its certificate, key and CA by path (relative to its folder, as
+    kubectl resolves them) is the poller's x509 identity while IAM fails; it used to be ignored."""
+    import base64
+
+    import yaml
+
+    target = polled_cluster(ready_cluster(), readiness_poll_concurrency=1, kubeconfig_dir=tmp_path)
+    kubeconfig = tmp_path / f"{target.sim.name}.yaml"
+    target.sim.write_admin_kubeconfig(kubeconfig, user="lifeline")
+    config = yaml.safe_load(kubeconfig.read_text())
+    (tmp_path / "pki").mkdir()
+    for entry, data_key, file_key, name in (
+        (config["users"][0]["user"], "client-certificate-data", "client-certificate", "lifeline.crt"),
+        (config["users"][0]["user"], "client-key-data", "client-key", "lifeline.key"),
+        (config["clusters"][0]["cluster"], "certificate-authority-data", "certificate-authority", "ca.crt"),
+    ):
+        (tmp_path / "pki" / name).write_bytes(base64.b64decode(entry.pop(data_key)))
+        entry[file_key] = f"pki/{name}"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    target.sim.disconnect()
+    findings = poll(target, session, session_factory)
+    state = session.get(ClusterReadiness, target.cluster.id)
+    assert state is not None
+    assert state.auth_path == "x509" and state.reachable, state.x509_error
+    assert state.iam_error and state.x509_error is None
+    assert state.facts["auth"]["x509"] == "ok"
+    assert findings["image-sources"].status == Status.passed

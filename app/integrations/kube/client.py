@@ -1,6 +1,7 @@
-"""Lifeline's Kubernetes adapter: a configured official client and the calls the app makes.
+"""The Kubernetes client: a configured official ApiClient and every call Lifeline makes on a cluster.
 
-Every call returns our own frozen dataclasses (or plain dicts for raw object lists), never V1 objects.
+Every call returns the frozen dataclasses of `app.integrations.kube.types` (or plain dicts for raw
+object lists), never V1 objects; API failures become the `KubeError` family below.
 
 Private keys never touch a filesystem: the client library (urllib3 under it) insists on file paths
 for the client certificate and key, so both live in anonymous memory files (`os.memfd_create`,
@@ -17,47 +18,49 @@ import json
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from app.integrations.kube.types import (
+    ClusterRoleBindingInfo,
+    CsrCondition,
+    CsrInfo,
+    KubeAuth,
+    ObjectPage,
+    ServerVersion,
+    Subject,
+    UserIdentity,
+)
+
+# The types are re-exported so that callers of the client need one import.
+__all__ = [
+    "CLIENT_SIGNER",
+    "ClusterRoleBindingInfo",
+    "CsrInfo",
+    "CsrNotIssued",
+    "KubeAuth",
+    "KubeConflict",
+    "KubeConnection",
+    "KubeError",
+    "KubeForbidden",
+    "KubeInvalid",
+    "KubeNotFound",
+    "KubeUnauthorized",
+    "KubeUnreachable",
+    "ObjectPage",
+    "ServerVersion",
+    "UserIdentity",
+    "connect",
+]
+
 CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client"
 RBAC_GROUP = "rbac.authorization.k8s.io"
 
 
-# ---------------------------------------------------------------------------- inputs and errors
-
-
-@dataclass(frozen=True)
-class KubeAuth:
-    """How to authenticate: a bearer token, or an x509 client certificate and key (PEM)."""
-
-    token: str | None = field(default=None, repr=False)
-    cert_pem: str | None = None
-    key_pem: str | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        has_token = bool(self.token)
-        has_cert = bool(self.cert_pem) or bool(self.key_pem)
-        if has_token == has_cert:
-            raise ValueError("KubeAuth needs either a bearer token or a certificate and key, not both")
-        if has_cert and not (self.cert_pem and self.key_pem):
-            raise ValueError("KubeAuth x509 needs both cert_pem and key_pem")
-
-    @classmethod
-    def bearer(cls, token: str) -> KubeAuth:
-        return cls(token=token)
-
-    @classmethod
-    def x509(cls, cert_pem: str, key_pem: str) -> KubeAuth:
-        return cls(cert_pem=cert_pem, key_pem=key_pem)
-
-    @property
-    def method(self) -> str:
-        return "token" if self.token else "x509"
+# ---------------------------------------------------------------------------- errors
 
 
 class KubeError(Exception):
@@ -113,102 +116,6 @@ def _error_from(exc: ApiException) -> KubeError:
     except (ValueError, TypeError):
         pass
     return _ERRORS.get(status, KubeError)(status, reason, message)
-
-
-# ---------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class ServerVersion:
-    git_version: str
-    major: str
-    minor: str
-    platform: str
-
-    @property
-    def minor_number(self) -> int:
-        return int("".join(ch for ch in self.minor if ch.isdigit()) or 0)
-
-
-@dataclass(frozen=True)
-class UserIdentity:
-    username: str
-    uid: str
-    groups: tuple[str, ...]
-    extra: Mapping[str, tuple[str, ...]]
-
-
-@dataclass(frozen=True)
-class CsrCondition:
-    type: str
-    status: str
-    reason: str
-    message: str
-    last_update_time: dt.datetime | None
-
-
-@dataclass(frozen=True)
-class CsrInfo:
-    name: str
-    uid: str
-    signer_name: str
-    usages: tuple[str, ...]
-    expiration_seconds: int | None
-    username: str
-    groups: tuple[str, ...]
-    conditions: tuple[CsrCondition, ...]
-    certificate_pem: str | None
-    created_at: dt.datetime | None
-    resource_version: str
-
-    def _has(self, kind: str) -> bool:
-        return any(c.type == kind and c.status == "True" for c in self.conditions)
-
-    @property
-    def approved(self) -> bool:
-        return self._has("Approved")
-
-    @property
-    def denied(self) -> bool:
-        return self._has("Denied")
-
-    @property
-    def failed(self) -> bool:
-        return self._has("Failed")
-
-    @property
-    def issued(self) -> bool:
-        return bool(self.certificate_pem)
-
-
-@dataclass(frozen=True)
-class Subject:
-    kind: str  # User, Group or ServiceAccount
-    name: str
-    namespace: str = ""
-
-
-@dataclass(frozen=True)
-class ClusterRoleBindingInfo:
-    name: str
-    uid: str
-    role_kind: str
-    role_name: str
-    subjects: tuple[Subject, ...]
-    labels: Mapping[str, str]
-    annotations: Mapping[str, str]
-    created_at: dt.datetime | None
-    resource_version: str
-
-
-@dataclass(frozen=True)
-class ObjectPage:
-    """One page of a list call: items as plain dicts (JSON as served), and how to get the next page."""
-
-    items: tuple[dict[str, Any], ...]
-    continue_token: str
-    resource_version: str
-    remaining_item_count: int | None
 
 
 class CsrNotIssued(KubeError):

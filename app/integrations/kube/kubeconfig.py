@@ -1,4 +1,6 @@
-"""Emergency kubeconfigs and the break-glass bundle (zip), as pure functions of cached facts.
+"""Kubeconfig files both ways: the one reader of operator kubeconfigs (every context; token or x509;
+embedded data or file paths, resolved as kubectl does), and the builders of emergency kubeconfigs,
+`/etc/hosts` lines and the break-glass bundle (zip), as pure functions of cached facts.
 
 Nothing here talks to AWS or the cluster, so downloads work while the Region is unreachable.
 """
@@ -6,14 +8,116 @@ Nothing here talks to AWS or the cluster, so downloads work while the Region is 
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
 import io
 import ipaddress
 import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+
+from app.integrations.kube.types import Identity, KubeAuth, ca_pem_from_data
+
+# ---------------------------------------------------------------------------- reading
+
+
+class KubeconfigError(ValueError):
+    """A kubeconfig (or a file it names) cannot be read; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Kubeconfig:
+    """The usable contexts of a kubeconfig file, each as an `Identity` with its server and CA."""
+
+    path: Path
+    identities: tuple[Identity, ...]
+    current_context: str | None
+    context_names: tuple[str, ...]
+
+    def current(self) -> Identity | None:
+        """The current context's identity (None when it is unusable), else the first context's."""
+        if self.current_context in self.context_names:
+            return next((i for i in self.identities if i.context == self.current_context), None)
+        return next(iter(self.identities), None)
+
+    def for_server(self, server: str) -> Identity | None:
+        """The first context whose cluster is `server` (trailing slashes ignored)."""
+        wanted = server.rstrip("/")
+        return next((i for i in self.identities if i.server == wanted), None)
+
+
+def _data_or_file(entry: dict[str, Any], data_key: str, file_key: str, base: Path) -> str | None:
+    """`<x>-data` (base64) or `<x>` (a path, relative to the kubeconfig's folder as kubectl reads it)."""
+    if entry.get(data_key):
+        try:
+            return base64.b64decode(str(entry[data_key])).decode()
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise KubeconfigError(f"{data_key} is not base64 PEM: {exc}") from None
+    if entry.get(file_key):
+        path = Path(str(entry[file_key])).expanduser()
+        path = path if path.is_absolute() else base / path
+        try:
+            return path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise KubeconfigError(f"{file_key} {path} cannot be read: {exc}") from None
+    return None
+
+
+def _named(items: Any, key: str) -> dict[str, dict[str, Any]]:
+    return {
+        str(item.get("name")): item.get(key) or {}
+        for item in items or []
+        if isinstance(item, dict) and item.get("name") is not None
+    }
+
+
+def read_kubeconfig(path: Path) -> Kubeconfig:
+    """Every context of the kubeconfig at `path` that names a server and a token or x509 user."""
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise KubeconfigError(f"{path} cannot be read: {exc}") from None
+    if not isinstance(config, dict):
+        raise KubeconfigError(f"{path} is not a kubeconfig (no mapping at the top)")
+    clusters, users = _named(config.get("clusters"), "cluster"), _named(config.get("users"), "user")
+    contexts = _named(config.get("contexts"), "context")
+    identities = []
+    for name, ctx in contexts.items():
+        cluster, user = clusters.get(str(ctx.get("cluster"))), users.get(str(ctx.get("user")))
+        if not cluster or user is None or not cluster.get("server"):
+            continue
+        try:
+            token = user.get("token")
+            cert = _data_or_file(user, "client-certificate-data", "client-certificate", path.parent)
+            key = _data_or_file(user, "client-key-data", "client-key", path.parent)
+            ca = _data_or_file(cluster, "certificate-authority-data", "certificate-authority", path.parent)
+        except KubeconfigError as exc:
+            raise KubeconfigError(f"{path}, context {name}: {exc}") from None
+        if token:
+            auth = KubeAuth.bearer(str(token))
+        elif cert and key:
+            auth = KubeAuth.x509(cert, key)
+        else:
+            continue
+        identities.append(
+            Identity(
+                auth=auth,
+                source=str(path),
+                server=str(cluster["server"]).rstrip("/"),
+                ca_pem=ca,
+                tls_server_name=cluster.get("tls-server-name"),
+                context=name,
+            )
+        )
+    current = config.get("current-context")
+    return Kubeconfig(path, tuple(identities), str(current) if current else None, tuple(contexts))
+
+
+# ---------------------------------------------------------------------------- building
 
 
 @dataclass(frozen=True)
@@ -39,7 +143,10 @@ class KubeconfigSpec:
 
     @property
     def hostname(self) -> str:
-        return urlsplit(self.server).hostname or ""
+        return endpoint_host(self.server) or ""
+
+    def hosts_lines(self) -> list[str]:
+        return hosts_lines(self.server, self.control_plane_ips)
 
     @property
     def port(self) -> int:
@@ -51,14 +158,6 @@ class BundleFile:
     name: str
     content: bytes = field(repr=False)
     mode: int = 0o644
-
-
-def ca_pem_from_data(certificate_authority: str) -> str:
-    """The CA PEM from DescribeCluster's base64 form (or from a PEM stored as-is)."""
-    text = certificate_authority.strip()
-    if text.startswith("-----BEGIN"):
-        return text + "\n"
-    return base64.b64decode(text).decode()
 
 
 def ca_data_from_any(certificate_authority: str) -> str:
@@ -118,11 +217,17 @@ def build_kubeconfig(spec: KubeconfigSpec) -> str:
     return yaml.safe_dump(config, sort_keys=False)
 
 
-def hosts_lines(spec: KubeconfigSpec) -> str:
-    """`/etc/hosts` lines mapping the endpoint's hostname to each control-plane IP."""
-    if not spec.control_plane_ips or not spec.hostname:
-        return ""
-    return "".join(f"{ip} {spec.hostname}\n" for ip in spec.control_plane_ips)
+def endpoint_host(endpoint: str | None) -> str | None:
+    """The hostname of an API server endpoint (with or without `https://`)."""
+    if not endpoint:
+        return None
+    return urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}").hostname
+
+
+def hosts_lines(endpoint: str | None, ips: tuple[str, ...]) -> list[str]:
+    """The `/etc/hosts` lines that keep the endpoint resolvable without Route 53: one per IP."""
+    host = endpoint_host(endpoint)
+    return [f"{ip} {host}" for ip in ips] if host else []
 
 
 def bundle_readme(spec: KubeconfigSpec, *, not_after: dt.datetime | None, cluster_role: str) -> str:
@@ -190,7 +295,7 @@ def build_bundle(
         BundleFile("kubeconfig", build_kubeconfig(spec).encode(), 0o600),
         BundleFile("ca.crt", ca_pem_from_data(spec.certificate_authority).encode()),
         BundleFile("client.crt", spec.client_certificate_pem.encode()),
-        BundleFile("hosts", hosts_lines(spec).encode()),
+        BundleFile("hosts", "".join(f"{line}\n" for line in spec.hosts_lines()).encode()),
         BundleFile(
             "README.txt", bundle_readme(spec, not_after=not_after, cluster_role=cluster_role).encode()
         ),

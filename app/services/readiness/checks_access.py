@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from urllib.parse import urlparse
 
+from app.integrations.kube.kubeconfig import endpoint_host, hosts_lines
 from app.services.readiness.model import (
     CheckContext,
     ClusterSnapshot,
@@ -142,18 +142,6 @@ def check_system_masters_binding(snapshot: ClusterSnapshot, context: CheckContex
             "The IAM identity that created the cluster keeps system:masters invisibly: record who it is.",
         )
     ]
-
-
-def endpoint_host(endpoint: str | None) -> str | None:
-    if not endpoint:
-        return None
-    return urlparse(endpoint if "://" in endpoint else f"https://{endpoint}").hostname
-
-
-def hosts_lines(endpoint: str | None, ips: tuple[str, ...]) -> list[str]:
-    """The /etc/hosts lines that keep the endpoint resolvable without Route 53."""
-    host = endpoint_host(endpoint)
-    return [f"{ip} {host}" for ip in ips] if host else []
 
 
 def check_endpoint_dns(snapshot: ClusterSnapshot, context: CheckContext) -> list[Finding]:
@@ -341,6 +329,4 @@ __all__ = [
     "check_endpoint_dns",
     "check_fallback_identity",
     "check_system_masters_binding",
-    "endpoint_host",
-    "hosts_lines",
 ]
