@@ -82,3 +82,21 @@ def test_the_issuer_uses_the_same_choice(simulated_cluster: Callable[..., Any], 
     api.close()
     with pytest.raises(IssuerUnavailable, match="LIFELINE_ISSUER_KUBECONFIG"):
         without.issuer(target_of(sim))
+
+
+def test_an_identity_without_the_rights_needed_is_passed_over(simulated_cluster: Callable[..., Any]) -> None:
+    from app.integrations.kube.operations import ISSUER_NEEDS
+
+    sim = simulated_cluster(name="rights")
+    sim.disconnect()
+    choice = choose_identity(
+        target_of(sim),
+        tokens=TokenCache(CLIENTS),
+        x509=viewer(sim),
+        x509_missing="-",
+        timeout=5,
+        requires=ISSUER_NEEDS,
+    )
+    assert choice.path == NONE and choice.connection is None
+    assert choice.x509_error is not None
+    assert "may not create certificatesigningrequests" in choice.x509_error

@@ -1,12 +1,15 @@
 """The one choice of identity Lifeline acts with on a cluster, for the readiness poller and for
 credential runs alike: an EKS IAM token first, else Lifeline's x509 identity (its fallback
 credential, or an operator kubeconfig entry). A candidate is used only after the server has
-accepted it (SelfSubjectReview), so a refused IAM token falls through to x509 during a disconnect.
+accepted it (SelfSubjectReview) and allowed what the caller needs (SelfSubjectAccessReview), so a
+refused IAM token falls through to x509 during a disconnect, and an IAM principal without RBAC
+rights does not shadow an operator's admin kubeconfig.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from app.integrations.aws import AwsClients
@@ -18,6 +21,9 @@ IAM = "iam"
 X509 = "x509"
 NONE = "none"
 IAM_SOURCE = "EKS IAM token"
+
+# (verb, resource, API group) an identity must be allowed, checked by SelfSubjectAccessReview.
+Permission = tuple[str, str, str]
 
 _token_caches: dict[AwsClients, TokenCache] = {}
 _caches_lock = threading.Lock()
@@ -57,10 +63,17 @@ def describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
-def _verified(connection: KubeConnection) -> KubeConnection:
-    """Prove the identity is accepted (SelfSubjectReview) before trusting the connection."""
+class NotAllowed(Exception):
+    """The server accepted the identity, but RBAC does not allow what the caller needs."""
+
+
+def _verified(connection: KubeConnection, requires: Sequence[Permission]) -> KubeConnection:
+    """Prove the identity is accepted (and allowed `requires`) before trusting the connection."""
     try:
-        connection.whoami()
+        who = connection.whoami()
+        for verb, resource, group in requires:
+            if not connection.can_i(verb, resource, group=group):
+                raise NotAllowed(f"accepted as {who.username}, but may not {verb} {resource}")
     except Exception:
         connection.close()
         raise
@@ -74,6 +87,7 @@ def choose_identity(
     x509: Identity | None,
     x509_missing: str,
     timeout: float,
+    requires: Sequence[Permission] = (),
     probe_both: bool = False,
 ) -> IdentityChoice:
     """Connect as an EKS IAM token, else as `x509`; with `probe_both` the x509 identity is tried
@@ -87,7 +101,7 @@ def choose_identity(
     try:
         token = tokens.get(target.region, target.iam_cluster_id)
         auth = KubeAuth.bearer(token.token)
-        iam_connection = _verified(connect(target.endpoint, target.ca_pem, auth, timeout=timeout))
+        iam_connection = _verified(connect(target.endpoint, target.ca_pem, auth, timeout=timeout), requires)
     except Exception as exc:
         iam_error = describe(exc)
         tokens.forget(target.region, target.iam_cluster_id)
@@ -106,7 +120,8 @@ def choose_identity(
                         x509.auth,
                         tls_server_name=x509.tls_server_name,
                         timeout=timeout,
-                    )
+                    ),
+                    requires,
                 )
             except Exception as exc:
                 x509_error = f"{x509.source}: {describe(exc)}"

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from app.integrations.aws import AwsClients
 from app.integrations.kube import client as kube
-from app.integrations.kube.identity import IAM, IAM_SOURCE, choose_identity, token_cache
+from app.integrations.kube.identity import IAM, IAM_SOURCE, Permission, choose_identity, token_cache
 from app.integrations.kube.kubeconfig import KubeconfigError, read_kubeconfig
 from app.integrations.kube.types import (
     ClusterRoleBindingInfo,
@@ -39,6 +39,11 @@ __all__ = [
     "cluster_access",
 ]
 
+# What the issuer does: without these an identity is passed over for the next one.
+ISSUER_NEEDS: tuple[Permission, ...] = (
+    ("create", "certificatesigningrequests", "certificates.k8s.io"),
+    ("create", "clusterrolebindings", "rbac.authorization.k8s.io"),
+)
 DISCONNECT_HINT = (
     "IAM authentication fails while the Outpost is disconnected from its Region: set "
     "LIFELINE_ISSUER_KUBECONFIG to an admin kubeconfig to issue during a disconnect"
@@ -209,7 +214,12 @@ def cluster_access(
     def issuer(target: ClusterTarget) -> ClusterApi:
         entry, missing = _issuer_entry(issuer_kubeconfig, target.endpoint)
         choice = choose_identity(
-            target, tokens=token_cache(clients), x509=entry, x509_missing=missing, timeout=timeout
+            target,
+            tokens=token_cache(clients),
+            x509=entry,
+            x509_missing=missing,
+            timeout=timeout,
+            requires=ISSUER_NEEDS,
         )
         if choice.connection is None:
             message = f"EKS IAM token: {choice.iam_error}; {choice.x509_error}"
