@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 
+from app.integrations.pki import KeyType
+from app.services.credentials.vocabulary import DEFAULT_GROUP, DEFAULT_LIFETIME_DAYS, MIN_LIFETIME_SECONDS
 from app.services.fleet import rules
+
+if TYPE_CHECKING:
+    from app.models import Credential, CredentialEvent
 
 # fleet
 
@@ -298,3 +304,119 @@ class ClusterDetailOut(ClusterReadinessOut):
     facts: dict[str, Any]
     findings: list[FindingOut]
     history: list[ScorePointOut]
+
+
+# credentials
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.isoformat()
+
+
+# The API has always written datetimes with `isoformat()` ("+00:00", not pydantic's "Z").
+IsoDatetime = Annotated[dt.datetime, PlainSerializer(_iso, return_type=str)]
+
+
+class CredentialIssue(BaseModel):
+    """A credential asked for through the API (`POST /api/v1/clusters/{cluster}/credentials`)."""
+
+    identity: str | None = Field(
+        default=None, description="Kubernetes user (certificate CN); default lifeline:<you>"
+    )
+    group: str | None = Field(default=DEFAULT_GROUP, description="Kubernetes group (certificate O)")
+    cluster_role: str = "cluster-admin"
+    lifetime_seconds: int = Field(default=DEFAULT_LIFETIME_DAYS * 86400, ge=MIN_LIFETIME_SECONDS)
+    key_type: KeyType = KeyType.ecdsa_p256
+    custody: Literal["server", "uploaded-csr"] = "server"
+    csr: str | None = Field(default=None, description="PEM CSR when custody is uploaded-csr")
+
+
+class CredentialClusterOut(BaseModel):
+    id: int
+    name: str
+    region: str
+
+
+class CredentialStepOut(BaseModel):
+    step: str
+    state: str = Field(description="running, done, skipped or failed")
+    message: str
+    at: IsoDatetime | None
+
+
+class CredentialOut(BaseModel):
+    """The API's view of a credential: never the key, never the sealed blob."""
+
+    id: int
+    kind: str = Field(description="breakglass, or fallback (Lifeline's own view identity)")
+    cluster: CredentialClusterOut
+    identity: str
+    group: str | None
+    cluster_role: str
+    key_type: str
+    custody: str = Field(description="server (Lifeline holds the key) or uploaded-csr")
+    status: str = Field(description="issuing, active, failed, renewed or revoked")
+    failed_step: str | None
+    error: str | None
+    certificate_pem: str | None
+    fingerprint_sha256: str | None
+    serial: str | None
+    not_before: IsoDatetime | None
+    not_after: IsoDatetime | None
+    requested_lifetime_seconds: int
+    binding_name: str | None
+    csr_name: str | None
+    issued_by: str | None
+    issued_at: IsoDatetime | None
+    renewal_of: int | None
+    last_verified_at: IsoDatetime | None
+    last_verified_ok: bool | None
+    last_verified_message: str | None
+    revoked_at: IsoDatetime | None
+    revoked_by: str | None
+    downloads: int
+    last_downloaded_at: IsoDatetime | None
+    control_plane_ips: list[str]
+    steps: list[CredentialStepOut] = Field(description="The steps of the latest run")
+
+    @classmethod
+    def of(cls, credential: Credential, steps: Sequence[CredentialEvent]) -> Self:
+        return cls(
+            id=credential.id,
+            kind=credential.kind,
+            cluster=CredentialClusterOut(
+                id=credential.cluster.id, name=credential.cluster.name, region=credential.cluster.region
+            ),
+            identity=credential.username,
+            group=credential.group_name,
+            cluster_role=credential.cluster_role,
+            key_type=credential.key_type,
+            custody=credential.custody,
+            status=credential.status,
+            failed_step=credential.failed_step,
+            error=credential.error,
+            certificate_pem=credential.certificate_pem,
+            fingerprint_sha256=credential.fingerprint_sha256,
+            serial=credential.serial_hex,
+            not_before=credential.not_before,
+            not_after=credential.not_after,
+            requested_lifetime_seconds=credential.requested_lifetime_seconds,
+            binding_name=credential.binding_name,
+            csr_name=credential.csr_name,
+            issued_by=credential.issued_by,
+            issued_at=credential.issued_at,
+            renewal_of=credential.renewal_of_id,
+            last_verified_at=credential.last_verified_at,
+            last_verified_ok=credential.last_verified_ok,
+            last_verified_message=credential.last_verified_message,
+            revoked_at=credential.revoked_at,
+            revoked_by=credential.revoked_by,
+            downloads=credential.download_count,
+            last_downloaded_at=credential.last_downloaded_at,
+            control_plane_ips=[str(ip) for ip in credential.control_plane_ips],
+            steps=[CredentialStepOut(step=e.step, state=e.state, message=e.message, at=e.at) for e in steps],
+        )
+
+
+class CredentialRevokedOut(CredentialOut):
+    notice: str = Field(description="What revoking does and does not do")

@@ -29,10 +29,12 @@ def main() -> None:
     from app import migrate
     from app.db import create_db_engine, make_session_factory, session_scope
     from app.integrations.vault import generate_data_key
-    from app.jobs import credentials
     from app.models import Cluster
+    from app.services.audit import Actor
+    from app.services.credentials import runs as credentials
     from app.services.credentials.access import download_credential
-    from app.services.credentials.lifecycle import Actor, IssueRequest
+    from app.services.credentials.keys import vault_from_settings
+    from app.services.credentials.vocabulary import IssueRequest
     from app.settings import Settings
     from lifeline_simulator import SimulatedCluster
 
@@ -63,7 +65,7 @@ def main() -> None:
             session.add(cluster)
             session.flush()
             cluster_pk = cluster.id
-        actor = Actor(user_id=None, username="bench", is_admin=True)
+        actor = Actor(name="bench", role="admin")
         access = credentials.build_access(settings)
         results: dict[str, list[float]] = {}
         last_id = 0
@@ -87,7 +89,7 @@ def main() -> None:
                     )
                 with session_scope(factory) as session:
                     download_credential(
-                        session, credential_id, actor, credentials.vault_from_settings(settings), "kubeconfig"
+                        session, credential_id, actor, vault_from_settings(settings), "kubeconfig"
                     )
                 samples.append(time.perf_counter() - started)
                 last_id = credential_id
@@ -97,9 +99,7 @@ def main() -> None:
             for _ in range(DOWNLOADS):
                 started = time.perf_counter()
                 with session_scope(factory) as session:
-                    download_credential(
-                        session, last_id, actor, credentials.vault_from_settings(settings), artifact
-                    )
+                    download_credential(session, last_id, actor, vault_from_settings(settings), artifact)
                 samples.append(time.perf_counter() - started)
             results[f"download {artifact}"] = samples
         engine.dispose()

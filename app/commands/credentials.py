@@ -55,7 +55,7 @@ def check_data_key() -> None:
 def list_command() -> None:
     """List credentials: id, cluster, identity, role, status, expiry."""
     from app.db import create_db_engine, make_session_factory, session_scope
-    from app.services.credentials.lifecycle import list_credentials
+    from app.services.credentials.queries import list_credentials
 
     settings = _settings()
     engine = create_db_engine(settings.database_url)
@@ -84,14 +84,13 @@ def export_command(
 ) -> None:
     """Write a credential's bundle or kubeconfig from the database alone (when the web UI is down).
 
-    Needs the data key; audited as `cli:<OS user>` like a download.
+    Needs the data key; audited like a download, as `cli:<OS user>` with `via: cli`.
     """
-    import getpass
-
     from app.db import create_db_engine, make_session_factory, session_scope
-    from app.jobs.credentials import vault_from_settings
-    from app.services.credentials.access import download_credential
-    from app.services.credentials.lifecycle import Actor, CredentialError
+    from app.services.audit import Actor
+    from app.services.credentials.access import Refused, download_credential
+    from app.services.credentials.keys import vault_from_settings
+    from app.services.errors import ServiceError
 
     settings = _settings()
     if output.exists():
@@ -101,15 +100,17 @@ def export_command(
     try:
         vault = vault_from_settings(settings)
         with session_scope(make_session_factory(engine)) as session:
-            actor = Actor(user_id=None, username=f"cli:{getpass.getuser()}", is_admin=True)
             result = download_credential(
-                session, credential_id, actor, vault, "bundle" if bundle else "kubeconfig"
+                session, credential_id, Actor.cli(), vault, "bundle" if bundle else "kubeconfig"
             )
-    except (CredentialError, DataKeyError) as exc:
+    except ServiceError as exc:
         typer.echo(f"lifeline: {exc}", err=True)
         raise typer.Exit(1) from None
     finally:
         engine.dispose()
+    if isinstance(result, Refused):
+        typer.echo(f"lifeline: {result.error}", err=True)
+        raise typer.Exit(1)
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(result.content)

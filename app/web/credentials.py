@@ -1,69 +1,60 @@
 """HTTP routes for emergency access: the issue form, live progress, inventory, downloads and /api/v1.
 
-Operations that talk to a cluster run through `app.jobs.credentials`, which commits each step so
-the progress partial shows it while it happens. Downloads need a recent password confirmation
-(API tokens are their own proof) and each one is audited.
+Operations that talk to a cluster run through `app.services.credentials.runs`, which commits each
+step so the progress partial shows it while it happens. Refusals propagate to the one mapping in
+`app.web.errors`; only the issue form catches them, to re-render with its fields marked. Downloads
+need a recent password confirmation (API tokens are their own proof) and each one is audited.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import Response
 
 from app.integrations.pki import KeyType, format_fingerprint
-from app.integrations.vault import DataKeyError
-from app.jobs import credentials as runner
-from app.models import Cluster, Credential
-from app.services.audit import ClientInfo
-from app.services.credentials import access as credential_access
-from app.services.credentials import lifecycle
-from app.services.credentials.lifecycle import (
+from app.models import Credential
+from app.schemas import CredentialIssue, CredentialOut, CredentialRevokedOut
+from app.services.audit import Actor
+from app.services.credentials import access as handout
+from app.services.credentials import queries, runs
+from app.services.credentials.access import Refused
+from app.services.credentials.keys import data_key_problem, vault_from_settings
+from app.services.credentials.vocabulary import (
     BUILTIN_ROLES,
     DEFAULT_GROUP,
     DEFAULT_LIFETIME_DAYS,
+    ISSUE_STEPS,
     MIN_LIFETIME_SECONDS,
     REVOKE_NOTICE,
     STEP_LABELS,
-    Actor,
-    CredentialError,
-    CredentialNotFound,
     IssueRequest,
+    default_identity,
+    lifetime_warning,
 )
+from app.services.errors import Conflict, InvalidInput
+from app.settings import Settings
 from app.web.deps import AppSettings, DbSession, OptionalRowIdQuery, RowId
-from app.web.security import (
-    Admin,
-    Principal,
-    RecentResponder,
-    Responder,
-    Role,
-    Viewer,
-)
+from app.web.errors import api_detail, error_page, status_for
+from app.web.forms import FormState
+from app.web.security import Admin, Principal, RecentResponder, Responder, Role, Viewer, actor_of
 from app.web.templating import redirect_after_post, render
 
 router = APIRouter()
 
-
 LIFETIME_UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
 
 
-def actor_of(principal: Principal, request: Request) -> Actor:
-    return Actor(
-        user_id=principal.user_id,
-        username=principal.username,
-        is_admin=principal.role is Role.admin,
-        via_token=principal.via_token,
-        client=ClientInfo(
-            address=request.client.host if request.client else None,
-            user_agent=request.headers.get("user-agent"),
-        ),
-    )
+def credential_from_path(credential_id: RowId, db: DbSession) -> Credential:
+    """The credential the path names (404 when there is none)."""
+    return queries.get_credential(db, credential_id)
+
+
+PathCredential = Annotated[Credential, Depends(credential_from_path)]
 
 
 def _factory(request: Request) -> sessionmaker[Session]:
@@ -71,108 +62,44 @@ def _factory(request: Request) -> sessionmaker[Session]:
     return factory
 
 
-def _credential_or_404(db: Session, credential_id: int) -> Credential:
-    try:
-        return lifecycle.get_credential(db, credential_id)
-    except CredentialNotFound:
-        raise HTTPException(404, f"credential {credential_id} does not exist") from None
+def _record(db: Session, credential_id: int) -> CredentialOut:
+    """The credential as the API shows it, re-read after a run committed in its own sessions."""
+    db.expire_all()
+    credential = queries.get_credential(db, credential_id)
+    return CredentialOut.of(credential, queries.run_events(credential))
 
 
-# ------------------------------------------------------------------ JSON records
+def _refused(request: Request, refusal: Refused) -> Response:
+    """Answer a refusal that is already audited. Returned, not raised, so the request's transaction
+    commits the audit row; the status and body are those of the one mapping."""
+    return error_page(request, status_for(refusal.error), api_detail(refusal.error))
 
 
-def credential_record(credential: Credential) -> dict[str, Any]:
-    """The API's view of a credential: never the key, never the sealed blob."""
-    return {
-        "id": credential.id,
-        "kind": credential.kind,
-        "cluster": {
-            "id": credential.cluster.id,
-            "name": credential.cluster.name,
-            "region": credential.cluster.region,
-        },
-        "identity": credential.username,
-        "group": credential.group_name,
-        "cluster_role": credential.cluster_role,
-        "key_type": credential.key_type,
-        "custody": credential.custody,
-        "status": credential.status,
-        "failed_step": credential.failed_step,
-        "error": credential.error,
-        "certificate_pem": credential.certificate_pem,
-        "fingerprint_sha256": credential.fingerprint_sha256,
-        "serial": credential.serial_hex,
-        "not_before": _iso(credential.not_before),
-        "not_after": _iso(credential.not_after),
-        "requested_lifetime_seconds": credential.requested_lifetime_seconds,
-        "binding_name": credential.binding_name,
-        "csr_name": credential.csr_name,
-        "issued_by": credential.issued_by,
-        "issued_at": _iso(credential.issued_at),
-        "renewal_of": credential.renewal_of_id,
-        "last_verified_at": _iso(credential.last_verified_at),
-        "last_verified_ok": credential.last_verified_ok,
-        "last_verified_message": credential.last_verified_message,
-        "revoked_at": _iso(credential.revoked_at),
-        "revoked_by": credential.revoked_by,
-        "downloads": credential.download_count,
-        "last_downloaded_at": _iso(credential.last_downloaded_at),
-        "control_plane_ips": list(credential.control_plane_ips),
-        "steps": [
-            {"step": e.step, "state": e.state, "message": e.message, "at": _iso(e.at)}
-            for e in lifecycle.run_events(credential)
-        ],
-    }
+# ------------------------------------------------------------------ JSON API
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-class IssueBody(BaseModel):
-    identity: str | None = Field(
-        default=None, description="Kubernetes user (certificate CN); default lifeline:<you>"
-    )
-    group: str | None = Field(default=DEFAULT_GROUP, description="Kubernetes group (certificate O)")
-    cluster_role: str = "cluster-admin"
-    lifetime_seconds: int = Field(default=DEFAULT_LIFETIME_DAYS * 86400, ge=MIN_LIFETIME_SECONDS)
-    key_type: KeyType = KeyType.ecdsa_p256
-    custody: Literal["server", "uploaded-csr"] = "server"
-    csr: str | None = Field(default=None, description="PEM CSR when custody is uploaded-csr")
-
-
-def _cluster_from_path(db: Session, cluster: str, region: str | None) -> Cluster:
-    if cluster.isdigit():
-        row = db.get(Cluster, int(cluster))
-        if row is not None:
-            return row
-    stmt = select(Cluster).where(Cluster.name == cluster)
-    if region:
-        stmt = stmt.where(Cluster.region == region)
-    rows = list(db.scalars(stmt))
-    if not rows:
-        raise HTTPException(404, f"cluster {cluster!r} does not exist")
-    if len(rows) > 1:
-        raise HTTPException(409, f"cluster name {cluster!r} exists in several regions: add ?region=")
-    return rows[0]
-
-
-@router.post("/api/v1/clusters/{cluster}/credentials", status_code=201, name="credentials.api_issue")
+@router.post(
+    "/api/v1/clusters/{cluster}/credentials",
+    status_code=201,
+    response_model=CredentialOut,
+    name="credentials.api_issue",
+)
 def api_issue(
     cluster: str,
-    body: IssueBody,
+    body: CredentialIssue,
     request: Request,
+    response: Response,
     principal: RecentResponder,
     db: DbSession,
     settings: AppSettings,
     region: str | None = None,
-) -> JSONResponse:
+) -> CredentialOut | JSONResponse:
     """Issue a credential and wait for the result (201 active; 502 when a cluster step failed)."""
-    target = _cluster_from_path(db, cluster, region)
+    target = queries.find_cluster_for_path(db, cluster, region)
     actor = actor_of(principal, request)
     issue = IssueRequest(
         cluster_pk=target.id,
-        username=body.identity or lifecycle.default_identity(principal.username),
+        username=body.identity or default_identity(principal.username),
         group=body.group,
         cluster_role=body.cluster_role,
         lifetime_seconds=body.lifetime_seconds,
@@ -181,49 +108,41 @@ def api_issue(
         csr_pem=body.csr,
     )
     try:
-        credential_id = runner.start_issue(settings, _factory(request), issue, actor)
-    except CredentialError as exc:
-        return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=422)
-    except DataKeyError as exc:
-        return JSONResponse({"detail": str(exc), "field": "custody"}, status_code=422)
-    runner.run_pending(settings, _factory(request), [credential_id], actor)
-    db.expire_all()
-    credential = _credential_or_404(db, credential_id)
-    return JSONResponse(
-        credential_record(credential), status_code=201 if credential.status == "active" else 502
-    )
+        credential_id = runs.start_issue(settings, _factory(request), issue, actor)
+    except InvalidInput as exc:
+        # This endpoint has always answered bad input as {"detail": text, "field": form field}, and
+        # scripts read `field`; other refusals take the shared shape.
+        return JSONResponse({"detail": exc.message, "field": exc.field}, status_code=status_for(exc))
+    runs.run_pending(settings, _factory(request), [credential_id], actor)
+    record = _record(db, credential_id)
+    if record.status != "active":
+        response.status_code = 502
+    return record
 
 
-@router.get("/api/v1/credentials", name="credentials.api_list")
-def api_list(principal: Viewer, db: DbSession, cluster: OptionalRowIdQuery = None) -> list[dict[str, Any]]:
-    return [
-        credential_record(c) for c in lifecycle.list_credentials(db, cluster_pk=cluster, include_history=True)
-    ]
+@router.get("/api/v1/credentials", response_model=list[CredentialOut], name="credentials.api_list")
+def api_list(principal: Viewer, db: DbSession, cluster: OptionalRowIdQuery = None) -> list[CredentialOut]:
+    rows = queries.list_credentials(db, cluster_pk=cluster, include_history=True)
+    return [CredentialOut.of(c, queries.run_events(c)) for c in rows]
 
 
-@router.get("/api/v1/credentials/{credential_id}", name="credentials.api_get")
-def api_get(credential_id: RowId, principal: Viewer, db: DbSession) -> dict[str, Any]:
-    return credential_record(_credential_or_404(db, credential_id))
+@router.get("/api/v1/credentials/{credential_id}", response_model=CredentialOut, name="credentials.api_get")
+def api_get(principal: Viewer, credential: PathCredential) -> CredentialOut:
+    return CredentialOut.of(credential, queries.run_events(credential))
 
 
 def _download(
-    request: Request, db: Session, settings: Any, principal: Principal, credential_id: int, artifact: str
+    request: Request,
+    db: Session,
+    settings: Settings,
+    principal: Principal,
+    credential: Credential,
+    artifact: str,
 ) -> Response:
-    _credential_or_404(db, credential_id)
-    try:
-        vault = runner.vault_from_settings(settings)
-    except DataKeyError as exc:
-        raise HTTPException(503, str(exc)) from None
-    try:
-        result = credential_access.download_credential(
-            db, credential_id, actor_of(principal, request), vault, artifact
-        )
-    except CredentialError as exc:
-        status = 403 if "only" in str(exc) and "issued" in str(exc) else 409
-        if status == 403:
-            # The denied attempt is audited: commit it even though the request fails.
-            db.commit()
-        raise HTTPException(status, str(exc)) from None
+    vault = vault_from_settings(settings)
+    result = handout.download_credential(db, credential.id, actor_of(principal, request), vault, artifact)
+    if isinstance(result, Refused):
+        return _refused(request, result)
     return Response(
         result.content,
         media_type=result.media_type,
@@ -236,111 +155,96 @@ def _download(
 
 @router.get("/api/v1/credentials/{credential_id}/kubeconfig", name="credentials.api_kubeconfig")
 def api_kubeconfig(
-    credential_id: RowId, request: Request, principal: RecentResponder, db: DbSession, settings: AppSettings
+    principal: RecentResponder,
+    credential: PathCredential,
+    request: Request,
+    db: DbSession,
+    settings: AppSettings,
 ) -> Response:
-    return _download(request, db, settings, principal, credential_id, "kubeconfig")
+    return _download(request, db, settings, principal, credential, "kubeconfig")
 
 
 @router.get("/api/v1/credentials/{credential_id}/bundle", name="credentials.api_bundle")
 def api_bundle(
-    credential_id: RowId, request: Request, principal: RecentResponder, db: DbSession, settings: AppSettings
+    principal: RecentResponder,
+    credential: PathCredential,
+    request: Request,
+    db: DbSession,
+    settings: AppSettings,
 ) -> Response:
-    return _download(request, db, settings, principal, credential_id, "bundle")
+    return _download(request, db, settings, principal, credential, "bundle")
 
 
-@router.post("/api/v1/credentials/{credential_id}/verify", name="credentials.api_verify")
+@router.post(
+    "/api/v1/credentials/{credential_id}/verify", response_model=CredentialOut, name="credentials.api_verify"
+)
 def api_verify(
-    credential_id: RowId, request: Request, principal: Responder, db: DbSession, settings: AppSettings
-) -> dict[str, Any]:
-    _credential_or_404(db, credential_id)
-    try:
-        runner.verify(settings, _factory(request), credential_id, actor_of(principal, request))
-    except CredentialError as exc:
-        raise HTTPException(409 if "only an active" in str(exc) else 403, str(exc)) from None
-    db.expire_all()
-    return credential_record(_credential_or_404(db, credential_id))
+    principal: Responder, credential: PathCredential, request: Request, db: DbSession, settings: AppSettings
+) -> CredentialOut:
+    runs.verify(settings, _factory(request), credential.id, actor_of(principal, request))
+    return _record(db, credential.id)
 
 
-@router.post("/api/v1/credentials/{credential_id}/renew", status_code=201, name="credentials.api_renew")
+@router.post(
+    "/api/v1/credentials/{credential_id}/renew",
+    status_code=201,
+    response_model=CredentialOut,
+    name="credentials.api_renew",
+)
 def api_renew(
-    credential_id: RowId, request: Request, principal: RecentResponder, db: DbSession, settings: AppSettings
-) -> JSONResponse:
-    _credential_or_404(db, credential_id)
+    principal: RecentResponder,
+    credential: PathCredential,
+    request: Request,
+    response: Response,
+    db: DbSession,
+    settings: AppSettings,
+) -> CredentialOut:
     actor = actor_of(principal, request)
-    try:
-        new_id = runner.start_renewal(settings, _factory(request), credential_id, actor)
-    except CredentialError as exc:
-        raise HTTPException(
-            409 if "only an active" in str(exc) or "already" in str(exc) else 403, str(exc)
-        ) from None
-    except DataKeyError as exc:
-        raise HTTPException(503, str(exc)) from None
-    runner.run_pending(settings, _factory(request), [new_id], actor)
-    db.expire_all()
-    credential = _credential_or_404(db, new_id)
-    return JSONResponse(
-        credential_record(credential), status_code=201 if credential.status == "active" else 502
-    )
-
-
-@router.post("/api/v1/credentials/{credential_id}/revoke", name="credentials.api_revoke")
-def api_revoke(
-    credential_id: RowId, request: Request, principal: Responder, db: DbSession, settings: AppSettings
-) -> dict[str, Any]:
-    _credential_or_404(db, credential_id)
-    try:
-        runner.revoke(settings, _factory(request), credential_id, actor_of(principal, request))
-    except CredentialError as exc:
-        message = str(exc)
-        status = 403 if message.startswith("only an admin") else 409 if "only an active" in message else 502
-        raise HTTPException(status, message) from None
-    db.expire_all()
-    record = credential_record(_credential_or_404(db, credential_id))
-    record["notice"] = REVOKE_NOTICE
+    new_id = runs.start_renewal(settings, _factory(request), credential.id, actor)
+    runs.run_pending(settings, _factory(request), [new_id], actor)
+    record = _record(db, new_id)
+    if record.status != "active":
+        response.status_code = 502
     return record
+
+
+@router.post(
+    "/api/v1/credentials/{credential_id}/revoke",
+    response_model=CredentialRevokedOut,
+    name="credentials.api_revoke",
+)
+def api_revoke(
+    principal: Responder, credential: PathCredential, request: Request, db: DbSession, settings: AppSettings
+) -> CredentialRevokedOut:
+    runs.revoke(settings, _factory(request), credential.id, actor_of(principal, request))
+    record = _record(db, credential.id)
+    return CredentialRevokedOut(**record.model_dump(), notice=REVOKE_NOTICE)
 
 
 # ------------------------------------------------------------------ pages
 
 
 def _inventory_context(
-    db: Session, principal: Principal, settings: Any, cluster: int | None
+    db: Session, principal: Principal, actor: Actor, settings: Settings, cluster: int | None
 ) -> dict[str, Any]:
-    rows = lifecycle.list_credentials(db, cluster_pk=cluster)
-    try:
-        has_key = runner.vault_from_settings(settings) is not None
-        key_problem = None
-    except DataKeyError as exc:
-        has_key, key_problem = False, str(exc)
-    clusters = list(db.scalars(select(Cluster).order_by(Cluster.name)))
-    fallback_missing = [
-        c.name
-        for c in clusters
-        if c.endpoint
-        and c.certificate_authority
-        and not any(
-            r.cluster_pk == c.id and r.kind == "fallback" and r.status in ("active", "issuing") for r in rows
-        )
-    ]
+    rows = queries.list_credentials(db, cluster_pk=cluster)
+    has_key, key_problem = data_key_problem(settings)
+    clusters = queries.list_clusters(db)
     return {
         "rows": rows,
         "clusters": clusters,
         "cluster_filter": cluster,
-        "warnings": lifecycle.expiry_warnings(db, cluster_pk=cluster),
+        "warnings": queries.expiry_warnings(db, cluster_pk=cluster),
         "principal": principal,
         "actor_is_admin": principal.role is Role.admin,
         "can_issue": principal.role.allows(Role.responder),
         "has_data_key": has_key,
         "data_key_problem": key_problem,
-        "fallback_missing": fallback_missing,
+        "fallback_missing": queries.clusters_without_fallback(clusters, rows),
         "now": dt.datetime.now(dt.UTC),
         "fmt_fp": format_fingerprint,
-        "can_manage": lambda c: lifecycle.can_manage(c, _actor_light(principal)),
+        "can_manage": lambda c: queries.can_manage(c, actor),
     }
-
-
-def _actor_light(principal: Principal) -> Actor:
-    return Actor(principal.user_id, principal.username, principal.role is Role.admin, principal.via_token)
 
 
 @router.get("/credentials", name="credentials.index")
@@ -351,7 +255,7 @@ def index(
     settings: AppSettings,
     cluster: OptionalRowIdQuery = None,
 ) -> Response:
-    context = _inventory_context(db, principal, settings, cluster)
+    context = _inventory_context(db, principal, actor_of(principal, request), settings, cluster)
     return render(request, "credentials/index.html", context, partial="credentials/_table.html")
 
 
@@ -360,36 +264,26 @@ def expiry(
     request: Request, principal: Viewer, db: DbSession, cluster: OptionalRowIdQuery = None
 ) -> Response:
     """Expiry warnings (30 and 7 days) as a partial for the overview and cluster pages."""
-    warnings = lifecycle.expiry_warnings(db, cluster_pk=cluster)
+    warnings = queries.expiry_warnings(db, cluster_pk=cluster)
     return render(
         request, "credentials/_expiry.html", {"warnings": warnings}, partial="credentials/_expiry.html"
     )
 
 
 def _form_context(
-    db: Session, principal: Principal, settings: Any, values: dict[str, Any], errors: dict[str, str]
+    db: Session, principal: Principal, settings: Settings, form: FormState, extra_roles: list[str]
 ) -> dict[str, Any]:
-    clusters = [
-        c
-        for c in db.scalars(select(Cluster).order_by(Cluster.name))
-        if c.endpoint and c.certificate_authority
-    ]
-    try:
-        has_key = runner.vault_from_settings(settings) is not None
-    except DataKeyError:
-        has_key = False
-    lifetime_seconds = _lifetime_seconds(values)
+    lifetime_seconds = _lifetime_seconds(form.values)
     return {
-        "clusters": clusters,
-        "roles": _role_choices(values.get("extra_roles") or []),
+        "clusters": queries.list_clusters(db, issuable_only=True),
+        "roles": _role_choices(extra_roles),
         "key_types": list(KeyType),
-        "values": values,
-        "errors": errors,
+        "f": form,
         "principal": principal,
         "is_admin": principal.role is Role.admin,
-        "has_data_key": has_key,
-        "lifetime_warning": lifecycle.lifetime_warning(lifetime_seconds) if lifetime_seconds else None,
-        "default_identity": lifecycle.default_identity(principal.username),
+        "has_data_key": data_key_problem(settings)[0],
+        "lifetime_warning": lifetime_warning(lifetime_seconds) if lifetime_seconds else None,
+        "default_identity": default_identity(principal.username),
     }
 
 
@@ -397,7 +291,7 @@ def _role_choices(extra: list[str]) -> list[str]:
     return list(BUILTIN_ROLES) + sorted(r for r in extra if r not in BUILTIN_ROLES)
 
 
-def _lifetime_seconds(values: dict[str, Any]) -> int:
+def _lifetime_seconds(values: dict[str, str]) -> int:
     try:
         return int(float(values.get("lifetime", DEFAULT_LIFETIME_DAYS))) * LIFETIME_UNITS.get(
             str(values.get("lifetime_unit", "days")), 86400
@@ -406,14 +300,14 @@ def _lifetime_seconds(values: dict[str, Any]) -> int:
         return 0
 
 
-def _default_values(principal: Principal, cluster: int | None) -> dict[str, Any]:
+def _default_values(principal: Principal, cluster: int | None) -> dict[str, str]:
     return {
-        "cluster": cluster,
-        "username": lifecycle.default_identity(principal.username),
+        "cluster": str(cluster) if cluster is not None else "",
+        "username": default_identity(principal.username),
         "group": DEFAULT_GROUP,
         "cluster_role": "cluster-admin",
         "other_role": "",
-        "lifetime": DEFAULT_LIFETIME_DAYS,
+        "lifetime": str(DEFAULT_LIFETIME_DAYS),
         "lifetime_unit": "days",
         "key_type": KeyType.ecdsa_p256.value,
         "custody": "server",
@@ -428,8 +322,8 @@ def new_form(
     settings: AppSettings,
     cluster: OptionalRowIdQuery = None,
 ) -> Response:
-    values = _default_values(principal, cluster)
-    return render(request, "credentials/new.html", _form_context(db, principal, settings, values, {}))
+    form = FormState(_default_values(principal, cluster))
+    return render(request, "credentials/new.html", _form_context(db, principal, settings, form, []))
 
 
 @router.post("/credentials/new/lifetime", name="credentials.lifetime_hint")
@@ -441,7 +335,7 @@ def lifetime_hint(
 ) -> Response:
     """The lifetime warning, re-rendered as the user types (HTMX)."""
     seconds = _lifetime_seconds({"lifetime": lifetime, "lifetime_unit": lifetime_unit})
-    warning = lifecycle.lifetime_warning(seconds) if seconds else None
+    warning = lifetime_warning(seconds) if seconds else None
     too_short = bool(lifetime) and seconds < MIN_LIFETIME_SECONDS
     return render(
         request,
@@ -456,6 +350,7 @@ def create(
     request: Request,
     background: BackgroundTasks,
     principal: RecentResponder,
+    db: DbSession,
     settings: AppSettings,
     cluster: Annotated[str, Form()] = "",
     username: Annotated[str, Form()] = "",
@@ -469,7 +364,8 @@ def create(
     csr: Annotated[str, Form()] = "",
     csr_file: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
-    values: dict[str, Any] = {
+    """Record the request and run its steps in the background; a refused form re-renders marked."""
+    values = {
         "cluster": cluster,
         "username": username,
         "group": group,
@@ -479,92 +375,69 @@ def create(
         "lifetime_unit": lifetime_unit,
         "key_type": key_type,
         "custody": custody,
+        "csr": csr,
     }
-    csr_text = csr
     if csr_file is not None and csr_file.filename:
-        csr_text = csr_file.file.read(65536).decode("utf-8", errors="replace")
-    return _create_sync(request, background, principal, settings, values, csr_text)
-
-
-def _create_sync(
-    request: Request,
-    background: BackgroundTasks,
-    principal: Principal,
-    settings: Any,
-    values: dict[str, Any],
-    csr_text: str,
-) -> Response:
+        values["csr"] = csr_file.file.read(65536).decode("utf-8", errors="replace")
     errors: dict[str, str] = {}
-    factory = _factory(request)
-    cluster_raw = str(values.get("cluster", ""))
-    role = (values.get("other_role") or "").strip() or str(values.get("cluster_role", "cluster-admin"))
-    seconds = _lifetime_seconds(values)
-    if not cluster_raw.isdigit():
+    if not cluster.isdigit():
         errors["cluster"] = "choose a cluster"
-    if values.get("lifetime_unit") not in LIFETIME_UNITS:
+    if lifetime_unit not in LIFETIME_UNITS:
         errors["lifetime"] = "choose minutes, hours or days"
-    if not errors:
-        issue = IssueRequest(
-            cluster_pk=int(cluster_raw),
-            username=str(values.get("username", "")) or lifecycle.default_identity(principal.username),
-            group=str(values.get("group", "")),
-            cluster_role=role,
-            lifetime_seconds=seconds,
-            key_type=str(values.get("key_type", KeyType.ecdsa_p256.value)),
-            custody=str(values.get("custody", "server")),
-            csr_pem=csr_text or None,
-        )
+    form, status = FormState(values, errors), 422
+    if form.ok:
         actor = actor_of(principal, request)
+        issue = IssueRequest(
+            cluster_pk=int(cluster),
+            username=username or default_identity(principal.username),
+            group=group,
+            cluster_role=other_role.strip() or cluster_role,
+            lifetime_seconds=_lifetime_seconds(values),
+            key_type=key_type,
+            custody=custody,
+            csr_pem=values["csr"] or None,
+        )
         try:
-            credential_id = runner.start_issue(settings, factory, issue, actor)
-        except CredentialError as exc:
-            errors[exc.field or "form"] = str(exc)
-        except DataKeyError as exc:
-            errors["custody"] = str(exc)
+            credential_id = runs.start_issue(settings, _factory(request), issue, actor)
+        except (InvalidInput, Conflict) as exc:
+            form, status = FormState.refused(values, exc), status_for(exc)
         else:
-            background.add_task(runner.run_pending, settings, factory, [credential_id], actor)
+            background.add_task(runs.run_pending, settings, _factory(request), [credential_id], actor)
             return redirect_after_post(
                 request, str(request.url_for("credentials.detail", credential_id=credential_id))
             )
-    values["csr"] = csr_text
-    with factory() as db:
-        context = _form_context(db, principal, settings, values, errors)
-        return render(
-            request, "credentials/new.html", context, partial="credentials/_form.html", status_code=422
-        )
-
-
-def _detail_context(db: Session, credential: Credential, principal: Principal) -> dict[str, Any]:
-    steps = lifecycle.run_events(credential)
-    operation = steps[0].operation if steps else "issue"
-    planned = list(lifecycle.ISSUE_STEPS) if operation in ("issue", "renew") else []
-    seen = {e.step for e in steps}
-    renewal = db.scalar(
-        select(Credential)
-        .where(Credential.renewal_of_id == credential.id)
-        .order_by(Credential.id.desc())
-        .limit(1)
+    context = _form_context(db, principal, settings, form, [])
+    return render(
+        request, "credentials/new.html", context, partial="credentials/_form.html", status_code=status
     )
+
+
+def _detail_context(
+    db: Session, credential: Credential, principal: Principal, actor: Actor
+) -> dict[str, Any]:
+    steps = queries.run_events(credential)
+    operation = steps[0].operation if steps else "issue"
+    planned = list(ISSUE_STEPS) if operation in ("issue", "renew") else []
+    seen = {e.step for e in steps}
     return {
         "credential": credential,
         "steps": steps,
         "pending_steps": [s for s in planned if s not in seen] if credential.status == "issuing" else [],
         "step_labels": STEP_LABELS,
         "operation": operation,
-        "renewal": renewal,
-        "can_manage": lifecycle.can_manage(credential, _actor_light(principal)),
+        "renewal": queries.latest_renewal(db, credential),
+        "can_manage": queries.can_manage(credential, actor),
         "is_admin": principal.role is Role.admin,
         "fmt_fp": format_fingerprint,
         "revoke_notice": REVOKE_NOTICE,
         "now": dt.datetime.now(dt.UTC),
-        "lifetime_warning": lifecycle.lifetime_warning(credential.requested_lifetime_seconds),
+        "lifetime_warning": lifetime_warning(credential.requested_lifetime_seconds),
     }
 
 
 @router.get("/credentials/{credential_id}", name="credentials.detail")
-def detail(credential_id: RowId, request: Request, principal: Viewer, db: DbSession) -> Response:
-    credential = _credential_or_404(db, credential_id)
-    context = _detail_context(db, credential, principal)
+def detail(principal: Viewer, credential: PathCredential, request: Request, db: DbSession) -> Response:
+    context = _detail_context(db, credential, principal, actor_of(principal, request))
     return render(request, "credentials/detail.html", context, partial="credentials/_detail.html")
 
 
@@ -575,63 +448,54 @@ def _flash_redirect(request: Request, credential_id: int, flash: str) -> Respons
 
 @router.post("/credentials/{credential_id}/verify", name="credentials.verify")
 def verify(
-    credential_id: RowId, request: Request, principal: Responder, db: DbSession, settings: AppSettings
+    principal: Responder, credential: PathCredential, request: Request, settings: AppSettings
 ) -> Response:
-    _credential_or_404(db, credential_id)
-    try:
-        runner.verify(settings, _factory(request), credential_id, actor_of(principal, request))
-    except CredentialError as exc:
-        raise HTTPException(403 if "responders" in str(exc) else 409, str(exc)) from None
-    return _flash_redirect(request, credential_id, "verified")
+    runs.verify(settings, _factory(request), credential.id, actor_of(principal, request))
+    return _flash_redirect(request, credential.id, "verified")
 
 
 @router.post("/credentials/{credential_id}/renew", name="credentials.renew")
 def renew(
-    credential_id: RowId,
+    principal: RecentResponder,
+    credential: PathCredential,
     request: Request,
     background: BackgroundTasks,
-    principal: RecentResponder,
-    db: DbSession,
     settings: AppSettings,
 ) -> Response:
-    _credential_or_404(db, credential_id)
     actor = actor_of(principal, request)
-    try:
-        new_id = runner.start_renewal(settings, _factory(request), credential_id, actor)
-    except CredentialError as exc:
-        raise HTTPException(403 if "responders" in str(exc) else 409, str(exc)) from None
-    except DataKeyError as exc:
-        raise HTTPException(503, str(exc)) from None
-    background.add_task(runner.run_pending, settings, _factory(request), [new_id], actor)
+    new_id = runs.start_renewal(settings, _factory(request), credential.id, actor)
+    background.add_task(runs.run_pending, settings, _factory(request), [new_id], actor)
     return redirect_after_post(request, str(request.url_for("credentials.detail", credential_id=new_id)))
 
 
 @router.post("/credentials/{credential_id}/revoke", name="credentials.revoke")
 def revoke(
-    credential_id: RowId, request: Request, principal: Responder, db: DbSession, settings: AppSettings
+    principal: Responder, credential: PathCredential, request: Request, settings: AppSettings
 ) -> Response:
-    _credential_or_404(db, credential_id)
-    try:
-        runner.revoke(settings, _factory(request), credential_id, actor_of(principal, request))
-    except CredentialError as exc:
-        message = str(exc)
-        status = 403 if message.startswith("only an admin") else 409 if "only an active" in message else 502
-        raise HTTPException(status, message) from None
-    return _flash_redirect(request, credential_id, "revoked")
+    runs.revoke(settings, _factory(request), credential.id, actor_of(principal, request))
+    return _flash_redirect(request, credential.id, "revoked")
 
 
 @router.get("/credentials/{credential_id}/kubeconfig", name="credentials.kubeconfig")
 def kubeconfig(
-    credential_id: RowId, request: Request, principal: RecentResponder, db: DbSession, settings: AppSettings
+    principal: RecentResponder,
+    credential: PathCredential,
+    request: Request,
+    db: DbSession,
+    settings: AppSettings,
 ) -> Response:
-    return _download(request, db, settings, principal, credential_id, "kubeconfig")
+    return _download(request, db, settings, principal, credential, "kubeconfig")
 
 
 @router.get("/credentials/{credential_id}/bundle", name="credentials.bundle")
 def bundle(
-    credential_id: RowId, request: Request, principal: RecentResponder, db: DbSession, settings: AppSettings
+    principal: RecentResponder,
+    credential: PathCredential,
+    request: Request,
+    db: DbSession,
+    settings: AppSettings,
 ) -> Response:
-    return _download(request, db, settings, principal, credential_id, "bundle")
+    return _download(request, db, settings, principal, credential, "bundle")
 
 
 @router.post("/credentials/fallback", name="credentials.fallback")
@@ -644,14 +508,9 @@ def fallback(
 ) -> Response:
     """Issue Lifeline's own `view` credential on every cluster that lacks one."""
     actor = actor_of(principal, request)
-    try:
-        ids = runner.start_fallback(settings, _factory(request), actor, lifetime_days)
-    except CredentialError as exc:
-        raise HTTPException(409, str(exc)) from None
-    except DataKeyError as exc:
-        raise HTTPException(503, str(exc)) from None
-    background.add_task(runner.run_pending, settings, _factory(request), ids, actor)
+    ids = runs.start_fallback(settings, _factory(request), actor, lifetime_days)
+    background.add_task(runs.run_pending, settings, _factory(request), ids, actor)
     return redirect_after_post(request, str(request.url_for("credentials.index")) + f"?queued={len(ids)}")
 
 
-__all__ = ["credential_record", "router"]
+__all__ = ["router"]

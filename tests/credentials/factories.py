@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from app.integrations import pki
 from app.integrations.vault import Vault
 from app.models import Cluster, Credential
-from app.services.credentials.lifecycle import key_context
+from app.services.credentials.vocabulary import key_context
 
 
 @dataclass

@@ -9,13 +9,14 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.integrations.kube.operations import ClusterAccess, ClusterApi, ClusterApiError, ClusterTarget
-from app.jobs import credentials
 from app.models import Credential
-from app.services.credentials.lifecycle import Actor, IssueRequest
+from app.services.audit import Actor
+from app.services.credentials import runs as credentials
+from app.services.credentials.vocabulary import IssueRequest
 from app.settings import Settings
 from tests.credentials.conftest import SimEnv
 
-ADMIN = Actor(user_id=None, username="admin", is_admin=True)
+ADMIN = Actor(name="admin", role="admin")
 
 
 class Faulty:

@@ -55,7 +55,9 @@ def test_progress_partial_polls_while_issuing(
     settings: Settings,
     session_factory: sessionmaker[Session],
 ) -> None:
-    from app.services.credentials.lifecycle import Actor, IssueRequest
+    from app.services.audit import Actor
+    from app.services.credentials.runs import start_issue
+    from app.services.credentials.vocabulary import IssueRequest
 
     request = IssueRequest(
         cluster_pk=sim_env.cluster_id,
@@ -64,9 +66,7 @@ def test_progress_partial_polls_while_issuing(
         cluster_role="view",
         lifetime_seconds=900,
     )
-    credential_id = credentials_job.start_issue(
-        settings, session_factory, request, Actor(None, "admin", True)
-    )
+    credential_id = start_issue(settings, session_factory, request, Actor(name="admin", role="admin"))
     partial = client.get(f"/credentials/{credential_id}", headers={"HX-Request": "true"})
     assert 'hx-trigger="every 700ms"' in partial.text
     assert "Request accepted" in partial.text and "CertificateSigningRequest created" in partial.text

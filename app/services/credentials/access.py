@@ -1,6 +1,7 @@
 """Handing credentials out: kubeconfig and bundle downloads (audited), and Lifeline's fallback identity.
 
 Everything here works from the database alone, so it keeps working while AWS is unreachable.
+A refused download is itself an audit event; see `Refused` for how it outlives the refusal.
 """
 
 from __future__ import annotations
@@ -12,26 +13,27 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.integrations.kube import kubeconfig as kc
-from app.integrations.vault import MISSING_KEY_MESSAGE, Vault, VaultError
+from app.integrations.vault import Vault
 from app.models import Cluster, Credential, CredentialDownload
 from app.models.base import utcnow
 from app.models.readiness import ClusterReadiness
-from app.services.audit import Outcome, record_audit
-from app.services.credentials.lifecycle import (
+from app.services.audit import Actor, Outcome, Via, record_audit
+from app.services.credentials.intake import create_credential
+from app.services.credentials.keys import open_key
+from app.services.credentials.queries import can_manage, get_credential
+from app.services.credentials.vocabulary import (
+    ARTIFACTS,
     FALLBACK_GROUP,
     FALLBACK_ROLE,
     FALLBACK_USER,
     SERVER,
-    Actor,
-    CredentialError,
+    CredentialConflict,
+    CredentialInputError,
     IssueRequest,
-    can_manage,
-    create_credential,
-    get_credential,
-    open_key,
+    NoDataKey,
+    NotOwner,
 )
-
-ARTIFACTS = ("kubeconfig", "bundle")
+from app.services.errors import ServiceError
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,18 @@ class Download:
     filename: str
     content: bytes
     media_type: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A refusal that is already on the audit trail (flushed, not committed).
+
+    Returned, not raised: an edge rolls back on an exception, which would erase the very record of
+    the attempt. The caller keeps its transaction (the request dependency or `session_scope`
+    commits) and then reports `error` as it would report a raised one.
+    """
+
+    error: ServiceError
 
 
 def control_plane_ips(session: Session, credential: Credential) -> tuple[str, ...]:
@@ -55,7 +69,7 @@ def kubeconfig_spec(
 ) -> kc.KubeconfigSpec:
     cluster = credential.cluster
     if not cluster.endpoint or not cluster.certificate_authority or not credential.certificate_pem:
-        raise CredentialError("the cluster's endpoint, CA or the certificate is missing")
+        raise CredentialConflict("the cluster's endpoint, CA or the certificate is missing")
     return kc.KubeconfigSpec(
         cluster_name=cluster.name,
         server=cluster.endpoint,
@@ -80,35 +94,35 @@ def download_credential(
     artifact: str,
     *,
     now: dt.datetime | None = None,
-) -> Download:
-    """Build the kubeconfig or bundle, and record the download (one audit event per download)."""
+) -> Download | Refused:
+    """Build the kubeconfig or bundle, and record the download (one audit event per download).
+
+    Someone who may not have it gets `Refused` with the denied attempt recorded; other refusals
+    (unknown artifact, not active, no or a broken data key) are raised and leave no trace.
+    """
     if artifact not in ARTIFACTS:
-        raise CredentialError(f"unknown download {artifact!r}: kubeconfig or bundle")
+        raise CredentialInputError(f"unknown download {artifact!r}: kubeconfig or bundle", field="artifact")
     credential = get_credential(session, credential_id)
     target = f"credential:{credential.id}"
     if not can_manage(credential, actor):
         record_audit(
             session,
-            actor=actor.username,
+            actor=actor,
             action="credential.download",
             target=target,
             outcome=Outcome.denied,
-            client=actor.client,
-            details={"artifact": artifact, "via": "api token" if actor.via_token else "browser"},
+            details={"artifact": artifact, "via": actor.via},
         )
-        raise CredentialError("responders can download only credentials they issued")
+        return Refused(NotOwner("responders can download only credentials they issued"))
     if credential.status != "active":
-        raise CredentialError(
+        raise CredentialConflict(
             f"this credential is {credential.status}; only active credentials can be downloaded"
         )
     key_pem: bytes | None = None
     if credential.custody == SERVER:
         if vault is None:
-            raise CredentialError(MISSING_KEY_MESSAGE)
-        try:
-            key_pem = open_key(credential, vault)
-        except VaultError as exc:
-            raise CredentialError(f"the stored key cannot be opened: {exc}") from None
+            raise NoDataKey()
+        key_pem = open_key(credential, vault)
     spec = kubeconfig_spec(credential, key_pem, control_plane_ips(session, credential))
     now = now or utcnow()
     if artifact == "kubeconfig":
@@ -125,8 +139,8 @@ def download_credential(
             credential_id=credential.id,
             artifact=artifact,
             user_id=actor.user_id,
-            username=actor.username,
-            via_token=actor.via_token,
+            username=actor.name,
+            via_token=actor.via == Via.token,
             client_address=(actor.client.address if actor.client else None),
             at=now,
         )
@@ -135,16 +149,15 @@ def download_credential(
     credential.last_downloaded_at = now
     record_audit(
         session,
-        actor=actor.username,
+        actor=actor,
         action="credential.download",
         target=target,
-        client=actor.client,
         details={
             "artifact": artifact,
             "cluster": credential.cluster.name,
             "identity": credential.username,
             "fingerprint": credential.fingerprint_sha256,
-            "via": "api token" if actor.via_token else "browser",
+            "via": actor.via,
         },
         now=now,
     )
@@ -157,9 +170,9 @@ def request_fallback_credentials(
 ) -> list[Credential]:
     """Queue Lifeline's own `view` credential for every cluster that has none (one action)."""
     if not actor.is_admin:
-        raise CredentialError("only an admin can issue Lifeline's fallback identity")
+        raise NotOwner("only an admin can issue Lifeline's fallback identity")
     if vault is None:
-        raise CredentialError(MISSING_KEY_MESSAGE)
+        raise NoDataKey()
     covered = set(
         session.scalars(
             select(Credential.cluster_pk).where(

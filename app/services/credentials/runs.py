@@ -1,0 +1,230 @@
+"""The one owner of long cluster operations (issuing, renewing, verifying, revoking) for every caller:
+the web edge, the CLI and the scheduler.
+
+Each operation gets its own session from `session_factory` through `session_scope`, and commits at
+every step checkpoint so the progress page shows each step while it happens and an issued
+certificate is stored the moment it exists. A run that crashes (a bug, not a refused step) is
+marked failed instead of staying "running" for ever. Refusals (`ServiceError`) propagate unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import session_scope
+from app.integrations.aws import AwsClients
+from app.integrations.eks_network import NetworkLookupError, control_plane_ips, resolve_host
+from app.integrations.kube.kubeconfig import KubeconfigSpec
+from app.integrations.kube.operations import ClusterAccess, cluster_access
+from app.models import Cluster, Credential, CredentialEvent
+from app.services.audit import SYSTEM, Actor
+from app.services.credentials import access as handout
+from app.services.credentials import intake, issuing, upkeep
+from app.services.credentials.keys import vault_from_settings
+from app.services.credentials.queries import active_credential_ids
+from app.services.credentials.vocabulary import IssueRequest, Timing
+from app.services.errors import ServiceError
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CRASHED = "stopped on an internal error (see the server log)"
+
+
+def build_access(settings: Settings) -> ClusterAccess:
+    return cluster_access(
+        clients=AwsClients.from_settings(settings), issuer_kubeconfig=settings.issuer_kubeconfig
+    )
+
+
+def timing_from_settings(settings: Settings) -> Timing:
+    return Timing(signing_timeout=settings.credential_signing_timeout_seconds)
+
+
+def start_issue(
+    settings: Settings, session_factory: sessionmaker[Session], request: IssueRequest, actor: Actor
+) -> int:
+    """Validate and record the request (committed); refusals are raised before anything is stored."""
+    vault = vault_from_settings(settings)
+    with session_scope(session_factory) as session:
+        valid = intake.validate_request(
+            session,
+            request,
+            actor,
+            max_lifetime_days=settings.credential_max_lifetime_days,
+            has_vault=vault is not None,
+        )
+        return intake.create_credential(session, valid, actor, vault).id
+
+
+def start_renewal(
+    settings: Settings, session_factory: sessionmaker[Session], credential_id: int, actor: Actor
+) -> int:
+    """Record the renewal row (committed); its steps run with `run_pending`."""
+    vault = vault_from_settings(settings)
+    with session_scope(session_factory) as session:
+        return intake.start_renewal(session, credential_id, actor, vault).id
+
+
+def start_fallback(
+    settings: Settings, session_factory: sessionmaker[Session], actor: Actor, lifetime_days: int
+) -> list[int]:
+    """Queue Lifeline's own `view` credential on every cluster that lacks one (committed)."""
+    vault = vault_from_settings(settings)
+    with session_scope(session_factory) as session:
+        rows = handout.request_fallback_credentials(
+            session, actor, vault, lifetime_seconds=lifetime_days * 86400
+        )
+        return [row.id for row in rows]
+
+
+def run_pending(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    credential_ids: list[int],
+    actor: Actor,
+    access: ClusterAccess | None = None,
+) -> None:
+    """Run the issue (or renewal) steps of each queued credential; never raises (a background task)."""
+    for credential_id in credential_ids:
+        try:
+            run_issue(settings, session_factory, credential_id, actor, access)
+        except Exception:
+            log.exception("credential %s: issuing crashed", credential_id)
+
+
+def run_issue(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    credential_id: int,
+    actor: Actor,
+    access: ClusterAccess | None = None,
+) -> str:
+    """Run the steps, committing after each; returns the final status."""
+    access = access or build_access(settings)
+    vault = vault_from_settings(settings)
+    _refresh_control_plane_ips(settings, session_factory, credential_id)
+    with _failed_on_crash(session_factory, credential_id), session_scope(session_factory) as session:
+        credential = issuing.run_issue(
+            session,
+            credential_id,
+            actor,
+            access,
+            vault,
+            checkpoint=session.commit,
+            timing=timing_from_settings(settings),
+        )
+        return credential.status
+
+
+def verify(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    credential_id: int,
+    actor: Actor,
+    access: ClusterAccess | None = None,
+) -> str:
+    """Re-check an active credential on its cluster; returns the verification message."""
+    access = access or build_access(settings)
+    vault = vault_from_settings(settings)
+    with _failed_on_crash(session_factory, credential_id), session_scope(session_factory) as session:
+        credential = upkeep.verify_credential(
+            session, credential_id, actor, access, vault, checkpoint=session.commit
+        )
+        return credential.last_verified_message or ""
+
+
+def revoke(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    credential_id: int,
+    actor: Actor,
+    access: ClusterAccess | None = None,
+) -> None:
+    """Delete the binding; `ClusterUnreachable` (after the failed step is committed) when it cannot."""
+    access = access or build_access(settings)
+    with _failed_on_crash(session_factory, credential_id), session_scope(session_factory) as session:
+        upkeep.revoke_credential(session, credential_id, actor, access, checkpoint=session.commit)
+
+
+def reverify_active(settings: Settings, session_factory: sessionmaker[Session]) -> int:
+    """Re-verify every active credential as the system; one crash does not stop the others."""
+    with session_scope(session_factory) as session:
+        ids = active_credential_ids(session)
+        has_clusters = session.scalar(select(Cluster.id).limit(1)) is not None
+    if not ids or not has_clusters:
+        return 0
+    access = build_access(settings)
+    for credential_id in ids:
+        try:
+            verify(settings, session_factory, credential_id, SYSTEM, access)
+        except Exception:
+            log.exception("credential %s: verification crashed", credential_id)
+    return len(ids)
+
+
+@contextmanager
+def _failed_on_crash(session_factory: sessionmaker[Session], credential_id: int) -> Iterator[None]:
+    """On an unexpected exception (not a refusal), mark the unfinished run failed in a fresh session."""
+    try:
+        yield
+    except ServiceError:
+        raise
+    except Exception:
+        try:
+            _mark_crashed(session_factory, credential_id)
+        except Exception:
+            log.exception("credential %s: could not mark the crashed run failed", credential_id)
+        raise
+
+
+def _mark_crashed(session_factory: sessionmaker[Session], credential_id: int) -> None:
+    with session_scope(session_factory) as session:
+        credential = session.get(Credential, credential_id)
+        if credential is None:
+            return
+        running = session.scalars(
+            select(CredentialEvent).where(
+                CredentialEvent.credential_id == credential_id, CredentialEvent.state == "running"
+            )
+        )
+        for event in running:
+            event.state, event.message = "failed", CRASHED
+        if credential.status == "issuing":
+            credential.status = "failed"
+            credential.error = f"issuing {CRASHED}"
+            credential.encrypted_key = None
+
+
+def _refresh_control_plane_ips(
+    settings: Settings, session_factory: sessionmaker[Session], credential_id: int
+) -> None:
+    """Record the control-plane IPs while AWS is reachable (the bundle's /etc/hosts lines need them)."""
+    with session_scope(session_factory) as session:
+        credential = session.get(Credential, credential_id)
+        if credential is None:
+            return
+        cluster = credential.cluster
+        ips: tuple[str, ...] = ()
+        clients = AwsClients(
+            endpoint_url=settings.aws_endpoint_url,
+            connect_timeout=min(settings.aws_connect_timeout_seconds, 3.0),
+            read_timeout=min(settings.aws_read_timeout_seconds, 10.0),
+            max_attempts=1,
+        )
+        try:
+            ips = control_plane_ips(clients, cluster.region, cluster.name)
+        except NetworkLookupError as exc:
+            log.info("control-plane IPs of %s not read from EC2: %s", cluster.name, exc)
+        except Exception as exc:  # the Region may be unreachable: keep what we had
+            log.info("control-plane IPs of %s not read from EC2: %s", cluster.name, exc)
+        if not ips and cluster.endpoint:
+            hostname = KubeconfigSpec(cluster.name, cluster.endpoint, "", "", "").hostname
+            ips = tuple(ip for ip in resolve_host(hostname) if not ip.startswith("127."))
+        if ips:
+            credential.control_plane_ips = list(ips)

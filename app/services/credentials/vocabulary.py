@@ -1,0 +1,152 @@
+"""The words of emergency access: constants, step names, the requests, and the refusals it raises.
+
+Every refusal derives from `app.services.errors`, so the web edge maps it to one HTTP status and the
+CLI prints its message; nobody reads the text to decide what happened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from app.integrations import pki
+from app.integrations.vault import MISSING_KEY_MESSAGE
+from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
+
+DEFAULT_GROUP = "lifeline:breakglass"
+FALLBACK_USER = "lifeline:fallback"
+FALLBACK_GROUP = "lifeline:fallback"
+FALLBACK_ROLE = "view"
+BUILTIN_ROLES = ("cluster-admin", "admin", "edit", "view")
+MIN_LIFETIME_SECONDS = 600
+DEFAULT_LIFETIME_DAYS = 365
+LONG_LIFETIME_DAYS = 90
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "outpost-lifeline"
+CREDENTIAL_LABEL = "lifeline.outpost/credential-id"
+USAGES = ("digital signature", "client auth")
+SERVER = "server"
+UPLOADED = "uploaded-csr"
+ARTIFACTS = ("kubeconfig", "bundle")
+
+ISSUE_STEPS = ("csr_created", "approved", "certificate_issued", "binding_created", "verified", "stored")
+STEP_LABELS = {
+    "requested": "Request accepted",
+    "csr_created": "CertificateSigningRequest created",
+    "approved": "CSR approved",
+    "certificate_issued": "Certificate issued",
+    "binding_created": "ClusterRoleBinding created",
+    "verified": "Verified against the cluster",
+    "stored": "Stored",
+    "binding_checked": "ClusterRoleBinding present",
+    "binding_deleted": "ClusterRoleBinding deleted",
+    "cleanup": "Clean-up",
+}
+REVOKE_NOTICE = (
+    "The ClusterRoleBinding is deleted, so this identity can no longer do anything RBAC grants it. "
+    "The certificate itself stays valid for authentication until it expires: Kubernetes has no "
+    "revocation for client certificates. Prefer short lifetimes and renew them."
+)
+
+
+# ------------------------------------------------------------------ refusals
+
+
+class CredentialNotFound(NotFound):
+    """No credential (or cluster) by that id."""
+
+
+class NotOwner(Forbidden):
+    """A responder acting on a credential someone else issued (or an admin-only action)."""
+
+
+class CredentialConflict(Conflict):
+    """The credential's state forbids it: not active, a duplicate identity, a renewal already running."""
+
+
+class NoDataKey(Conflict):
+    """Lifeline would have to hold a private key, but no data key is configured (a setting, not input)."""
+
+    def __init__(self, field: str | None = None) -> None:
+        super().__init__(MISSING_KEY_MESSAGE, field=field)
+
+
+class KeyUnavailable(Unavailable):
+    """The configured data key does not load, or does not open the sealed key it should."""
+
+
+class CredentialInputError(InvalidInput):
+    """A field of an issue request is wrong; `field` names the form field."""
+
+
+class ClusterUnreachable(Unavailable):
+    """A cluster step could not be done (revoking: the binding could not be deleted)."""
+
+
+class StepFailed(Exception):
+    """Raised inside a run: the step named `step` failed; the run records it and cleans up."""
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+# ------------------------------------------------------------------ requests and results
+
+
+@dataclass(frozen=True)
+class IssueRequest:
+    cluster_pk: int
+    username: str
+    group: str | None
+    cluster_role: str
+    lifetime_seconds: int
+    key_type: str = pki.KeyType.ecdsa_p256.value
+    custody: str = SERVER
+    csr_pem: str | None = None
+    kind: str = "breakglass"
+
+
+@dataclass(frozen=True)
+class ExpiryWarning:
+    credential_id: int
+    cluster_name: str
+    username: str
+    not_after: dt.datetime
+    days_left: int
+    level: str  # "bad" (7 days or less, or expired) or "warn" (30 days or less)
+
+
+@dataclass(frozen=True)
+class Timing:
+    signing_timeout: float = 30.0
+    poll_interval: float = 0.2
+
+
+DEFAULT_TIMING = Timing()
+
+
+def default_identity(username: str) -> str:
+    return f"lifeline:{username}"
+
+
+def lifetime_warning(lifetime_seconds: int) -> str | None:
+    days = lifetime_seconds / 86400
+    if days > LONG_LIFETIME_DAYS:
+        return (
+            f"A {days:.0f}-day certificate cannot be revoked: whoever copies it can authenticate until it "
+            f"expires (deleting the binding removes its permissions). Prefer {LONG_LIFETIME_DAYS} days or "
+            "less and renew."
+        )
+    return None
+
+
+def slug(value: str) -> str:
+    text = re.sub(r"[^a-z0-9.-]+", "-", value.lower()).strip("-.")
+    return text[:60] or "user"
+
+
+def key_context(credential_id: int) -> str:
+    """The associated data a credential's sealed key is bound to (a blob copied to another row fails)."""
+    return f"credential:{credential_id}"
