@@ -9,6 +9,7 @@ need a recent password confirmation (API tokens are their own proof) and each on
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Request, UploadFile
@@ -25,6 +26,7 @@ from app.services.credentials import queries, runs
 from app.services.credentials.access import Refused
 from app.services.credentials.keys import data_key_problem, vault_from_settings
 from app.services.credentials.vocabulary import (
+    ARTIFACTS,
     BUILTIN_ROLES,
     DEFAULT_GROUP,
     DEFAULT_LIFETIME_DAYS,
@@ -151,28 +153,6 @@ def _download(
             "Cache-Control": "no-store",
         },
     )
-
-
-@router.get("/api/v1/credentials/{credential_id}/kubeconfig", name="credentials.api_kubeconfig")
-def api_kubeconfig(
-    principal: RecentResponder,
-    credential: PathCredential,
-    request: Request,
-    db: DbSession,
-    settings: AppSettings,
-) -> Response:
-    return _download(request, db, settings, principal, credential, "kubeconfig")
-
-
-@router.get("/api/v1/credentials/{credential_id}/bundle", name="credentials.api_bundle")
-def api_bundle(
-    principal: RecentResponder,
-    credential: PathCredential,
-    request: Request,
-    db: DbSession,
-    settings: AppSettings,
-) -> Response:
-    return _download(request, db, settings, principal, credential, "bundle")
 
 
 @router.post(
@@ -476,28 +456,6 @@ def revoke(
     return _flash_redirect(request, credential.id, "revoked")
 
 
-@router.get("/credentials/{credential_id}/kubeconfig", name="credentials.kubeconfig")
-def kubeconfig(
-    principal: RecentResponder,
-    credential: PathCredential,
-    request: Request,
-    db: DbSession,
-    settings: AppSettings,
-) -> Response:
-    return _download(request, db, settings, principal, credential, "kubeconfig")
-
-
-@router.get("/credentials/{credential_id}/bundle", name="credentials.bundle")
-def bundle(
-    principal: RecentResponder,
-    credential: PathCredential,
-    request: Request,
-    db: DbSession,
-    settings: AppSettings,
-) -> Response:
-    return _download(request, db, settings, principal, credential, "bundle")
-
-
 @router.post("/credentials/fallback", name="credentials.fallback")
 def fallback(
     request: Request,
@@ -511,6 +469,37 @@ def fallback(
     ids = runs.start_fallback(settings, _factory(request), actor, lifetime_days)
     background.add_task(runs.run_pending, settings, _factory(request), ids, actor)
     return redirect_after_post(request, str(request.url_for("credentials.index")) + f"?queued={len(ids)}")
+
+
+def _download_route(artifact: str) -> Callable[..., Response]:
+    def download(
+        principal: RecentResponder,
+        credential: PathCredential,
+        request: Request,
+        db: DbSession,
+        settings: AppSettings,
+    ) -> Response:
+        return _download(request, db, settings, principal, credential, artifact)
+
+    download.__name__ = download.__qualname__ = artifact
+    download.__doc__ = f"The credential's {artifact} (audited; refused to those who may not have it)."
+    return download
+
+
+# One handler per artifact, on the API path (tokens) and the page path (browser links) alike.
+for _artifact in ARTIFACTS:
+    router.add_api_route(
+        f"/api/v1/credentials/{{credential_id}}/{_artifact}",
+        _download_route(_artifact),
+        methods=["GET"],
+        name=f"credentials.api_{_artifact}",
+    )
+    router.add_api_route(
+        f"/credentials/{{credential_id}}/{_artifact}",
+        _download_route(_artifact),
+        methods=["GET"],
+        name=f"credentials.{_artifact}",
+    )
 
 
 __all__ = ["router"]

@@ -109,7 +109,7 @@ def run_issue(
     access = access or build_access(settings)
     vault = vault_from_settings(settings)
     _refresh_control_plane_ips(settings, session_factory, credential_id)
-    with _failed_on_crash(session_factory, credential_id), session_scope(session_factory) as session:
+    with _operation_session(session_factory, credential_id) as session:
         credential = issuing.run_issue(
             session,
             credential_id,
@@ -132,7 +132,7 @@ def verify(
     """Re-check an active credential on its cluster; returns the verification message."""
     access = access or build_access(settings)
     vault = vault_from_settings(settings)
-    with _failed_on_crash(session_factory, credential_id), session_scope(session_factory) as session:
+    with _operation_session(session_factory, credential_id) as session:
         credential = upkeep.verify_credential(
             session, credential_id, actor, access, vault, checkpoint=session.commit
         )
@@ -148,7 +148,7 @@ def revoke(
 ) -> None:
     """Delete the binding; `ClusterUnreachable` (after the failed step is committed) when it cannot."""
     access = access or build_access(settings)
-    with _failed_on_crash(session_factory, credential_id), session_scope(session_factory) as session:
+    with _operation_session(session_factory, credential_id) as session:
         upkeep.revoke_credential(session, credential_id, actor, access, checkpoint=session.commit)
 
 
@@ -166,6 +166,14 @@ def reverify_active(settings: Settings, session_factory: sessionmaker[Session]) 
         except Exception:
             log.exception("credential %s: verification crashed", credential_id)
     return len(ids)
+
+
+@contextmanager
+def _operation_session(session_factory: sessionmaker[Session], credential_id: int) -> Iterator[Session]:
+    """The one session of one operation: committed at each checkpoint and at the end, rolled back
+    on an error, and a crash marks the run failed."""
+    with _failed_on_crash(session_factory, credential_id), session_scope(session_factory) as session:
+        yield session
 
 
 @contextmanager
