@@ -3,10 +3,12 @@ set), a transaction rolled back after each test, the app and an authenticated cl
 a live server for browser tests, and Playwright on Debian's chromium.
 
 Under CI=true a missing PostgreSQL or chromium fails the test; elsewhere browser tests skip.
+Each feature's fixtures live in tests/fixtures/<feature>.py, registered below; builders in tests/factories.py.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import socket
@@ -29,6 +31,15 @@ from app import migrate
 from app.db import create_db_engine, make_session_factory
 from app.main import create_app
 from app.settings import Settings
+
+pytest_plugins = [
+    "tests.fixtures.accounts",
+    "tests.fixtures.connectivity",
+    "tests.fixtures.credentials",
+    "tests.fixtures.fleet",
+    "tests.fixtures.kube",
+    "tests.fixtures.readiness",
+]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 CHROMIUM = "/usr/bin/chromium"
@@ -155,8 +166,20 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return make_settings(database_url)
+def settings_overrides() -> dict[str, Any]:
+    """Settings beyond the defaults for the app and the live server; a folder's conftest overrides it."""
+    return {}
+
+
+@pytest.fixture
+def settings(database_url: str, settings_overrides: dict[str, Any]) -> Settings:
+    return make_settings(database_url, **settings_overrides)
+
+
+@pytest.fixture
+def now() -> dt.datetime:
+    """The current minute: pages compute windows from the real clock."""
+    return dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
 
 
 @pytest.fixture
@@ -323,10 +346,10 @@ def _serve_in_thread(app: FastAPI, port: int) -> tuple[Any, threading.Thread]:
 
 
 @pytest.fixture
-def live_server(database_server: DatabaseServer) -> Iterator[LiveServer]:
+def live_server(database_server: DatabaseServer, settings_overrides: dict[str, Any]) -> Iterator[LiveServer]:
     """The dashboard on a real port with its own migrated database (data is committed)."""
     url = database_server.create_migrated("live")
-    settings = make_settings(url)
+    settings = make_settings(url, **settings_overrides)
     application = create_app(settings)
     port = free_port()
     server, thread = _serve_in_thread(application, port)
@@ -405,7 +428,7 @@ def kubectl() -> str:
     return path
 
 
-# ---------------------------------------------------------------- Kubernetes simulator (issue 3)
+# ---------------------------------------------------------------- Kubernetes simulator
 # `simulated_cluster(**kwargs)` starts an `lifeline_simulator.SimulatedCluster` (see its module docstring
 # for every argument) on a free loopback port and stops it after the test.
 

@@ -1,11 +1,616 @@
-"""Builders for readiness fixtures: a cluster that passes every manifest check, and one mutation per
-check that makes it fail. The same objects feed `lifeline check` and the simulated cluster."""
+"""Builders for every test: rows in the database, AWS as moto serves it, certificates, and
+Kubernetes objects (a cluster ready for a disconnect, one mutation per check that makes it fail).
+
+Row builders flush (never commit) so each test's rows vanish with its transaction; the live-server
+tests pass a committing session instead.
+"""
 
 from __future__ import annotations
 
+import base64
 import copy
-from collections.abc import Callable
-from typing import Any
+import datetime as dt
+import itertools
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from app.db import upsert
+from app.integrations import pki
+from app.integrations.cloudwatch import Datapoint
+from app.integrations.vault import Vault
+from app.models import Cluster, ConnectedSample, Credential, HourlyRollup, Incident, Outpost, PollRun
+from app.services.credentials.vocabulary import key_context
+
+if TYPE_CHECKING:
+    from lifeline_simulator import SimulatedCluster
+
+NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
+ACCOUNT = "123456789012"
+REGION = "us-west-2"
+OUTPOST = "op-0123456789abcdef0"
+_counter = itertools.count(1)
+
+
+# ---------------------------------------------------------------- fleet rows
+
+
+def outpost_id(n: int | None = None) -> str:
+    return f"op-{(n if n is not None else next(_counter)):017x}"
+
+
+def make_outposts(session: Session, count: int, region: str = "us-west-2", start: int = 1) -> list[Outpost]:
+    outposts = [
+        Outpost(outpost_id=outpost_id(start + i), name=f"Outpost {start + i}", region=region)
+        for i in range(count)
+    ]
+    session.add_all(outposts)
+    session.flush()
+    return outposts
+
+
+def make_outpost(
+    session: Session,
+    *,
+    name: str | None = None,
+    region: str = "us-west-2",
+    state: str = "CONNECTED",
+    state_since: dt.datetime | None = None,
+    last_sample_at: dt.datetime | None = None,
+    last_value: float | None = None,
+    last_error: str | None = None,
+    oid: str | None = None,
+    **extra: object,
+) -> Outpost:
+    oid = oid or outpost_id()
+    outpost = Outpost(
+        outpost_id=oid,
+        name=name or f"Outpost {oid[-4:]}",
+        region=region,
+        state=state,
+        state_since=state_since,
+        last_sample_at=last_sample_at,
+        last_value=last_value
+        if last_value is not None
+        else {"CONNECTED": 1.0, "DISCONNECTED": 0.0}.get(state),
+        last_error=last_error,
+        last_error_at=NOW if last_error else None,
+        **extra,
+    )
+    session.add(outpost)
+    session.flush()
+    return outpost
+
+
+def make_cluster(
+    session: Session,
+    name: str = "edge-1",
+    *,
+    endpoint: str = "https://abc123.gr7.us-west-2.eks.amazonaws.com",
+    ca: TestCA | None = None,
+    region: str = "us-west-2",
+    cluster_uid: str | None = None,
+) -> Cluster:
+    cluster = Cluster(
+        name=name,
+        region=region,
+        endpoint=endpoint,
+        certificate_authority=(ca or make_ca()).b64,
+        cluster_uid=cluster_uid,
+        health_issues=[],
+    )
+    session.add(cluster)
+    session.flush()
+    return cluster
+
+
+# ---------------------------------------------------------------- connectivity: CloudWatch in moto, rows
+
+
+def cloudwatch(endpoint: str, region: str = "us-west-2") -> Any:
+    return boto3.client("cloudwatch", region_name=region, endpoint_url=endpoint)
+
+
+def seed(
+    endpoint: str,
+    points: Iterable[tuple[str, dt.datetime, float]],
+    region: str = "us-west-2",
+) -> None:
+    """put_metric_data ConnectedStatus datapoints (outpost_id, timestamp, value) into moto."""
+    client = cloudwatch(endpoint, region)
+    batch: list[dict[str, Any]] = []
+    for outpost_id, ts, value in points:
+        batch.append(
+            {
+                "MetricName": "ConnectedStatus",
+                "Dimensions": [{"Name": "OutpostId", "Value": outpost_id}],
+                "Timestamp": ts,
+                "Value": value,
+                "Unit": "Count",
+            }
+        )
+        if len(batch) == 1000:
+            client.put_metric_data(Namespace="AWS/Outposts", MetricData=batch)
+            batch = []
+    if batch:
+        client.put_metric_data(Namespace="AWS/Outposts", MetricData=batch)
+
+
+def minutes(
+    start: dt.datetime, values: Sequence[float | None], outpost_id: str
+) -> list[tuple[str, dt.datetime, float]]:
+    """One datapoint per minute from `start`; None leaves that minute without data."""
+    return [
+        (outpost_id, start + dt.timedelta(minutes=i), value)
+        for i, value in enumerate(values)
+        if value is not None
+    ]
+
+
+def points(start: dt.datetime, values: Sequence[float | None], period: int = 60) -> list[Datapoint]:
+    """Datapoints for the service layer directly, one per `period` from `start`; None skips."""
+    return [
+        Datapoint(start + dt.timedelta(seconds=period * i), value, period)
+        for i, value in enumerate(values)
+        if value is not None
+    ]
+
+
+def add_samples(
+    session: Session,
+    outpost: Outpost,
+    start: dt.datetime,
+    values: Sequence[float | None],
+    *,
+    period: int = 60,
+) -> None:
+    """One sample per period from `start`; None leaves a gap (no datapoint).
+
+    Written through the poller's own service, so hourly rollups, incidents and the Outpost's
+    last_sample_at follow exactly as they would in production.
+    """
+    from app.services.connectivity.status import record_samples
+
+    record_samples(session, {outpost.id: points(start, values, period)})
+    session.flush()
+
+
+def insert_raw_samples(session: Session, rows: Sequence[dict[str, object]]) -> None:
+    """Bulk insert of sample rows without rollups or incidents (benchmark-sized seeding)."""
+    if rows:
+        session.execute(insert(ConnectedSample), list(rows))
+
+
+def add_rollups(
+    session: Session,
+    outpost: Outpost,
+    start_hour: dt.datetime,
+    hours: Iterable[tuple[float, float] | None],
+) -> None:
+    """One rollup per hour from `start_hour`: (connected_seconds, known_seconds); None = no row.
+
+    Hours that already have a rollup (made from samples by `add_samples`) are left as they are.
+    """
+    rows = []
+    for i, pair in enumerate(hours):
+        if pair is None:
+            continue
+        connected, known = pair
+        avg = connected / known if known else None
+        rows.append(
+            {
+                "outpost_pk": outpost.id,
+                "hour": start_hour + dt.timedelta(hours=i),
+                "connected_seconds": connected,
+                "known_seconds": known,
+                "min_value": 0.0 if connected < known else 1.0,
+                "avg_value": avg,
+                "samples": int(known // 60),
+            }
+        )
+    upsert(session, HourlyRollup.__table__, rows, conflict_columns=("outpost_pk", "hour"))  # type: ignore[arg-type]
+    session.flush()
+
+
+def add_incident(
+    session: Session,
+    outpost: Outpost,
+    started_at: dt.datetime,
+    ended_at: dt.datetime | None,
+    *,
+    worst_value: float = 0.0,
+    last_below_at: dt.datetime | None = None,
+) -> Incident:
+    incident = Incident(
+        outpost_pk=outpost.id,
+        started_at=started_at,
+        ended_at=ended_at,
+        worst_value=worst_value,
+        last_below_at=last_below_at or ended_at or started_at,
+    )
+    session.add(incident)
+    session.flush()
+    return incident
+
+
+def add_poll_run(
+    session: Session,
+    *,
+    finished_at: dt.datetime,
+    outcome: str = "ok",
+    error: str | None = None,
+    duration: float = 2.0,
+    job: str = "connectivity",
+    requests: int = 1,
+    items: int = 10,
+) -> PollRun:
+    run = PollRun(
+        job=job,
+        started_at=finished_at - dt.timedelta(seconds=duration),
+        finished_at=finished_at,
+        outcome=outcome,
+        error=error,
+        requests=requests,
+        items=items,
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+# ---------------------------------------------------------------- credentials and certificates
+
+
+@dataclass
+class TestCA:
+    key: ec.EllipticCurvePrivateKey
+    cert: x509.Certificate
+
+    @property
+    def pem(self) -> str:
+        return self.cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    @property
+    def b64(self) -> str:
+        return base64.b64encode(self.pem.encode()).decode()
+
+    def sign(self, csr_pem: str, seconds: int, now: dt.datetime | None = None) -> str:
+        csr = x509.load_pem_x509_csr(csr_pem.encode())
+        start = now or dt.datetime.now(dt.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(csr.subject)
+            .issuer_name(self.cert.subject)
+            .public_key(csr.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(start + dt.timedelta(seconds=seconds))
+            .sign(self.key, hashes.SHA256())
+        )
+        return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def make_ca() -> TestCA:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-ca")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return TestCA(key, cert)
+
+
+def make_active_credential(
+    session: Session,
+    cluster: Cluster,
+    vault: Vault,
+    *,
+    username: str = "lifeline:alice",
+    issued_by: str = "alice",
+    issued_by_user_id: int | None = None,
+    days: float = 30,
+    ca: TestCA | None = None,
+) -> Credential:
+    """An active credential as if issued earlier (certificate from a test CA, key sealed)."""
+    key = pki.generate_private_key()
+    csr = pki.build_csr(key.pem, username, ("lifeline:breakglass",))
+    cert_pem = (ca or make_ca()).sign(csr, int(days * 86400))
+    info = pki.parse_certificate(cert_pem)
+    credential = Credential(
+        cluster_pk=cluster.id,
+        kind="breakglass",
+        username=username,
+        group_name="lifeline:breakglass",
+        cluster_role="cluster-admin",
+        key_type="ecdsa-p256",
+        custody="server",
+        csr_pem=csr,
+        certificate_pem=cert_pem,
+        fingerprint_sha256=info.fingerprint_sha256,
+        serial_hex=info.serial_hex,
+        not_before=info.not_before,
+        not_after=info.not_after,
+        requested_lifetime_seconds=int(days * 86400),
+        control_plane_ips=["10.0.1.11", "10.0.1.12"],
+        status="active",
+        issued_by=issued_by,
+        issued_by_user_id=issued_by_user_id,
+        issued_at=info.not_before,
+        binding_name=f"lifeline:{username.split(':')[-1]}",
+        download_count=0,
+    )
+    session.add(credential)
+    session.flush()
+    credential.encrypted_key = vault.seal(key.pem, context=key_context(credential.id))
+    session.flush()
+    return credential
+
+
+def add_credential(
+    session: Session, cluster: Cluster, kind: str, days: float, *, verified: bool = True
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    session.add(
+        Credential(
+            cluster_pk=cluster.id,
+            kind=kind,
+            username=f"{kind}-user",
+            group_name="eks-breakglass",
+            cluster_role="cluster-admin" if kind == "breakglass" else "view",
+            key_type="ecdsa-p256",
+            custody="uploaded-csr",
+            requested_lifetime_seconds=int(days * 86400),
+            issued_by="alice",
+            status="active",
+            not_before=now,
+            not_after=now + dt.timedelta(days=days),
+            last_verified_ok=verified,
+            last_verified_at=now,
+        )
+    )
+    session.flush()
+
+
+# ---------------------------------------------------------------- EKS and the Outpost's AWS side in moto
+
+
+def create_eks_cluster(
+    endpoint_url: str,
+    name: str,
+    region: str = "us-west-2",
+    *,
+    ca_data: str,
+    outpost_id: str | None = None,
+    instance_type: str = "m5.large",
+    uid: str | None = None,
+    health: list[dict[str, Any]] | None = None,
+    api_endpoint: str | None = None,
+) -> None:
+    """An EKS cluster in moto; with `outpost_id` a local cluster.
+
+    moto drops outpostConfig, id and health and returns a random CA, so those are set on the
+    backend object (moto's server runs in this process).
+    """
+    from moto.eks.models import eks_backends
+
+    client = boto3.client("eks", region_name=region, endpoint_url=endpoint_url)
+    client.create_cluster(
+        name=name,
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks",
+        resourcesVpcConfig={"subnetIds": ["subnet-1"]},
+    )
+    backend = eks_backends[ACCOUNT][region].clusters[name]
+    if api_endpoint is not None:
+        backend.endpoint = api_endpoint
+    backend.certificate_authority = {"data": ca_data}
+    if outpost_id is not None:
+        backend.outpost_config = {
+            "outpostArns": [f"arn:aws:outposts:{region}:{ACCOUNT}:outpost/{outpost_id}"],
+            "controlPlaneInstanceType": instance_type,
+        }
+        backend.id = uid or f"{name}-0000-4000-8000-000000000000"[:36]
+        backend.health = {"issues": health or []}
+
+
+def aws_side(endpoint: str, sim: Any, *, alarm: bool = True, slots: int = 1) -> None:
+    """What AWS says about the simulated cluster: the local cluster, a control-plane ENI, the
+    ConnectedStatus alarm (with `alarm`) and `slots` free control-plane slots."""
+    create_eks_cluster(
+        endpoint,
+        sim.name,
+        REGION,
+        ca_data=sim.ca_data,
+        outpost_id=OUTPOST,
+        instance_type="m5.xlarge",
+        uid=sim.cluster_uid,
+        api_endpoint=sim.url,
+    )
+    ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=endpoint)
+    vpc = ec2.create_vpc(CidrBlock="127.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="127.0.0.0/24")["Subnet"]["SubnetId"]
+    ec2.create_network_interface(
+        SubnetId=subnet, PrivateIpAddress="127.0.0.1", Description=f"Amazon EKS {sim.name}"
+    )
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION, endpoint_url=endpoint)
+    if alarm:
+        cloudwatch.put_metric_alarm(
+            AlarmName=f"{OUTPOST}-connected",
+            Namespace="AWS/Outposts",
+            MetricName="ConnectedStatus",
+            Dimensions=[{"Name": "OutpostId", "Value": OUTPOST}],
+            Statistic="Average",
+            Period=60,
+            EvaluationPeriods=3,
+            DatapointsToAlarm=3,
+            Threshold=1,
+            ComparisonOperator="LessThanThreshold",
+            TreatMissingData="breaching",
+            AlarmActions=[f"arn:aws:sns:{REGION}:{ACCOUNT}:oncall"],
+        )
+    cloudwatch.put_metric_data(
+        Namespace="AWS/Outposts",
+        MetricData=[
+            {
+                "MetricName": "AvailableInstanceType_Count",
+                "Dimensions": [
+                    {"Name": "OutpostId", "Value": OUTPOST},
+                    {"Name": "InstanceType", "Value": "m5.xlarge"},
+                ],
+                "Timestamp": dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5),
+                "Value": slots,
+            }
+        ],
+    )
+
+
+# ---------------------------------------------------------------- Kubernetes: CSRs, kubeconfigs, a small dump
+
+
+def _reported_node(name: str, ip: str, instance_type: str = "m5.large", ready: bool = True) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {"node.kubernetes.io/instance-type": instance_type, "kubernetes.io/os": "linux"},
+        },
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+            "addresses": [{"type": "InternalIP", "address": ip}],
+            "nodeInfo": {
+                "architecture": "amd64",
+                "bootID": "b",
+                "containerRuntimeVersion": "containerd://1.7.11",
+                "kernelVersion": "5.10.205",
+                "kubeProxyVersion": "v1.30.9-eks",
+                "kubeletVersion": "v1.30.9-eks",
+                "machineID": "m",
+                "operatingSystem": "linux",
+                "osImage": "Amazon Linux 2",
+                "systemUUID": "s",
+            },
+        },
+    }
+
+
+def _running_pod(
+    namespace: str, name: str, image: str, labels: dict[str, str] | None = None, phase: str = "Running"
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
+        "spec": {"nodeName": "ip-10-0-1-10.ec2.internal", "containers": [{"name": "main", "image": image}]},
+        "status": {
+            "phase": phase,
+            "containerStatuses": [
+                {
+                    "name": "main",
+                    "image": image,
+                    "imageID": "",
+                    "ready": phase == "Running",
+                    "restartCount": 0,
+                }
+            ],
+        },
+    }
+
+
+SAMPLE_MANIFESTS: list[dict[str, Any]] = [
+    _reported_node("ip-10-0-1-10.ec2.internal", "10.0.1.10"),
+    _reported_node("ip-10-0-1-11.ec2.internal", "10.0.1.11", "c5.xlarge"),
+    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
+    _running_pod(
+        "shop",
+        "web-1",
+        "111122223333.dkr.ecr.us-west-2.amazonaws.com/web:1.4",
+        {"app": "web", "tier": "front"},
+    ),
+    _running_pod(
+        "shop",
+        "web-2",
+        "111122223333.dkr.ecr.us-west-2.amazonaws.com/web:1.4",
+        {"app": "web", "tier": "front"},
+    ),
+    _running_pod("shop", "db-0", "postgres:16", {"app": "db"}),
+    _running_pod("kube-system", "coredns-1", "coredns:1.11", {"k8s-app": "kube-dns"}),
+    {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": "gp2", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "ebs.csi.aws.com",
+        "parameters": {"type": "gp2"},
+    },
+    {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data-db-0", "namespace": "shop"},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "gp2",
+            "resources": {"requests": {"storage": "10Gi"}},
+        },
+        "status": {"phase": "Bound"},
+    },
+]
+
+
+def make_csr(common_name: str, organisations: tuple[str, ...] = ()) -> tuple[str, str]:
+    """A PEM CSR and its key (CN=user, O=groups)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organisations]
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs)).sign(key, hashes.SHA256())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return csr.public_bytes(serialization.Encoding.PEM).decode(), key_pem
+
+
+def write_kubeconfig(
+    path: Path, sim: SimulatedCluster, *, cert_key: tuple[str, str] | None = None, token: str | None = None
+) -> Path:
+    b64 = lambda text: base64.b64encode(text.encode()).decode()  # noqa: E731
+    user: dict[str, Any] = {}
+    if cert_key:
+        user = {"client-certificate-data": b64(cert_key[0]), "client-key-data": b64(cert_key[1])}
+    if token:
+        user = {"token": token}
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "sim", "cluster": {"server": sim.url, "certificate-authority-data": b64(sim.ca_pem)}}
+        ],
+        "users": [{"name": "u", "user": user}],
+        "contexts": [{"name": "sim", "context": {"cluster": "sim", "user": "u"}}],
+        "current-context": "sim",
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+# ---------------------------------------------------------------- readiness: a ready cluster and its failures
+
 
 LOCAL_REGISTRY = "registry.local:5000"
 ECR_IMAGE = "123456789012.dkr.ecr.us-west-2.amazonaws.com/shop/api:2.0"

@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session
 
 from app.metrics import POLL_DURATION, POLL_ERRORS
-from tests.connectivity_web.factories import add_poll_run, make_outpost
+from tests.factories import add_poll_run, make_outpost
 
 
 def _samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:

@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from app.cli import cli
-from tests.readiness.factories import (
+from tests.factories import (
     FAILING,
     LOCAL_REGISTRY,
     MANIFEST_CHECKS,

@@ -15,7 +15,7 @@ from app.cli import cli
 from app.db import create_db_engine, make_session_factory, session_scope
 from app.integrations.vault import Vault
 from app.models.audit import AuditEvent
-from tests.credentials.factories import make_active_credential, make_cluster
+from tests.factories import make_active_credential, make_cluster
 
 
 def test_list_and_export_offline(

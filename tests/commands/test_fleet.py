@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from tests.conftest import free_port
-from tests.fleet.conftest import MakeCluster
+from tests.fixtures.fleet import MakeCluster
 
 OP_A = "op-0123456789abcdef0"
 OP_B = "op-0fedcba9876543210"

@@ -14,7 +14,7 @@ from app.models.poll_run import PollRun
 from app.services.connectivity import status
 from app.settings import Settings
 from tests.conftest import free_port, make_settings
-from tests.connectivity.factories import make_outposts, minutes, seed
+from tests.factories import make_outposts, minutes, seed
 
 
 def _count(session: Session, model: type) -> int:

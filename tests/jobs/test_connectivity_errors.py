@@ -14,8 +14,8 @@ from app.jobs import connectivity
 from app.models.poll_run import PollRun
 from app.settings import Settings
 from tests.conftest import make_settings
-from tests.connectivity.factories import make_outposts, minutes, seed
-from tests.connectivity.fake_endpoint import ACCESS_DENIED_MESSAGE, fake_cloudwatch
+from tests.factories import make_outposts, minutes, seed
+from tests.support.fake_cloudwatch import ACCESS_DENIED_MESSAGE, fake_cloudwatch
 
 
 def _settings(database_url: str, endpoint: str, **overrides: object) -> Settings:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.jobs import connectivity as job
 from tests.conftest import free_port, make_settings
-from tests.connectivity.factories import make_outposts, minutes, seed
+from tests.factories import make_outposts, minutes, seed
 
 
 def _value(client: TestClient, name: str, labels: dict[str, str]) -> float:

@@ -16,7 +16,8 @@ from app.models import Cluster, Outpost, PollRun
 from app.services.fleet import inventory
 from app.settings import Settings
 from tests.conftest import free_port, make_settings
-from tests.fleet.conftest import ACCOUNT, MakeCluster
+from tests.factories import ACCOUNT
+from tests.fixtures.fleet import MakeCluster
 
 OP_A = "op-0123456789abcdef0"
 OP_B = "op-0fedcba9876543210"

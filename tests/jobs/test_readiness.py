@@ -20,15 +20,17 @@ from app.models.readiness import ClusterReadiness, ReadinessSample
 from app.services.readiness.catalogue import evaluate
 from app.services.readiness.model import CheckContext, Finding, Status
 from tests.conftest import DatabaseServer
-from tests.readiness.conftest import PolledCluster, add_credential, aws_side
-from tests.readiness.factories import (
+from tests.factories import (
     FAILING,
     LOCAL_REGISTRY,
     MANIFEST_CHECKS,
+    add_credential,
+    aws_side,
     failing_cluster,
     pod,
     ready_cluster,
 )
+from tests.fixtures.readiness import PolledCluster
 
 Make = Callable[..., PolledCluster]
 

@@ -14,7 +14,7 @@ from app.models.connectivity import ConnectedSample, HourlyRollup, Incident
 from app.models.poll_run import PollRun
 from app.services.connectivity import status
 from app.settings import Settings
-from tests.connectivity.factories import make_outposts, points
+from tests.factories import make_outposts, points
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 

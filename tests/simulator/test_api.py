@@ -14,7 +14,8 @@ import yaml
 from app.integrations.aws import AwsClients
 from app.integrations.eks_token import build_token
 from lifeline_simulator import SimulatedCluster
-from tests.simulator.conftest import Kubectl, write_kubeconfig
+from tests.factories import write_kubeconfig
+from tests.fixtures.kube import Kubectl
 
 
 class Raw:

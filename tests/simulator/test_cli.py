@@ -13,7 +13,8 @@ from pathlib import Path
 import yaml
 
 from tests.conftest import free_port
-from tests.simulator.conftest import SAMPLE_MANIFESTS, Kubectl
+from tests.factories import SAMPLE_MANIFESTS
+from tests.fixtures.kube import Kubectl
 
 
 def start(args: list[str]) -> subprocess.Popen[str]:

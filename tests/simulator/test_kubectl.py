@@ -9,7 +9,8 @@ import yaml
 
 from app.integrations.kube.client import KubeConnection
 from lifeline_simulator import SimulatedCluster
-from tests.simulator.conftest import Kubectl, make_csr, write_kubeconfig
+from tests.factories import make_csr, write_kubeconfig
+from tests.fixtures.kube import Kubectl
 
 
 def test_get_nodes_prints_the_table_columns(admin_kubectl: Kubectl) -> None:

@@ -27,7 +27,8 @@ from app.integrations.kube.client import (
 )
 from lifeline_simulator import ManualClock, SimulatedCluster
 from lifeline_simulator.pki import ClusterCA
-from tests.simulator.conftest import SAMPLE_MANIFESTS, Kubectl, make_csr, write_kubeconfig
+from tests.factories import SAMPLE_MANIFESTS, make_csr, write_kubeconfig
+from tests.fixtures.kube import Kubectl
 
 
 def aws_clients() -> AwsClients:

@@ -12,7 +12,7 @@ from app.integrations.aws import AwsClients
 from app.integrations.eks_token import build_token
 from app.integrations.kube.client import KubeAuth, KubeConnection, connect
 from lifeline_simulator import SimulatedCluster
-from tests.simulator.conftest import SAMPLE_MANIFESTS, make_csr
+from tests.factories import SAMPLE_MANIFESTS, make_csr
 
 
 def aws_clients() -> AwsClients:

@@ -1,5 +1,5 @@
 """Status strips and timelines from seeded samples and rollups, and the fixed query count of the
-overview's bulk reads (uptime itself is app.services.connectivity.status's, tested in tests/connectivity)."""
+overview's bulk reads (uptime itself is app.services.connectivity.status's, tested in test_status.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.services.connectivity import queries
-from tests.connectivity_web.factories import NOW, add_rollups, add_samples, make_outpost
+from tests.factories import NOW, add_rollups, add_samples, make_outpost
 
 HOUR = dt.timedelta(hours=1)
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from app.integrations.cloudwatch import Datapoint
 from app.models.connectivity import ConnectedSample, HourlyRollup, Incident
 from app.services.connectivity import status
-from tests.connectivity.factories import make_outposts, points
+from tests.factories import make_outposts, points
 
 T0 = dt.datetime(2026, 11, 20, 10, 0, tzinfo=dt.UTC)
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from app.integrations import pki
 from app.integrations.kube import client as kube
 from app.models import Credential
-from tests.credentials.conftest import SimEnv
+from tests.fixtures.credentials import SimEnv
 
 
 def kubectl_run(kubectl: str, kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,7 @@ from app.services.audit import Actor
 from app.services.credentials import runs as credentials
 from app.services.credentials.vocabulary import IssueRequest
 from app.settings import Settings
-from tests.credentials.conftest import SimEnv
+from tests.fixtures.credentials import SimEnv
 
 ADMIN = Actor(name="admin", role="admin")
 

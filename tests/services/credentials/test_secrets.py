@@ -12,7 +12,7 @@ from sqlalchemy import MetaData, select
 from sqlalchemy.orm import Session
 
 from app.models import Credential
-from tests.credentials.conftest import SimEnv
+from tests.fixtures.credentials import SimEnv
 
 MARKER = "PRIVATE KEY"
 

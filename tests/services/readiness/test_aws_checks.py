@@ -21,7 +21,7 @@ from app.services.readiness.model import (
     Status,
 )
 from app.services.readiness.snapshot import snapshot_from_objects
-from tests.readiness.factories import LOCAL_REGISTRY, failing_cluster, ready_cluster
+from tests.factories import LOCAL_REGISTRY, failing_cluster, ready_cluster
 
 NOW = dt.datetime(2026, 11, 30, 12, tzinfo=dt.UTC)
 CERT_ARN = "arn:aws:acm:us-west-2:123456789012:certificate/11111111-2222-3333-4444-555555555555"

@@ -8,7 +8,7 @@ from app.services.readiness.catalogue import CHECKS, evaluate, score
 from app.services.readiness.model import CheckContext, Finding, Status
 from app.services.readiness.snapshot import snapshot_from_objects
 from app.services.readiness.specs import ATTESTATION_TOPICS, SPECS
-from tests.readiness.factories import (
+from tests.factories import (
     FAILING,
     LOCAL_REGISTRY,
     MANIFEST_CHECKS,

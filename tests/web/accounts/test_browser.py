@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.accounts.test_role_matrix import flat_routes
 from tests.conftest import TEST_PASSWORD
+from tests.web.test_role_matrix import flat_routes
 
 pytestmark = pytest.mark.browser
 

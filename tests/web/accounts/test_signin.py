@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from app.models import LoginThrottle, User, WebSession
 from app.services.accounts import users as accounts
 from app.web.security import CSRF_COOKIE, SESSION_COOKIE, Principal, Role, requires_recent_auth
-from tests.accounts.conftest import Clock
 from tests.conftest import TEST_PASSWORD, create_account, sign_in
+from tests.fixtures.accounts import Clock
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from app.models import ApiToken, AuditEvent, User
 from app.services.accounts.sessions import hash_secret
-from tests.accounts.conftest import Clock
 from tests.conftest import sign_in
+from tests.fixtures.accounts import Clock
 
 TOKEN_RE = re.compile(r'<pre class="mono" id="new-token">(llt_[A-Za-z0-9_-]+)</pre>')
 

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from tests.connectivity_web.factories import (
+from tests.factories import (
     add_incident,
     add_poll_run,
     add_rollups,

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import LiveServer
-from tests.connectivity_web.factories import add_poll_run, add_samples, make_outpost
+from tests.factories import add_poll_run, add_samples, make_outpost
 
 pytestmark = pytest.mark.browser
 

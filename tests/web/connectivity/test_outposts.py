@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from tests.connectivity_web.factories import add_rollups, add_samples, make_outpost
+from tests.factories import add_rollups, add_samples, make_outpost
 
 
 @pytest.mark.parametrize("range_key", ["6h", "24h", "7d", "30d", "90d"])

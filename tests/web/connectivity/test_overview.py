@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.web.connectivity.overview import FragmentCache
-from tests.connectivity_web.factories import add_poll_run, add_samples, make_outpost
+from tests.factories import add_poll_run, add_samples, make_outpost
 
 
 def _row_ids(html: str) -> list[str]:

@@ -17,7 +17,7 @@ from app.integrations import pki
 from app.integrations.vault import Vault
 from app.models import Credential, CredentialDownload
 from app.models.audit import AuditEvent
-from tests.credentials.factories import make_active_credential, make_cluster
+from tests.factories import make_active_credential, make_cluster
 
 
 def _credential_count(session: Session) -> int:

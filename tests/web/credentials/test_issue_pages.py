@@ -12,7 +12,7 @@ from app.jobs import credentials as credentials_job
 from app.models import Credential
 from app.services.credentials.access import fallback_identity
 from app.settings import Settings
-from tests.credentials.conftest import SimEnv
+from tests.fixtures.credentials import SimEnv
 
 
 def test_form_issue_redirects_to_live_progress(client: TestClient, sim_env: SimEnv, session: Session) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models.audit import AuditEvent
-from tests.credentials.conftest import SimEnv
+from tests.fixtures.credentials import SimEnv
 
 
 def _issue(client: Any, env: SimEnv, **body: Any) -> Any:

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import LiveServer
-from tests.readiness.test_web import seed
+from tests.web.readiness.test_clusters import seed
 
 pytestmark = pytest.mark.browser
 

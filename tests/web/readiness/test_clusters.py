@@ -19,7 +19,7 @@ from app.services.readiness.checks_capacity import node_capacities
 from app.services.readiness.model import CheckContext
 from app.services.readiness.records import PollResult, record_poll
 from app.services.readiness.snapshot import snapshot_from_objects
-from tests.readiness.factories import LOCAL_REGISTRY, failing_cluster, pod
+from tests.factories import LOCAL_REGISTRY, failing_cluster, pod
 
 HTMX = {"HX-Request": "true"}
 
