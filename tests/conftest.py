@@ -31,6 +31,7 @@ from app import migrate
 from app.db import create_db_engine, make_session_factory
 from app.main import create_app
 from app.settings import Settings
+from tests.support.htmx import Rendering
 
 pytest_plugins = [
     "tests.fixtures.accounts",
@@ -234,6 +235,12 @@ def sign_in(test_client: TestClient, username: str, password: str = TEST_PASSWOR
     assert raw, "no session cookie after sign-in"
     test_client.headers["X-CSRF-Token"] = csrf_token_for_session(raw)
     return test_client
+
+
+@pytest.fixture(params=[False, True], ids=["full", "partial"])
+def htmx(request: pytest.FixtureRequest) -> Rendering:
+    """One URL, two renderings: every page test runs once for the full page, once for its partial."""
+    return Rendering(partial=request.param)
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.models import AuditEvent, User
-from tests.conftest import TEST_PASSWORD, sign_in
+from tests.conftest import TEST_PASSWORD, create_account, sign_in
+from tests.support.htmx import Rendering
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -65,6 +66,14 @@ def test_admin_manages_accounts_and_every_step_is_audited(
     # No password ever reaches the trail.
     dump = " ".join(str(row) for row in session.execute(text("SELECT * FROM audit_events")))
     assert TEST_PASSWORD not in dump and NEW_PASSWORD not in dump
+
+
+def test_users_page_lists_every_account(client: TestClient, session: Session, htmx: Rendering) -> None:
+    create_account(session, "carol", "responder")
+    response = client.get("/users", headers=htmx.headers)
+    assert response.status_code == 200
+    htmx.check(response)
+    assert "carol" in response.text and "admin" in response.text
 
 
 def test_bad_account_input_is_explained(client: TestClient, session: Session) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from tests.conftest import TEST_PASSWORD
 from tests.fixtures.accounts import Clock
+from tests.support.htmx import Rendering
 
 
 def _seed(client: TestClient, clock: Clock) -> None:
@@ -28,12 +29,13 @@ def _seed(client: TestClient, clock: Clock) -> None:
         )
 
 
-def test_audit_page_filters_and_partial(client_as: Any, clock: Clock) -> None:
+def test_audit_page_filters_and_partial(client_as: Any, clock: Clock, htmx: Rendering) -> None:
     client = client_as("admin", "root")
     _seed(client, clock)
-    page = client.get("/audit", params={"action": "user.create", "target": "ben"})
+    page = client.get("/audit", params={"action": "user.create", "target": "ben"}, headers=htmx.headers)
     assert page.status_code == 200 and "user:ben" in page.text and "user:ann" not in page.text
     assert "1 event" in page.text
+    htmx.check(page)
     partial = client.get("/audit", params={"actor": "root"}, headers={"HX-Request": "true"})
     assert partial.text.lstrip().startswith('<div id="audit-results">')
     assert "user:cid" in partial.text

@@ -12,11 +12,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from tests.factories import add_rollups, add_samples, make_outpost
+from tests.support.htmx import Rendering
 
 
 @pytest.mark.parametrize("range_key", ["6h", "24h", "7d", "30d", "90d"])
 def test_chart_for_each_range(
-    client: TestClient, session: Session, now: dt.datetime, rendering: dict[str, str], range_key: str
+    client: TestClient, session: Session, now: dt.datetime, htmx: Rendering, range_key: str
 ) -> None:
     outpost = make_outpost(session, name="Plant 7")
     add_samples(session, outpost, now - dt.timedelta(hours=3), [1.0] * 60 + [None] * 60 + [0.0] * 60)
@@ -24,15 +25,16 @@ def test_chart_for_each_range(
         session, outpost, now.replace(minute=0) - dt.timedelta(days=100), [(3600.0, 3600.0)] * 24 * 99
     )
 
-    response = client.get(f"/outposts/{outpost.outpost_id}?range={range_key}", headers=rendering)
+    response = client.get(f"/outposts/{outpost.outpost_id}?range={range_key}", headers=htmx.headers)
 
     assert response.status_code == 200
+    htmx.check(response)
     html = response.text
     assert '<svg class="chart timeline"' in html
     assert f'data-range="{range_key}"' in html
     assert f'<a href="?range={range_key}" hx-get="?range={range_key}"' in html
     assert re.search(rf'href="\?range={range_key}"[^>]*\n?\s*aria-current="true"', html)
-    if "HX-Request" in rendering:
+    if htmx.partial:
         assert "<html" not in html and "Incidents" not in html
     else:
         assert "Plant 7" in html and "Incidents" in html and 'id="uptime-table"' in html

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.web.connectivity.overview import FragmentCache
 from tests.factories import add_poll_run, add_samples, make_outpost
+from tests.support.htmx import Rendering
 
 
 def _row_ids(html: str) -> list[str]:
@@ -44,14 +45,15 @@ def seed_fleet(session: Session, now: dt.datetime) -> dict[str, str]:
 
 
 def test_overview_lists_every_outpost_worst_first(
-    client: TestClient, session: Session, now: dt.datetime, rendering: dict[str, str]
+    client: TestClient, session: Session, now: dt.datetime, htmx: Rendering
 ) -> None:
     ids = seed_fleet(session, now)
-    response = client.get("/", headers=rendering)
+    response = client.get("/", headers=htmx.headers)
     assert response.status_code == 200
+    htmx.check(response)
     html = response.text
     assert _row_ids(html) == [ids["Bravo"], ids["Charlie"], ids["Delta"], ids["Alpha"]]
-    partial = "HX-Request" in rendering
+    partial = htmx.partial
     assert ("<html" in html) is not partial
     assert 'id="overview-live"' in html and 'hx-trigger="every 30s"' in html  # the default
     assert 'data-state-count="DISCONNECTED">1<' in html
@@ -66,15 +68,17 @@ def test_overview_lists_every_outpost_worst_first(
 
 
 def test_filter_by_state_and_region(
-    client: TestClient, session: Session, now: dt.datetime, rendering: dict[str, str]
+    client: TestClient, session: Session, now: dt.datetime, htmx: Rendering
 ) -> None:
     ids = seed_fleet(session, now)
-    assert _row_ids(client.get("/?state=disconnected", headers=rendering).text) == [ids["Bravo"]]
-    assert _row_ids(client.get("/?region=eu-west-1", headers=rendering).text) == [
+    assert _row_ids(client.get("/?state=disconnected", headers=htmx.headers).text) == [ids["Bravo"]]
+    assert _row_ids(client.get("/?region=eu-west-1", headers=htmx.headers).text) == [
         ids["Charlie"],
         ids["Delta"],
     ]
-    html = client.get("/?region=eu-west-1&state=CONNECTED", headers=rendering).text
+    response = client.get("/?region=eu-west-1&state=CONNECTED", headers=htmx.headers)
+    htmx.check(response)
+    html = response.text
     assert _row_ids(html) == []
     assert "No Outpost matches these filters" in html
     # The refresh keeps the filters: HTMX polls the same filtered URL.
@@ -97,9 +101,10 @@ def test_sort_keys(client: TestClient, session: Session, now: dt.datetime) -> No
     assert 'href="/?sort=-name"' in html  # clicking the current column reverses it
 
 
-def test_bad_filters_are_422_with_the_reason(client: TestClient, rendering: dict[str, str]) -> None:
-    response = client.get("/?state=ONFIRE&sort=colour", headers=rendering)
+def test_bad_filters_are_422_with_the_reason(client: TestClient, htmx: Rendering) -> None:
+    response = client.get("/?state=ONFIRE&sort=colour", headers=htmx.headers)
     assert response.status_code == 422
+    htmx.check(response)
     assert (
         "state must be one of CONNECTED, DEGRADED, DISCONNECTED, UNKNOWN (got &#39;ONFIRE&#39;)"
         in response.text
@@ -107,8 +112,10 @@ def test_bad_filters_are_422_with_the_reason(client: TestClient, rendering: dict
     assert "sort must be one of" in response.text
 
 
-def test_empty_fleet_says_how_to_add_one(client: TestClient, rendering: dict[str, str]) -> None:
-    html = client.get("/", headers=rendering).text
+def test_empty_fleet_says_how_to_add_one(client: TestClient, htmx: Rendering) -> None:
+    response = client.get("/", headers=htmx.headers)
+    htmx.check(response)
+    html = response.text
     assert "No Outposts yet" in html
     assert 'href="/fleet"' in html
     assert "LIFELINE_FLEET_FILE" in html

@@ -18,18 +18,19 @@ from app.integrations.vault import Vault
 from app.models import Credential, CredentialDownload
 from app.models.audit import AuditEvent
 from tests.factories import make_active_credential, make_cluster
+from tests.support.htmx import Rendering
 
 
 def _credential_count(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Credential)) or 0
 
 
-def test_inventory_empty_state_and_partial(client: TestClient) -> None:
-    page = client.get("/credentials")
-    assert page.status_code == 200
-    assert "No emergency credentials yet" in page.text and "<html" in page.text
-    partial = client.get("/credentials", headers={"HX-Request": "true"})
-    assert "No emergency credentials yet" in partial.text and "<html" not in partial.text
+def test_inventory_empty_state_and_partial(client: TestClient, htmx: Rendering) -> None:
+    response = client.get("/credentials", headers=htmx.headers)
+    assert response.status_code == 200
+    htmx.check(response)
+    assert "No emergency credentials yet" in response.text
+    assert ("<html" in response.text) is not htmx.partial
 
 
 def test_form_defaults(client: TestClient, session: Session) -> None:

@@ -14,16 +14,11 @@ from app.models import PollRun
 from app.models.audit import AuditEvent
 from app.services.fleet import inventory
 from app.services.fleet.fleet_file import parse_fleet_text
+from tests.support.htmx import Rendering
 
 OP_A = "op-0123456789abcdef0"
 OP_B = "op-0fedcba9876543210"
 HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture(params=["full", "htmx"])
-def rendering(request: pytest.FixtureRequest) -> dict[str, str]:
-    """One URL, two renderings: the full page, or the partial HTMX asks for."""
-    return HTMX if request.param == "htmx" else {}
 
 
 def _seed(session: Session) -> None:
@@ -55,10 +50,11 @@ def _seed(session: Session) -> None:
     session.flush()
 
 
-def test_empty_state_explains_the_three_ways(client: TestClient, rendering: dict[str, str]) -> None:
-    response = client.get("/fleet", headers=rendering)
+def test_empty_state_explains_the_three_ways(client: TestClient, htmx: Rendering) -> None:
+    response = client.get("/fleet", headers=htmx.headers)
     assert response.status_code == 200
-    expected = "fleet/_content.html" if rendering else "fleet/index.html"
+    htmx.check(response)
+    expected = "fleet/_content.html" if htmx.partial else "fleet/index.html"
     assert response.template.name == expected  # type: ignore[attr-defined]
     body = response.text
     assert "No Outposts yet" in body
@@ -68,15 +64,16 @@ def test_empty_state_explains_the_three_ways(client: TestClient, rendering: dict
         and "lifeline fleet discover" in body
     )
     assert "discovery:\n  regions: [us-west-2]" in body
-    assert ("<html" in body) is not bool(rendering)
+    assert ("<html" in body) is not htmx.partial
 
 
 def test_page_lists_the_fleet_with_sources_and_discovery_errors(
-    client: TestClient, session: Session, rendering: dict[str, str]
+    client: TestClient, session: Session, htmx: Rendering
 ) -> None:
     _seed(session)
-    response = client.get("/fleet", headers=rendering)
+    response = client.get("/fleet", headers=htmx.headers)
     assert response.status_code == 200
+    htmx.check(response)
     context = response.context  # type: ignore[attr-defined]
     assert [o.outpost_id for o in context["outposts"]] == [OP_B, OP_A]
     assert [c.name for c in context["clusters"]] == ["plant7-local"]
@@ -132,17 +129,18 @@ def test_add_cluster_form_with_htmx_answers_hx_redirect(client: TestClient, sess
 def test_invalid_outpost_form_rerenders_with_422(
     client: TestClient,
     session: Session,
-    rendering: dict[str, str],
+    htmx: Rendering,
     form: dict[str, str],
     field: str,
     message: str,
 ) -> None:
-    response = client.post("/fleet/outposts", data=form, headers=rendering)
+    response = client.post("/fleet/outposts", data=form, headers=htmx.headers)
     assert response.status_code == 422
+    htmx.check(response)
     context = response.context  # type: ignore[attr-defined]
     assert message in context["outpost_form"]["errors"][field]
     assert context["outpost_form"]["values"]["outpost_id"] == form["outpost_id"]
-    expected = "fleet/_outpost_form.html" if rendering else "fleet/index.html"
+    expected = "fleet/_outpost_form.html" if htmx.partial else "fleet/index.html"
     assert response.template.name == expected  # type: ignore[attr-defined]
     assert 'class="field-error"' in response.text and 'aria-invalid="true"' in response.text
     assert inventory.list_outposts(session) == []
@@ -238,7 +236,7 @@ def test_api_refuses_to_remove_file_managed_entries(client: TestClient, session:
     assert client.delete("/api/v1/fleet/clusters/us-west-2/plant7-local").status_code == 409
 
 
-def test_rename_form(client: TestClient, session: Session, rendering: dict[str, str]) -> None:
+def test_rename_form(client: TestClient, session: Session, htmx: Rendering) -> None:
     _seed(session)
     page = client.get("/fleet").text
     rename_form = page[page.index('id="rename-form"') :].split("</form>")[0]
@@ -246,20 +244,21 @@ def test_rename_form(client: TestClient, session: Session, rendering: dict[str, 
     assert f'<option value="{OP_B}"' in rename_form and f'<option value="{OP_A}"' not in rename_form
 
     bad = client.post(
-        "/fleet/outposts/edit", data={"outpost_id": OP_B, "account_id": "42"}, headers=rendering
+        "/fleet/outposts/edit", data={"outpost_id": OP_B, "account_id": "42"}, headers=htmx.headers
     )
     assert bad.status_code == 422
+    htmx.check(bad)
     assert "&#39;42&#39; is not an AWS account ID" in bad.text
-    expected = "fleet/_rename_form.html" if rendering else "fleet/index.html"
+    expected = "fleet/_rename_form.html" if htmx.partial else "fleet/index.html"
     assert bad.template.name == expected  # type: ignore[attr-defined]
 
     ok = client.post(
         "/fleet/outposts/edit",
         data={"outpost_id": OP_B, "name": "Plant 9, hall 2", "account_id": "123456789012"},
-        headers=rendering,
+        headers=htmx.headers,
         follow_redirects=False,
     )
-    assert ok.status_code == (204 if rendering else 303)
+    assert ok.status_code == (204 if htmx.partial else 303)
     outpost = inventory.get_outpost_or_none(session, OP_B)
     assert outpost is not None and (outpost.name, outpost.account_id) == ("Plant 9, hall 2", "123456789012")
 

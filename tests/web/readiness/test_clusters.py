@@ -6,7 +6,6 @@ import csv
 import datetime as dt
 import io
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,13 +19,9 @@ from app.services.readiness.model import CheckContext
 from app.services.readiness.records import PollResult, record_poll
 from app.services.readiness.snapshot import snapshot_from_objects
 from tests.factories import LOCAL_REGISTRY, failing_cluster, pod
+from tests.support.htmx import Rendering
 
 HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture(params=["full", "htmx"])
-def rendering(request: pytest.FixtureRequest) -> dict[str, str]:
-    return HTMX if request.param == "htmx" else {}
 
 
 def seed(session: Session, name: str = "plant7-local", *, check: str = "iam-dependent-workloads") -> Cluster:
@@ -58,19 +53,21 @@ def seed(session: Session, name: str = "plant7-local", *, check: str = "iam-depe
     return cluster
 
 
-def test_empty_state(client: TestClient, rendering: dict[str, str]) -> None:
-    response = client.get("/clusters", headers=rendering)
+def test_empty_state(client: TestClient, htmx: Rendering) -> None:
+    response = client.get("/clusters", headers=htmx.headers)
     assert response.status_code == 200
+    htmx.check(response)
     assert "No clusters yet" in response.text and "lifeline check --manifests" in response.text
-    assert ("<html" in response.text) == (rendering == {})
+    assert ("<html" in response.text) == (not htmx.partial)
 
 
 def test_list_shows_score_auth_path_and_worst_findings(
-    client: TestClient, session: Session, rendering: dict[str, str]
+    client: TestClient, session: Session, htmx: Rendering
 ) -> None:
     seed(session)
-    response = client.get("/clusters", headers=rendering)
+    response = client.get("/clusters", headers=htmx.headers)
     assert response.status_code == 200
+    htmx.check(response)
     assert "plant7-local" in response.text
     assert "Workloads do not need STS credentials" in response.text  # a worst finding
     assert ">IAM<" in response.text
@@ -90,13 +87,15 @@ def test_cluster_page_has_findings_nodes_chart_and_forms(client: TestClient, ses
     assert "<script>" not in page  # CSP: no inline scripts
 
 
-def test_filters_render_the_partial(client: TestClient, session: Session) -> None:
+def test_filters_render_the_partial(client: TestClient, session: Session, htmx: Rendering) -> None:
     seed(session)
-    response = client.get("/clusters/plant7-local?status=fail", headers=HTMX)
-    assert response.status_code == 200 and "<html" not in response.text
+    response = client.get("/clusters/plant7-local?status=fail", headers=htmx.headers)
+    assert response.status_code == 200 and ("<html" in response.text) is not htmx.partial
+    htmx.check(response)
     assert "Workloads do not need STS credentials" in response.text
     assert "Backups do not rely on EBS snapshots" not in response.text  # a passing check, filtered out
-    response = client.get("/clusters/plant7-local?status=pass&q=snapshot", headers=HTMX)
+    response = client.get("/clusters/plant7-local?status=pass&q=snapshot", headers=htmx.headers)
+    htmx.check(response)
     assert "Backups do not rely on EBS snapshots" in response.text
 
 
