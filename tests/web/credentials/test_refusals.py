@@ -23,7 +23,7 @@ from app.db import create_db_engine, make_session_factory, session_scope
 from app.integrations.vault import Vault, generate_data_key
 from app.models import Credential
 from app.models.audit import AuditEvent
-from tests.credentials.factories import make_active_credential, make_cluster
+from tests.factories import make_active_credential, make_cluster
 
 NO_KEY = "no data key configured"
 
