@@ -250,6 +250,58 @@ class SampleListOut(BaseModel):
     samples: list[SampleOut]
 
 
+# accounts
+
+
+class MeOut(BaseModel):
+    username: str
+    role: str
+    via_token: bool
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    role: str
+    disabled: bool
+    created_at: dt.datetime
+    last_sign_in_at: dt.datetime | None
+
+
+class TokenOut(BaseModel):
+    id: int
+    prefix: str
+    name: str
+    state: str
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+# audit
+
+
+class AuditEventOut(BaseModel):
+    id: int
+    occurred_at: dt.datetime
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    client_address: str | None
+    user_agent: str | None
+    details: dict[str, Any]
+
+
+class AuditPageOut(BaseModel):
+    items: list[AuditEventOut]
+    total: int
+    page: int
+    per_page: int
+    pages: int
+
+
 # readiness
 
 

@@ -201,11 +201,14 @@ def create_viewer(url: str) -> str | None:
     except ImportError:
         return None
     from app.db import create_db_engine, make_session_factory, session_scope
+    from app.services.audit import Actor
 
     password = secrets.token_urlsafe(18)
     engine = create_db_engine(url)
     with session_scope(make_session_factory(engine)) as session:
-        users.create_user(session, username="bench", password=password, role="viewer", actor="bench")
+        users.create_user(
+            session, username="bench", password=password, role="viewer", actor=Actor(name="bench")
+        )
     engine.dispose()
     return password
 

@@ -62,6 +62,7 @@ def _register_fleet(settings: Settings, session_factory: sessionmaker[Session], 
     """Put the demo Outposts in the fleet with the history the first poll's backfill would store."""
     from app.db import session_scope
     from app.integrations.cloudwatch import Datapoint
+    from app.services.audit import Actor, Via
     from app.services.connectivity import status
     from app.services.fleet import inventory
 
@@ -76,7 +77,7 @@ def _register_fleet(settings: Settings, session_factory: sessionmaker[Session], 
                 outpost_id=outpost.outpost_id,
                 name=outpost.name,
                 region=outpost.region,
-                actor="lifeline-demo",
+                actor=Actor(name="lifeline-demo", role="admin", via=Via.system),
             )
             # The day of history older than an hour is preloaded as the first poll's backfill would
             # store it (reading a day of minutes back from moto takes ~10 s); the last hour and every
@@ -128,13 +129,18 @@ def _demo_login(settings: Settings, session_factory: sessionmaker[Session]) -> s
 
     from app.db import session_scope
     from app.services.accounts import users as accounts
+    from app.services.audit import Actor, Via
 
     with session_scope(session_factory) as session:
         if accounts.get_user_by_username(session, DEMO_USER) is not None:
             return f"{DEMO_USER} (existing account; `lifeline users` can reset its password)"
         password = secrets.token_urlsafe(12)
         accounts.create_user(
-            session, username=DEMO_USER, password=password, role="admin", actor="lifeline-demo"
+            session,
+            username=DEMO_USER,
+            password=password,
+            role="admin",
+            actor=Actor(name="lifeline-demo", role="admin", via=Via.system),
         )
     return f"{DEMO_USER} / {password}"
 

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import migrate
 from app.db import create_db_engine, make_session_factory
 from app.main import create_app
+from app.services.audit import Actor
 from app.settings import Settings
 from tests.support.htmx import Rendering
 
@@ -211,7 +212,7 @@ def create_account(session: Session, username: str, role: str, password: str = T
     """An enabled account made through the accounts service (committed to the test's transaction)."""
     from app.services.accounts.users import create_user
 
-    user = create_user(session, username=username, password=password, role=role, actor="test")
+    user = create_user(session, username=username, password=password, role=role, actor=Actor(name="test"))
     session.commit()
     return user
 
@@ -283,7 +284,7 @@ def api_client_as(app: FastAPI, session: Session) -> Iterator[Any]:
 
     def make(role: str, username: str | None = None) -> TestClient:
         user = create_account(session, username or f"api-{role}-{len(clients) + 1}", role)
-        raw, _ = create_token(session, user, name="tests", expires_in_days=None, actor="test")
+        raw, _ = create_token(session, user, name="tests", expires_in_days=None, actor=Actor(name="test"))
         session.commit()
         test_client = TestClient(
             app, base_url="http://testserver", headers={"Authorization": f"Bearer {raw}"}

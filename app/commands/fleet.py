@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.commands.users import cli_actor
 from app.db import create_db_engine, make_session_factory, session_scope
 from app.services.fleet import inventory
 from app.services.fleet.discovery import DISCOVERY_JOB, FLEET_FILE_JOB, latest_runs
@@ -21,8 +22,6 @@ from app.services.fleet.fleet_file import FleetFileError, load_fleet_file
 from app.settings import Settings
 
 app = typer.Typer(help="List, add and remove Outposts and clusters.", no_args_is_help=True)
-
-CLI_ACTOR = "cli"
 
 
 def _settings() -> Settings:
@@ -169,7 +168,7 @@ def add_outpost_command(
     """Add an Outpost by hand (source: manual)."""
     with _transaction() as session:
         inventory.add_outpost(
-            session, outpost_id=outpost_id, name=name, region=region, account_id=account, actor=CLI_ACTOR
+            session, outpost_id=outpost_id, name=name, region=region, account_id=account, actor=cli_actor()
         )
     typer.echo(f"added Outpost {outpost_id} ({name}, {region})")
 
@@ -185,7 +184,7 @@ def update_outpost_command(
         _fail("nothing to change: pass --name and/or --account")
     with _transaction() as session:
         outpost = inventory.update_outpost(
-            session, outpost_id, name=name, account_id=account, actor=CLI_ACTOR
+            session, outpost_id, name=name, account_id=account, actor=cli_actor()
         )
         summary = f"{outpost.outpost_id}: {outpost.name}, account {outpost.account_id or '-'}"
     typer.echo(f"updated Outpost {summary}")
@@ -200,7 +199,7 @@ def remove_outpost_command(
 ) -> None:
     """Remove an Outpost and its connectivity history (file-managed ones: edit the file)."""
     with _transaction() as session:
-        inventory.remove_outpost(session, outpost_id, actor=CLI_ACTOR, include_file=force)
+        inventory.remove_outpost(session, outpost_id, actor=cli_actor(), include_file=force)
     typer.echo(f"removed Outpost {outpost_id}")
 
 
@@ -212,7 +211,7 @@ def add_cluster_command(
 ) -> None:
     """Add a local cluster by hand (source: manual)."""
     with _transaction() as session:
-        inventory.add_cluster(session, name=name, region=region, outpost_id=outpost, actor=CLI_ACTOR)
+        inventory.add_cluster(session, name=name, region=region, outpost_id=outpost, actor=cli_actor())
     typer.echo(f"added cluster {name} in {region}" + (f" on {outpost}" if outpost else ""))
 
 
@@ -226,7 +225,7 @@ def remove_cluster_command(
 ) -> None:
     """Remove a cluster (file-managed ones: edit the file)."""
     with _transaction() as session:
-        inventory.remove_cluster(session, name, region, actor=CLI_ACTOR, include_file=force)
+        inventory.remove_cluster(session, name, region, actor=cli_actor(), include_file=force)
     typer.echo(f"removed cluster {name} in {region}")
 
 
@@ -263,7 +262,7 @@ def apply_command(
     with _factory(_settings()) as factory:
         session = factory()
         try:
-            changes = inventory.apply_fleet_file(session, fleet, actor=CLI_ACTOR)
+            changes = inventory.apply_fleet_file(session, fleet, actor=cli_actor())
             if dry_run:
                 session.rollback()
             else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.commands.users import CLI_CLIENT, _user_or_exit, cli_actor, cli_session
+from app.commands.users import _user_or_exit, cli_actor, cli_session
 from app.services.accounts.tokens import create_token, find_tokens, list_tokens, revoke_token, token_state
 
 app = typer.Typer(help="Manage personal API tokens.", no_args_is_help=True)
@@ -21,9 +21,7 @@ def create(
     """Create a token and print it once (it is stored only as a hash)."""
     with cli_session() as session:
         owner = _user_or_exit(session, user)
-        raw, token = create_token(
-            session, owner, name=name, expires_in_days=expires_in, actor=cli_actor(), client=CLI_CLIENT
-        )
+        raw, token = create_token(session, owner, name=name, expires_in_days=expires_in, actor=cli_actor())
         expiry = token.expires_at.strftime("%Y-%m-%d %H:%M UTC") if token.expires_at else "never"
         typer.echo(f"token {token.prefix}… for {owner.username} ({owner.role}), expires {expiry}", err=True)
         typer.echo("copy it now, it is not shown again:", err=True)
@@ -59,5 +57,5 @@ def revoke(ref: str = typer.Argument(..., help="Token id or prefix (as shown by 
             typer.echo(f"lifeline: {ref!r} matches {len(matches)} tokens; give the id", err=True)
             raise typer.Exit(1)
         token = matches[0]
-        revoke_token(session, token, actor=cli_actor(), client=CLI_CLIENT)
+        revoke_token(session, token, actor=cli_actor())
         typer.echo(f"revoked {token.prefix}… ({token.name}) of {token.user.username}")

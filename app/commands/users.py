@@ -6,6 +6,7 @@ import getpass
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import typer
 from sqlalchemy.orm import Session
@@ -20,21 +21,17 @@ from app.services.accounts.users import (
     set_disabled,
     set_role,
 )
-from app.services.audit import ClientInfo
+from app.services.audit import Actor, ClientInfo
 
 app = typer.Typer(help="Manage dashboard accounts.", no_args_is_help=True)
 
 
-def cli_actor() -> str:
-    """The audit actor for CLI actions: `cli:` + the operating-system user."""
-    try:
-        name = getpass.getuser()
-    except Exception:  # no user name in the environment (some containers)
-        name = "unknown"
-    return f"cli:{name}"
-
-
 CLI_CLIENT = ClientInfo(address="local", user_agent="lifeline-cli")
+
+
+def cli_actor() -> Actor:
+    """The audit actor for CLI actions: `cli:` + the operating-system user, from the local client."""
+    return replace(Actor.cli(), client=CLI_CLIENT)
 
 
 @contextmanager
@@ -94,9 +91,7 @@ def create(
     """Create an account (the first admin: `--role admin`)."""
     password = read_new_password(password_stdin)
     with cli_session() as session:
-        user = create_user(
-            session, username=username, password=password, role=role, actor=cli_actor(), client=CLI_CLIENT
-        )
+        user = create_user(session, username=username, password=password, role=role, actor=cli_actor())
         typer.echo(f"created {user.username} ({user.role})")
 
 
@@ -123,7 +118,7 @@ def set_role_command(
     """Change an account's role."""
     with cli_session() as session:
         user = _user_or_exit(session, username)
-        set_role(session, user, role=role, actor=cli_actor(), client=CLI_CLIENT)
+        set_role(session, user, role=role, actor=cli_actor())
         typer.echo(f"{user.username} is now {role}")
 
 
@@ -132,7 +127,7 @@ def disable(username: str = typer.Argument(..., help="Account name.")) -> None:
     """Disable an account: its sessions end and its tokens stop working."""
     with cli_session() as session:
         user = _user_or_exit(session, username)
-        set_disabled(session, user, disabled=True, actor=cli_actor(), client=CLI_CLIENT)
+        set_disabled(session, user, disabled=True, actor=cli_actor())
         typer.echo(f"{user.username} disabled")
 
 
@@ -141,7 +136,7 @@ def enable(username: str = typer.Argument(..., help="Account name.")) -> None:
     """Re-enable a disabled account."""
     with cli_session() as session:
         user = _user_or_exit(session, username)
-        set_disabled(session, user, disabled=False, actor=cli_actor(), client=CLI_CLIENT)
+        set_disabled(session, user, disabled=False, actor=cli_actor())
         typer.echo(f"{user.username} enabled")
 
 
@@ -154,5 +149,5 @@ def reset_password_command(
     password = read_new_password(password_stdin)
     with cli_session() as session:
         user = _user_or_exit(session, username)
-        reset_password(session, user, new_password=password, actor=cli_actor(), client=CLI_CLIENT)
+        reset_password(session, user, new_password=password, actor=cli_actor())
         typer.echo(f"password of {user.username} reset; their sessions ended")

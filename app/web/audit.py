@@ -12,9 +12,9 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
 from starlette.responses import Response
 
+from app.schemas import AuditEventOut, AuditPageOut
 from app.services.audit import AuditFilter, iter_audit_events, list_audit_actions, list_audit_events
 from app.web.deps import DbSession
 from app.web.security import Admin
@@ -141,27 +141,7 @@ def audit_export(db: DbSession, _principal: Admin, filters: Filters) -> Response
     )
 
 
-class AuditEventOut(BaseModel):
-    id: int
-    occurred_at: dt.datetime
-    actor: str
-    action: str
-    target: str
-    outcome: str
-    client_address: str | None
-    user_agent: str | None
-    details: dict[str, Any]
-
-
-class AuditPageOut(BaseModel):
-    items: list[AuditEventOut]
-    total: int
-    page: int
-    per_page: int
-    pages: int
-
-
-@router.get("/api/v1/audit", name="audit.api_list", tags=["audit"])
+@router.get("/api/v1/audit", name="audit.api_list", response_model=AuditPageOut, tags=["audit"])
 def api_audit(
     db: DbSession,
     _principal: Admin,

@@ -1,7 +1,8 @@
 """HTTP routes for the fleet: the Fleet page with its add/remove forms, and /api/v1/fleet.
 
-Viewers see the fleet; admins change it. Forms re-render with 422 and field errors (HTMX swaps
-422); success answers HX-Redirect for HTMX and 303 otherwise.
+Viewers see the fleet; admins change it. A refused form re-renders with its field errors and the
+refusal's status (422 invalid, 404 missing, 409 conflict: what the API answers); success answers
+HX-Redirect for HTMX and 303 otherwise. API refusals propagate to `app.web.errors`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Form, Request, status
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
@@ -24,11 +25,14 @@ from app.schemas import (
     OutpostUpdate,
     PollRunOut,
 )
+from app.services.errors import ServiceError
 from app.services.fleet import inventory
 from app.services.fleet.discovery import DISCOVERY_JOB, FLEET_FILE_JOB, configured_regions, latest_runs
 from app.settings import Settings
 from app.web.deps import AppSettings, DbSession
-from app.web.security import Admin, Principal, Role, Viewer, requires
+from app.web.errors import status_for
+from app.web.forms import FormState
+from app.web.security import Admin, Principal, Role, Viewer, actor_of, requires
 from app.web.templating import is_htmx_partial, redirect_after_post, render
 
 router = APIRouter()
@@ -50,10 +54,6 @@ discovery:
 
 OUTPOST_FIELDS = ("outpost_id", "name", "region", "account_id")
 CLUSTER_FIELDS = ("name", "region", "outpost_id")
-
-
-def _actor(principal: Principal) -> str:
-    return f"{principal.username} (token)" if principal.via_token else principal.username
 
 
 # ---------------------------------------------------------------- page
@@ -78,9 +78,9 @@ def _page_context(
         "example_fleet_file": EXAMPLE_FLEET_FILE,
         "can_edit": principal.role.allows(Role.admin),
         "notice": request.query_params.get("notice", "")[:200],
-        "outpost_form": {"values": {}, "errors": {}},
-        "cluster_form": {"values": {}, "errors": {}},
-        "rename_form": {"values": {}, "errors": {}},
+        "outpost_form": FormState(),
+        "cluster_form": FormState(),
+        "rename_form": FormState(),
         "error": None,
     }
     context.update(extra)
@@ -112,16 +112,13 @@ def _form_error(
     *,
     form: str,
     values: dict[str, str],
-    exc: inventory.FleetError,
+    exc: ServiceError,
 ) -> Response:
-    """Re-render with 422: the form alone for HTMX, the whole page otherwise."""
-    errors = exc.errors if isinstance(exc, inventory.FleetValidationError) else {"_form": str(exc)}
-    context = _page_context(
-        request, session, settings, principal, **{form: {"values": values, "errors": errors}}
-    )
+    """Re-render with the refusal's status: the form alone for HTMX, the whole page otherwise."""
+    context = _page_context(request, session, settings, principal, **{form: FormState.refused(values, exc)})
     partial = f"fleet/_{form}.html"
     template = partial if is_htmx_partial(request) else "fleet/index.html"
-    return render(request, template, context, status_code=422)
+    return render(request, template, context, status_code=status_for(exc))
 
 
 @router.post("/fleet/outposts", name="fleet.add_outpost")
@@ -143,9 +140,9 @@ def add_outpost_form(
             name=name,
             region=region,
             account_id=account_id or None,
-            actor=_actor(principal),
+            actor=actor_of(principal, request),
         )
-    except inventory.FleetError as exc:
+    except ServiceError as exc:
         return _form_error(request, session, settings, principal, form="outpost_form", values=values, exc=exc)
     return _done(request, f"Added Outpost {outpost_id.strip()}.")
 
@@ -165,9 +162,9 @@ def update_outpost_form(
         if not outpost_id:
             raise inventory.FleetValidationError({"outpost_id": "choose an Outpost"})
         inventory.update_outpost(
-            session, outpost_id, name=name or None, account_id=account_id, actor=_actor(principal)
+            session, outpost_id, name=name or None, account_id=account_id, actor=actor_of(principal, request)
         )
-    except inventory.FleetError as exc:
+    except ServiceError as exc:
         return _form_error(request, session, settings, principal, form="rename_form", values=values, exc=exc)
     return _done(request, f"Updated Outpost {outpost_id}.")
 
@@ -185,9 +182,13 @@ def add_cluster_form(
     values = {"name": name, "region": region, "outpost_id": outpost_id}
     try:
         inventory.add_cluster(
-            session, name=name, region=region, outpost_id=outpost_id or None, actor=_actor(principal)
+            session,
+            name=name,
+            region=region,
+            outpost_id=outpost_id or None,
+            actor=actor_of(principal, request),
         )
-    except inventory.FleetError as exc:
+    except ServiceError as exc:
         return _form_error(request, session, settings, principal, form="cluster_form", values=values, exc=exc)
     return _done(request, f"Added cluster {name.strip()} in {region.strip()}.")
 
@@ -197,11 +198,12 @@ def _removal_failed(
     session: Session,
     settings: Settings,
     principal: Principal,
-    exc: inventory.FleetError,
+    exc: ServiceError,
 ) -> Response:
-    code = 404 if isinstance(exc, inventory.FleetNotFoundError) else 409
-    context = _page_context(request, session, settings, principal, error=str(exc))
-    return render(request, "fleet/index.html", context, partial="fleet/_content.html", status_code=code)
+    context = _page_context(request, session, settings, principal, error=exc.message)
+    return render(
+        request, "fleet/index.html", context, partial="fleet/_content.html", status_code=status_for(exc)
+    )
 
 
 @router.post("/fleet/outposts/{outpost_id}/delete", name="fleet.remove_outpost")
@@ -213,8 +215,8 @@ def remove_outpost_form(
     principal: Admin,
 ) -> Response:
     try:
-        inventory.remove_outpost(session, outpost_id, actor=_actor(principal))
-    except inventory.FleetError as exc:
+        inventory.remove_outpost(session, outpost_id, actor=actor_of(principal, request))
+    except ServiceError as exc:
         return _removal_failed(request, session, settings, principal, exc)
     return _done(request, f"Removed Outpost {outpost_id}.")
 
@@ -229,8 +231,8 @@ def remove_cluster_form(
     principal: Admin,
 ) -> Response:
     try:
-        inventory.remove_cluster(session, name, region, actor=_actor(principal))
-    except inventory.FleetError as exc:
+        inventory.remove_cluster(session, name, region, actor=actor_of(principal, request))
+    except ServiceError as exc:
         return _removal_failed(request, session, settings, principal, exc)
     return _done(request, f"Removed cluster {name} in {region}.")
 
@@ -270,18 +272,6 @@ def cluster_out(cluster: Cluster) -> FleetClusterOut:
     )
 
 
-def _api_error(exc: inventory.FleetError) -> HTTPException:
-    if isinstance(exc, inventory.FleetValidationError):
-        detail: Any = [
-            {"loc": ["body", field], "msg": message, "type": "value_error"}
-            for field, message in exc.errors.items()
-        ]
-        return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
-    if isinstance(exc, inventory.FleetNotFoundError):
-        return HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc))
-    return HTTPException(status.HTTP_409_CONFLICT, detail=str(exc))
-
-
 @router.get(
     "/api/v1/fleet",
     name="fleet.api_list",
@@ -310,19 +300,18 @@ def api_fleet(session: DbSession, settings: AppSettings) -> FleetOut:
     tags=["fleet"],
     responses={409: {"description": "Already exists"}},
 )
-def api_add_outpost(body: OutpostCreate, session: DbSession, principal: Admin) -> FleetOutpostOut:
+def api_add_outpost(
+    request: Request, body: OutpostCreate, session: DbSession, principal: Admin
+) -> FleetOutpostOut:
     """Add an Outpost (source: manual). A discovered Outpost with the same ID is taken over."""
-    try:
-        outpost = inventory.add_outpost(
-            session,
-            outpost_id=body.outpost_id,
-            name=body.name,
-            region=body.region,
-            account_id=body.account_id,
-            actor=_actor(principal),
-        )
-    except inventory.FleetError as exc:
-        raise _api_error(exc) from None
+    outpost = inventory.add_outpost(
+        session,
+        outpost_id=body.outpost_id,
+        name=body.name,
+        region=body.region,
+        account_id=body.account_id,
+        actor=actor_of(principal, request),
+    )
     session.refresh(outpost)
     return outpost_out(outpost)
 
@@ -335,18 +324,15 @@ def api_add_outpost(body: OutpostCreate, session: DbSession, principal: Admin) -
     responses={404: {"description": "No such Outpost"}, 409: {"description": "Managed by the fleet file"}},
 )
 def api_update_outpost(
-    outpost_id: str, body: OutpostUpdate, session: DbSession, principal: Admin
+    request: Request, outpost_id: str, body: OutpostUpdate, session: DbSession, principal: Admin
 ) -> FleetOutpostOut:
     """Rename an Outpost or set its account (not file-managed ones: edit the file)."""
     account: str | None = None
     if "account_id" in body.model_fields_set:
         account = body.account_id or ""
-    try:
-        outpost = inventory.update_outpost(
-            session, outpost_id, name=body.name, account_id=account, actor=_actor(principal)
-        )
-    except inventory.FleetError as exc:
-        raise _api_error(exc) from None
+    outpost = inventory.update_outpost(
+        session, outpost_id, name=body.name, account_id=account, actor=actor_of(principal, request)
+    )
     session.refresh(outpost)
     return outpost_out(outpost)
 
@@ -358,12 +344,9 @@ def api_update_outpost(
     tags=["fleet"],
     responses={404: {"description": "No such Outpost"}, 409: {"description": "Managed by the fleet file"}},
 )
-def api_remove_outpost(outpost_id: str, session: DbSession, principal: Admin) -> Response:
+def api_remove_outpost(request: Request, outpost_id: str, session: DbSession, principal: Admin) -> Response:
     """Remove an Outpost and its connectivity history (not file-managed ones)."""
-    try:
-        inventory.remove_outpost(session, outpost_id, actor=_actor(principal))
-    except inventory.FleetError as exc:
-        raise _api_error(exc) from None
+    inventory.remove_outpost(session, outpost_id, actor=actor_of(principal, request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -375,14 +358,17 @@ def api_remove_outpost(outpost_id: str, session: DbSession, principal: Admin) ->
     tags=["fleet"],
     responses={409: {"description": "Already exists"}},
 )
-def api_add_cluster(body: ClusterCreate, session: DbSession, principal: Admin) -> FleetClusterOut:
+def api_add_cluster(
+    request: Request, body: ClusterCreate, session: DbSession, principal: Admin
+) -> FleetClusterOut:
     """Add a local cluster (source: manual), optionally on a known Outpost."""
-    try:
-        cluster = inventory.add_cluster(
-            session, name=body.name, region=body.region, outpost_id=body.outpost_id, actor=_actor(principal)
-        )
-    except inventory.FleetError as exc:
-        raise _api_error(exc) from None
+    cluster = inventory.add_cluster(
+        session,
+        name=body.name,
+        region=body.region,
+        outpost_id=body.outpost_id,
+        actor=actor_of(principal, request),
+    )
     return cluster_out(cluster)
 
 
@@ -393,10 +379,9 @@ def api_add_cluster(body: ClusterCreate, session: DbSession, principal: Admin) -
     tags=["fleet"],
     responses={404: {"description": "No such cluster"}, 409: {"description": "Managed by the fleet file"}},
 )
-def api_remove_cluster(region: str, name: str, session: DbSession, principal: Admin) -> Response:
+def api_remove_cluster(
+    request: Request, region: str, name: str, session: DbSession, principal: Admin
+) -> Response:
     """Remove a cluster (not file-managed ones)."""
-    try:
-        inventory.remove_cluster(session, name, region, actor=_actor(principal))
-    except inventory.FleetError as exc:
-        raise _api_error(exc) from None
+    inventory.remove_cluster(session, name, region, actor=actor_of(principal, request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -84,11 +84,6 @@ class Principal:
     session_id: int | None = None
     token_id: int | None = None
 
-    @property
-    def actor(self) -> str:
-        """The name written to the audit trail."""
-        return self.username
-
     def can(self, role: Role) -> bool:
         return self.role.allows(role)
 

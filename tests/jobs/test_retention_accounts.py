@@ -11,7 +11,7 @@ from app.jobs import retention as job
 from app.models.account import WebSession
 from app.services.accounts import users
 from app.services.accounts.sessions import SessionPolicy, start_session
-from app.services.audit import ClientInfo
+from app.services.audit import Actor, ClientInfo
 from app.settings import Settings
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
@@ -21,7 +21,11 @@ def test_retention_purges_expired_sessions_only(
     settings: Settings, session_factory: sessionmaker[Session], session: Session
 ) -> None:
     user = users.create_user(
-        session, username="ops-one", password="a long enough passphrase 1", role="viewer", actor="test"
+        session,
+        username="ops-one",
+        password="a long enough passphrase 1",
+        role="viewer",
+        actor=Actor(name="test"),
     )
     policy = SessionPolicy.from_settings(settings)
     client = ClientInfo(address="127.0.0.1", user_agent="pytest")

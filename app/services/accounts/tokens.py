@@ -17,7 +17,7 @@ from app.models.account import ApiToken, User
 from app.models.base import utcnow
 from app.services.accounts.sessions import hash_secret
 from app.services.accounts.users import AccountError
-from app.services.audit import ClientInfo, record_audit
+from app.services.audit import Actor, record_audit
 
 TOKEN_PREFIX = "llt_"  # noqa: S105 (a public marker, not a secret)
 PREFIX_LENGTH = 12
@@ -31,8 +31,7 @@ def create_token(
     *,
     name: str,
     expires_in_days: int | None,
-    actor: str,
-    client: ClientInfo | None = None,
+    actor: Actor,
     now: dt.datetime | None = None,
 ) -> tuple[str, ApiToken]:
     """Create a token for `user`; returns the raw token, which is never stored or shown again."""
@@ -62,7 +61,6 @@ def create_token(
         actor=actor,
         action="token.create",
         target=f"user:{user.username}",
-        client=client,
         details={
             "token_id": token.id,
             "token_prefix": token.prefix,
@@ -121,8 +119,7 @@ def revoke_token(
     session: Session,
     token: ApiToken,
     *,
-    actor: str,
-    client: ClientInfo | None = None,
+    actor: Actor,
     now: dt.datetime | None = None,
 ) -> None:
     """Revoke a token (idempotent; audited the first time)."""
@@ -136,7 +133,6 @@ def revoke_token(
         actor=actor,
         action="token.revoke",
         target=f"user:{token.user.username}",
-        client=client,
         details={"token_id": token.id, "token_prefix": token.prefix, "name": token.name},
         now=now,
     )

@@ -20,7 +20,8 @@ from app.models.account import User
 from app.models.base import utcnow
 from app.services.accounts.backoff import BackoffPolicy, check_backoff, record_failure, record_success
 from app.services.accounts.sessions import end_user_sessions
-from app.services.audit import ClientInfo, Outcome, record_audit
+from app.services.audit import Actor, ClientInfo, Outcome, record_audit
+from app.services.errors import InvalidInput
 
 ROLES: tuple[str, ...] = ("viewer", "responder", "admin")
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -33,12 +34,15 @@ password_hasher = PasswordHasher()
 _dummy_hash: str | None = None
 
 
-class AccountError(ValueError):
-    """A request about an account that cannot be honoured; `field` names the form field at fault."""
+class AccountError(InvalidInput):
+    """A request about an account that cannot be honoured; `field` names the form field at fault.
+
+    Every account refusal (a bad name, a taken name, the last admin) is answered on the form it
+    came from, so all of them are invalid input for that field.
+    """
 
     def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field=field)
 
 
 def hash_password(password: str) -> str:
@@ -101,8 +105,7 @@ def create_user(
     username: str,
     password: str,
     role: str,
-    actor: str,
-    client: ClientInfo | None = None,
+    actor: Actor,
     now: dt.datetime | None = None,
 ) -> User:
     """Create an account (audited as `user.create`)."""
@@ -129,7 +132,6 @@ def create_user(
         actor=actor,
         action="user.create",
         target=f"user:{username}",
-        client=client,
         details={"role": role},
         now=now,
     )
@@ -264,8 +266,7 @@ def reset_password(
     user: User,
     *,
     new_password: str,
-    actor: str,
-    client: ClientInfo | None = None,
+    actor: Actor,
     now: dt.datetime | None = None,
 ) -> None:
     """An admin (or the CLI) sets a new password; every session of the account ends."""
@@ -277,7 +278,6 @@ def reset_password(
         actor=actor,
         action="user.password_reset",
         target=f"user:{user.username}",
-        client=client,
         now=now,
     )
 
@@ -297,8 +297,7 @@ def set_role(
     user: User,
     *,
     role: str,
-    actor: str,
-    client: ClientInfo | None = None,
+    actor: Actor,
     now: dt.datetime | None = None,
 ) -> None:
     """Change an account's role (refused if it would leave no enabled admin)."""
@@ -316,7 +315,6 @@ def set_role(
         actor=actor,
         action="user.role_change",
         target=f"user:{user.username}",
-        client=client,
         details={"from": previous, "to": role},
         now=now,
     )
@@ -327,8 +325,7 @@ def set_disabled(
     user: User,
     *,
     disabled: bool,
-    actor: str,
-    client: ClientInfo | None = None,
+    actor: Actor,
     now: dt.datetime | None = None,
 ) -> None:
     """Disable (ending every session; tokens stop working) or re-enable an account."""
@@ -346,7 +343,6 @@ def set_disabled(
         actor=actor,
         action="user.disable" if disabled else "user.enable",
         target=f"user:{user.username}",
-        client=client,
         now=now,
     )
 

@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session
 
 from app.integrations.eks import EksCluster, EksListing
 from app.models import Cluster, Outpost, PollRun
+from app.services.audit import Actor, Via
 from app.services.fleet import inventory
 from app.services.fleet.fleet_file import FleetFileError, load_fleet_file
 from app.services.fleet.inventory import DISCOVERY, FleetChanges
 
-ACTOR = "discovery"
+ACTOR = Actor(name="discovery", role="admin", via=Via.system)
 DISCOVERY_JOB = "discovery"
 FLEET_FILE_JOB = "fleet-file"
 # Shown when a cluster declared by the file or by hand is not (or no longer) in EKS.

@@ -15,34 +15,37 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from app.models import Cluster, Outpost
-from app.services.audit import record_audit
+from app.services.audit import SYSTEM, Actor, Via, record_audit
+from app.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from app.services.fleet import rules
 from app.services.fleet.fleet_file import FleetFile, FleetFileError, FleetFileProblem
 
 log = logging.getLogger(__name__)
+
+FLEET_FILE_ACTOR = Actor(name="fleet-file", role="admin", via=Via.system)
+"""Who the trail names for changes the fleet-file job applies."""
 
 FILE = "file"
 MANUAL = "manual"
 DISCOVERY = "discovery"
 
 
-class FleetError(Exception):
+class FleetError(ServiceError):
     """A fleet change was refused; the message says why."""
 
 
-class FleetValidationError(FleetError):
+class FleetValidationError(FleetError, InvalidInput):
     """One or more fields are invalid; `errors` maps each field name to what is wrong with it."""
 
     def __init__(self, errors: dict[str, str]) -> None:
-        self.errors = errors
-        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
+        InvalidInput.__init__(self, errors=errors)
 
 
-class FleetNotFoundError(FleetError):
+class FleetNotFoundError(FleetError, NotFound):
     """The Outpost or cluster does not exist."""
 
 
-class FleetConflictError(FleetError):
+class FleetConflictError(FleetError, Conflict):
     """The change clashes with what exists (a duplicate, or an entry the fleet file owns)."""
 
 
@@ -79,10 +82,10 @@ class FleetChanges:
         )
 
 
-def audit_fleet_change(session: Session, actor: str, action: str, target: str, detail: str = "") -> None:
+def audit_fleet_change(session: Session, actor: Actor, action: str, target: str, detail: str = "") -> None:
     """The single call point auditing fleet changes: `fleet.outpost.add` on `outpost:op-...`."""
     kind = action.split(".")[1] if action.count(".") >= 2 else "fleet"
-    log.info("%s %s by %s %s", action, target, actor, detail)
+    log.info("%s %s by %s %s", action, target, actor.name, detail)
     record_audit(
         session,
         actor=actor,
@@ -150,7 +153,7 @@ def add_outpost(
     name: str,
     region: str,
     account_id: str | None = None,
-    actor: str = "system",
+    actor: Actor = SYSTEM,
 ) -> Outpost:
     """Add an Outpost by hand; a discovered one with the same ID is taken over (source: manual)."""
     outpost_id, name, region = outpost_id.strip(), name.strip(), region.strip()
@@ -183,7 +186,7 @@ def update_outpost(
     *,
     name: str | None = None,
     account_id: str | None = None,
-    actor: str = "system",
+    actor: Actor = SYSTEM,
 ) -> Outpost:
     """Rename an Outpost or set its account (not for file-managed ones: edit the file)."""
     outpost = _editable_outpost(session, outpost_id)
@@ -197,7 +200,7 @@ def update_outpost(
 
 
 def remove_outpost(
-    session: Session, outpost_id: str, *, actor: str = "system", include_file: bool = False
+    session: Session, outpost_id: str, *, actor: Actor = SYSTEM, include_file: bool = False
 ) -> None:
     """Remove an Outpost and its connectivity history; its clusters stay, unlinked.
 
@@ -234,7 +237,7 @@ def add_cluster(
     name: str,
     region: str,
     outpost_id: str | None = None,
-    actor: str = "system",
+    actor: Actor = SYSTEM,
 ) -> Cluster:
     """Add a cluster by hand, optionally on a known Outpost; a discovered one is taken over."""
     name, region = name.strip(), region.strip()
@@ -257,7 +260,7 @@ def add_cluster(
 
 
 def remove_cluster(
-    session: Session, name: str, region: str, *, actor: str = "system", include_file: bool = False
+    session: Session, name: str, region: str, *, actor: Actor = SYSTEM, include_file: bool = False
 ) -> None:
     cluster = get_cluster_or_none(session, name.strip(), region.strip())
     if cluster is None:
@@ -288,7 +291,7 @@ def _cluster_outpost(session: Session, region: str, outpost_id: str | None) -> O
 # ---------------------------------------------------------------- the fleet file
 
 
-def apply_fleet_file(session: Session, fleet: FleetFile, *, actor: str = "fleet-file") -> FleetChanges:
+def apply_fleet_file(session: Session, fleet: FleetFile, *, actor: Actor = FLEET_FILE_ACTOR) -> FleetChanges:
     """Make the file-managed part of the fleet match `fleet`, all or nothing.
 
     Every check that needs the database runs before the first change, so a FleetFileError leaves

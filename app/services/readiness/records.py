@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from app.models import Cluster, Credential
 from app.models.base import utcnow
 from app.models.readiness import ClusterReadiness, ReadinessAttestation, ReadinessExemption, ReadinessSample
-from app.services.audit import record_audit
+from app.services.audit import Actor, record_audit
+from app.services.errors import Conflict, InvalidInput, NotFound
 from app.services.readiness.catalogue import (
     AttestationFact,
     ExemptionRule,
@@ -35,12 +36,15 @@ MAX_EXEMPTION_DAYS = 365
 MAX_ATTESTATION_DAYS = 400
 
 
-class ReadinessInputError(ValueError):
+class ReadinessInputError(InvalidInput):
     """A form or API value that cannot be accepted; `errors` maps field -> message."""
 
     def __init__(self, errors: dict[str, str]) -> None:
-        self.errors = errors
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        super().__init__(errors=errors)
+
+
+class ExemptionNotFound(NotFound):
+    """The exemption does not exist on this cluster."""
 
 
 # ---------------------------------------------------------------- reading
@@ -244,7 +248,7 @@ def add_exemption(
     target: str,
     reason: str,
     expires_at: dt.datetime | None,
-    actor: str,
+    actor: Actor,
 ) -> ReadinessExemption:
     """Accept the risk of a check (or one object of it) until `expires_at`; audited."""
     now = utcnow()
@@ -267,7 +271,7 @@ def add_exemption(
         check_id=check_id,
         target=target,
         reason=reason.strip(),
-        author=actor,
+        author=actor.name,
         created_at=now,
         expires_at=expiry,
     )
@@ -289,10 +293,10 @@ def add_exemption(
     return row
 
 
-def remove_exemption(session: Session, cluster: Cluster, exemption_id: int, *, actor: str) -> None:
+def remove_exemption(session: Session, cluster: Cluster, exemption_id: int, *, actor: Actor) -> None:
     row = session.get(ReadinessExemption, exemption_id)
     if row is None or row.cluster_pk != cluster.id:
-        raise ReadinessInputError({"exemption": f"no exemption {exemption_id} on this cluster"})
+        raise ExemptionNotFound(f"no exemption {exemption_id} on this cluster", field="exemption")
     session.delete(row)
     session.flush()
     record_audit(
@@ -312,7 +316,7 @@ def add_attestation(
     topic: str,
     statement: str,
     expires_at: dt.datetime | None,
-    actor: str,
+    actor: Actor,
 ) -> ReadinessAttestation:
     """A person confirms what Lifeline cannot check (etcd backups, local DNS, registry); audited."""
     now = utcnow()
@@ -331,7 +335,7 @@ def add_attestation(
         cluster_pk=cluster.id,
         topic=topic,
         statement=statement.strip(),
-        author=actor,
+        author=actor.name,
         attested_at=now,
         expires_at=expiry,
     )
@@ -348,7 +352,7 @@ def add_attestation(
     return row
 
 
-def set_horizon(session: Session, cluster: Cluster, hours: int | None, *, actor: str) -> ClusterReadiness:
+def set_horizon(session: Session, cluster: Cluster, hours: int | None, *, actor: Actor) -> ClusterReadiness:
     """Set (or clear, with None) the cluster's disconnect horizon; applies from the next poll."""
     if hours is not None and not 1 <= hours <= 24 * 90:
         raise ReadinessInputError({"horizon_hours": "between 1 and 2160 hours (90 days)"})
@@ -385,23 +389,26 @@ class ClusterView:
         return counts(self.findings)
 
 
-class ClusterLookupError(LookupError):
-    def __init__(self, message: str, status_code: int) -> None:
-        super().__init__(message)
-        self.status_code = status_code
+class ClusterNotFound(NotFound):
+    """No cluster has that name (in that region)."""
+
+
+class AmbiguousCluster(Conflict):
+    """The name exists in several regions and no region was given."""
 
 
 def find_cluster(session: Session, name: str, region: str | None = None) -> Cluster:
-    """The cluster called `name` (in `region` when given); raises ClusterLookupError 404/409."""
+    """The cluster called `name` (in `region` when given); ClusterNotFound, or AmbiguousCluster when
+    the name is in several regions and none was given."""
     query = select(Cluster).where(Cluster.name == name)
     if region:
         query = query.where(Cluster.region == region)
     found = list(session.scalars(query))
     if not found:
-        raise ClusterLookupError(f"no cluster {name!r}" + (f" in {region}" if region else ""), 404)
+        raise ClusterNotFound(f"no cluster {name!r}" + (f" in {region}" if region else ""))
     if len(found) > 1:
         regions = ", ".join(sorted(c.region for c in found))
-        raise ClusterLookupError(f"cluster {name!r} exists in {regions}: add ?region=", 409)
+        raise AmbiguousCluster(f"cluster {name!r} exists in {regions}: add ?region=")
     return found[0]
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.responses import Response
 
+from app.schemas import MeOut
 from app.services.accounts.sessions import confirm_reauth, end_session, start_session
 from app.services.accounts.users import authenticate, confirm_password
 from app.services.audit import record_audit
@@ -15,6 +16,7 @@ from app.web.deps import AppSettings, DbSession
 from app.web.security import (
     SESSION_COOKIE,
     Viewer,
+    actor_of,
     backoff_policy,
     clear_session_cookie,
     client_info,
@@ -88,10 +90,9 @@ def logout(request: Request, db: DbSession, principal: Viewer) -> Response:
         end_session(db, raw)
     record_audit(
         db,
-        actor=principal.actor,
+        actor=actor_of(principal, request),
         action="auth.sign_out",
         target=f"user:{principal.username}",
-        client=client_info(request),
         now=now_utc(request),
     )
     target = "/login?signed_out=1"
@@ -138,14 +139,10 @@ def reauth_submit(
     return RedirectResponse(safe_next(next), status_code=303)
 
 
-@router.get("/api/v1/me", name="auth.api_me", tags=["accounts"])
-def api_me(principal: Viewer) -> dict[str, Any]:
+@router.get("/api/v1/me", name="auth.api_me", response_model=MeOut, tags=["accounts"])
+def api_me(principal: Viewer) -> MeOut:
     """Who the token or session belongs to, and its role."""
-    return {
-        "username": principal.username,
-        "role": principal.role.value,
-        "via_token": principal.via_token,
-    }
+    return MeOut(username=principal.username, role=principal.role.value, via_token=principal.via_token)
 
 
 @router.get("/api/openapi.json", name="auth.openapi", include_in_schema=False)

@@ -7,11 +7,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, HTTPException, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
-from app.models.account import User
+from app.models.account import ApiToken, User
+from app.schemas import TokenOut, UserOut
 from app.services.accounts.sessions import has_recent_auth
 from app.services.accounts.tokens import (
     create_token,
@@ -22,7 +22,6 @@ from app.services.accounts.tokens import (
 )
 from app.services.accounts.users import (
     ROLES,
-    AccountError,
     change_own_password,
     create_user,
     get_user_or_none,
@@ -31,7 +30,10 @@ from app.services.accounts.users import (
     set_disabled,
     set_role,
 )
+from app.services.errors import FORM, InvalidInput, NotFound, ServiceError
 from app.web.deps import AppSettings, DbSession, RowId
+from app.web.errors import status_for
+from app.web.forms import FormState
 from app.web.security import (
     Admin,
     Principal,
@@ -39,6 +41,7 @@ from app.web.security import (
     RecentViewer,
     Role,
     Viewer,
+    actor_of,
     client_info,
     now_utc,
     session_policy,
@@ -58,7 +61,7 @@ def _recent(request: Request, settings: AppSettings) -> bool:
 def _user_or_404(db: DbSession, user_id: int) -> User:
     user = get_user_or_none(db, user_id)
     if user is None:
-        raise HTTPException(404, f"No account with id {user_id}.")
+        raise NotFound(f"No account with id {user_id}.")
     return user
 
 
@@ -70,15 +73,13 @@ def _users_page(
     db: DbSession,
     settings: AppSettings,
     *,
-    form: dict[str, Any] | None = None,
-    errors: dict[str, str] | None = None,
+    form: FormState | None = None,
     status_code: int = 200,
 ) -> Response:
     context = {
         "users": list_users(db),
         "roles": ROLES,
-        "form": form or {"username": "", "role": "viewer"},
-        "errors": errors or {},
+        "f": form or FormState({"username": "", "role": "viewer"}),
         "recent_auth": _recent(request, settings),
         "flash": request.query_params.get("done"),
     }
@@ -103,30 +104,21 @@ def users_create(
     password: Annotated[str, Form(max_length=1024)] = "",
     password_confirm: Annotated[str, Form(max_length=1024)] = "",
 ) -> Response:
-    form = {"username": username, "role": role}
-    if password != password_confirm:
-        return _users_page(
-            request,
-            db,
-            settings,
-            form=form,
-            errors={"password_confirm": "The passwords differ."},
-            status_code=422,
-        )
+    values = {"username": username, "role": role}
     try:
+        if password != password_confirm:
+            raise InvalidInput(field="password_confirm", errors={"password_confirm": "The passwords differ."})
         create_user(
             db,
             username=username,
             password=password,
             role=role,
-            actor=principal.actor,
-            client=client_info(request),
+            actor=actor_of(principal, request),
             now=now_utc(request),
         )
-    except AccountError as exc:
-        return _users_page(
-            request, db, settings, form=form, errors={exc.field or "username": str(exc)}, status_code=422
-        )
+    except ServiceError as exc:
+        form = FormState.refused(values, exc)
+        return _users_page(request, db, settings, form=form, status_code=status_for(exc))
     return redirect_after_post(request, f"/users?done=created+{username.strip()}")
 
 
@@ -144,7 +136,7 @@ def _user_detail(
     settings: AppSettings,
     user: User,
     *,
-    error: str | None = None,
+    form: FormState | None = None,
     status_code: int = 200,
 ) -> Response:
     now = now_utc(request)
@@ -155,7 +147,7 @@ def _user_detail(
         "tokens": tokens,
         "sessions": sorted(user.sessions, key=lambda s: s.last_seen_at, reverse=True),
         "recent_auth": _recent(request, settings),
-        "error": error,
+        "f": form or FormState(),
         "flash": request.query_params.get("done"),
     }
     return render(request, "accounts/user.html", context, status_code=status_code)
@@ -164,8 +156,10 @@ def _user_detail(
 def _change(request: Request, db: DbSession, settings: AppSettings, user: User, action: Any) -> Response:
     try:
         action()
-    except AccountError as exc:
-        return _user_detail(request, db, settings, user, error=str(exc), status_code=422)
+    except ServiceError as exc:
+        # One form per panel, and each shows its refusal at the top of the page.
+        form = FormState(errors={FORM: exc.message})
+        return _user_detail(request, db, settings, user, form=form, status_code=status_for(exc))
     return redirect_after_post(request, f"/users/{user.id}?done=saved")
 
 
@@ -184,9 +178,7 @@ def users_set_role(
         db,
         settings,
         user,
-        lambda: set_role(
-            db, user, role=role, actor=principal.actor, client=client_info(request), now=now_utc(request)
-        ),
+        lambda: set_role(db, user, role=role, actor=actor_of(principal, request), now=now_utc(request)),
     )
 
 
@@ -201,7 +193,7 @@ def users_disable(
         settings,
         user,
         lambda: set_disabled(
-            db, user, disabled=True, actor=principal.actor, client=client_info(request), now=now_utc(request)
+            db, user, disabled=True, actor=actor_of(principal, request), now=now_utc(request)
         ),
     )
 
@@ -217,7 +209,7 @@ def users_enable(
         settings,
         user,
         lambda: set_disabled(
-            db, user, disabled=False, actor=principal.actor, client=client_info(request), now=now_utc(request)
+            db, user, disabled=False, actor=actor_of(principal, request), now=now_utc(request)
         ),
     )
 
@@ -233,22 +225,15 @@ def users_reset_password(
     password_confirm: Annotated[str, Form(max_length=1024)] = "",
 ) -> Response:
     user = _user_or_404(db, user_id)
-    if password != password_confirm:
-        return _user_detail(request, db, settings, user, error="The passwords differ.", status_code=422)
-    return _change(
-        request,
-        db,
-        settings,
-        user,
-        lambda: reset_password(
-            db,
-            user,
-            new_password=password,
-            actor=principal.actor,
-            client=client_info(request),
-            now=now_utc(request),
-        ),
-    )
+
+    def reset() -> None:
+        if password != password_confirm:
+            raise InvalidInput("The passwords differ.", field="password_confirm")
+        reset_password(
+            db, user, new_password=password, actor=actor_of(principal, request), now=now_utc(request)
+        )
+
+    return _change(request, db, settings, user, reset)
 
 
 # ---------------------------------------------------------------- /account (everyone, own account)
@@ -260,7 +245,8 @@ def _account_page(
     settings: AppSettings,
     principal: Principal,
     *,
-    errors: dict[str, str] | None = None,
+    password_form: FormState | None = None,
+    token_form: FormState | None = None,
     new_token: str | None = None,
     status_code: int = 200,
 ) -> Response:
@@ -270,7 +256,8 @@ def _account_page(
     context = {
         "user": user,
         "tokens": [(token, token_state(token, now)) for token in list_tokens(db, user_id=user.id)],
-        "errors": errors or {},
+        "password_form": password_form or FormState(),
+        "token_form": token_form or FormState(),
         "new_token": new_token,
         "recent_auth": _recent(request, settings),
         "flash": request.query_params.get("done"),
@@ -297,10 +284,9 @@ def account_password(
 ) -> Response:
     assert principal.user_id is not None
     user = _user_or_404(db, principal.user_id)
-    if new_password != new_password_confirm:
-        errors = {"new_password_confirm": "The new passwords differ."}
-        return _account_page(request, db, settings, principal, errors=errors, status_code=422)
     try:
+        if new_password != new_password_confirm:
+            raise InvalidInput("The new passwords differ.", field="new_password_confirm")
         change_own_password(
             db,
             user,
@@ -310,10 +296,23 @@ def account_password(
             keep_session_id=principal.session_id,
             now=now_utc(request),
         )
-    except AccountError as exc:
-        errors = {exc.field or "new_password": str(exc)}
-        return _account_page(request, db, settings, principal, errors=errors, status_code=422)
+    except ServiceError as exc:
+        form = FormState.refused({}, exc)
+        return _account_page(
+            request, db, settings, principal, password_form=form, status_code=status_for(exc)
+        )
     return redirect_after_post(request, "/account?done=password")
+
+
+def _expiry_days(text: str) -> int | None:
+    if text.strip() in ("", "0", "never"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidInput(
+            "Expiry is a number of days, or empty for none.", field="expires_in_days"
+        ) from None
 
 
 @router.post("/account/tokens", name="users.token_create")
@@ -327,25 +326,20 @@ def account_token_create(
 ) -> Response:
     assert principal.user_id is not None
     user = _user_or_404(db, principal.user_id)
+    values = {"name": name, "expires_in_days": expires_in_days}
     try:
-        days = int(expires_in_days) if expires_in_days.strip() not in ("", "0", "never") else None
-    except ValueError:
-        errors = {"expires_in_days": "Expiry is a number of days, or empty for none."}
-        return _account_page(request, db, settings, principal, errors=errors, status_code=422)
-    try:
+        days = _expiry_days(expires_in_days)
         raw, _token = create_token(
             db,
             user,
             name=name,
             expires_in_days=days,
-            actor=principal.actor,
-            client=client_info(request),
+            actor=actor_of(principal, request),
             now=now_utc(request),
         )
-    except AccountError as exc:
-        return _account_page(
-            request, db, settings, principal, errors={exc.field or "name": str(exc)}, status_code=422
-        )
+    except ServiceError as exc:
+        form = FormState.refused(values, exc)
+        return _account_page(request, db, settings, principal, token_form=form, status_code=status_for(exc))
     # Shown once, in this response only; never stored, never in a URL.
     return _account_page(request, db, settings, principal, new_token=raw, status_code=201)
 
@@ -354,8 +348,8 @@ def account_token_create(
 def token_revoke(request: Request, db: DbSession, token_id: RowId, principal: Viewer) -> Response:
     token = get_token_or_none(db, token_id)
     if token is None or (token.user_id != principal.user_id and not principal.can(Role.admin)):
-        raise HTTPException(404, f"No token with id {token_id} of yours.")
-    revoke_token(db, token, actor=principal.actor, client=client_info(request), now=now_utc(request))
+        raise NotFound(f"No token with id {token_id} of yours.")
+    revoke_token(db, token, actor=actor_of(principal, request), now=now_utc(request))
     back = (
         "/account?done=revoked"
         if token.user_id == principal.user_id
@@ -367,27 +361,7 @@ def token_revoke(request: Request, db: DbSession, token_id: RowId, principal: Vi
 # ---------------------------------------------------------------- JSON API
 
 
-class UserOut(BaseModel):
-    id: int
-    username: str
-    role: str
-    disabled: bool
-    created_at: dt.datetime
-    last_sign_in_at: dt.datetime | None
-
-
-class TokenOut(BaseModel):
-    id: int
-    prefix: str
-    name: str
-    state: str
-    created_at: dt.datetime
-    expires_at: dt.datetime | None
-    last_used_at: dt.datetime | None
-    revoked_at: dt.datetime | None
-
-
-@router.get("/api/v1/users", name="users.api_list", tags=["accounts"])
+@router.get("/api/v1/users", name="users.api_list", response_model=list[UserOut], tags=["accounts"])
 def api_users(db: DbSession, _principal: Admin) -> list[UserOut]:
     """Every account (admins only)."""
     return [
@@ -403,7 +377,7 @@ def api_users(db: DbSession, _principal: Admin) -> list[UserOut]:
     ]
 
 
-def _token_out(token: Any, now: dt.datetime) -> TokenOut:
+def _token_out(token: ApiToken, now: dt.datetime) -> TokenOut:
     return TokenOut(
         id=token.id,
         prefix=token.prefix,
@@ -416,18 +390,20 @@ def _token_out(token: Any, now: dt.datetime) -> TokenOut:
     )
 
 
-@router.get("/api/v1/tokens", name="users.api_tokens", tags=["accounts"])
+@router.get("/api/v1/tokens", name="users.api_tokens", response_model=list[TokenOut], tags=["accounts"])
 def api_tokens(request: Request, db: DbSession, principal: Viewer) -> list[TokenOut]:
     """Your own API tokens (never the secret)."""
     now = now_utc(request)
     return [_token_out(t, now) for t in list_tokens(db, user_id=principal.user_id)]
 
 
-@router.delete("/api/v1/tokens/{token_id}", name="users.api_token_revoke", tags=["accounts"])
+@router.delete(
+    "/api/v1/tokens/{token_id}", name="users.api_token_revoke", response_model=TokenOut, tags=["accounts"]
+)
 def api_token_revoke(request: Request, db: DbSession, token_id: RowId, principal: Viewer) -> TokenOut:
     """Revoke one of your tokens (admins: any token). Revoking the token in use works too."""
     token = get_token_or_none(db, token_id)
     if token is None or (token.user_id != principal.user_id and not principal.can(Role.admin)):
-        raise HTTPException(404, f"No token with id {token_id} of yours.")
-    revoke_token(db, token, actor=principal.actor, client=client_info(request), now=now_utc(request))
+        raise NotFound(f"No token with id {token_id} of yours.")
+    revoke_token(db, token, actor=actor_of(principal, request), now=now_utc(request))
     return _token_out(token, now_utc(request))

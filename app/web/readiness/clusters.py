@@ -1,8 +1,9 @@
 """HTTP routes for clusters: the readiness list and cluster page (with exemption, attestation and
 horizon forms), and /api/v1/clusters with findings exported as JSON, CSV or SARIF.
 
-Viewers read; responders attest; admins accept risks and set the horizon. Forms re-render with 422
-and field errors; success answers HX-Redirect for HTMX and 303 otherwise.
+Viewers read; responders attest; admins accept risks and set the horizon. Forms re-render with their
+field errors and the refusal's status; success answers HX-Redirect for HTMX and 303 otherwise. An
+unknown or ambiguous cluster propagates to `app.web.errors` (404/409 on the page and the API alike).
 """
 
 from __future__ import annotations
@@ -11,36 +12,28 @@ import datetime as dt
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from app.models import Cluster
 from app.schemas import ClusterDetailOut, ClusterReadinessOut, FindingOut, ScorePointOut
+from app.services.errors import ServiceError
 from app.services.readiness import records
 from app.services.readiness.catalogue import worst
 from app.services.readiness.export import dumps, to_csv, to_json, to_sarif
-from app.services.readiness.records import ClusterLookupError, ClusterView, ReadinessInputError
+from app.services.readiness.records import ClusterView, ReadinessInputError
 from app.services.readiness.specs import ATTESTATION_TOPICS, SPECS
 from app.settings import Settings
 from app.web.deps import AppSettings, DbSession
+from app.web.errors import status_for
+from app.web.forms import FormState
 from app.web.readiness.view import FindingFilter, grouped_by_severity, score_chart
-from app.web.security import Admin, Principal, Responder, Role, Viewer
+from app.web.security import Admin, Principal, Responder, Role, Viewer, actor_of
 from app.web.templating import is_htmx_partial, redirect_after_post, render
 
 router = APIRouter()
-
-
-def _actor(principal: Principal) -> str:
-    return f"{principal.username} (token)" if principal.via_token else principal.username
-
-
-def _cluster(session: Session, name: str, region: str | None) -> Cluster:
-    try:
-        return records.find_cluster(session, name, region)
-    except ClusterLookupError as exc:
-        raise HTTPException(exc.status_code, str(exc)) from None
 
 
 # ---------------------------------------------------------------- pages
@@ -83,8 +76,7 @@ def _detail_context(
         "can_attest": principal.role.allows(Role.responder),
         "can_exempt": principal.role.allows(Role.admin),
         "notice": params.get("notice", "")[:200],
-        "forms": {"exemption": {"values": {}, "errors": {}}, "attestation": {"values": {}, "errors": {}},
-                  "horizon": {"values": {}, "errors": {}}},
+        "forms": {"exemption": FormState(), "attestation": FormState(), "horizon": FormState()},
         "default_expiry": (dt.datetime.now(dt.UTC) + dt.timedelta(days=90)).strftime("%Y-%m-%d"),
         "interval": settings.readiness_poll_interval_seconds,
         "now": dt.datetime.now(dt.UTC),
@@ -103,7 +95,7 @@ def cluster_page(
     region: str | None = None,
 ) -> Response:
     """One cluster: state, auth path, nodes, findings by severity (filterable), forms, score history."""
-    row = _cluster(session, cluster, region)
+    row = records.find_cluster(session, cluster, region)
     context = _detail_context(request, session, settings, principal, row)
     return render(request, "readiness/detail.html", context, partial="readiness/_findings.html")
 
@@ -122,12 +114,12 @@ def _form_error(
     cluster: Cluster,
     form: str,
     values: dict[str, str],
-    exc: ReadinessInputError,
+    exc: ServiceError,
 ) -> Response:
     context = _detail_context(request, session, settings, principal, cluster)
-    context["forms"][form] = {"values": values, "errors": exc.errors}
+    context["forms"][form] = FormState.refused(values, exc)
     template = f"readiness/_{form}_form.html" if is_htmx_partial(request) else "readiness/detail.html"
-    return render(request, template, context, status_code=422)
+    return render(request, template, context, status_code=status_for(exc))
 
 
 def _date(value: str) -> dt.datetime | None:
@@ -151,11 +143,11 @@ def add_exemption_form(
     region: str | None = None,
 ) -> Response:
     """Accept the risk of a finding (or of one object in it) until a date; audited."""
-    row = _cluster(session, cluster, region)
+    row = records.find_cluster(session, cluster, region)
     values = {"check_id": check_id, "target": target, "reason": reason, "expires_on": expires_on}
     try:
         records.add_exemption(session, row, check_id=check_id, target=target, reason=reason,
-                              expires_at=_date(expires_on), actor=_actor(principal))  # fmt: skip
+                              expires_at=_date(expires_on), actor=actor_of(principal, request))  # fmt: skip
     except ReadinessInputError as exc:
         if "expires_at" in exc.errors:
             exc.errors["expires_on"] = exc.errors.pop("expires_at")
@@ -169,11 +161,8 @@ def remove_exemption_form(
     region: str | None = None,
 ) -> Response:  # fmt: skip
     """End an exemption now; audited."""
-    row = _cluster(session, cluster, region)
-    try:
-        records.remove_exemption(session, row, exemption_id, actor=_actor(principal))
-    except ReadinessInputError as exc:
-        raise HTTPException(404, str(exc)) from None
+    row = records.find_cluster(session, cluster, region)
+    records.remove_exemption(session, row, exemption_id, actor=actor_of(principal, request))
     return _done(request, row, "Exemption removed.")
 
 
@@ -190,11 +179,11 @@ def add_attestation_form(
     region: str | None = None,
 ) -> Response:
     """A person confirms etcd backups, local DNS or a local registry, until a date; audited."""
-    row = _cluster(session, cluster, region)
+    row = records.find_cluster(session, cluster, region)
     values = {"topic": topic, "statement": statement, "expires_on": expires_on}
     try:
         records.add_attestation(session, row, topic=topic, statement=statement, expires_at=_date(expires_on),
-                                actor=_actor(principal))  # fmt: skip
+                                actor=actor_of(principal, request))  # fmt: skip
     except ReadinessInputError as exc:
         if "expires_at" in exc.errors:
             exc.errors["expires_on"] = exc.errors.pop("expires_at")
@@ -213,7 +202,7 @@ def set_horizon_form(
     region: str | None = None,
 ) -> Response:
     """Set the cluster's disconnect horizon (empty: the default); applies from the next poll."""
-    row = _cluster(session, cluster, region)
+    row = records.find_cluster(session, cluster, region)
     values = {"horizon_hours": horizon_hours}
     try:
         hours = int(horizon_hours) if horizon_hours.strip() else None
@@ -221,7 +210,7 @@ def set_horizon_form(
         exc = ReadinessInputError({"horizon_hours": "a whole number of hours"})
         return _form_error(request, session, settings, principal, row, "horizon", values, exc)
     try:
-        records.set_horizon(session, row, hours, actor=_actor(principal))
+        records.set_horizon(session, row, hours, actor=actor_of(principal, request))
     except ReadinessInputError as exc:
         return _form_error(request, session, settings, principal, row, "horizon", values, exc)
     label = f"{hours} h" if hours else f"the default ({settings.readiness_horizon_hours} h)"
@@ -272,7 +261,7 @@ def api_cluster(
     region: str | None = None,
 ) -> ClusterDetailOut:
     """One cluster: summary, nodes, collected facts, every finding, and 30 days of score history."""
-    row = _cluster(session, cluster, region)
+    row = records.find_cluster(session, cluster, region)
     view = records.cluster_view(session, settings, row)
     history = [
         ScorePointOut(polled_at=s.polled_at, score=s.score, reachable=s.reachable, auth_path=s.auth_path)
@@ -300,7 +289,7 @@ def api_findings(
     check: str | None = None,
 ) -> Response:
     """The cluster's findings (the `lifeline check --format json` shape), or CSV, or SARIF 2.1.0."""
-    row = _cluster(session, cluster, region)
+    row = records.find_cluster(session, cluster, region)
     view = records.cluster_view(session, settings, row)
     findings = FindingFilter.parse(status_filter, severity, check, None).apply(view.findings)
     stem = f"readiness-{row.region}-{row.name}"

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Outpost
 from app.models.audit import AuditEvent
+from app.services.audit import Actor
 from app.services.fleet import inventory
 from app.services.fleet.fleet_file import parse_fleet_text
 
@@ -76,13 +77,15 @@ def test_removing_an_outpost_keeps_its_clusters_unlinked(session: Session) -> No
 
 
 def test_every_change_is_audited(session: Session) -> None:
-    inventory.add_outpost(session, outpost_id=OP_A, name="Plant 7", region="us-west-2", actor="alice")
-    inventory.add_cluster(session, name="c1", region="us-west-2", actor="alice")
-    inventory.remove_cluster(session, "c1", "us-west-2", actor="bob")
+    inventory.add_outpost(
+        session, outpost_id=OP_A, name="Plant 7", region="us-west-2", actor=Actor(name="alice")
+    )
+    inventory.add_cluster(session, name="c1", region="us-west-2", actor=Actor(name="alice"))
+    inventory.remove_cluster(session, "c1", "us-west-2", actor=Actor(name="bob"))
     inventory.apply_fleet_file(
         session,
         parse_fleet_text("clusters:\n  - name: c2\n    region: us-west-2\n"),
-        actor="fleet-file",
+        actor=inventory.FLEET_FILE_ACTOR,
     )
     events = session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
     assert [(e.actor, e.action, e.target) for e in events] == [

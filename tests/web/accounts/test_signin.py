@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.models import LoginThrottle, User, WebSession
 from app.services.accounts import users as accounts
+from app.services.audit import Actor
 from app.web.security import CSRF_COOKIE, SESSION_COOKIE, Principal, Role, requires_recent_auth
 from tests.conftest import TEST_PASSWORD, create_account, sign_in
 from tests.fixtures.accounts import Clock
@@ -123,7 +124,7 @@ def test_unknown_user_and_wrong_password_look_the_same(
         session,
         session.scalars(select(User).where(User.username == "dora")).one(),
         disabled=True,
-        actor="test",
+        actor=Actor(name="test"),
     )
     session.commit()
     disabled = _login(anon_client, "dora", TEST_PASSWORD)

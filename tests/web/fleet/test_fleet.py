@@ -138,8 +138,8 @@ def test_invalid_outpost_form_rerenders_with_422(
     assert response.status_code == 422
     htmx.check(response)
     context = response.context  # type: ignore[attr-defined]
-    assert message in context["outpost_form"]["errors"][field]
-    assert context["outpost_form"]["values"]["outpost_id"] == form["outpost_id"]
+    assert message in context["outpost_form"].errors[field]
+    assert context["outpost_form"].values["outpost_id"] == form["outpost_id"]
     expected = "fleet/_outpost_form.html" if htmx.partial else "fleet/index.html"
     assert response.template.name == expected  # type: ignore[attr-defined]
     assert 'class="field-error"' in response.text and 'aria-invalid="true"' in response.text
@@ -149,7 +149,8 @@ def test_invalid_outpost_form_rerenders_with_422(
 def test_duplicate_cluster_shows_a_form_error(client: TestClient, session: Session) -> None:
     inventory.add_cluster(session, name="c1", region="us-west-2")
     response = client.post("/fleet/clusters", data={"name": "c1", "region": "us-west-2"}, headers=HTMX)
-    assert response.status_code == 422
+    # A duplicate is a conflict: 409 on the page as on the API (it answered 422 here before, issue 9).
+    assert response.status_code == 409
     assert "cluster c1 in us-west-2 already exists (source: manual)" in response.text
 
 
