@@ -12,13 +12,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, StreamingResponse
-from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from app import schemas
 from app.models import Outpost, PollRun
 from app.services.connectivity import queries
 from app.services.connectivity.status import STATES, Uptime
+from app.services.errors import NotFound
 from app.web.connectivity.chart import timeline_svg
 from app.web.deps import DbSession
 from app.web.security import Role, requires
@@ -58,9 +58,7 @@ def _outpost_or_error(session: DbSession, outpost_id: str) -> Outpost:
         )
     outpost = queries.get_outpost_or_none(session, canonical)
     if outpost is None:
-        raise HTTPException(
-            404, f"No Outpost {canonical} in the fleet. Add it on the Fleet page, or check the ID."
-        )
+        raise NotFound(f"No Outpost {canonical} in the fleet. Add it on the Fleet page, or check the ID.")
     return outpost
 
 
@@ -92,23 +90,23 @@ def _uptime_windows(uptime: dict[str, Uptime]) -> tuple[schemas.UptimeWindows, s
     return schemas.UptimeWindows.model_validate(ratios), schemas.UptimeWindows.model_validate(unknown)
 
 
-def _outpost_out(request: Request, outpost: Outpost, uptime: dict[str, Uptime]) -> dict[str, object]:
+def _outpost_out(request: Request, outpost: Outpost, uptime: dict[str, Uptime]) -> schemas.OutpostOut:
     ratios, unknown = _uptime_windows(uptime)
-    return {
-        "outpost_id": outpost.outpost_id,
-        "name": outpost.name,
-        "region": outpost.region,
-        "account_id": outpost.account_id,
-        "state": outpost.state,
-        "state_since": outpost.state_since,
-        "last_sample_at": outpost.last_sample_at,
-        "last_value": outpost.last_value,
-        "last_error": outpost.last_error,
-        "last_error_at": outpost.last_error_at,
-        "uptime": ratios,
-        "unknown_seconds": unknown,
-        "url": str(request.url_for("outposts.detail", outpost_id=outpost.outpost_id)),
-    }
+    return schemas.OutpostOut(
+        outpost_id=outpost.outpost_id,
+        name=outpost.name,
+        region=outpost.region,
+        account_id=outpost.account_id,
+        state=outpost.state,
+        state_since=outpost.state_since,
+        last_sample_at=outpost.last_sample_at,
+        last_value=outpost.last_value,
+        last_error=outpost.last_error,
+        last_error_at=outpost.last_error_at,
+        uptime=ratios,
+        unknown_seconds=unknown,
+        url=str(request.url_for("outposts.detail", outpost_id=outpost.outpost_id)),
+    )
 
 
 def _incident_out(view: queries.IncidentView) -> schemas.IncidentOut:
@@ -215,7 +213,7 @@ def api_list(
     session: DbSession,
     state: Annotated[str | None, Query(description="Only Outposts in this state.")] = None,
     region: Annotated[str | None, Query(description="Only Outposts in this region.")] = None,
-) -> dict[str, object]:
+) -> schemas.OutpostListOut:
     if state and state.upper() not in STATES:
         raise _invalid(("query", "state"), f"state must be one of {', '.join(STATES)} (got {state!r})")
     now = _now()
@@ -224,12 +222,12 @@ def api_list(
     )
     uptime = queries.uptime_by_outpost(session, [o.id for o in outposts], now)
     last_run, _ = queries.latest_poll_runs(session)
-    return {
-        "generated_at": now,
-        "last_poll": _poll_out(last_run),
-        "counts": queries.count_by_state(session),
-        "outposts": [_outpost_out(request, o, uptime[o.id]) for o in outposts],
-    }
+    return schemas.OutpostListOut(
+        generated_at=now,
+        last_poll=_poll_out(last_run),
+        counts=queries.count_by_state(session),
+        outposts=[_outpost_out(request, o, uptime[o.id]) for o in outposts],
+    )
 
 
 @router.get(
@@ -241,13 +239,14 @@ def api_list(
     summary="One Outpost with its uptime and ongoing incident",
     responses={404: {"description": "Not in the fleet"}, 422: {"description": "Malformed Outpost ID"}},
 )
-def api_detail(request: Request, session: DbSession, outpost_id: str) -> dict[str, object]:
+def api_detail(request: Request, session: DbSession, outpost_id: str) -> schemas.OutpostDetailOut:
     outpost = _outpost_or_error(session, outpost_id)
     now = _now()
     uptime = queries.uptime_by_outpost(session, [outpost.id], now)[outpost.id]
     recent = queries.list_incidents(session, outpost.id, now, limit=1)
     open_incident = _incident_out(recent[0]) if recent and recent[0].ongoing else None
-    return {**_outpost_out(request, outpost, uptime), "open_incident": open_incident}
+    summary = _outpost_out(request, outpost, uptime)
+    return schemas.OutpostDetailOut(**dict(summary), open_incident=open_incident)
 
 
 @router.get(

@@ -224,32 +224,32 @@ def _finding_out(items: list[Any]) -> list[FindingOut]:
     return [FindingOut.model_validate(item) for item in items]
 
 
-def _summary_out(view: ClusterView) -> dict[str, Any]:
+def _summary_out(view: ClusterView) -> ClusterReadinessOut:
     state = view.state
     cluster = view.cluster
-    return {
-        "name": cluster.name,
-        "region": cluster.region,
-        "outpost_id": cluster.outpost.outpost_id if cluster.outpost else None,
-        "status": cluster.status,
-        "reachable": state.reachable if state else None,
-        "auth_path": state.auth_path if state else "none",
-        "iam_error": state.iam_error if state else None,
-        "x509_error": state.x509_error if state else None,
-        "score": view.score,
-        "horizon_hours": view.horizon_hours,
-        "counts": view.counts,
-        "last_polled_at": state.last_polled_at if state else None,
-        "last_success_at": state.last_success_at if state else None,
-        "last_error": state.last_error if state else None,
-        "worst": _finding_out(to_json(worst(view.findings))),
-    }
+    return ClusterReadinessOut(
+        name=cluster.name,
+        region=cluster.region,
+        outpost_id=cluster.outpost.outpost_id if cluster.outpost else None,
+        status=cluster.status,
+        reachable=state.reachable if state else None,
+        auth_path=state.auth_path if state else "none",
+        iam_error=state.iam_error if state else None,
+        x509_error=state.x509_error if state else None,
+        score=view.score,
+        horizon_hours=view.horizon_hours,
+        counts=view.counts,
+        last_polled_at=state.last_polled_at if state else None,
+        last_success_at=state.last_success_at if state else None,
+        last_error=state.last_error if state else None,
+        worst=_finding_out(to_json(worst(view.findings))),
+    )
 
 
 @router.get("/api/v1/clusters", response_model=list[ClusterReadinessOut], name="clusters.api_list")
 def api_clusters(session: DbSession, settings: AppSettings, principal: Viewer) -> list[ClusterReadinessOut]:
     """Every cluster's readiness summary."""
-    return [ClusterReadinessOut(**_summary_out(view)) for view in records.cluster_views(session, settings)]
+    return [_summary_out(view) for view in records.cluster_views(session, settings)]
 
 
 @router.get("/api/v1/clusters/{cluster}", response_model=ClusterDetailOut, name="clusters.api_detail")
@@ -268,7 +268,7 @@ def api_cluster(
         for s in records.score_history(session, row, days=30)
     ]
     return ClusterDetailOut(
-        **_summary_out(view),
+        **dict(_summary_out(view)),
         nodes=list(view.state.nodes) if view.state else [],
         facts=dict(view.state.facts) if view.state else {},
         findings=_finding_out(to_json(view.findings)),
