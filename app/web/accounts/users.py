@@ -182,36 +182,32 @@ def users_set_role(
     )
 
 
-@router.post("/users/{user_id}/disable", name="users.disable")
-def users_disable(
-    request: Request, db: DbSession, settings: AppSettings, user_id: RowId, principal: RecentAdmin
+def _set_disabled(
+    request: Request, db: DbSession, settings: AppSettings, user_id: int, principal: Principal, disabled: bool
 ) -> Response:
     user = _user_or_404(db, user_id)
+    actor = actor_of(principal, request)
     return _change(
         request,
         db,
         settings,
         user,
-        lambda: set_disabled(
-            db, user, disabled=True, actor=actor_of(principal, request), now=now_utc(request)
-        ),
+        lambda: set_disabled(db, user, disabled=disabled, actor=actor, now=now_utc(request)),
     )
+
+
+@router.post("/users/{user_id}/disable", name="users.disable")
+def users_disable(
+    request: Request, db: DbSession, settings: AppSettings, user_id: RowId, principal: RecentAdmin
+) -> Response:
+    return _set_disabled(request, db, settings, user_id, principal, disabled=True)
 
 
 @router.post("/users/{user_id}/enable", name="users.enable")
 def users_enable(
     request: Request, db: DbSession, settings: AppSettings, user_id: RowId, principal: RecentAdmin
 ) -> Response:
-    user = _user_or_404(db, user_id)
-    return _change(
-        request,
-        db,
-        settings,
-        user,
-        lambda: set_disabled(
-            db, user, disabled=False, actor=actor_of(principal, request), now=now_utc(request)
-        ),
-    )
+    return _set_disabled(request, db, settings, user_id, principal, disabled=False)
 
 
 @router.post("/users/{user_id}/password", name="users.reset_password")
