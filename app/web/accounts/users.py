@@ -107,7 +107,7 @@ def users_create(
     values = {"username": username, "role": role}
     try:
         if password != password_confirm:
-            raise InvalidInput(field="password_confirm", errors={"password_confirm": "The passwords differ."})
+            raise InvalidInput("The passwords differ.", field="password_confirm")
         create_user(
             db,
             username=username,
