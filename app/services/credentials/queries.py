@@ -12,8 +12,7 @@ from app.models import Cluster, Credential, CredentialEvent
 from app.models.base import utcnow
 from app.services.audit import Actor
 from app.services.credentials.vocabulary import CredentialNotFound, ExpiryWarning, NotOwner
-from app.services.errors import Conflict, NotFound
-from app.services.readiness.records import ClusterLookupError, find_cluster
+from app.services.readiness.records import find_cluster
 
 
 def get_credential(session: Session, credential_id: int) -> Credential:
@@ -29,11 +28,7 @@ def find_cluster_for_path(session: Session, cluster: str, region: str | None = N
         row = session.get(Cluster, int(cluster))
         if row is not None:
             return row
-    try:
-        return find_cluster(session, cluster, region)
-    except ClusterLookupError as exc:
-        # The readiness lookup still carries its own status; say it in the shared vocabulary.
-        raise (NotFound if exc.status_code == 404 else Conflict)(str(exc)) from None
+    return find_cluster(session, cluster, region)
 
 
 def owns(credential: Credential, actor: Actor) -> bool:
