@@ -161,7 +161,7 @@ def test_lifeline_demo_serves_a_populated_overview_and_stops_cleanly(tmp_path: P
         reader.start()
         overview = ""
         web = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5)
-        while time.monotonic() - started < 30 and not overview:
+        while time.monotonic() - started < 120 and not overview:
             assert proc.poll() is None, "".join(lines)[-3000:]
             login = next((line for line in lines if "Sign in:" in line), None)
             if login is None:
@@ -183,7 +183,7 @@ def test_lifeline_demo_serves_a_populated_overview_and_stops_cleanly(tmp_path: P
                     overview = response.text
             except httpx.HTTPError:
                 time.sleep(0.5)
-        assert overview, "the overview was not served within 30 seconds"
+        assert overview, "the overview was not served within 120 seconds (a bound for a loaded CI machine, not a target)"
         for outpost in DEMO_OUTPOSTS:
             assert outpost.name in overview
         assert "demo-banner" in overview
