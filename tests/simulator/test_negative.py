@@ -342,10 +342,10 @@ def test_manifests_with_one_bad_document_load_nothing(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match=r"document 1: Widget in example\.com/v1 is not served"):
         SimulatedCluster(name="bad", manifests=path)
     path.write_text("kind: List\nitems:\n- apiVersion: v1\n  kind: Node\n- 3\n")
-    with pytest.raises(ManifestError, match=r"document 1, item 0: Node has no metadata\.name"):
+    with pytest.raises(ManifestError, match=r"document 1, item 1: Node has no metadata\.name"):
         SimulatedCluster(name="bad", manifests=path)
     path.write_text("a: [1, 2\n")
-    with pytest.raises(ManifestError, match=r"document 1 \(line 2\): not valid YAML"):
+    with pytest.raises(ManifestError, match=r"document 1: invalid YAML at line 2"):
         SimulatedCluster(name="bad", manifests=path)
 
 

@@ -1,14 +1,14 @@
 """Load Kubernetes manifests: multi-document YAML, or a `List` as `kubectl get ... -o yaml` prints it.
 
-Every problem is reported as a `ManifestError` naming the document (1-based, as a person counts
-`---` separated documents) and, inside a List, the item index.
+The one reader behind `lifeline check` and the simulator: files are UTF-8, and every problem is a
+`ManifestError` naming the document and, inside a List, the item, both 1-based as a person counts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -16,22 +16,40 @@ import yaml
 class ManifestError(ValueError):
     """A manifest document that cannot be used; the message names the document and the reason."""
 
-    def __init__(self, source: str, document: int, reason: str, item: int | None = None) -> None:
+    def __init__(self, source: str, document: int | None, reason: str, item: int | None = None) -> None:
         self.source = source
         self.document = document
         self.item = item
         self.reason = reason
-        where = f"document {document}" + (f", item {item}" if item is not None else "")
-        super().__init__(f"{source}: {where}: {reason}")
+        where = "" if document is None else f"document {document}"
+        where += f", item {item}" if item is not None else ""
+        super().__init__(f"{source}: {where}: {reason}" if where else f"{source}: {reason}")
+
+
+class Entry(NamedTuple):
+    """One object as it stands in the text: its document, its item inside a List (else None)."""
+
+    document: int
+    item: int | None
+    obj: Any
+
+    def error(self, source: str, reason: str) -> ManifestError:
+        return ManifestError(source, self.document, reason, self.item)
+
+
+def read_manifest_text(path: Path) -> str:
+    """The text of a manifest file, read as UTF-8 whatever the locale says."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(str(path), 1, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ManifestError(str(path), None, f"cannot read: {exc.strerror}") from None
 
 
 def load_manifest_file(path: Path) -> list[dict[str, Any]]:
     """Read and validate every object in `path`."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ManifestError(str(path), 1, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    return load_manifests(text, source=str(path))
+    return load_manifests(read_manifest_text(path), source=str(path))
 
 
 def load_manifests(text: str, *, source: str = "<manifests>") -> list[dict[str, Any]]:
@@ -40,6 +58,12 @@ def load_manifests(text: str, *, source: str = "<manifests>") -> list[dict[str, 
 
 
 def iter_manifests(text: str, *, source: str = "<manifests>") -> Iterator[dict[str, Any]]:
+    for entry in entries(parse_documents(text, source=source), source=source):
+        yield _validated(entry, source)
+
+
+def parse_documents(text: str, *, source: str = "<manifests>") -> Iterator[tuple[int, Any]]:
+    """The YAML documents of `text`, numbered from 1; invalid YAML names the document it is in."""
     document = 0
     loader = yaml.safe_load_all(text)
     while True:
@@ -53,6 +77,12 @@ def iter_manifests(text: str, *, source: str = "<manifests>") -> Iterator[dict[s
             at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise ManifestError(source, document, f"invalid YAML{at}: {problem}") from None
+        yield document, data
+
+
+def entries(documents: Iterable[tuple[int, Any]], *, source: str = "<manifests>") -> Iterator[Entry]:
+    """Every object of numbered documents, Lists (`List`, `PodList`, ...) expanded into their items."""
+    for document, data in documents:
         if data is None:
             continue  # an empty document (a trailing `---`) is allowed
         if not isinstance(data, dict):
@@ -65,30 +95,31 @@ def iter_manifests(text: str, *, source: str = "<manifests>") -> Iterator[dict[s
             if not isinstance(items, list):
                 raise ManifestError(source, document, "`items` of a List must be a sequence")
             for index, item in enumerate(items, start=1):
-                yield _validated(item, source, document, index)
+                yield Entry(document, index, item)
         else:
-            yield _validated(data, source, document, None)
+            yield Entry(document, None, data)
 
 
-def _validated(obj: Any, source: str, document: int, item: int | None) -> dict[str, Any]:
+def _validated(entry: Entry, source: str) -> dict[str, Any]:
+    obj = entry.obj
     if not isinstance(obj, dict):
-        raise ManifestError(source, document, f"expected a mapping, got {type(obj).__name__}", item)
+        raise entry.error(source, f"expected a mapping, got {type(obj).__name__}")
     kind = obj.get("kind")
     if not isinstance(kind, str) or not kind:
-        raise ManifestError(source, document, "missing `kind`", item)
+        raise entry.error(source, "missing `kind`")
     if not isinstance(obj.get("apiVersion"), str):
-        raise ManifestError(source, document, f"{kind} is missing `apiVersion`", item)
+        raise entry.error(source, f"{kind} is missing `apiVersion`")
     metadata = obj.get("metadata")
     if not isinstance(metadata, dict):
-        raise ManifestError(source, document, f"{kind} is missing `metadata`", item)
+        raise entry.error(source, f"{kind} is missing `metadata`")
     name = metadata.get("name")
     if not isinstance(name, str) or not name:
-        raise ManifestError(source, document, f"{kind} is missing `metadata.name`", item)
+        raise entry.error(source, f"{kind} is missing `metadata.name`")
     namespace = metadata.get("namespace")
     if namespace is not None and not isinstance(namespace, str):
-        raise ManifestError(source, document, f"{kind} {name}: `metadata.namespace` must be a string", item)
+        raise entry.error(source, f"{kind} {name}: `metadata.namespace` must be a string")
     for field in ("spec", "status"):
         value = obj.get(field)
         if value is not None and not isinstance(value, dict):
-            raise ManifestError(source, document, f"{kind} {name}: `{field}` must be a mapping", item)
+            raise entry.error(source, f"{kind} {name}: `{field}` must be a mapping")
     return obj

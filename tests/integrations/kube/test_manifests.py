@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,3 +64,31 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(ManifestError, match=r"dump.yaml: document 1: not UTF-8"):
         load_manifest_file(path)
+
+
+def test_check_and_the_simulator_read_the_same_file_the_same_way(tmp_path: Path) -> None:
+    """One loader: the same bad List item has the same number, and UTF-8 is read whatever the locale."""
+    path = tmp_path / "dump.yaml"
+    path.write_text(
+        "apiVersion: v1\nkind: List\nitems:\n"
+        "- {apiVersion: v1, kind: Namespace, metadata: {name: a, annotations: {note: Überwachung}}}\n"
+        "- {apiVersion: v1, kind: Namespace, metadata: {}}\n",
+        encoding="utf-8",
+    )
+    # An ASCII locale with Python's UTF-8 mode off: a loader that trusts the locale cannot read the file.
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    errors = {}
+    for command in (["check", "--manifests"], ["simulate", "cluster", "--manifests"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "app.cli", *command, str(path)],
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            env=env,
+            timeout=60,
+        )
+        assert proc.returncode == 2, proc.stderr
+        errors[command[0]] = proc.stderr
+    for stderr in errors.values():
+        assert f"{path}: document 1, item 2: Namespace" in stderr
+        assert "Traceback" not in stderr
