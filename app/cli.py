@@ -1,7 +1,13 @@
-"""The `lifeline` command: serve, scheduler, migrate, poll-once, and one group per feature."""
+"""The `lifeline` command: serve, scheduler, migrate, poll-once, and one group per feature.
+
+`simulate` and `demo` live outside the production package, each with its own extra; they are
+imported only when invoked, so a production install (`pip install .`) runs everything else and
+says which extra to install when one of them is asked for.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import signal
 import sys
@@ -10,9 +16,11 @@ import threading
 import typer
 
 from app.commands import check, credentials, fleet, tokens, users
-from app.settings import Settings, SettingsError, load_settings
-from lifeline_demo import cli as demo
-from lifeline_simulator import cli as simulate
+from app.commands.common import settings_or_exit
+from app.settings import SettingsError
+
+__all__ = ["cli", "main", "settings_or_exit"]
+
 
 cli = typer.Typer(
     name="lifeline",
@@ -23,19 +31,55 @@ cli = typer.Typer(
 cli.add_typer(fleet.app, name="fleet", help="List, add and remove Outposts and clusters.")
 cli.add_typer(users.app, name="users", help="Manage dashboard accounts.")
 cli.add_typer(tokens.app, name="tokens", help="Manage personal API tokens.")
-cli.add_typer(simulate.app, name="simulate", help="Run simulated infrastructure (Kubernetes API).")
 cli.add_typer(check.app, name="check", help="Evaluate readiness checks against a manifest dump.")
-cli.add_typer(demo.app, name="demo", help="Start the demo fleet and the dashboard wired to it.")
 cli.add_typer(credentials.app, name="credentials", help="Emergency-access credentials and the data key.")
 
 
-def settings_or_exit() -> Settings:
-    """Load settings; on a bad `LIFELINE_*` value print which one and exit with status 2."""
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        typer.echo(f"lifeline: {exc}", err=True)
-        raise typer.Exit(2) from None
+def optional_group(name: str, *, module: str, extra: str, needs: tuple[str, ...], summary: str) -> None:
+    """Add `lifeline NAME`, a group shipped in an extra, imported only when it is invoked.
+
+    `needs` are the modules the extra installs, tried first (they fail even when ours are cached);
+    when one is missing the command says which extra to install and exits with status 2.
+    """
+
+    @cli.command(
+        name,
+        help=summary,
+        add_help_option=False,  # `--help` goes to the group itself
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )
+    def run(ctx: typer.Context) -> None:
+        try:
+            for dependency in (*needs, module):
+                importlib.import_module(dependency)
+        except ImportError as exc:
+            typer.echo(
+                f"lifeline {name} needs the '{extra}' extra ({exc}); install it with\n"
+                f"  pip install 'outpost-lifeline[{extra}]'   (in a checkout: pip install -e '.[{extra}]')",
+                err=True,
+            )
+            raise typer.Exit(2) from None
+        # Mounted as `add_typer` would mount it, so a group of one command keeps its subcommand name.
+        mount = typer.Typer(pretty_exceptions_enable=False)
+        mount.add_typer(importlib.import_module(module).app, name=name, help=summary)
+        parent = ctx.parent.command_path if ctx.parent is not None else "lifeline"
+        typer.main.get_command(mount).main(args=[name, *ctx.args], prog_name=parent)
+
+
+optional_group(
+    "simulate",
+    module="lifeline_simulator.cli",
+    extra="simulator",
+    needs=("OpenSSL",),
+    summary="Run simulated infrastructure (Kubernetes API).",
+)
+optional_group(
+    "demo",
+    module="lifeline_demo.cli",
+    extra="demo",
+    needs=("OpenSSL", "moto", "moto.server"),
+    summary="Start the demo fleet and the dashboard wired to it.",
+)
 
 
 def _configure_logging() -> None:

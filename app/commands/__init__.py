@@ -1,0 +1,1 @@
+"""The `lifeline` command groups, one module per feature; `common` holds what they all share."""

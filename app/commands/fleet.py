@@ -1,21 +1,19 @@
 """`lifeline fleet`: list, add and remove Outposts and clusters, apply a fleet file, run discovery.
 
-Each command owns its transaction (session_scope); errors print the reason and exit non-zero.
+Each command owns its transaction (`cli_session`); errors print the reason and exit non-zero.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from app.commands.users import cli_actor
-from app.db import create_db_engine, make_session_factory, session_scope
+from app.commands.common import cli_actor, cli_session, fail, session_factory, settings_or_exit
 from app.services.fleet import inventory
 from app.services.fleet.discovery import DISCOVERY_JOB, FLEET_FILE_JOB, latest_runs
 from app.services.fleet.fleet_file import FleetFileError, load_fleet_file
@@ -24,35 +22,9 @@ from app.settings import Settings
 app = typer.Typer(help="List, add and remove Outposts and clusters.", no_args_is_help=True)
 
 
-def _settings() -> Settings:
-    from app.cli import settings_or_exit  # app.cli imports this module
-
-    return settings_or_exit()
-
-
-@contextmanager
-def _factory(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    engine = create_db_engine(settings.database_url)
-    try:
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def _transaction() -> Iterator[Session]:
-    """One committed transaction; a fleet error becomes `error: ...` and exit status 1."""
-    with _factory(_settings()) as factory:
-        try:
-            with session_scope(factory) as session:
-                yield session
-        except inventory.FleetError as exc:
-            _fail(str(exc))
-
-
-def _fail(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+def _transaction(settings: Settings | None = None) -> AbstractContextManager[Session]:
+    """One committed transaction; a fleet error prints its reason and exits with status 1."""
+    return cli_session(settings, refusals=(inventory.FleetError,))
 
 
 # ---------------------------------------------------------------- list
@@ -168,7 +140,12 @@ def add_outpost_command(
     """Add an Outpost by hand (source: manual)."""
     with _transaction() as session:
         inventory.add_outpost(
-            session, outpost_id=outpost_id, name=name, region=region, account_id=account, actor=cli_actor()
+            session,
+            outpost_id=outpost_id,
+            name=name,
+            region=region,
+            account_id=account,
+            actor=cli_actor(),
         )
     typer.echo(f"added Outpost {outpost_id} ({name}, {region})")
 
@@ -181,7 +158,7 @@ def update_outpost_command(
 ) -> None:
     """Rename an Outpost or set its account (discovered Outposts are named by their ID)."""
     if name is None and account is None:
-        _fail("nothing to change: pass --name and/or --account")
+        fail("nothing to change: pass --name and/or --account")
     with _transaction() as session:
         outpost = inventory.update_outpost(
             session, outpost_id, name=name, account_id=account, actor=cli_actor()
@@ -240,8 +217,7 @@ def validate_command(
     try:
         fleet = load_fleet_file(path)
     except FleetFileError as exc:
-        _fail(f"{path} is invalid:\n{exc}")
-        return
+        fail(f"{path} is invalid:\n{exc}")
     typer.echo(
         f"{path}: valid ({len(fleet.outposts)} Outposts, {len(fleet.clusters)} clusters, "
         f"discovery regions: {', '.join(fleet.discovery_regions) or 'none'})"
@@ -257,25 +233,18 @@ def apply_command(
     try:
         fleet = load_fleet_file(path)
     except FleetFileError as exc:
-        _fail(f"{path} rejected, nothing applied:\n{exc}")
-        return
-    with _factory(_settings()) as factory:
-        session = factory()
+        fail(f"{path} rejected, nothing applied:\n{exc}")
+    settings = settings_or_exit()
+    with _transaction(settings) as session:
         try:
             changes = inventory.apply_fleet_file(session, fleet, actor=cli_actor())
-            if dry_run:
-                session.rollback()
-            else:
-                session.commit()
         except FleetFileError as exc:
+            fail(f"{path} rejected, nothing applied:\n{exc}")
+        if dry_run:
             session.rollback()
-            _fail(f"{path} rejected, nothing applied:\n{exc}")
-            return
-        finally:
-            session.close()
     for change in changes.changes:
         typer.echo(str(change))
-    configured = _settings().fleet_file
+    configured = settings.fleet_file
     if not dry_run and configured is not None and configured.resolve() != path.resolve():
         typer.echo(
             f"note: LIFELINE_FLEET_FILE is {configured}; the scheduler makes the fleet match that file "
@@ -302,18 +271,18 @@ def discover_command(
     from app.jobs.fleet import poll_discovery
     from app.services.fleet.discovery import configured_regions
 
-    settings = _settings()
+    settings = settings_or_exit()
     regions = list(region or [])
     if not regions:
         regions, file_error = configured_regions(settings.fleet_file, settings.aws_regions)
         if file_error:
-            _fail(f"{settings.fleet_file} rejected:\n{file_error}")
+            fail(f"{settings.fleet_file} rejected:\n{file_error}")
     if not regions:
-        _fail(
+        fail(
             "no regions to discover: pass --region, set LIFELINE_AWS_REGIONS, "
             "or list them under `discovery: regions:` in the fleet file"
         )
-    with _factory(settings) as factory:
+    with session_factory(settings) as factory:
         report = poll_discovery(settings, factory, regions=regions, apply_file=False)
     for change in report.changes.changes:
         typer.echo(str(change))

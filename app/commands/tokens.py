@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from app.commands.users import _user_or_exit, cli_actor, cli_session
+from app.commands.common import cli_actor, cli_session, fail
+from app.commands.users import user_or_exit
 from app.services.accounts.tokens import create_token, find_tokens, list_tokens, revoke_token, token_state
+from app.services.accounts.users import AccountError
 
 app = typer.Typer(help="Manage personal API tokens.", no_args_is_help=True)
 
@@ -19,9 +21,11 @@ def create(
     ),
 ) -> None:
     """Create a token and print it once (it is stored only as a hash)."""
-    with cli_session() as session:
-        owner = _user_or_exit(session, user)
-        raw, token = create_token(session, owner, name=name, expires_in_days=expires_in, actor=cli_actor())
+    with cli_session(refusals=(AccountError,)) as session:
+        owner = user_or_exit(session, user)
+        raw, token = create_token(
+            session, owner, name=name, expires_in_days=expires_in, actor=cli_actor()
+        )
         expiry = token.expires_at.strftime("%Y-%m-%d %H:%M UTC") if token.expires_at else "never"
         typer.echo(f"token {token.prefix}… for {owner.username} ({owner.role}), expires {expiry}", err=True)
         typer.echo("copy it now, it is not shown again:", err=True)
@@ -31,8 +35,8 @@ def create(
 @app.command("list")
 def list_command(user: str | None = typer.Option(None, "--user", help="Only this owner's tokens.")) -> None:
     """List tokens: id, prefix, owner, name, state, last used."""
-    with cli_session() as session:
-        user_id = _user_or_exit(session, user).id if user else None
+    with cli_session(refusals=(AccountError,)) as session:
+        user_id = user_or_exit(session, user).id if user else None
         tokens = list_tokens(session, user_id=user_id)
         if not tokens:
             typer.echo("no tokens")
@@ -48,14 +52,12 @@ def list_command(user: str | None = typer.Option(None, "--user", help="Only this
 @app.command("revoke")
 def revoke(ref: str = typer.Argument(..., help="Token id or prefix (as shown by `tokens list`).")) -> None:
     """Revoke a token at once."""
-    with cli_session() as session:
+    with cli_session(refusals=(AccountError,)) as session:
         matches = find_tokens(session, ref.rstrip("…"))
         if not matches:
-            typer.echo(f"lifeline: no token matches {ref!r}", err=True)
-            raise typer.Exit(1)
+            fail(f"no token matches {ref!r}")
         if len(matches) > 1:
-            typer.echo(f"lifeline: {ref!r} matches {len(matches)} tokens; give the id", err=True)
-            raise typer.Exit(1)
+            fail(f"{ref!r} matches {len(matches)} tokens; give the id")
         token = matches[0]
         revoke_token(session, token, actor=cli_actor())
         typer.echo(f"revoked {token.prefix}… ({token.name}) of {token.user.username}")

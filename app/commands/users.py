@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import getpass
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import replace
 
 import typer
 from sqlalchemy.orm import Session
 
+from app.commands.common import cli_actor, cli_session, fail
+from app.models.account import User
 from app.services.accounts.users import (
     ROLES,
     AccountError,
@@ -21,35 +20,8 @@ from app.services.accounts.users import (
     set_disabled,
     set_role,
 )
-from app.services.audit import Actor, ClientInfo
 
 app = typer.Typer(help="Manage dashboard accounts.", no_args_is_help=True)
-
-
-CLI_CLIENT = ClientInfo(address="local", user_agent="lifeline-cli")
-
-
-def cli_actor() -> Actor:
-    """The audit actor for CLI actions: `cli:` + the operating-system user, from the local client."""
-    return replace(Actor.cli(), client=CLI_CLIENT)
-
-
-@contextmanager
-def cli_session() -> Iterator[Session]:
-    """One committed transaction against LIFELINE_DATABASE_URL; account errors exit with status 1."""
-    from app.cli import settings_or_exit
-    from app.db import create_db_engine, make_session_factory, session_scope
-
-    settings = settings_or_exit()
-    engine = create_db_engine(settings.database_url)
-    try:
-        with session_scope(make_session_factory(engine)) as session:
-            yield session
-    except AccountError as exc:
-        typer.echo(f"lifeline: {exc}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        engine.dispose()
 
 
 def read_new_password(password_stdin: bool) -> str:
@@ -74,11 +46,11 @@ def _role(value: str) -> str:
     return value
 
 
-def _user_or_exit(session: Session, username: str):  # type: ignore[no-untyped-def]
+def user_or_exit(session: Session, username: str) -> User:
+    """The account named `username`, or exit 1 saying there is none."""
     user = get_user_by_username(session, username)
     if user is None:
-        typer.echo(f"lifeline: no account named {username!r} (see `lifeline users list`)", err=True)
-        raise typer.Exit(1)
+        fail(f"no account named {username!r} (see `lifeline users list`)")
     return user
 
 
@@ -90,15 +62,21 @@ def create(
 ) -> None:
     """Create an account (the first admin: `--role admin`)."""
     password = read_new_password(password_stdin)
-    with cli_session() as session:
-        user = create_user(session, username=username, password=password, role=role, actor=cli_actor())
+    with cli_session(refusals=(AccountError,)) as session:
+        user = create_user(
+            session,
+            username=username,
+            password=password,
+            role=role,
+            actor=cli_actor(),
+        )
         typer.echo(f"created {user.username} ({user.role})")
 
 
 @app.command("list")
 def list_command() -> None:
     """List accounts: name, role, state, last sign-in."""
-    with cli_session() as session:
+    with cli_session(refusals=(AccountError,)) as session:
         users = list_users(session)
         if not users:
             typer.echo("no accounts; create one with: lifeline users create --username NAME --role admin")
@@ -116,8 +94,8 @@ def set_role_command(
     role: str = typer.Argument(..., callback=_role, help="viewer, responder or admin."),
 ) -> None:
     """Change an account's role."""
-    with cli_session() as session:
-        user = _user_or_exit(session, username)
+    with cli_session(refusals=(AccountError,)) as session:
+        user = user_or_exit(session, username)
         set_role(session, user, role=role, actor=cli_actor())
         typer.echo(f"{user.username} is now {role}")
 
@@ -125,8 +103,8 @@ def set_role_command(
 @app.command("disable")
 def disable(username: str = typer.Argument(..., help="Account name.")) -> None:
     """Disable an account: its sessions end and its tokens stop working."""
-    with cli_session() as session:
-        user = _user_or_exit(session, username)
+    with cli_session(refusals=(AccountError,)) as session:
+        user = user_or_exit(session, username)
         set_disabled(session, user, disabled=True, actor=cli_actor())
         typer.echo(f"{user.username} disabled")
 
@@ -134,8 +112,8 @@ def disable(username: str = typer.Argument(..., help="Account name.")) -> None:
 @app.command("enable")
 def enable(username: str = typer.Argument(..., help="Account name.")) -> None:
     """Re-enable a disabled account."""
-    with cli_session() as session:
-        user = _user_or_exit(session, username)
+    with cli_session(refusals=(AccountError,)) as session:
+        user = user_or_exit(session, username)
         set_disabled(session, user, disabled=False, actor=cli_actor())
         typer.echo(f"{user.username} enabled")
 
@@ -147,7 +125,7 @@ def reset_password_command(
 ) -> None:
     """Set a new password (every session of the account ends)."""
     password = read_new_password(password_stdin)
-    with cli_session() as session:
-        user = _user_or_exit(session, username)
+    with cli_session(refusals=(AccountError,)) as session:
+        user = user_or_exit(session, username)
         reset_password(session, user, new_password=password, actor=cli_actor())
         typer.echo(f"password of {user.username} reset; their sessions ended")
