@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__
 from app.db import create_db_engine, make_session_factory
 from app.settings import Settings, get_settings
-from app.web import audit, credentials, errors, fleet, health, security
+from app.web import audit, credentials, errors, fleet, health, security, templating
 from app.web.accounts import signin, users
 from app.web.connectivity import outposts, overview
 from app.web.readiness import clusters
@@ -62,4 +62,5 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = Fals
         app.include_router(module.router)
     errors.install(app)
     security.install(app)
+    templating.install_globals(aws_vantage=overview.vantage_for_template)
     return app

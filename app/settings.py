@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     )
     poll_run_retention_days: int = Field(default=30, ge=1, description="Days poll-run records are kept.")
 
-    # connectivity pages (issue 2)
+    # connectivity pages
     overview_cache_seconds: int = Field(
         default=15,
         ge=0,
@@ -88,7 +88,7 @@ class Settings(BaseSettings):
         default=30, ge=1, le=3600, description="How often an open overview page refreshes its table."
     )
 
-    # security and accounts (issue 4): add settings below this line
+    # security and accounts
     session_idle_minutes: int = Field(
         default=60, ge=1, le=10080, description="A session ends after this many minutes without a request."
     )
@@ -121,7 +121,7 @@ class Settings(BaseSettings):
         default=None, description="When set, /metrics needs `Authorization: Bearer <token>`."
     )
 
-    # emergency access / credentials (issue 5): add settings below this line
+    # emergency access (credentials)
     data_key: SecretStr | None = Field(
         default=None,
         description="Base64 of 32 random bytes (AES-256-GCM) encrypting server-held private keys at rest.",
@@ -141,7 +141,7 @@ class Settings(BaseSettings):
         default=3650, ge=1, description="Longest certificate lifetime a user may request."
     )
 
-    # readiness (issue 6): add settings below this line
+    # readiness
     readiness_horizon_hours: int = Field(
         default=72, ge=1, le=24 * 90, description="Default disconnect horizon (hours) that scales severity."
     )

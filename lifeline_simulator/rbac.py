@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lifeline_simulator.store import Store, timestamp
+from lifeline_simulator.store import Store
 
 SUPERUSER_GROUP = "system:masters"
 AUTHENTICATED = "system:authenticated"
@@ -227,16 +227,3 @@ class Authorizer:
         if SUPERUSER_GROUP in groups:
             return True
         return any(rule_allows(rule, attrs) for rule in self.rules_for(user, groups, attrs.namespace))
-
-
-def binding_object(name: str, role: str, users: list[str], groups: list[str], when: Any) -> dict[str, Any]:
-    """A ClusterRoleBinding document (used by tests and the demo manifests)."""
-    subjects = [{"apiGroup": _RBAC, "kind": "User", "name": u} for u in users]
-    subjects += [{"apiGroup": _RBAC, "kind": "Group", "name": g} for g in groups]
-    return {
-        "apiVersion": f"{_RBAC}/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": name, "creationTimestamp": timestamp(when)},
-        "roleRef": {"apiGroup": _RBAC, "kind": "ClusterRole", "name": role},
-        "subjects": subjects,
-    }

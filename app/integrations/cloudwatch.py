@@ -28,11 +28,6 @@ METRIC = "ConnectedStatus"
 # GetMetricData accepts at most 500 MetricDataQuery entries per request.
 MAX_QUERIES_PER_REQUEST = 500
 
-# CloudWatch keeps 60-second datapoints for 15 days, 300-second ones for 63 days and hourly ones
-# for 455 days; a request whose StartTime is older than each limit must use a matching Period.
-RETENTION_60S = dt.timedelta(days=15)
-RETENTION_300S = dt.timedelta(days=63)
-
 Status = Literal["ok", "no_data", "denied", "throttled", "unreachable", "error"]
 
 NO_DATA_MESSAGE = (
@@ -70,16 +65,6 @@ class FetchResult:
     region_status: Status = "ok"
     region_error: str | None = None
     windows: tuple[tuple[dt.datetime, dt.datetime, int], ...] = field(default=())
-
-
-def period_for(start: dt.datetime, now: dt.datetime) -> int:
-    """The smallest Period CloudWatch still serves for a window starting at `start`."""
-    age = now - start
-    if age <= RETENTION_60S:
-        return 60
-    if age <= RETENTION_300S:
-        return 300
-    return 3600
 
 
 class _RequestCounter:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,12 @@ def humanize_duration(seconds: float | None) -> str:
 
 def format_time(value: dt.datetime | None) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+def install_globals(**functions: Callable[..., Any]) -> None:
+    """Add page-wide template functions (the layout's banners); create_app calls this, so no module
+    registers a global as a side effect of being imported."""
+    templates.env.globals.update(functions)
 
 
 templates.env.globals.update(

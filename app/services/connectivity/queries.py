@@ -183,10 +183,6 @@ def _sorted(outposts: list[Outpost], sort: str, uptime: dict[int, dict[str, Upti
     return sorted(outposts, key=sort_key, reverse=reverse)
 
 
-def get_outpost_or_none(session: Session, outpost_id: str) -> Outpost | None:
-    return session.scalar(select(Outpost).where(Outpost.outpost_id == outpost_id))
-
-
 def count_by_state(session: Session) -> dict[str, int]:
     counts = dict.fromkeys(STATES, 0)
     for state, count in session.execute(select(Outpost.state, func.count()).group_by(Outpost.state)):
@@ -437,12 +433,6 @@ def iter_samples(
         .execution_options(yield_per=chunk)
     )
     yield from session.scalars(stmt)
-
-
-def list_samples(
-    session: Session, outpost_pk: int, start: dt.datetime, end: dt.datetime
-) -> list[ConnectedSample]:
-    return list(iter_samples(session, outpost_pk, start, end))
 
 
 def poll_runs_marker(session: Session, depth: int = 32) -> tuple[tuple[int, str], ...]:

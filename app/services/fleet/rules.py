@@ -16,8 +16,6 @@ ACCOUNT_ID_RE = re.compile(r"^\d{12}$")
 CLUSTER_NAME_RE = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
 NAME_MAX = 200
 
-SOURCES = ("file", "manual", "discovery")
-
 
 def outpost_id_problem(value: str) -> str | None:
     if not value:

@@ -7,7 +7,7 @@ findings, whether they come from a live poll or `lifeline check --manifests`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from app.services.readiness import (
@@ -18,7 +18,7 @@ from app.services.readiness import (
     checks_workloads,
 )
 from app.services.readiness.model import CheckContext, ClusterSnapshot, Evidence, Finding, Severity, Status
-from app.services.readiness.specs import ATTESTATION_TOPICS, SPECS, finding
+from app.services.readiness.specs import ATTESTATION_TOPICS, finding
 
 CheckFunction = Callable[[ClusterSnapshot, CheckContext], list[Finding]]
 
@@ -193,17 +193,3 @@ def severity_reached(findings: Iterable[Finding], fail_on: str) -> bool:
     """True when a finding's status reaches `fail_on` (warn: warn or fail; fail: fail only)."""
     statuses = {Status.fail} if fail_on == "fail" else {Status.fail, Status.warn}
     return any(f.status in statuses for f in findings)
-
-
-def catalogue_rows() -> list[Mapping[str, str]]:
-    return [
-        {
-            "check_id": spec.check_id,
-            "title": spec.title,
-            "severity": spec.severity.value,
-            "needs": spec.needs,
-            "catches": spec.catches,
-            "guide_section": spec.guide_section,
-        }
-        for spec in SPECS.values()
-    ]

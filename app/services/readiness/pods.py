@@ -258,9 +258,3 @@ class PodDigestBuilder:
 
 def _with(group: PodGroup, count: int, nodes: frozenset[str]) -> PodGroup:
     return replace(group, count=count, nodes=nodes)
-
-
-def digest_pods(pods: Iterable[Mapping[str, Any]]) -> PodDigest:
-    builder = PodDigestBuilder()
-    builder.extend(pods)
-    return builder.build()

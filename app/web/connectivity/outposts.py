@@ -19,6 +19,7 @@ from app.models import Outpost, PollRun
 from app.services.connectivity import queries
 from app.services.connectivity.status import STATES, Uptime
 from app.services.errors import NotFound
+from app.services.fleet import inventory
 from app.web.connectivity.chart import timeline_svg
 from app.web.deps import DbSession
 from app.web.security import Role, requires
@@ -56,7 +57,7 @@ def _outpost_or_error(session: DbSession, outpost_id: str) -> Outpost:
             f"(got {outpost_id!r})",
             outpost_id,
         )
-    outpost = queries.get_outpost_or_none(session, canonical)
+    outpost = inventory.get_outpost_or_none(session, canonical)
     if outpost is None:
         raise NotFound(f"No Outpost {canonical} in the fleet. Add it on the Fleet page, or check the ID.")
     return outpost

@@ -229,8 +229,8 @@ def index(
     )
 
 
-def _vantage_for_template(request: Request) -> Vantage | None:
-    """The dashboard's own view of AWS, for the banner on every page; never breaks a page.
+def vantage_for_template(request: Request) -> Vantage | None:
+    """The dashboard's own view of AWS, for the banner on every page (`aws_vantage`); never breaks a page.
 
     It only changes when a connectivity run starts or finishes, so it is kept per newest runs.
     """
@@ -252,6 +252,3 @@ def _vantage_for_template(request: Request) -> Vantage | None:
     except SQLAlchemyError:
         log.warning("vantage banner: database not readable", exc_info=True)
         return None
-
-
-templates.env.globals["aws_vantage"] = _vantage_for_template
