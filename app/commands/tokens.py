@@ -23,9 +23,7 @@ def create(
     """Create a token and print it once (it is stored only as a hash)."""
     with cli_session(refusals=(AccountError,)) as session:
         owner = user_or_exit(session, user)
-        raw, token = create_token(
-            session, owner, name=name, expires_in_days=expires_in, actor=cli_actor()
-        )
+        raw, token = create_token(session, owner, name=name, expires_in_days=expires_in, actor=cli_actor())
         expiry = token.expires_at.strftime("%Y-%m-%d %H:%M UTC") if token.expires_at else "never"
         typer.echo(f"token {token.prefix}… for {owner.username} ({owner.role}), expires {expiry}", err=True)
         typer.echo("copy it now, it is not shown again:", err=True)

@@ -183,7 +183,9 @@ def test_lifeline_demo_serves_a_populated_overview_and_stops_cleanly(tmp_path: P
                     overview = response.text
             except httpx.HTTPError:
                 time.sleep(0.5)
-        assert overview, "the overview was not served within 120 seconds (a bound for a loaded CI machine, not a target)"
+        assert overview, (
+            "the overview was not served within 120 seconds (a bound for a loaded CI machine, not a target)"
+        )
         for outpost in DEMO_OUTPOSTS:
             assert outpost.name in overview
         assert "demo-banner" in overview
