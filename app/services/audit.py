@@ -116,7 +116,7 @@ def _scrub(value: Any) -> Any:
 def record_audit(
     session: Session,
     *,
-    actor: Actor | str,
+    actor: Actor,
     action: str,
     target: str,
     outcome: str = Outcome.success,
@@ -129,14 +129,11 @@ def record_audit(
     `action` is a dotted verb such as `auth.sign_in` or `credential.download`; `target` names what
     was acted on (`user:alice`, `cluster:us-west-2/edge-1`); `outcome` is success, failure or denied.
     """
-    if isinstance(actor, Actor):
-        client = client or actor.client
-        details = {**actor.details(), **(details or {})}
-        actor = actor.name
-    client = client or ClientInfo()
+    client = client or actor.client or ClientInfo()
+    details = {**actor.details(), **(details or {})}
     event = AuditEvent(
         occurred_at=now or utcnow(),
-        actor=actor[:128],
+        actor=actor.name[:128],
         client_address=(client.address or None) and client.address[:64],
         user_agent=(client.user_agent or None) and client.user_agent[:255],
         action=action[:64],

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.models import AuditEvent
 from app.services.audit import (
     REDACTED,
+    Actor,
     AuditFilter,
     ClientInfo,
     list_audit_events,
@@ -24,7 +25,7 @@ T0 = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 def test_record_audit_stores_every_field(session: Session) -> None:
     event = record_audit(
         session,
-        actor="alice",
+        actor=Actor(name="alice"),
         action="credential.issue",
         target="cluster:us-west-2/edge-1",
         outcome="success",
@@ -48,7 +49,7 @@ def test_record_audit_stores_every_field(session: Session) -> None:
 def test_record_audit_never_stores_secrets(session: Session) -> None:
     event = record_audit(
         session,
-        actor="alice",
+        actor=Actor(name="alice"),
         action="token.create",
         target="user:alice",
         details={
@@ -76,7 +77,7 @@ def test_filters_and_paging(session: Session) -> None:
     for minute in range(5):
         record_audit(
             session,
-            actor="bob" if minute % 2 else "alice",
+            actor=Actor(name="bob" if minute % 2 else "alice"),
             action="credential.download" if minute < 3 else "auth.sign_in",
             target=f"cluster:c{minute}",
             now=T0 + dt.timedelta(minutes=minute),
@@ -94,7 +95,7 @@ def test_filters_and_paging(session: Session) -> None:
 
 @pytest.mark.parametrize("verb", ["update", "delete"])
 def test_audit_events_are_append_only_in_the_database(session: Session, verb: str) -> None:
-    event = record_audit(session, actor="alice", action="auth.sign_in", target="user:alice")
+    event = record_audit(session, actor=Actor(name="alice"), action="auth.sign_in", target="user:alice")
     stmt = (
         update(AuditEvent).where(AuditEvent.id == event.id).values(outcome="failure")
         if verb == "update"

@@ -169,7 +169,7 @@ def authenticate(
     if wait > 0:
         record_audit(
             session,
-            actor=key or "?",
+            actor=Actor(name=key or "?"),
             action="auth.sign_in",
             target=f"user:{key}",
             outcome=Outcome.denied,
@@ -189,7 +189,7 @@ def authenticate(
         record_failure(session, account=key, address=address, policy=policy, now=now)
         record_audit(
             session,
-            actor=key or "?",
+            actor=Actor(name=key or "?"),
             action="auth.sign_in",
             target=f"user:{key}",
             outcome=Outcome.failure,
@@ -205,7 +205,7 @@ def authenticate(
     record_success(session, account=key)
     record_audit(
         session,
-        actor=user.username,
+        actor=Actor(name=user.username, user_id=user.id, role=user.role),
         action="auth.sign_in",
         target=f"user:{user.username}",
         client=client,
@@ -240,7 +240,7 @@ def change_own_password(
     if not _verify(user.password_hash, current_password):
         record_audit(
             session,
-            actor=user.username,
+            actor=Actor(name=user.username, user_id=user.id, role=user.role),
             action="user.password_change",
             target=f"user:{user.username}",
             outcome=Outcome.failure,
@@ -253,7 +253,7 @@ def change_own_password(
     _set_password(session, user, new_password, now=now, keep_session_id=keep_session_id)
     record_audit(
         session,
-        actor=user.username,
+        actor=Actor(name=user.username, user_id=user.id, role=user.role),
         action="user.password_change",
         target=f"user:{user.username}",
         client=client,
@@ -370,7 +370,7 @@ def confirm_password(
         record_failure(session, account=key, address=address, policy=policy, now=now)
         record_audit(
             session,
-            actor=user.username,
+            actor=Actor(name=user.username, user_id=user.id, role=user.role),
             action="auth.reauth",
             target=f"user:{user.username}",
             outcome=Outcome.failure,
@@ -381,7 +381,7 @@ def confirm_password(
     record_success(session, account=key)
     record_audit(
         session,
-        actor=user.username,
+        actor=Actor(name=user.username, user_id=user.id, role=user.role),
         action="auth.reauth",
         target=f"user:{user.username}",
         client=client,

@@ -48,10 +48,10 @@ def test_audit_page_filters_and_partial(client_as: Any, clock: Clock, htmx: Rend
 
 
 def test_audit_paging(client: TestClient, session: Session) -> None:
-    from app.services.audit import record_audit
+    from app.services.audit import Actor, record_audit
 
     for index in range(120):
-        record_audit(session, actor="bulk", action="fleet.update", target=f"outpost:{index}")
+        record_audit(session, actor=Actor(name="bulk"), action="fleet.update", target=f"outpost:{index}")
     session.commit()
     first = client.get("/audit", params={"actor": "bulk"})
     assert "page 1 of 3" in first.text and "Older" in first.text and "outpost:119" in first.text
