@@ -6,6 +6,15 @@ from app.models.base import Base
 from app.models.connectivity import ConnectedSample, HourlyRollup, Incident
 from app.models.credential import Credential, CredentialDownload, CredentialEvent
 from app.models.fleet import Cluster, Outpost
+from app.models.notification import (
+    NotificationAlert,
+    NotificationAttempt,
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationEvent,
+    NotificationRule,
+    QuietPeriod,
+)
 from app.models.poll_run import PollRun
 from app.models.readiness import ClusterReadiness, ReadinessAttestation, ReadinessExemption, ReadinessSample
 
@@ -22,8 +31,15 @@ __all__ = [
     "HourlyRollup",
     "Incident",
     "LoginThrottle",
+    "NotificationAlert",
+    "NotificationAttempt",
+    "NotificationChannel",
+    "NotificationDelivery",
+    "NotificationEvent",
+    "NotificationRule",
     "Outpost",
     "PollRun",
+    "QuietPeriod",
     "ReadinessAttestation",
     "ReadinessExemption",
     "ReadinessSample",
