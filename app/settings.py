@@ -179,6 +179,29 @@ class Settings(BaseSettings):
         default=90, ge=1, description="Days of per-poll readiness samples kept."
     )
 
+    # notifications (issue 16): add settings below this line
+    notify_send_interval_seconds: int = Field(
+        default=10, ge=1, le=3600, description="How often the sender looks for due notification deliveries."
+    )
+    notify_retry_base_seconds: float = Field(
+        default=5.0, gt=0, le=3600, description="First retry delay of a failed delivery (doubles each time)."
+    )
+    notify_retry_max_seconds: float = Field(
+        default=600.0, gt=0, le=86400, description="Longest delay between retries; deliveries never give up."
+    )
+    notify_lease_seconds: int = Field(
+        default=120, ge=5, le=3600, description="Seconds a sender holds a claimed delivery."
+    )
+    notify_flap_hold_seconds: int = Field(
+        default=300, ge=0, le=86400, description="Seconds an Outpost stays connected before recovered."
+    )
+    notify_unknown_after_minutes: int = Field(
+        default=10, ge=1, le=10080, description="Minutes of UNKNOWN state before an 'unknown' notification."
+    )
+    notify_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, description="Connect and read timeout of each notification send."
+    )
+
     @field_validator("data_key", "data_key_file", "issuer_kubeconfig", mode="before")
     @classmethod
     def _empty_secret_is_none(cls, value: object) -> object:

@@ -155,9 +155,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
     )
-    op.create_index(
-        op.f("ix_notification_attempts_delivery_id"), "notification_attempts", ["delivery_id"]
-    )
+    op.create_index(op.f("ix_notification_attempts_delivery_id"), "notification_attempts", ["delivery_id"])
 
 
 def downgrade() -> None:

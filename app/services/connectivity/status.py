@@ -22,6 +22,7 @@ from app.models.connectivity import ConnectedSample, HourlyRollup
 from app.models.fleet import Outpost
 from app.models.poll_run import PollRun
 from app.services.connectivity.history import rebuild_incidents, update_rollups
+from app.services.notifications.events import NotifyPolicy, outpost_state_changed
 
 CONNECTED = "CONNECTED"
 DEGRADED = "DEGRADED"
@@ -413,6 +414,7 @@ def refresh_states(
         states[outpost.id] = state
         if state == outpost.state and outpost.state_since is not None:
             continue
+        previous = outpost.state
         outpost.state = state
         if state == UNKNOWN:
             outpost.state_since = (
@@ -423,6 +425,9 @@ def refresh_states(
             outpost.state_since = min(outpost.state_since, now)
         else:
             outpost.state_since = _run_start(session, outpost.id, state, outpost.last_sample_at or now)
+        if previous != state:
+            # The notification is written in this transaction, with the state it announces.
+            outpost_state_changed(session, outpost, previous, state, now, NotifyPolicy())
     session.flush()
     return states
 
