@@ -15,7 +15,7 @@ import threading
 
 import typer
 
-from app.commands import check, credentials, fleet, tokens, users
+from app.commands import check, credentials, fleet, notifications, tokens, users
 from app.commands.common import settings_or_exit
 from app.settings import SettingsError
 
@@ -33,6 +33,7 @@ cli.add_typer(users.app, name="users", help="Manage dashboard accounts.")
 cli.add_typer(tokens.app, name="tokens", help="Manage personal API tokens.")
 cli.add_typer(check.app, name="check", help="Evaluate readiness checks against a manifest dump.")
 cli.add_typer(credentials.app, name="credentials", help="Emergency-access credentials and the data key.")
+cli.add_typer(notifications.app, name="notifications", help="Notification channels, rules and the sender.")
 
 
 def optional_group(name: str, *, module: str, extra: str, needs: tuple[str, ...], summary: str) -> None:
