@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__
 from app.db import create_db_engine, make_session_factory
 from app.settings import Settings, get_settings
-from app.web import audit, credentials, errors, fleet, health, security, templating
+from app.web import audit, credentials, errors, fleet, health, notifications, security, templating
 from app.web.accounts import signin, users
 from app.web.connectivity import outposts, overview
 from app.web.readiness import clusters
@@ -58,7 +58,18 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = Fals
     app.state.session_factory = make_session_factory(engine)
 
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
-    for module in (health, signin, overview, outposts, fleet, clusters, credentials, users, audit):
+    for module in (
+        health,
+        signin,
+        overview,
+        outposts,
+        fleet,
+        clusters,
+        credentials,
+        users,
+        audit,
+        notifications,
+    ):
         app.include_router(module.router)
     errors.install(app)
     security.install(app)
