@@ -40,6 +40,7 @@ pytest_plugins = [
     "tests.fixtures.credentials",
     "tests.fixtures.fleet",
     "tests.fixtures.kube",
+    "tests.fixtures.notifications",
     "tests.fixtures.readiness",
 ]
 

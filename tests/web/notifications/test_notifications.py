@@ -15,7 +15,7 @@ from app.main import create_app
 from app.models import AuditEvent, NotificationEvent
 from app.settings import Settings
 from tests.conftest import create_account, sign_in
-from tests.notifications.receivers import HttpReceiver
+from tests.support.receivers import HttpReceiver
 
 SECRET = "page-hmac-secret-0123456789"
 

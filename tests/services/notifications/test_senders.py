@@ -25,8 +25,8 @@ from app.models import NotificationAttempt, NotificationDelivery
 from app.models.base import utcnow
 from app.services.notifications import events, rules
 from tests.conftest import DatabaseServer, make_settings
-from tests.notifications.conftest import ADMIN
-from tests.notifications.receivers import HttpReceiver
+from tests.fixtures.notifications import ADMIN
+from tests.support.receivers import HttpReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,8 +17,8 @@ from app.jobs.notifications import Sender
 from app.models import NotificationAttempt, NotificationDelivery, NotificationEvent, Outpost
 from app.services.connectivity.status import refresh_states
 from app.services.notifications import events, rules
-from tests.notifications.conftest import ADMIN, T0, Clock, webhook_channel
-from tests.notifications.receivers import HttpReceiver, SmtpReceiver
+from tests.fixtures.notifications import ADMIN, T0, Clock, webhook_channel
+from tests.support.receivers import HttpReceiver, SmtpReceiver
 
 
 def _outpost(session: Session, suffix: str = "1", region: str = "us-west-2") -> Outpost:
