@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from app.commands.common import cli_actor, cli_session, fail, settings_or_exit
 from app.integrations.vault import DataKeyError, Vault, generate_data_key, load_data_key
 from app.settings import Settings
 
@@ -54,24 +55,18 @@ def check_data_key() -> None:
 @app.command("list")
 def list_command() -> None:
     """List credentials: id, cluster, identity, role, status, expiry."""
-    from app.db import create_db_engine, make_session_factory, session_scope
     from app.services.credentials.queries import list_credentials
 
-    settings = _settings()
-    engine = create_db_engine(settings.database_url)
-    try:
-        with session_scope(make_session_factory(engine)) as session:
-            rows = list_credentials(session, include_history=True)
-            if not rows:
-                typer.echo("no credentials")
-            for row in rows:
-                expiry = row.not_after.strftime("%Y-%m-%d %H:%M UTC") if row.not_after else "-"
-                typer.echo(
-                    f"{row.id:>5}  {row.cluster.name:<24} {row.username:<28} {row.cluster_role:<14} "
-                    f"{row.status:<9} {expiry}"
-                )
-    finally:
-        engine.dispose()
+    with cli_session() as session:
+        rows = list_credentials(session, include_history=True)
+        if not rows:
+            typer.echo("no credentials")
+        for row in rows:
+            expiry = row.not_after.strftime("%Y-%m-%d %H:%M UTC") if row.not_after else "-"
+            typer.echo(
+                f"{row.id:>5}  {row.cluster.name:<24} {row.username:<28} {row.cluster_role:<14} "
+                f"{row.status:<9} {expiry}"
+            )
 
 
 @app.command("export")
@@ -86,31 +81,19 @@ def export_command(
 
     Needs the data key; audited like a download, as `cli:<OS user>` with `via: cli`.
     """
-    from app.db import create_db_engine, make_session_factory, session_scope
-    from app.services.audit import Actor
     from app.services.credentials.access import Refused, download_credential
     from app.services.credentials.keys import vault_from_settings
-    from app.services.errors import ServiceError
 
     settings = _settings()
     if output.exists():
-        typer.echo(f"lifeline: {output} exists; refusing to overwrite", err=True)
-        raise typer.Exit(1)
-    engine = create_db_engine(settings.database_url)
-    try:
+        fail(f"{output} exists; refusing to overwrite")
+    with cli_session(settings) as session:
         vault = vault_from_settings(settings)
-        with session_scope(make_session_factory(engine)) as session:
-            result = download_credential(
-                session, credential_id, Actor.cli(), vault, "bundle" if bundle else "kubeconfig"
-            )
-    except ServiceError as exc:
-        typer.echo(f"lifeline: {exc}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        engine.dispose()
+        result = download_credential(
+            session, credential_id, cli_actor(), vault, "bundle" if bundle else "kubeconfig"
+        )
     if isinstance(result, Refused):
-        typer.echo(f"lifeline: {result.error}", err=True)
-        raise typer.Exit(1)
+        fail(str(result.error))
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(result.content)
@@ -118,6 +101,4 @@ def export_command(
 
 
 def _settings() -> Settings:
-    from app.cli import settings_or_exit
-
     return settings_or_exit()

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import typer
 from sqlalchemy.orm import Session
 
+from app.commands.common import settings_or_exit
 from app.models.base import utcnow
 from app.services.audit import Actor
 from app.services.errors import ServiceError
@@ -22,8 +23,6 @@ app = typer.Typer(help="Notification channels, rules, quiet periods and the send
 
 
 def _settings() -> Settings:
-    from app.cli import settings_or_exit
-
     return settings_or_exit()
 
 

@@ -1,0 +1,1 @@
+"""Scheduler jobs, one module per feature (`register` + `run_once`); each owns its transactions."""
