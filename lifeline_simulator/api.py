@@ -11,13 +11,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from lifeline_simulator import protobuf, views
+from lifeline_simulator import fieldvalidation, openapi, protobuf, views
 from lifeline_simulator.authn import AuthenticationFailed, Identity, verify_eks_token
 from lifeline_simulator.errors import ApiError
 from lifeline_simulator.patch import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, json_patch, merge_patch
 from lifeline_simulator.pki import CertificateRejected
 from lifeline_simulator.rbac import Attributes
-from lifeline_simulator.resources import ResourceType, find
+from lifeline_simulator.resources import VIRTUAL, ResourceType, find
 
 if TYPE_CHECKING:
     from lifeline_simulator.cluster import SimulatedCluster
@@ -26,6 +26,7 @@ log = logging.getLogger("lifeline.simulator")
 
 PUBLIC_PATHS = frozenset({"/version", "/version/", "/healthz", "/livez", "/readyz"})
 ANONYMOUS = Identity("system:anonymous", ("system:unauthenticated",), method="anonymous")
+OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 _VERB_BY_METHOD = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
@@ -100,8 +101,9 @@ class Api:
             if discovery is not None:
                 self._authorize(identity, Attributes(verb="get", path=request.path))
                 return self._document(request, discovery)
-        if path.startswith("/openapi"):
-            raise ApiError(404, "the server could not find the requested resource")
+        if path == "/openapi" or path.startswith("/openapi/"):
+            self._authorize(identity, Attributes(verb="get", path=request.path))
+            return self._openapi(request, path)
         route = self._route(path)
         return self._resource(request, identity, route)
 
@@ -174,6 +176,21 @@ class Api:
             return views.resource_list(parts[1], parts[2])
         return None
 
+    def _openapi(self, request: Request, path: str) -> Response:
+        version = self.cluster.kubernetes_version
+        if path == "/openapi/v2":
+            if "protobuf" in request.header("Accept"):
+                return Response(200, openapi.v2_protobuf(version), OPENAPI_V2_PROTOBUF)
+            return Response(200, openapi.v2_json(version))
+        if path == "/openapi/v3":
+            return self._document(request, openapi.v3_root(version))
+        if path.startswith("/openapi/v3/"):
+            body = openapi.v3_group_version_bytes(version, path[len("/openapi/v3/") :])
+            if body is not None:
+                headers = {"Etag": f'"{request.query.get("hash", "")}"'} if request.query.get("hash") else {}
+                return Response(200, body, "application/json", headers)
+        raise ApiError(404, "the server could not find the requested resource")
+
     def _route(self, path: str) -> Route:
         parts = path.strip("/").split("/")
         if parts[0] == "api" and len(parts) >= 3:
@@ -242,14 +259,17 @@ class Api:
             obj = self.cluster.store.get(rtype, route.namespace, route.name)
             return self._object(request, rtype, obj)
         if verb == "create":
-            obj = self._body(request, rtype)
+            obj, warnings = self._validated(request, route, self._body(request, rtype))
             created = self.cluster.create_object(rtype, route.namespace, obj, identity)
-            return self._document(request, created, 201)
+            return self._warn(self._document(request, created, 201), warnings)
         if verb == "update":
-            obj = self._body(request, rtype)
-            return self._document(request, self.cluster.replace_object(route, obj, identity))
+            obj, warnings = self._validated(request, route, self._body(request, rtype))
+            return self._warn(
+                self._document(request, self.cluster.replace_object(route, obj, identity)), warnings
+            )
         if verb == "patch":
-            return self._document(request, self._patch(request, route, identity))
+            patched, warnings = self._patch(request, route, identity)
+            return self._warn(self._document(request, patched), warnings)
         if verb == "delete":
             deleted = self.cluster.store.delete(rtype, route.namespace, route.name)
             return self._document(request, deleted)
@@ -301,7 +321,34 @@ class Api:
             return self._document(request, body)
         return self._document(request, obj)
 
-    def _patch(self, request: Request, route: Route, identity: Identity) -> dict[str, Any]:
+    def _validated(
+        self, request: Request, route: Route, obj: Any, *, duplicates_from: Any = None, decoding: bool = True
+    ) -> tuple[Any, list[str]]:
+        """The body checked against the kind's schema (fieldValidation), unknown fields dropped."""
+        mode = fieldvalidation.directive(request.query)
+        if not isinstance(obj, dict) or route.rtype.plural in VIRTUAL:
+            return obj, []
+        scale = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+        kind = scale if route.subresource == "scale" else {}
+        duplicates = fieldvalidation.duplicate_keys(obj if duplicates_from is None else duplicates_from)
+        return fieldvalidation.check(
+            route.rtype,
+            obj,
+            mode,
+            self.cluster.kubernetes_version,
+            duplicates=duplicates,
+            decoding=decoding,
+            **kind,
+        )
+
+    @staticmethod
+    def _warn(response: Response, warnings: list[str]) -> Response:
+        if warnings:
+            quoted = ['299 - "{}"'.format(w.replace("\\", "\\\\").replace('"', '\\"')) for w in warnings]
+            response.headers["Warning"] = ", ".join(quoted)
+        return response
+
+    def _patch(self, request: Request, route: Route, identity: Identity) -> tuple[dict[str, Any], list[str]]:
         content_type = request.header("Content-Type").split(";")[0].strip()
         current = self.cluster.store.get(route.rtype, route.namespace, route.name)
         patch_body = self._body(request)
@@ -328,7 +375,10 @@ class Api:
         patched.setdefault("metadata", {})["resourceVersion"] = (
             sent_rv or current["metadata"]["resourceVersion"]
         )
-        return self.cluster.replace_object(route, patched, identity)
+        patched, warnings = self._validated(
+            request, route, patched, duplicates_from=patch_body, decoding=False
+        )
+        return self.cluster.replace_object(route, patched, identity), warnings
 
     def _review(self, plural: str, identity: Identity, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
@@ -430,7 +480,7 @@ class Api:
             if content_type in ("application/yaml", "application/apply-patch+yaml"):
                 body = yaml.safe_load(request.body)
             else:
-                body = json.loads(request.body)
+                body = fieldvalidation.loads(request.body)
         except (ValueError, yaml.YAMLError) as exc:
             raise ApiError(400, f"the request body is not valid JSON or YAML: {exc}") from None
         return self._check_kind(body, rtype)
