@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from lifeline_simulator import fieldvalidation, openapi, protobuf, views
+from lifeline_simulator import fieldvalidation, impersonation, openapi, protobuf, subresources, views
 from lifeline_simulator.authn import AuthenticationFailed, Identity, verify_eks_token
 from lifeline_simulator.errors import ApiError
 from lifeline_simulator.patch import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, json_patch, merge_patch
@@ -26,6 +26,14 @@ log = logging.getLogger("lifeline.simulator")
 
 PUBLIC_PATHS = frozenset({"/version", "/version/", "/healthz", "/livez", "/readyz"})
 ANONYMOUS = Identity("system:anonymous", ("system:unauthenticated",), method="anonymous")
+HEALTH_CHECKS = (
+    "ping",
+    "log",
+    "etcd",
+    "poststarthook/start-apiextensions-controllers",
+    "poststarthook/rbac/bootstrap-roles",
+    "poststarthook/scheduling/bootstrap-system-priority-classes",
+)
 OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 _VERB_BY_METHOD = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
@@ -37,6 +45,7 @@ class Request:
     headers: Mapping[str, str]
     body: bytes = b""
     peer_certificate: bytes | None = None
+    header_list: tuple[tuple[str, str], ...] = ()  # every header line, repeated ones included
 
     @property
     def path(self) -> str:
@@ -89,12 +98,20 @@ class Api:
         if path.startswith("/-/"):
             return self._control(request, path)
         if path in ("/healthz", "/livez", "/readyz"):
-            return Response(200, b"ok", "text/plain")
+            if "verbose" not in request.query:
+                return Response(200, b"ok", "text/plain; charset=utf-8")
+            checks = HEALTH_CHECKS + (("informer-sync", "shutdown") if path == "/readyz" else ())
+            lines = [f"[+]{name} ok" for name in checks]
+            lines.append(f"{path[1:]} check passed")
+            return Response(200, ("\n".join(lines) + "\n").encode(), "text/plain; charset=utf-8")
         identity = self.authenticate(request)
         if path in ("/version", "/version/") or request.path == "/version/":
             return self._document(request, self.cluster.version_info())
         if identity is ANONYMOUS:
             raise ApiError(401, "Unauthorized")
+        header_lines = request.header_list or tuple(request.headers.items())
+        if impersonation.requested(header_lines):
+            identity = impersonation.impersonate(identity, header_lines, self._may)
         self.cluster.collect_garbage()
         if path in ("/api", "/apis") or (path.startswith(("/api/", "/apis/")) and path.count("/") <= 3):
             discovery = self._discovery(path)
@@ -135,6 +152,9 @@ class Api:
         if request.peer_certificate or authorization:
             raise ApiError(401, "Unauthorized")
         return ANONYMOUS
+
+    def _may(self, identity: Identity, attrs: Attributes) -> bool:
+        return self.cluster.authorizer.allowed(identity.user, identity.groups, attrs)
 
     def _authorize(self, identity: Identity, attrs: Attributes) -> None:
         if not self.cluster.authorizer.allowed(identity.user, identity.groups, attrs):
@@ -235,8 +255,15 @@ class Api:
         return verb
 
     def _resource(self, request: Request, identity: Identity, route: Route) -> Response:
+        if route.subresource in subresources.CONTAINER_SUBRESOURCES | {"eviction", "binding"}:
+            return self._pod_subresource(request, identity, route)
         verb = self._verb(request, route)
         rtype = route.rtype
+        if route.subresource == "scale":
+            self._authorize(
+                identity, Attributes(verb, rtype.group, rtype.plural, "scale", route.namespace, route.name)
+            )
+            return self._scale(request, route, verb)
         self._authorize(
             identity,
             Attributes(verb, rtype.group, rtype.plural, route.subresource, route.namespace, route.name),
@@ -274,6 +301,52 @@ class Api:
             deleted = self.cluster.store.delete(rtype, route.namespace, route.name)
             return self._document(request, deleted)
         raise ApiError(405, f"{verb} is not supported by the simulator on {rtype.plural}")
+
+    def _pod_subresource(self, request: Request, identity: Identity, route: Route) -> Response:
+        verb = "get" if request.method == "GET" else "create"
+        if route.subresource in ("eviction", "binding") and request.method != "POST":
+            raise ApiError(405, f"{request.method} is not supported on pods/{route.subresource}")
+        rtype = route.rtype
+        self._authorize(
+            identity,
+            Attributes(verb, rtype.group, rtype.plural, route.subresource, route.namespace, route.name),
+        )
+        self.cluster.store.get(rtype, route.namespace, route.name)  # 404 for a missing pod first
+        if route.subresource in subresources.CONTAINER_SUBRESOURCES:
+            raise subresources.no_containers(route.subresource)
+        if route.subresource == "binding":
+            raise ApiError(403, "pods/binding is reserved for the simulator's scheduler")
+        body = self._body(request)
+        if not isinstance(body, dict) or body.get("kind") != "Eviction":
+            raise ApiError(400, "the body of pods/eviction must be a policy/v1 Eviction")
+        self.cluster.evict_pod(route.namespace, route.name)
+        status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+        return self._document(request, status, 201)
+
+    def _scale(self, request: Request, route: Route, verb: str) -> Response:
+        store, rtype = self.cluster.store, route.rtype
+        current = store.get(rtype, route.namespace, route.name)
+        scale = subresources.to_scale(current)
+        if verb == "get":
+            return self._document(request, scale)
+        body = self._body(request)
+        if verb == "patch":
+            content_type = request.header("Content-Type").split(";")[0].strip()
+            if content_type == JSON_PATCH:
+                wanted = json_patch(scale, body)
+            elif isinstance(body, dict):
+                wanted = merge_patch(scale, body, strategic=content_type == STRATEGIC_MERGE_PATCH)
+            else:
+                raise ApiError(400, "a merge patch must be a JSON object")
+        else:
+            wanted = body
+        wanted, warnings = self._validated(request, route, wanted, duplicates_from=body)
+        replicas = subresources.replicas_from_scale(wanted, rtype.kind, route.name)
+        current.setdefault("spec", {})["replicas"] = replicas
+        updated = self.cluster.replace_object(
+            Route(rtype, route.namespace, route.name, ""), current, ANONYMOUS
+        )
+        return self._warn(self._document(request, subresources.to_scale(updated)), warnings)
 
     def _list(self, request: Request, route: Route, *, watch: bool) -> Response:
         query = request.query

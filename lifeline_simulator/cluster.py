@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from lifeline_simulator import csr
+from lifeline_simulator import csr, subresources
 from lifeline_simulator.api import Api, Route
 from lifeline_simulator.authn import DEFAULT_PRINCIPALS, IamPrincipal, Identity
 from lifeline_simulator.errors import ApiError
@@ -257,6 +257,9 @@ class SimulatedCluster:
             ).get("name", "")
         if rtype.plural == "pods":
             obj["status"] = self._pod_status(obj, namespace)
+        if rtype.plural == "poddisruptionbudgets":
+            pods = self.store.list(BY_GROUP_PLURAL[("", "pods")], namespace).items
+            obj["status"] = subresources.pdb_status(obj, pods)
         if rtype.plural == "persistentvolumeclaims":
             obj["status"] = {"phase": "Pending"}
             if self._connected or not self._claim_class_is_ebs(obj):
@@ -319,6 +322,25 @@ class SimulatedCluster:
             # The spec is immutable and status only moves through subresources: keep both.
             kept = {**obj, "spec": current.get("spec"), "status": current.get("status")}
             return self.store.replace(rtype, "", route.name, kept)
+
+    def evict_pod(self, namespace: str, name: str) -> None:
+        """The eviction API: refused with 429 while a PodDisruptionBudget allows no disruption."""
+        pods = BY_GROUP_PLURAL[("", "pods")]
+        budgets = BY_GROUP_PLURAL[("policy", "poddisruptionbudgets")]
+        with self.store.lock:
+            pod = self.store.get(pods, namespace, name)
+            labels = (pod.get("metadata") or {}).get("labels") or {}
+            in_namespace = self.store.list(pods, namespace).items
+            for pdb in self.store.list(budgets, namespace).items:
+                if not subresources.matches((pdb.get("spec") or {}).get("selector"), labels):
+                    continue
+                status = subresources.pdb_status(pdb, in_namespace)
+                self.store.replace(
+                    budgets, namespace, pdb["metadata"]["name"], {"status": status}, subresource="status"
+                )
+                if status["disruptionsAllowed"] < 1:
+                    raise subresources.eviction_blocked(pdb, status)
+            self.store.delete(pods, namespace, name)
 
     def collect_garbage(self) -> None:
         """The CSR cleaner: decided CSRs go after an hour, pending after a day, expired at once."""

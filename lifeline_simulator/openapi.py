@@ -242,7 +242,7 @@ def _paths_for(minor: int, r: ResourceType, *, v3: bool) -> dict[str, dict[str, 
         paths[f"{scope}/{r.plural}"] = collection
     if item:
         paths[f"{scope}/{r.plural}/{{name}}"] = item
-    for sub in r.subresources:
+    for sub in (s for s in r.subresources if s in ("status", "scale", "approval")):
         sub_def = "io.k8s.api.autoscaling.v1.Scale" if sub == "scale" else item_def
         paths[f"{scope}/{r.plural}/{{name}}/{sub}"] = {
             "get": _operation(r, "read", "get", sub_def, v3=v3, sub=sub),

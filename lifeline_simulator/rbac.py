@@ -63,10 +63,11 @@ BOOTSTRAP_CLUSTER_ROLES: dict[str, list[dict[str, Any]]] = {
     ],
     "system:basic-user": [
         {
-            "apiGroups": ["authentication.k8s.io", "authorization.k8s.io"],
-            "resources": ["selfsubjectreviews", "selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+            "apiGroups": ["authorization.k8s.io"],
+            "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
             "verbs": ["create"],
-        }
+        },
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]},
     ],
     "system:discovery": [
         {
@@ -75,8 +76,11 @@ BOOTSTRAP_CLUSTER_ROLES: dict[str, list[dict[str, Any]]] = {
                 "/api/*",
                 "/apis",
                 "/apis/*",
+                "/healthz",
+                "/livez",
                 "/openapi",
                 "/openapi/*",
+                "/readyz",
                 "/version",
                 "/version/",
             ],

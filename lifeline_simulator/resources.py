@@ -126,6 +126,27 @@ def _age(obj: dict[str, Any]) -> Any:
     return _meta(obj).get("creationTimestamp")
 
 
+def _event_last_seen(obj: dict[str, Any]) -> Any:
+    return obj.get("lastTimestamp") or obj.get("eventTime") or _meta(obj).get("creationTimestamp")
+
+
+def _event_object(obj: dict[str, Any]) -> str:
+    ref = obj.get("involvedObject") or {}
+    return f"{str(ref.get('kind', '')).lower()}/{ref.get('name', '')}"
+
+
+def _endpoints(obj: dict[str, Any]) -> str:
+    out = [
+        f"{a.get('ip')}:{p.get('port')}"
+        for subset in obj.get("subsets") or []
+        for a in subset.get("addresses") or []
+        for p in subset.get("ports") or [{"port": ""}]
+    ]
+    if len(out) > 3:
+        return ",".join(out[:3]) + f" + {len(out) - 3} more..."
+    return ",".join(out) or "<none>"
+
+
 NAME = Column("Name", "string", "Name must be unique within a namespace.", lambda o: _meta(o).get("name"))
 AGE = Column("Age", "string", "CreationTimestamp", _age)
 
@@ -187,7 +208,7 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
         "pods",
         True,
         ("po",),
-        subresources=("status",),
+        subresources=("status", "eviction", "log", "exec", "attach", "portforward", "binding"),
         categories=("all",),
         columns=_cols(
             Column("Ready", "string", "Ready containers", _pod_ready),
@@ -490,6 +511,154 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
         ),
     ),
     ResourceType(
+        "",
+        "v1",
+        "Secret",
+        "secrets",
+        True,
+        columns=_cols(
+            Column("Type", "string", "Type", lambda o: o.get("type", "Opaque")),
+            Column("Data", "integer", "Keys", lambda o: len(o.get("data") or {})),
+            AGE,
+        ),
+    ),
+    ResourceType(
+        "",
+        "v1",
+        "Event",
+        "events",
+        True,
+        ("ev",),
+        columns=(
+            Column("Last Seen", "string", "Last seen", _event_last_seen, format="date-time-ago"),
+            Column("Type", "string", "Type", lambda o: o.get("type", "")),
+            Column("Reason", "string", "Reason", lambda o: o.get("reason", "")),
+            Column("Object", "string", "Object", _event_object),
+            Column("Message", "string", "Message", lambda o: o.get("message", "")),
+        ),
+    ),
+    ResourceType(
+        "",
+        "v1",
+        "Endpoints",
+        "endpoints",
+        True,
+        ("ep",),
+        columns=_cols(Column("Endpoints", "string", "Endpoints", _endpoints), AGE),
+    ),
+    ResourceType(
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        True,
+        columns=_cols(
+            Column("AddressType", "string", "Address type", lambda o: o.get("addressType", "")),
+            Column(
+                "Ports",
+                "string",
+                "Ports",
+                lambda o: ",".join(str(p.get("port")) for p in o.get("ports") or []) or "<unset>",
+            ),
+            Column(
+                "Endpoints",
+                "string",
+                "Endpoints",
+                lambda o: (
+                    ",".join(a for e in o.get("endpoints") or [] for a in e.get("addresses") or [])
+                    or "<unset>"
+                ),
+            ),
+            AGE,
+        ),
+    ),
+    ResourceType(
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+        "leases",
+        True,
+        columns=_cols(
+            Column("Holder", "string", "Holder", lambda o: _spec(o).get("holderIdentity", "")), AGE
+        ),
+    ),
+    ResourceType(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        True,
+        ("rs",),
+        subresources=("status", "scale"),
+        categories=("all",),
+        columns=_cols(
+            Column("Desired", "integer", "Desired", lambda o: _spec(o).get("replicas", 1)),
+            Column("Current", "integer", "Current", lambda o: _status(o).get("replicas") or 0),
+            Column("Ready", "integer", "Ready", lambda o: _status(o).get("readyReplicas") or 0),
+            AGE,
+        ),
+    ),
+    ResourceType(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        True,
+        ("pdb",),
+        subresources=("status",),
+        columns=_cols(
+            Column("Min Available", "string", "Min", lambda o: _spec(o).get("minAvailable", "N/A")),
+            Column("Max Unavailable", "string", "Max", lambda o: _spec(o).get("maxUnavailable", "N/A")),
+            Column(
+                "Allowed Disruptions",
+                "integer",
+                "Allowed",
+                lambda o: _status(o).get("disruptionsAllowed") or 0,
+            ),
+            AGE,
+        ),
+    ),
+    ResourceType(
+        "batch",
+        "v1",
+        "Job",
+        "jobs",
+        True,
+        subresources=("status",),
+        categories=("all",),
+        columns=_cols(
+            Column(
+                "Completions",
+                "string",
+                "Completions",
+                lambda o: f"{_status(o).get('succeeded') or 0}/{_spec(o).get('completions', 1)}",
+            ),
+            AGE,
+        ),
+    ),
+    ResourceType(
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        True,
+        ("cj",),
+        subresources=("status",),
+        categories=("all",),
+        columns=_cols(
+            Column("Schedule", "string", "Schedule", lambda o: _spec(o).get("schedule", "")),
+            Column("Suspend", "boolean", "Suspend", lambda o: bool(_spec(o).get("suspend"))),
+            Column("Active", "integer", "Active", lambda o: len(_status(o).get("active") or [])),
+            Column(
+                "Last Schedule",
+                "string",
+                "Last",
+                lambda o: _status(o).get("lastScheduleTime") or "<none>",
+            ),
+            AGE,
+        ),
+    ),
+    ResourceType(
         "authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=("create",)
     ),
     ResourceType(
@@ -509,6 +678,18 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
         verbs=("create",),
     ),
 )
+
+SUBRESOURCE_DISCOVERY: dict[str, tuple[str, list[str]]] = {
+    "scale": ("Scale", ["get", "patch", "update"]),
+    "eviction": ("Eviction", ["create"]),
+    "log": ("Pod", ["get"]),
+    "exec": ("PodExecOptions", ["create", "get"]),
+    "attach": ("PodAttachOptions", ["create", "get"]),
+    "portforward": ("PodPortForwardOptions", ["create", "get"]),
+    "binding": ("Binding", ["create"]),
+}
+
+SUBRESOURCE_GROUP_VERSION = {"scale": ("autoscaling", "v1"), "eviction": ("policy", "v1")}
 
 # Review kinds are virtual: created and answered, never stored.
 VIRTUAL = frozenset({"selfsubjectreviews", "selfsubjectaccessreviews", "selfsubjectrulesreviews"})
@@ -555,12 +736,16 @@ def api_resource_list(group: str, version: str) -> dict[str, Any]:
             entry["categories"] = list(r.categories)
         resources.append(entry)
         for sub in r.subresources:
-            kind = {"scale": "Scale"}.get(sub, r.kind)
-            sub_verbs = ["get", "patch", "update"]
-            resources.append(
-                {"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced, "kind": kind}
-                | {"verbs": sub_verbs}
-            )
+            kind, sub_verbs = SUBRESOURCE_DISCOVERY.get(sub, (r.kind, ["get", "patch", "update"]))
+            entry = {
+                "name": f"{r.plural}/{sub}",
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "kind": kind,
+            }
+            if sub in SUBRESOURCE_GROUP_VERSION:  # kubectl drain looks for pods/eviction in policy/v1
+                entry["group"], entry["version"] = SUBRESOURCE_GROUP_VERSION[sub]
+            resources.append(entry | {"verbs": sub_verbs})
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",

@@ -183,8 +183,12 @@ class Store:
             key = (namespace if rtype.namespaced else "", name)
             if key in bucket:
                 raise already_exists(rtype.plural, name, rtype.group)
+            # Server-set fields: whatever the client sent (`creationTimestamp: null` from
+            # `kubectl create --dry-run=client -o yaml`) is replaced, as kube-apiserver does.
             meta["uid"] = str(uuid.uuid4())
-            meta.setdefault("creationTimestamp", timestamp(self._clock()))
+            meta["creationTimestamp"] = timestamp(self._clock())
+            for server_set in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+                meta.pop(server_set, None)
             meta["resourceVersion"] = self._bump()
             meta.pop("deletionTimestamp", None)
             obj["apiVersion"], obj["kind"] = rtype.api_version, rtype.kind

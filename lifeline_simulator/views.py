@@ -100,7 +100,7 @@ def human_duration(delta: dt.timedelta) -> str:
 
 def _cell(column: Column, obj: dict[str, Any], now: dt.datetime) -> Any:
     value = column.value(obj)
-    if column is AGE:
+    if column is AGE or column.format == "date-time-ago":
         if not value:
             return "<unknown>"
         return human_duration(now - parse_timestamp(str(value)))
@@ -144,7 +144,7 @@ def table(
             {
                 "name": c.name,
                 "type": c.type,
-                "format": "name" if c is NAME else c.format,
+                "format": "name" if c is NAME else c.format.replace("date-time-ago", ""),
                 "description": c.description,
                 "priority": c.priority,
             }
