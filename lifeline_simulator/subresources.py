@@ -77,8 +77,13 @@ def matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
 def _ready(pod: dict[str, Any]) -> bool:
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         return False
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    status = pod.get("status") or {}
+    conditions = status.get("conditions") or []
+    if any(c.get("type") == "Ready" for c in conditions):
+        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    # A dump without conditions: Running with every container ready counts as Ready.
+    containers = status.get("containerStatuses") or []
+    return status.get("phase") == "Running" and bool(containers) and all(c.get("ready") for c in containers)
 
 
 def _amount(value: Any, expected: int) -> int:
