@@ -86,7 +86,10 @@ class Api:
 
     def handle(self, request: Request) -> Response:
         try:
-            return self._handle(request)
+            response = self._handle(request)
+            if request.method != "GET" and response.status < 400:
+                self.cluster.controllers.settle()
+            return response
         except ApiError as exc:
             return self._document(request, exc.status(), exc.code)
         except Exception:  # a bug must answer 500, not kill the connection thread
@@ -184,6 +187,11 @@ class Api:
 
     def _discovery(self, path: str) -> dict[str, Any] | None:
         parts = path.strip("/").split("/")
+        custom = self.cluster.custom_types()
+        if custom and parts[0] == "apis":
+            found = self._custom_discovery(parts, custom)
+            if found is not None:
+                return found
         if path == "/api":
             return views.api_versions(self.cluster.server_address)
         if path == "/apis":
@@ -194,6 +202,63 @@ class Api:
             return views.api_group(parts[1])
         if parts[0] == "apis" and len(parts) == 3:
             return views.resource_list(parts[1], parts[2])
+        return None
+
+    @staticmethod
+    def _custom_discovery(parts: list[str], custom: list[ResourceType]) -> dict[str, Any] | None:
+        groups: dict[str, list[str]] = {}
+        for r in custom:
+            versions = groups.setdefault(r.group, [])
+            if r.version not in versions:
+                versions.append(r.version)
+
+        def group_doc(name: str, versions: list[str]) -> dict[str, Any]:
+            entries = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
+            return {"name": name, "versions": entries, "preferredVersion": entries[0]}
+
+        if len(parts) == 1:
+            listing = views.api_group_list()
+            listing["groups"] += [
+                group_doc(g, v) for g, v in groups.items() if g not in views.served_groups()
+            ]
+            return listing
+        if parts[1] not in groups or parts[1] in views.served_groups():
+            return None
+        if len(parts) == 2:
+            return {"kind": "APIGroup", "apiVersion": "v1", **group_doc(parts[1], groups[parts[1]])}
+        if len(parts) == 3 and parts[2] in groups[parts[1]]:
+            resources = []
+            for r in custom:
+                if (r.group, r.version) != (parts[1], parts[2]):
+                    continue
+                entry: dict[str, Any] = {
+                    "name": r.plural,
+                    "singularName": r.singular,
+                    "namespaced": r.namespaced,
+                    "kind": r.kind,
+                    "verbs": list(r.verbs),
+                }
+                if r.short_names:
+                    entry["shortNames"] = list(r.short_names)
+                if r.categories:
+                    entry["categories"] = list(r.categories)
+                resources.append(entry)
+                resources += [
+                    {
+                        "name": f"{r.plural}/{sub}",
+                        "singularName": "",
+                        "namespaced": r.namespaced,
+                        "kind": r.kind if sub == "status" else "Scale",
+                        "verbs": ["get", "patch", "update"],
+                    }
+                    for sub in r.subresources
+                ]
+            return {
+                "kind": "APIResourceList",
+                "apiVersion": "v1",
+                "groupVersion": f"{parts[1]}/{parts[2]}",
+                "resources": resources,
+            }
         return None
 
     def _openapi(self, request: Request, path: str) -> Response:
@@ -220,11 +285,12 @@ class Api:
         else:
             raise ApiError(404, "the server could not find the requested resource")
         namespace = ""
+        custom = self.cluster.find_custom
         if rest[0] == "namespaces" and len(rest) >= 3:
-            candidate = find(group, version, rest[2])
+            candidate = find(group, version, rest[2]) or custom(group, version, rest[2])
             if candidate is not None and candidate.namespaced:
                 namespace, rest = rest[1], rest[2:]
-        rtype = find(group, version, rest[0])
+        rtype = find(group, version, rest[0]) or custom(group, version, rest[0])
         if rtype is None or len(rest) > 3:
             raise ApiError(404, "the server could not find the requested resource")
         if rtype.namespaced is False and namespace:
@@ -298,7 +364,7 @@ class Api:
             patched, warnings = self._patch(request, route, identity)
             return self._warn(self._document(request, patched), warnings)
         if verb == "delete":
-            deleted = self.cluster.store.delete(rtype, route.namespace, route.name)
+            deleted = self.cluster.delete_object(route)
             return self._document(request, deleted)
         raise ApiError(405, f"{verb} is not supported by the simulator on {rtype.plural}")
 
@@ -399,7 +465,8 @@ class Api:
     ) -> tuple[Any, list[str]]:
         """The body checked against the kind's schema (fieldValidation), unknown fields dropped."""
         mode = fieldvalidation.directive(request.query)
-        if not isinstance(obj, dict) or route.rtype.plural in VIRTUAL:
+        # Custom kinds are stored as sent: no structural-schema validation (see `crds`).
+        if not isinstance(obj, dict) or route.rtype.plural in VIRTUAL or route.rtype.custom:
             return obj, []
         scale = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
         kind = scale if route.subresource == "scale" else {}

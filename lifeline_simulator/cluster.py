@@ -15,9 +15,10 @@ from typing import Any
 
 import yaml
 
-from lifeline_simulator import csr, subresources
+from lifeline_simulator import crds, csr, defaults, subresources
 from lifeline_simulator.api import Api, Route
 from lifeline_simulator.authn import DEFAULT_PRINCIPALS, IamPrincipal, Identity
+from lifeline_simulator.controllers import Controllers
 from lifeline_simulator.errors import ApiError
 from lifeline_simulator.manifests import load_manifests
 from lifeline_simulator.pki import ClusterCA
@@ -93,6 +94,13 @@ class SimulatedCluster:
         else:
             self.ca = ClusterCA.generate(name, self.now())
         self.store = Store(self.now)
+        self._allocator = defaults.ServiceAllocator()
+        self.controllers = Controllers(self)
+        self._custom: dict[tuple[str, str, str], ResourceType] = {}
+        self.store.listeners.append(self._observe_crds)
+        self.controller_identity = Identity(
+            "system:kube-controller-manager", ("system:authenticated",), method="x509"
+        )
         for namespace in SYSTEM_NAMESPACES:
             self.store.ensure_namespace(namespace)
         install_bootstrap_policy(self.store)
@@ -122,10 +130,12 @@ class SimulatedCluster:
         context = server_context(serving_cert, serving_key, self.ca.pem)
         self._server = HttpsServer(self._host, self._port, context, self.api.handle)
         self._server.start()
+        self.controllers.start()
         log.info("simulated cluster %s serving %s (connected=%s)", self.name, self.url, self._connected)
         return self
 
     def stop(self) -> None:
+        self.controllers.stop()
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -183,6 +193,7 @@ class SimulatedCluster:
                 meta = pod["metadata"]
                 pod["status"] = self._running_status(pod)
                 self.store.replace(pods, meta["namespace"], meta["name"], pod, subresource="status")
+        self.controllers.settle()
         log.info("simulated cluster %s: connected", self.name)
 
     # ------------------------------------------------------------------ credentials for tests and tools
@@ -255,8 +266,23 @@ class SimulatedCluster:
             obj.setdefault("metadata", {}).setdefault("labels", {})["kubernetes.io/metadata.name"] = (
                 obj.get("metadata") or {}
             ).get("name", "")
+        if rtype.namespaced:
+            ns = self.store.find(BY_GROUP_PLURAL[("", "namespaces")], "", namespace)
+            if ns is not None and ns["metadata"].get("deletionTimestamp"):
+                raise ApiError(
+                    403,
+                    f'{rtype.plural} "{(obj.get("metadata") or {}).get("name", "")}" is forbidden: '
+                    f"unable to create new content in namespace {namespace} because it is being terminated",
+                    reason="Forbidden",
+                )
         if rtype.plural == "pods":
-            obj["status"] = self._pod_status(obj, namespace)
+            # Unbound pods wait for the scheduler; a pod created with a node starts at once.
+            if (obj.get("spec") or {}).get("nodeName"):
+                obj["status"] = self._pod_status(obj, namespace)
+            else:
+                obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+        if rtype.plural == "customresourcedefinitions":
+            obj["status"] = crds.established_status(obj, timestamp(self.now()))
         if rtype.plural == "poddisruptionbudgets":
             pods = self.store.list(BY_GROUP_PLURAL[("", "pods")], namespace).items
             obj["status"] = subresources.pdb_status(obj, pods)
@@ -271,12 +297,37 @@ class SimulatedCluster:
                     "capacity": {"storage": size},
                     "accessModes": (obj.get("spec") or {}).get("accessModes", []),
                 }
+        self.apply_defaults(rtype, namespace, obj)
         return self.store.create(rtype, namespace, obj)
+
+    def apply_defaults(
+        self, rtype: ResourceType, namespace: str, obj: dict[str, Any], current: dict[str, Any] | None = None
+    ) -> None:
+        """API defaulting as kube-apiserver does it on decode (see `defaults`)."""
+        if rtype.custom:
+            return
+        if rtype.kind == "Service" and rtype.group == "":
+            services = self.store.list(rtype, None).items
+            taken_ips = {str((s.get("spec") or {}).get("clusterIP")) for s in services}
+            taken_ports = {
+                int(p["nodePort"])
+                for s in services
+                for p in (s.get("spec") or {}).get("ports") or []
+                if p.get("nodePort")
+            }
+            defaults.service(obj, self._allocator, taken_ips, taken_ports, current)
+            return
+        default = defaults.BY_KIND.get(rtype.kind)
+        if default is not None and rtype.group in ("", "apps", "batch"):
+            default(obj)
 
     def replace_object(self, route: Route, obj: dict[str, Any], identity: Identity) -> dict[str, Any]:
         """PUT semantics, with the CSR approval and status rules."""
         rtype = route.rtype
         if rtype.plural != "certificatesigningrequests":
+            if not route.subresource:
+                current = self.store.find(rtype, route.namespace, route.name)
+                self.apply_defaults(rtype, route.namespace, obj, current)
             return self.store.replace(rtype, route.namespace, route.name, obj, subresource=route.subresource)
         with self.store.lock:
             current = self.store.get(rtype, "", route.name)
@@ -406,13 +457,15 @@ class SimulatedCluster:
     def _running_status(self, pod: dict[str, Any]) -> dict[str, Any]:
         now = timestamp(self.now())
         containers = (pod.get("spec") or {}).get("containers") or []
+        ip = f"10.0.{uuid.uuid4().int % 200 + 20}.{uuid.uuid4().int % 250 + 2}"
         return {
             "phase": "Running",
             "conditions": [
                 {"type": t, "status": "True", "lastTransitionTime": now}
                 for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
             ],
-            "podIP": f"10.0.{uuid.uuid4().int % 200 + 20}.{uuid.uuid4().int % 250 + 2}",
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
             "startTime": now,
             "containerStatuses": [
                 {
@@ -427,6 +480,56 @@ class SimulatedCluster:
                 for c in containers
             ],
         }
+
+    def kubelet_status(self, pod: dict[str, Any], namespace: str) -> dict[str, Any]:
+        """What the kubelet reports for a pod bound to a node."""
+        status = self._pod_status(pod, namespace)
+        node = self.store.find(
+            BY_GROUP_PLURAL[("", "nodes")], "", (pod.get("spec") or {}).get("nodeName", "")
+        )
+        if node is not None:
+            ip = next(
+                (
+                    a.get("address")
+                    for a in (node.get("status") or {}).get("addresses") or []
+                    if a.get("type") == "InternalIP"
+                ),
+                None,
+            )
+            if ip:
+                status["hostIP"] = ip
+                status["hostIPs"] = [{"ip": ip}]
+        status["qosClass"] = "BestEffort"
+        return status
+
+    def custom_types(self) -> list[ResourceType]:
+        """Resource types served from CustomResourceDefinitions."""
+        return list(self._custom.values())
+
+    def find_custom(self, group: str, version: str, plural: str) -> ResourceType | None:
+        return self._custom.get((group, version, plural))
+
+    def _observe_crds(self, rtype: ResourceType, kind: str, obj: dict[str, Any], _loaded: bool) -> None:
+        if rtype.plural != "customresourcedefinitions":
+            return
+        name = (obj.get("metadata") or {}).get("name", "")
+        self._custom = {k: v for k, v in self._custom.items() if f"{v.plural}.{v.group}" != name}
+        if kind != "DELETED":
+            for served in crds.resource_types(obj):
+                self._custom[(served.group, served.version, served.plural)] = served
+
+    def delete_object(self, route: Route) -> dict[str, Any]:
+        """DELETE semantics: a namespace goes through Terminating; the rest is removed at once."""
+        rtype = route.rtype
+        if rtype.plural == "namespaces" and rtype.group == "":
+            if route.name in SYSTEM_NAMESPACES:
+                raise ApiError(
+                    403,
+                    f'namespaces "{route.name}" is forbidden: this namespace may not be deleted',
+                    reason="Forbidden",
+                )
+            return self.store.mark_deleting(rtype, "", route.name, {"phase": "Terminating"})
+        return self.store.delete(rtype, route.namespace, route.name)
 
     def _pod_status(self, pod: dict[str, Any], namespace: str) -> dict[str, Any]:
         if not self._connected and self._pod_needs_ebs(pod, namespace):

@@ -139,9 +139,9 @@ def _closure(minor: int, roots: dict[str, dict[str, Any]]) -> dict[str, dict[str
     pending = list(roots.values())
     while pending:
         node = pending.pop()
-        stack: list[Any] = [node]
+        stack: list[tuple[Any, bool]] = [(node, False)]
         while stack:
-            item = stack.pop()
+            item, is_properties = stack.pop()
             if isinstance(item, dict):
                 ref = item.get("$ref")
                 if isinstance(ref, str) and ref.startswith("#/$defs/"):
@@ -149,9 +149,14 @@ def _closure(minor: int, roots: dict[str, dict[str, Any]]) -> dict[str, dict[str
                     if name not in out and name in raw:
                         out[name] = raw[name]
                         pending.append(raw[name])
-                stack.extend(v for k, v in item.items() if not k.startswith("x-"))
+                # Extensions are skipped, but a property may be named x-... (JSONSchemaProps has them).
+                stack.extend(
+                    (v, k == "properties" and not is_properties)
+                    for k, v in item.items()
+                    if is_properties or not k.startswith("x-")
+                )
             elif isinstance(item, list):
-                stack.extend(item)
+                stack.extend((x, False) for x in item)
     return out
 
 

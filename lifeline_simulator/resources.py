@@ -32,6 +32,7 @@ class ResourceType:
     subresources: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     columns: tuple[Column, ...] = field(default=())
+    custom: bool = False  # served from a CustomResourceDefinition
 
     @property
     def api_version(self) -> str:
@@ -657,6 +658,17 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
             ),
             AGE,
         ),
+    ),
+    ResourceType(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        False,
+        ("crd", "crds"),
+        subresources=("status",),
+        categories=("api-extensions",),
+        columns=_cols(Column("Created At", "date", "Creation time", _age)),
     ),
     ResourceType(
         "authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=("create",)

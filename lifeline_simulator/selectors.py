@@ -33,6 +33,21 @@ EXTRA_FIELDS: dict[str, tuple[str, ...]] = {
     "certificatesigningrequests": ("spec.signerName",),
     "services": ("spec.type", "spec.clusterIP"),
     "statefulsets": ("status.successful",),
+    "events": (
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    ),
+    "replicasets": ("status.replicas",),
+    "jobs": ("status.successful",),
 }
 
 

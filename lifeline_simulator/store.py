@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import base64
+import collections
 import copy
 import datetime as dt
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from lifeline_simulator.defaults import GENERATION_GROUPS
 from lifeline_simulator.errors import ApiError, already_exists, invalid, not_found
 from lifeline_simulator.resources import ResourceType
 from lifeline_simulator.selectors import parse_field_selector, parse_label_selector
@@ -69,6 +72,10 @@ class Store:
         self._lock = threading.RLock()
         self._objects: dict[str, dict[Key, dict[str, Any]]] = {}
         self._revision = 0
+        # The change feed: (revision, bucket, event type, object) for watches; listeners for controllers.
+        self._feed: collections.deque[tuple[int, str, str, dict[str, Any]]] = collections.deque(maxlen=20000)
+        self._changed = threading.Condition(self._lock)
+        self.listeners: list[Callable[[ResourceType, str, dict[str, Any], bool], None]] = []
 
     @property
     def lock(self) -> threading.RLock:
@@ -80,6 +87,32 @@ class Store:
 
     def _bucket(self, rtype: ResourceType) -> dict[Key, dict[str, Any]]:
         return self._objects.setdefault(f"{rtype.group}/{rtype.plural}", {})
+
+    def _emit(self, rtype: ResourceType, kind: str, obj: dict[str, Any], *, loaded: bool = False) -> None:
+        snapshot = copy.deepcopy(obj)
+        self._feed.append((self._revision, f"{rtype.group}/{rtype.plural}", kind, snapshot))
+        self._changed.notify_all()
+        for listener in self.listeners:
+            listener(rtype, kind, snapshot, loaded)
+
+    def changes(
+        self, rtype: ResourceType, namespace: str | None, after: int, deadline: float
+    ) -> list[tuple[int, str, dict[str, Any]]]:
+        """Changes of one kind after revision `after`, waiting until `deadline` (monotonic) for one."""
+        bucket = f"{rtype.group}/{rtype.plural}"
+        with self._changed:
+            while True:
+                found = [
+                    (rev, kind, copy.deepcopy(obj))
+                    for rev, key, kind, obj in self._feed
+                    if rev > after
+                    and key == bucket
+                    and (not namespace or (obj.get("metadata") or {}).get("namespace") == namespace)
+                ]
+                remaining = deadline - time.monotonic()
+                if found or remaining <= 0:
+                    return found
+                self._changed.wait(min(remaining, 0.5))
 
     def _bump(self) -> str:
         self._revision += 1
@@ -192,9 +225,11 @@ class Store:
             meta["resourceVersion"] = self._bump()
             meta.pop("deletionTimestamp", None)
             obj["apiVersion"], obj["kind"] = rtype.api_version, rtype.kind
-            if rtype.group in ("apps", "networking.k8s.io", "autoscaling"):
+            meta.pop("generation", None)
+            if rtype.group in GENERATION_GROUPS or rtype.custom:
                 meta["generation"] = 1
             bucket[key] = obj
+            self._emit(rtype, "ADDED", obj)
             return copy.deepcopy(obj)
 
     def replace(
@@ -235,12 +270,15 @@ class Store:
                 updated.setdefault("metadata", {})
                 if "status" in rtype.subresources and "status" in current:
                     updated["status"] = copy.deepcopy(current["status"])
-                if rtype.group in ("apps", "networking.k8s.io", "autoscaling") and updated.get(
-                    "spec"
-                ) != current.get("spec"):
-                    updated["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
             new_meta = updated["metadata"]
-            for fixed in ("uid", "creationTimestamp", "name", "namespace"):
+            if subresource not in ("status", "approval"):
+                # generation is the server's: a client-sent one is ignored, a spec change bumps it.
+                new_meta.pop("generation", None)
+                if rtype.group in GENERATION_GROUPS or rtype.custom:
+                    changed = updated.get("spec") != current.get("spec")
+                    new_meta["generation"] = int(current["metadata"].get("generation") or 1) + changed
+            new_meta.pop("deletionTimestamp", None)
+            for fixed in ("uid", "creationTimestamp", "name", "namespace", "deletionTimestamp"):
                 if fixed in current["metadata"]:
                     new_meta[fixed] = current["metadata"][fixed]
             if not rtype.namespaced:
@@ -248,7 +286,25 @@ class Store:
             updated["apiVersion"], updated["kind"] = rtype.api_version, rtype.kind
             new_meta["resourceVersion"] = self._bump()
             bucket[key] = updated
+            self._emit(rtype, "MODIFIED", updated)
             return copy.deepcopy(updated)
+
+    def mark_deleting(
+        self, rtype: ResourceType, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Set deletionTimestamp (and the status given): the object waits for its finalizers."""
+        with self._lock:
+            key = (namespace if rtype.namespaced else "", name)
+            current = self._bucket(rtype).get(key)
+            if current is None:
+                raise not_found(rtype.plural, name, rtype.group)
+            if not current["metadata"].get("deletionTimestamp"):
+                current["metadata"]["deletionTimestamp"] = timestamp(self._clock())
+                current["metadata"]["deletionGracePeriodSeconds"] = 0
+                current["status"] = {**(current.get("status") or {}), **status}
+                current["metadata"]["resourceVersion"] = self._bump()
+                self._emit(rtype, "MODIFIED", current)
+            return copy.deepcopy(current)
 
     def delete(self, rtype: ResourceType, namespace: str, name: str) -> dict[str, Any]:
         """Remove an object (namespaces take their contents with them) and return it as it was."""
@@ -259,6 +315,7 @@ class Store:
             if obj is None:
                 raise not_found(rtype.plural, name, rtype.group)
             obj["metadata"]["resourceVersion"] = self._bump()
+            self._emit(rtype, "DELETED", obj)
             if rtype.kind == "Namespace":
                 for other in self._objects.values():
                     for other_key in [k for k in other if k[0] == name]:
@@ -276,6 +333,7 @@ class Store:
             meta.setdefault("creationTimestamp", timestamp(self._clock()))
             meta["resourceVersion"] = self._bump()
             self._bucket(rtype)[(namespace, meta["name"])] = obj
+            self._emit(rtype, "ADDED", obj, loaded=True)
 
     def ensure_namespace(self, name: str) -> None:
         with self._lock:

@@ -51,6 +51,10 @@ def api_group_list() -> dict[str, Any]:
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
+def served_groups() -> set[str]:
+    return {name for name in group_versions() if name}
+
+
 def api_group(name: str) -> dict[str, Any] | None:
     versions = group_versions().get(name)
     if not name or versions is None:

@@ -154,7 +154,7 @@ def test_strategic_merge_patches_containers_by_name(raw: Raw) -> None:
         "application/strategic-merge-patch+json",
     )
     containers = patched["spec"]["template"]["spec"]["containers"]
-    assert containers == [{"name": "web", "image": "web:2"}, {"name": "proxy", "image": "envoy:1"}]
+    assert [(c["name"], c["image"]) for c in containers] == [("web", "web:2"), ("proxy", "envoy:1")]
     assert patched["metadata"]["generation"] == 2
 
 

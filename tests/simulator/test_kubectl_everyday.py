@@ -291,3 +291,399 @@ def test_healthz_is_public_like_kube_apiserver(cluster: Cluster) -> None:
     with urllib.request.urlopen(cluster.sim.url + "/livez?verbose", context=context) as response:
         assert response.read().decode().splitlines()[-1] == "livez check passed"
     assert base64.b64decode(cluster.sim.ca_data).decode() == cluster.sim.ca_pem
+
+
+# ------------------------------------------------------------------------------------ defaulting
+
+
+def _jsonpath(cluster: Cluster, kind: str, name: str, namespace: str, path: str) -> str:
+    return cluster.admin("get", kind, name, "-n", namespace, "-o", f"jsonpath={path}").stdout
+
+
+def test_a_new_deployment_gets_the_api_defaults(cluster: Cluster) -> None:
+    cluster.admin("create", "namespace", "defaults")
+    created = cluster.admin("create", "deployment", "web", "--image=nginx:1.27", "-n", "defaults")
+    assert (created.returncode, created.stdout.strip()) == (0, "deployment.apps/web created")
+    spec = json.loads(_jsonpath(cluster, "deploy", "web", "defaults", "{.spec}"))
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"},
+    }
+    assert (spec["revisionHistoryLimit"], spec["progressDeadlineSeconds"]) == (10, 600)
+    pod_spec = spec["template"]["spec"]
+    assert {k: pod_spec[k] for k in ("restartPolicy", "dnsPolicy", "schedulerName", "securityContext")} == {
+        "restartPolicy": "Always",
+        "dnsPolicy": "ClusterFirst",
+        "schedulerName": "default-scheduler",
+        "securityContext": {},
+    }
+    container = pod_spec["containers"][0]
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    assert container["terminationMessagePath"] == "/dev/termination-log"
+    latest = cluster.admin("create", "deployment", "edge", "--image=nginx", "-n", "defaults")
+    assert latest.returncode == 0
+    policy = _jsonpath(
+        cluster, "deploy", "edge", "defaults", "{.spec.template.spec.containers[0].imagePullPolicy}"
+    )
+    assert policy == "Always"
+
+
+def test_a_new_service_gets_a_cluster_ip_and_families(cluster: Cluster) -> None:
+    cluster.admin("create", "namespace", "svc-defaults")
+    created = cluster.admin("create", "service", "clusterip", "api", "--tcp=80:8080", "-n", "svc-defaults")
+    assert created.stdout.strip() == "service/api created"
+    spec = json.loads(_jsonpath(cluster, "svc", "api", "svc-defaults", "{.spec}"))
+    assert spec["clusterIP"].startswith("10.100.")
+    assert spec["clusterIPs"] == [spec["clusterIP"]]
+    assert (spec["type"], spec["sessionAffinity"], spec["ipFamilies"], spec["ipFamilyPolicy"]) == (
+        "ClusterIP",
+        "None",
+        ["IPv4"],
+        "SingleStack",
+    )
+    assert spec["ports"][0] == {"name": "80-8080", "port": 80, "protocol": "TCP", "targetPort": 8080}
+    row = cluster.admin("get", "svc", "api", "-n", "svc-defaults").stdout.splitlines()[1].split()
+    assert row[:3] == ["api", "ClusterIP", spec["clusterIP"]]
+    cluster.admin("label", "svc", "api", "-n", "svc-defaults", "tier=back")
+    assert _jsonpath(cluster, "svc", "api", "svc-defaults", "{.spec.clusterIP}") == spec["clusterIP"]
+
+
+def test_client_sent_generation_and_uid_are_ignored(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.admin("create", "namespace", "gen")
+    manifest = tmp_path / "gen.yaml"
+    manifest.write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: g\n  namespace: gen\n  generation: 7\n"
+        "  uid: 11111111-2222-3333-4444-555555555555\nspec:\n  selector: {matchLabels: {app: g}}\n"
+        "  template:\n    metadata: {labels: {app: g}}\n    spec: {containers: [{name: c, image: g:1}]}\n"
+    )
+    applied = cluster.admin("apply", "-f", str(manifest))
+    assert applied.stdout.strip() == "deployment.apps/g created"
+    meta = json.loads(_jsonpath(cluster, "deploy", "g", "gen", "{.metadata}"))
+    assert meta["generation"] == 1
+    assert meta["uid"] != "11111111-2222-3333-4444-555555555555"
+    cluster.admin("annotate", "deploy", "g", "-n", "gen", "note=x")
+    assert _jsonpath(cluster, "deploy", "g", "gen", "{.metadata.generation}") == "1"
+    cluster.admin("set", "image", "deploy/g", "c=g:2", "-n", "gen")
+    assert _jsonpath(cluster, "deploy", "g", "gen", "{.metadata.generation}") == "2"
+
+
+def test_python_client_sees_the_defaults(cluster: Cluster, tmp_path: Path) -> None:
+    api = _api_client(cluster.sim, tmp_path)
+    try:
+        apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
+        core.create_namespace({"metadata": {"name": "py-defaults"}})
+        body = {
+            "metadata": {"name": "db"},
+            "spec": {
+                "serviceName": "db",
+                "selector": {"matchLabels": {"app": "db"}},
+                "template": {
+                    "metadata": {"labels": {"app": "db"}},
+                    "spec": {"containers": [{"name": "db", "image": "postgres:16"}]},
+                },
+            },
+        }
+        sts = apps.create_namespaced_stateful_set("py-defaults", body)
+        assert (sts.spec.replicas, sts.spec.pod_management_policy) == (1, "OrderedReady")
+        assert sts.spec.update_strategy.rolling_update.partition == 0
+        ds_spec = {k: v for k, v in body["spec"].items() if k != "serviceName"}
+        ds = apps.create_namespaced_daemon_set(
+            "py-defaults", {"metadata": {"name": "agent"}, "spec": ds_spec}
+        )
+        assert ds.spec.update_strategy.rolling_update.max_unavailable == 1
+        assert ds.spec.template.spec.termination_grace_period_seconds == 30
+        svc = core.create_namespaced_service(
+            "py-defaults", {"metadata": {"name": "db"}, "spec": {"ports": [{"port": 5432}]}}
+        )
+        assert (svc.spec.type, svc.spec.session_affinity, svc.spec.ip_families) == (
+            "ClusterIP",
+            "None",
+            ["IPv4"],
+        )
+        assert svc.spec.ports[0].target_port == 5432
+    finally:
+        api.close()
+
+
+# ------------------------------------------------------------------------------------ controllers
+
+STATEFULSET = """\
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: db, namespace: {ns}}}
+spec:
+  serviceName: db
+  replicas: 2
+  selector: {{matchLabels: {{app: db}}}}
+  template:
+    metadata: {{labels: {{app: db}}}}
+    spec: {{containers: [{{name: db, image: "postgres:16"}}]}}
+{claims}"""
+CLAIMS = """\
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      storageClassName: gp2
+      resources: {requests: {storage: 1Gi}}
+"""
+DAEMONSET = """\
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: agent, namespace: {ns}}}
+spec:
+  selector: {{matchLabels: {{app: agent}}}}
+  template:
+    metadata: {{labels: {{app: agent}}}}
+    spec: {{containers: [{{name: agent, image: "agent:1"}}]}}
+"""
+
+
+def _rows(cluster: Cluster, *args: str) -> list[list[str]]:
+    return [line.split() for line in cluster.admin("get", *args).stdout.splitlines()[1:]]
+
+
+def _apply(cluster: Cluster, tmp_path: Path, text: str) -> Any:
+    path = tmp_path / "manifest.yaml"
+    path.write_text(text)
+    return cluster.admin("apply", "-f", str(path))
+
+
+def test_a_deployment_gets_a_replica_set_and_scheduled_pods_and_rollout_status_ends(cluster: Cluster) -> None:
+    cluster.admin("create", "namespace", "rollout")
+    cluster.admin("create", "deployment", "web", "--image=nginx:1.27", "--replicas=2", "-n", "rollout")
+    assert _rows(cluster, "deploy", "web", "-n", "rollout")[0][:4] == ["web", "2/2", "2", "2"]
+    replica_sets = _rows(cluster, "rs", "-n", "rollout")
+    assert len(replica_sets) == 1 and replica_sets[0][1:4] == ["2", "2", "2"]
+    pods = _rows(cluster, "pods", "-n", "rollout", "-o", "wide")
+    assert [p[2] for p in pods] == ["Running", "Running"]
+    assert all(p[0].startswith(replica_sets[0][0] + "-") and p[6].endswith(".ec2.internal") for p in pods)
+    status = cluster.admin("rollout", "status", "deployment/web", "-n", "rollout", "--timeout=10s")
+    assert (status.returncode, status.stdout.strip()) == (0, 'deployment "web" successfully rolled out')
+    observed = _jsonpath(cluster, "deploy", "web", "rollout", "{.status.observedGeneration}")
+    assert observed == _jsonpath(cluster, "deploy", "web", "rollout", "{.metadata.generation}")
+    cluster.admin("scale", "deployment", "web", "--replicas=3", "-n", "rollout")
+    assert _rows(cluster, "deploy", "web", "-n", "rollout")[0][1] == "3/3"
+    assert len(_rows(cluster, "pods", "-n", "rollout")) == 3
+    cluster.admin("delete", "deployment", "web", "-n", "rollout")
+    assert cluster.admin("get", "rs,pods", "-n", "rollout", "-o", "name").stdout == ""
+
+
+def test_rollout_restart_history_and_undo(cluster: Cluster) -> None:
+    cluster.admin("create", "namespace", "history")
+    cluster.admin("create", "deployment", "api", "--image=api:1", "-n", "history")
+    cluster.admin("set", "image", "deployment/api", "api=api:2", "-n", "history")
+    restarted = cluster.admin("rollout", "restart", "deployment/api", "-n", "history")
+    assert restarted.stdout.strip() == "deployment.apps/api restarted"
+    status = cluster.admin("rollout", "status", "deployment/api", "-n", "history", "--timeout=10s")
+    assert status.stdout.strip() == 'deployment "api" successfully rolled out'
+    history = cluster.admin("rollout", "history", "deployment/api", "-n", "history").stdout.splitlines()
+    assert [line.split()[0] for line in history[2:] if line.strip()] == ["1", "2", "3"]
+    undone = cluster.admin("rollout", "undo", "deployment/api", "--to-revision=1", "-n", "history")
+    assert (undone.returncode, undone.stdout.strip()) == (0, "deployment.apps/api rolled back")
+    image = _jsonpath(cluster, "deploy", "api", "history", "{.spec.template.spec.containers[0].image}")
+    assert image == "api:1"
+    history = cluster.admin("rollout", "history", "deployment/api", "-n", "history").stdout.splitlines()
+    assert [line.split()[0] for line in history[2:] if line.strip()] == ["2", "3", "4"]
+    pods = _rows(cluster, "pods", "-n", "history", "-o", "jsonpath={.items[*].spec.containers[0].image}")
+    assert pods == []  # jsonpath prints one line: no header row
+    images = cluster.admin(
+        "get", "pods", "-n", "history", "-o", "jsonpath={.items[*].spec.containers[0].image}"
+    ).stdout.split()
+    assert images == ["api:1"]
+
+
+def test_statefulset_and_daemonset_pods(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.admin("create", "namespace", "sets")
+    _apply(cluster, tmp_path, STATEFULSET.format(ns="sets", claims=""))
+    status = cluster.admin("rollout", "status", "statefulset/db", "-n", "sets", "--timeout=10s")
+    assert status.returncode == 0
+    # partition defaults to 0, so kubectl takes its partitioned branch, as against a real server
+    assert status.stdout.strip() == "partitioned roll out complete: 2 new pods have been updated..."
+    _apply(cluster, tmp_path, DAEMONSET.format(ns="sets"))
+    nodes = cluster.admin("get", "nodes", "-o", "name").stdout.split()
+    ds = cluster.admin("rollout", "status", "daemonset/agent", "-n", "sets", "--timeout=10s")
+    assert ds.stdout.strip() == 'daemon set "agent" successfully rolled out'
+    pods = _rows(cluster, "pods", "-n", "sets", "-o", "wide")
+    assert [p[0] for p in pods if p[0].startswith("db-")] == ["db-0", "db-1"]
+    agents = sorted(p[6] for p in pods if p[0].startswith("agent-"))
+    assert agents == sorted(n.split("/", 1)[1] for n in nodes)
+    assert _rows(cluster, "ds", "agent", "-n", "sets")[0][1:4] == [str(len(nodes))] * 3
+
+
+def test_ebs_claims_keep_statefulset_pods_pending_while_disconnected(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    cluster.admin("create", "namespace", "ebs")
+    cluster.sim.disconnect()
+    try:
+        _apply(cluster, tmp_path, STATEFULSET.format(ns="ebs", claims=CLAIMS))
+        pods = _rows(cluster, "pods", "-n", "ebs")
+        assert [(p[0], p[2]) for p in pods] == [("db-0", "ContainerCreating")]  # OrderedReady: db-1 waits
+        assert _rows(cluster, "pvc", "-n", "ebs")[0][:2] == ["data-db-0", "Pending"]
+    finally:
+        cluster.sim.connect()
+    pods = _rows(cluster, "pods", "-n", "ebs")
+    assert [(p[0], p[2]) for p in pods] == [("db-0", "Running"), ("db-1", "Running")]
+
+
+def test_a_pod_no_node_fits_stays_pending_with_an_event(cluster: Cluster) -> None:
+    cluster.admin("create", "namespace", "sched")
+    cluster.admin(
+        "run",
+        "gpu",
+        "--image=cuda:12",
+        "-n",
+        "sched",
+        "--overrides",
+        '{"spec": {"nodeSelector": {"accelerator": "h100"}}}',
+    )
+    assert _rows(cluster, "pods", "-n", "sched")[0][:3] == ["gpu", "0/1", "Pending"]
+    events = cluster.admin("get", "events", "-n", "sched").stdout
+    nodes = len(cluster.admin("get", "nodes", "-o", "name").stdout.split())
+    assert "FailedScheduling" in events
+    assert (
+        f"0/{nodes} nodes are available: {nodes} node(s) didn't match Pod's node affinity/selector." in events
+    )
+
+
+def test_get_events_and_describe_show_what_the_controllers_did(cluster: Cluster) -> None:
+    cluster.admin("create", "namespace", "events")
+    cluster.admin("create", "deployment", "web", "--image=nginx:1.27", "-n", "events")
+    described = cluster.admin("describe", "deployment", "web", "-n", "events").stdout
+    assert "Events: <none>" not in described.replace("  ", " ")
+    rs = _rows(cluster, "rs", "-n", "events")[0][0]
+    assert (
+        f"ScalingReplicaSet  0s    deployment-controller  Scaled up replica set {rs} from 0 to 1"
+        in " ".join(described.split("\n"))
+        or f"Scaled up replica set {rs} from 0 to 1" in described
+    )
+    pod_name = _rows(cluster, "pods", "-n", "events")[0][0]
+    pod_events = cluster.admin("describe", "pod", pod_name, "-n", "events").stdout
+    assert "Successfully assigned events/" in pod_events
+    assert 'Container image "nginx:1.27" already present on machine' in pod_events
+    listed = cluster.admin("get", "events", "-n", "events").stdout
+    assert f"replicaset/{rs}" in listed and f"Created pod: {pod_name}" in listed
+
+
+def test_describe_node_shows_its_lease(cluster: Cluster) -> None:
+    out = cluster.admin("describe", "node", "ip-10-0-1-10.ec2.internal")
+    assert out.returncode == 0
+    assert "Failed to get lease" not in out.stdout + out.stderr
+    assert "HolderIdentity:  ip-10-0-1-10.ec2.internal" in out.stdout
+    leases = _rows(cluster, "leases", "-n", "kube-node-lease")
+    assert leases[0][:2] == ["ip-10-0-1-10.ec2.internal", "ip-10-0-1-10.ec2.internal"]
+
+
+def test_a_namespace_goes_through_terminating(cluster: Cluster) -> None:
+    cluster.admin("create", "namespace", "doomed")
+    cluster.admin("create", "deployment", "web", "--image=nginx:1.27", "-n", "doomed")
+    deleted = cluster.admin("delete", "namespace", "doomed", "--wait=false")
+    assert deleted.stdout.strip() == 'namespace "doomed" deleted'
+    assert _rows(cluster, "namespace", "doomed")[0][:2] == ["doomed", "Terminating"]
+    refused = cluster.admin("create", "configmap", "late", "-n", "doomed", check=False)
+    assert refused.returncode == 1
+    assert "unable to create new content in namespace doomed because it is being terminated" in refused.stderr
+    waited = cluster.admin("wait", "--for=delete", "namespace/doomed", "--timeout=10s", check=False)
+    assert waited.returncode == 0
+    gone = cluster.admin("get", "namespace", "doomed", check=False)
+    assert gone.stderr.strip() == 'Error from server (NotFound): namespaces "doomed" not found'
+    kept = cluster.admin("delete", "namespace", "default", check=False)
+    assert kept.stderr.strip() == (
+        'Error from server (Forbidden): namespaces "default" is forbidden: this namespace may not be deleted'
+    )
+
+
+def test_endpoints_follow_the_ready_pods(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.admin("create", "namespace", "endpoints")
+    cluster.admin("create", "deployment", "web", "--image=nginx:1.27", "--replicas=2", "-n", "endpoints")
+    cluster.admin("expose", "deployment", "web", "--port=80", "--target-port=8080", "-n", "endpoints")
+    ips = sorted(
+        cluster.admin(
+            "get", "pods", "-n", "endpoints", "-o", "jsonpath={.items[*].status.podIP}"
+        ).stdout.split()
+    )
+    row = _rows(cluster, "endpoints", "web", "-n", "endpoints")[0]
+    assert sorted(row[1].split(",")) == [f"{ip}:8080" for ip in ips]
+    cluster.admin("scale", "deployment", "web", "--replicas=1", "-n", "endpoints")
+    assert len(_rows(cluster, "endpoints", "web", "-n", "endpoints")[0][1].split(",")) == 1
+    slices = _rows(cluster, "endpointslices", "-n", "endpoints", "-l", "kubernetes.io/service-name=web")
+    assert slices[0][1:3] == ["IPv4", "8080"] and len(slices[0][3].split(",")) == 1
+    api = _api_client(cluster.sim, tmp_path)
+    try:
+        endpoints = k8s.CoreV1Api(api).read_namespaced_endpoints("web", "endpoints")
+        assert [a.target_ref.kind for a in endpoints.subsets[0].addresses] == ["Pod"]
+        deployment = k8s.AppsV1Api(api).read_namespaced_deployment("web", "endpoints")
+        assert (deployment.status.ready_replicas, deployment.status.observed_generation) == (
+            1,
+            deployment.metadata.generation,
+        )
+        lease = k8s.CoordinationV1Api(api).read_namespaced_lease(
+            "ip-10-0-1-10.ec2.internal", "kube-node-lease"
+        )
+        assert lease.spec.holder_identity == "ip-10-0-1-10.ec2.internal"
+    finally:
+        api.close()
+
+
+# ------------------------------------------------------------------------------------ CRDs
+
+CRD_AND_RESOURCE = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {size: {type: integer}}}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w1, namespace: crds}
+spec: {size: 3}
+"""
+
+
+def test_a_file_with_a_crd_and_its_resource_applies(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.admin("create", "namespace", "crds")
+    path = tmp_path / "crd.yaml"
+    path.write_text(CRD_AND_RESOURCE)
+    # As against a real server: kubectl maps every document before applying any, so the first run
+    # creates the CRD and asks for it to be installed first; the second run creates the resource.
+    first = cluster.admin("apply", "-f", str(path), check=False)
+    assert first.stdout.strip() == "customresourcedefinition.apiextensions.k8s.io/widgets.example.com created"
+    assert "ensure CRDs are installed first" in first.stderr
+    second = cluster.admin("apply", "-f", str(path))
+    assert second.stdout.splitlines() == [
+        "customresourcedefinition.apiextensions.k8s.io/widgets.example.com unchanged",
+        "widget.example.com/w1 created",
+    ]
+    assert _rows(cluster, "wd", "-n", "crds")[0][:2] == ["w1", "3"]
+    established = _jsonpath(
+        cluster,
+        "crd",
+        "widgets.example.com",
+        "default",
+        '{.status.conditions[?(@.type=="Established")].status}',
+    )
+    assert established == "True"
+    api = _api_client(cluster.sim, tmp_path)
+    try:
+        widget = k8s.CustomObjectsApi(api).get_namespaced_custom_object(
+            "example.com", "v1", "crds", "widgets", "w1"
+        )
+        assert widget["spec"] == {"size": 3}
+    finally:
+        api.close()
