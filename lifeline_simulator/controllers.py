@@ -57,7 +57,7 @@ HASH = "pod-template-hash"
 REVISION_HASH = "controller-revision-hash"
 ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand's alphabet
 NOT_COPIED = frozenset({REVISION, "kubectl.kubernetes.io/last-applied-configuration"})
-NAMESPACE_FINISH_SECONDS = 0.5  # how long a namespace stays Terminating (wall clock)
+NAMESPACE_FINISH_SECONDS = 2.0  # how long a namespace stays Terminating (wall clock)
 LEASE_RENEW_SECONDS = 10
 MAX_ROUNDS = 400
 

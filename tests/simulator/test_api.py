@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -172,7 +173,12 @@ def test_yaml_responses_and_tables(raw: Raw) -> None:
 
 
 def test_deleting_a_namespace_removes_its_objects(raw: Raw, sample_cluster: SimulatedCluster) -> None:
-    assert raw("DELETE", "/api/v1/namespaces/shop")[0] == 200
+    status, deleted = raw("DELETE", "/api/v1/namespaces/shop")
+    assert (status, deleted["status"]["phase"]) == (200, "Terminating")
+    deadline = time.monotonic() + 10
+    while raw("GET", "/api/v1/namespaces/shop")[0] != 404 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert raw("GET", "/api/v1/namespaces/shop")[0] == 404
     _, pods = raw("GET", "/api/v1/pods")
     assert [p["metadata"]["namespace"] for p in pods["items"]] == ["kube-system"]
 
@@ -191,15 +197,19 @@ def ebs_pod(name: str) -> dict[str, Any]:
 
 def test_new_ebs_pods_stay_pending_while_disconnected(raw: Raw, sample_cluster: SimulatedCluster) -> None:
     assert raw("POST", "/-/disconnect") == (200, {"connected": False, "name": "plant7-local"})
-    _, pending = raw("POST", "/api/v1/namespaces/shop/pods", ebs_pod("db-1"))
+    raw("POST", "/api/v1/namespaces/shop/pods", ebs_pod("db-1"))
+    _, pending = raw("GET", "/api/v1/namespaces/shop/pods/db-1")  # after the scheduler bound it
+    assert pending["spec"]["nodeName"]
     assert pending["status"]["phase"] == "Pending"
     assert pending["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating"
     plain = ebs_pod("cache-0")
     plain["spec"].pop("volumes")
-    assert raw("POST", "/api/v1/namespaces/shop/pods", plain)[1]["status"]["phase"] == "Running"
+    raw("POST", "/api/v1/namespaces/shop/pods", plain)
+    assert raw("GET", "/api/v1/namespaces/shop/pods/cache-0")[1]["status"]["phase"] == "Running"
     assert raw("POST", "/-/connect")[1]["connected"] is True
     assert raw("GET", "/api/v1/namespaces/shop/pods/db-1")[1]["status"]["phase"] == "Running"
-    assert raw("POST", "/api/v1/namespaces/shop/pods", ebs_pod("db-2"))[1]["status"]["phase"] == "Running"
+    raw("POST", "/api/v1/namespaces/shop/pods", ebs_pod("db-2"))
+    assert raw("GET", "/api/v1/namespaces/shop/pods/db-2")[1]["status"]["phase"] == "Running"
 
 
 def test_kubectl_with_an_eks_token_follows_the_switch(
