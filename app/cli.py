@@ -71,14 +71,14 @@ optional_group(
     "simulate",
     module="lifeline_simulator.cli",
     extra="simulator",
-    needs=("OpenSSL",),
+    needs=("OpenSSL", "kubernetes_validate"),
     summary="Run simulated infrastructure (Kubernetes API).",
 )
 optional_group(
     "demo",
     module="lifeline_demo.cli",
     extra="demo",
-    needs=("OpenSSL", "moto", "moto.server"),
+    needs=("OpenSSL", "kubernetes_validate", "moto", "moto.server"),
     summary="Start the demo fleet and the dashboard wired to it.",
 )
 
