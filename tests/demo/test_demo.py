@@ -194,7 +194,7 @@ def test_lifeline_demo_serves_a_populated_overview_and_stops_cleanly(tmp_path: P
         assert "No data key is configured" not in web.get("/credentials").text
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
+        proc.wait(timeout=90)
         reader.join(timeout=10)
         output = "".join(lines)
     assert proc.returncode == 0, output[-3000:]

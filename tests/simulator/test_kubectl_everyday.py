@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from lifeline_simulator import SimulatedCluster
+from lifeline_simulator import SimulatedCluster, controllers
 from lifeline_simulator.resources import BY_GROUP_PLURAL
 from lifeline_simulator.subresources import NO_CONTAINERS
 from tests.factories import SAMPLE_MANIFESTS, write_kubeconfig
@@ -579,7 +579,9 @@ def test_describe_node_shows_its_lease(cluster: Cluster) -> None:
     assert leases[0][:2] == ["ip-10-0-1-10.ec2.internal", "ip-10-0-1-10.ec2.internal"]
 
 
-def test_a_namespace_goes_through_terminating(cluster: Cluster) -> None:
+def test_a_namespace_goes_through_terminating(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Long enough that the next kubectl calls see Terminating even on a loaded machine.
+    monkeypatch.setattr(controllers, "NAMESPACE_FINISH_SECONDS", 8.0)
     cluster.admin("create", "namespace", "doomed")
     cluster.admin("create", "deployment", "web", "--image=nginx:1.27", "-n", "doomed")
     deleted = cluster.admin("delete", "namespace", "doomed", "--wait=false")
@@ -588,7 +590,7 @@ def test_a_namespace_goes_through_terminating(cluster: Cluster) -> None:
     refused = cluster.admin("create", "configmap", "late", "-n", "doomed", check=False)
     assert refused.returncode == 1
     assert "unable to create new content in namespace doomed because it is being terminated" in refused.stderr
-    waited = cluster.admin("wait", "--for=delete", "namespace/doomed", "--timeout=10s", check=False)
+    waited = cluster.admin("wait", "--for=delete", "namespace/doomed", "--timeout=60s", check=False)
     assert waited.returncode == 0
     gone = cluster.admin("get", "namespace", "doomed", check=False)
     assert gone.stderr.strip() == 'Error from server (NotFound): namespaces "doomed" not found'
