@@ -669,6 +669,7 @@ def workload(
     labels: dict[str, str] | None = None,
     tolerations: list[Obj] | None = None,
     service_account: str | None = None,
+    volumes: list[Obj] | None = None,
     **spec_extra: Any,
 ) -> Obj:
     labels = labels or {"app": name}
@@ -678,6 +679,8 @@ def workload(
     }
     if service_account:
         pod_spec["serviceAccountName"] = service_account
+    if volumes:
+        pod_spec["volumes"] = volumes
     spec: Obj = {
         "selector": {"matchLabels": labels},
         "template": {"metadata": {"labels": labels}, "spec": pod_spec},
@@ -773,8 +776,18 @@ def ready_cluster() -> list[Obj]:
             "Deployment", "grafana", "monitoring", [container("grafana", local("grafana/grafana:11.2"))]
         ),
         workload(
-            "DaemonSet", "fluent-bit", "monitoring", [container("fluent-bit", local("fluent/fluent-bit:3.1"))]
+            "DaemonSet",
+            "fluent-bit",
+            "monitoring",
+            [container("fluent-bit", local("fluent/fluent-bit:3.1"))],
+            volumes=[{"name": "config", "configMap": {"name": "fluent-bit"}}],
         ),
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "fluent-bit", "namespace": "monitoring"},
+            "data": {"fluent-bit.conf": "[OUTPUT]\n    Name  loki\n    Match *\n    Host  loki.monitoring\n"},
+        },
         {
             "apiVersion": "storage.k8s.io/v1",
             "kind": "StorageClass",

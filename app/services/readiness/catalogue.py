@@ -14,6 +14,7 @@ from app.services.readiness import (
     checks_access,
     checks_capacity,
     checks_network,
+    checks_observability,
     checks_storage,
     checks_workloads,
 )
@@ -34,7 +35,7 @@ CHECKS: dict[str, CheckFunction] = {
     "alb-acm-certificates": checks_network.check_alb_acm_certificates,
     "lb-controller-new-pods": checks_network.check_lb_controller_new_pods,
     "vpc-cni-warm-ips": checks_capacity.check_vpc_cni_warm_ips,
-    "local-observability": checks_workloads.check_local_observability,
+    "local-observability": checks_observability.check_local_observability,
     "connected-status-alarm": checks_access.check_connected_status_alarm,
     "iam-dependent-workloads": checks_workloads.check_iam_dependent_workloads,
     "unreachable-toleration": checks_workloads.check_unreachable_toleration,

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from app.services.readiness.model import CheckContext, ClusterSnapshot, Evidence, Finding, Status
 from app.services.readiness.objects import (
     annotations_of,
+    distinct_objects,
     evidence,
+    group_evidence,
     name_of,
     namespace_of,
     spec_of,
+    workload_groups,
 )
 from app.services.readiness.specs import finding
 
@@ -19,78 +23,127 @@ EBS_PROVISIONERS = frozenset({"ebs.csi.aws.com", "kubernetes.io/aws-ebs"})
 DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 
 
-def _ebs_classes(snapshot: ClusterSnapshot) -> tuple[set[str], str | None]:
-    ebs = set()
+LEGACY_CLASS = "volume.beta.kubernetes.io/storage-class"
+
+
+@dataclass(frozen=True)
+class _Classes:
+    """What the dump says about StorageClasses (a `helm template` output usually holds none)."""
+
+    ebs: frozenset[str]
+    other: frozenset[str]
+    default: str | None
+
+    def verdict(self, cls: str | None) -> tuple[bool | None, str]:
+        """(is EBS, why) for a claim asking for class `cls` (None: the cluster default)."""
+        if cls is None:
+            if self.default is None:
+                return True, "no class named and no default in the dump: a local cluster's default is EBS gp2"
+            cls = self.default
+        if cls == "":
+            return None, 'storageClassName "" binds a pre-created PersistentVolume'
+        if cls in self.ebs:
+            return True, f"class {cls} provisions EBS"
+        if cls in self.other:
+            return False, f"class {cls} is not EBS"
+        return True, f"class {cls} is not in the dump: a local cluster provisions EBS unless told otherwise"
+
+
+def _classes(snapshot: ClusterSnapshot) -> _Classes:
+    ebs, other = set(), set()
     default = None
     for sc in snapshot.of_kind("StorageClass"):
-        if sc.get("provisioner") in EBS_PROVISIONERS:
-            ebs.add(name_of(sc))
+        (ebs if sc.get("provisioner") in EBS_PROVISIONERS else other).add(name_of(sc))
         if str(annotations_of(sc).get(DEFAULT_CLASS, "")).lower() == "true":
             default = name_of(sc)
-    return ebs, default
+    return _Classes(frozenset(ebs), frozenset(other), default)
+
+
+def _claim_class(claim: Mapping[str, Any]) -> str | None:
+    """The class a claim asks for; the legacy beta annotation wins, as it does in Kubernetes."""
+    legacy = annotations_of(claim).get(LEGACY_CLASS)
+    if legacy is not None:
+        return str(legacy)
+    value = spec_of(claim).get("storageClassName")
+    return None if value is None else str(value)
 
 
 def _claim_is_ebs(
-    claim: Mapping[str, Any], ebs: set[str], default: str | None, pvs: Mapping[str, Mapping[str, Any]]
-) -> bool | None:
-    """True/False when the claim is/isn't EBS-backed, None when it cannot be told."""
+    claim: Mapping[str, Any], classes: _Classes, pvs: Mapping[str, Mapping[str, Any]]
+) -> tuple[bool | None, str]:
+    """(True/False when the claim is/isn't EBS-backed, None when it cannot be told; why)."""
     notes = annotations_of(claim)
     for key in ("volume.kubernetes.io/storage-provisioner", "volume.beta.kubernetes.io/storage-provisioner"):
         if notes.get(key) in EBS_PROVISIONERS:
-            return True
-    spec = spec_of(claim)
-    volume = pvs.get(str(spec.get("volumeName", "")))
+            return True, f"provisioned by {notes[key]}"
+    volume = pvs.get(str(spec_of(claim).get("volumeName", "")))
     if volume is not None:
         pv_spec = spec_of(volume)
         driver = (pv_spec.get("csi") or {}).get("driver")
         if driver in EBS_PROVISIONERS or "awsElasticBlockStore" in pv_spec:
-            return True
+            return True, f"bound to EBS volume {name_of(volume)}"
         if annotations_of(volume).get("pv.kubernetes.io/provisioned-by") in EBS_PROVISIONERS:
-            return True
-    cls = spec.get("storageClassName", default)
-    if cls is None:
-        return None
-    return cls in ebs
+            return True, f"bound to EBS volume {name_of(volume)}"
+        return False, f"bound to non-EBS volume {name_of(volume)}"
+    return classes.verdict(_claim_class(claim))
 
 
 def check_ebs_workloads(snapshot: ClusterSnapshot, context: CheckContext) -> list[Finding]:
-    ebs, default = _ebs_classes(snapshot)
+    classes = _classes(snapshot)
     pvs = {name_of(pv): pv for pv in snapshot.of_kind("PersistentVolume")}
     claims = {
         (namespace_of(c) or "default", name_of(c)): c for c in snapshot.of_kind("PersistentVolumeClaim")
     }
     hits: list[Evidence] = []
     unsure: list[Evidence] = []
+    templates: dict[tuple[str, str], tuple[str, ...]] = {}
     for sts in snapshot.of_kind("StatefulSet"):
+        names = []
         for template in spec_of(sts).get("volumeClaimTemplates") or []:
-            verdict = _claim_is_ebs(template, ebs, default, pvs)
-            detail = f"volumeClaimTemplate {name_of(template)}"
+            names.append(name_of(template))
+            verdict, why = _claim_is_ebs(template, classes, pvs)
+            detail = f"volumeClaimTemplate {name_of(template)}: {why}"
             if verdict:
-                hits.append(evidence(sts, f"{detail} on EBS: new replicas need new EBS volumes"))
+                hits.append(evidence(sts, f"{detail}; new replicas need new EBS volumes"))
             elif verdict is None:
-                unsure.append(evidence(sts, f"{detail}: storage class unknown (EBS is the local default)"))
-    for kind in ("Deployment", "ReplicaSet", "DaemonSet", "Job"):
-        for workload in snapshot.of_kind(kind):
-            if kind == "ReplicaSet" and (workload.get("metadata") or {}).get("ownerReferences"):
+                unsure.append(evidence(sts, detail))
+        templates[(namespace_of(sts) or "default", name_of(sts))] = tuple(names)
+    for group in workload_groups(snapshot):
+        for volume in group.ebs_volumes:
+            hits.append(group_evidence(group, f"{volume}: attaching it needs the EBS API"))
+        for vname, cls in group.ephemeral_classes:
+            verdict, why = classes.verdict(cls)
+            if verdict:
+                hits.append(
+                    group_evidence(group, f"ephemeral volume {vname}: {why}; every pod needs a new one")
+                )
+            elif verdict is None:
+                unsure.append(group_evidence(group, f"ephemeral volume {vname}: {why}"))
+        own = (
+            templates.get((group.namespace, group.owner_name), ())
+            if group.owner_kind == "StatefulSet"
+            else ()
+        )
+        for claim_name in group.claims:
+            if any(claim_name.startswith(f"{t}-{group.owner_name}-") for t in own):
+                continue  # a StatefulSet's own claim, reported with its template above
+            claim = claims.get((group.namespace, claim_name))
+            if claim is None:
+                unsure.append(
+                    group_evidence(group, f"PVC {claim_name} is not in the dump: backing storage unknown")
+                )
                 continue
-            namespace = namespace_of(workload) or "default"
-            volumes = ((spec_of(workload).get("template") or {}).get("spec") or {}).get("volumes") or []
-            for volume in volumes:
-                claim_name = (volume.get("persistentVolumeClaim") or {}).get("claimName")
-                if not claim_name:
-                    continue
-                claim = claims.get((namespace, str(claim_name)))
-                verdict = _claim_is_ebs(claim, ebs, default, pvs) if claim else None
-                if verdict:
-                    hits.append(
-                        evidence(
-                            workload,
-                            f"PVC {claim_name} on EBS: pods cannot start elsewhere "
-                            "while the EBS API is unreachable",
-                        )
+            verdict, why = _claim_is_ebs(claim, classes, pvs)
+            if verdict:
+                hits.append(
+                    group_evidence(
+                        group,
+                        f"PVC {claim_name} ({why}): pods cannot start elsewhere while the EBS API "
+                        "is unreachable",
                     )
-                elif verdict is None:
-                    unsure.append(evidence(workload, f"PVC {claim_name}: backing storage unknown"))
+                )
+            elif verdict is None:
+                unsure.append(group_evidence(group, f"PVC {claim_name}: {why}"))
     for sc in snapshot.of_kind("StorageClass"):
         kind_param = str((sc.get("parameters") or {}).get("type", "gp2"))
         if sc.get("provisioner") in EBS_PROVISIONERS and kind_param != "gp2":
@@ -101,8 +154,8 @@ def check_ebs_workloads(snapshot: ClusterSnapshot, context: CheckContext) -> lis
             finding(
                 "ebs-workloads",
                 Status.fail,
-                f"{len(hits)} workload(s) or class(es) depend on EBS operations that fail while "
-                "disconnected.",
+                f"{distinct_objects(hits + unsure)} workload(s) or class(es) depend on EBS operations; "
+                f"{distinct_objects(hits)} of them fail while disconnected.",
                 hits + unsure,
                 horizon_shift=shift,
             )
@@ -112,7 +165,7 @@ def check_ebs_workloads(snapshot: ClusterSnapshot, context: CheckContext) -> lis
             finding(
                 "ebs-workloads",
                 Status.warn,
-                "Storage for some claims could not be resolved.",
+                f"{distinct_objects(unsure)} workload(s) use storage whose backing could not be resolved.",
                 unsure,
                 horizon_shift=shift,
             )
@@ -138,7 +191,7 @@ def check_ebs_snapshots(snapshot: ClusterSnapshot, context: CheckContext) -> lis
         finding(
             "ebs-snapshots",
             Status.warn,
-            f"{len(classes)} VolumeSnapshotClass(es) back up through EBS snapshots.",
+            f"{distinct_objects(ev)} VolumeSnapshotClass(es) or snapshot(s) back up through EBS snapshots.",
             ev,
         )
     ]

@@ -9,6 +9,7 @@ from typing import Any
 from app.services.readiness.model import CheckContext, ClusterSnapshot, Evidence, Finding, Status
 from app.services.readiness.objects import (
     annotations_of,
+    distinct_objects,
     group_evidence,
     labels_of,
     name_of,
@@ -111,7 +112,8 @@ def check_image_sources(snapshot: ClusterSnapshot, context: CheckContext) -> lis
             finding(
                 "image-sources",
                 Status.fail,
-                f"{len(failing)} image(s) could not be pulled during a disconnect.",
+                f"{distinct_objects(failing + warning)} workload(s) pull images that may be unreachable; "
+                f"{distinct_objects(failing)} of them could not be pulled during a disconnect.",
                 failing + warning,
                 horizon_shift=shift,
             )
@@ -121,7 +123,8 @@ def check_image_sources(snapshot: ClusterSnapshot, context: CheckContext) -> lis
             finding(
                 "image-sources",
                 Status.warn,
-                f"{len(warning)} image(s) depend on a registry or cache that may be unreachable.",
+                f"{distinct_objects(warning)} workload(s) depend on a registry or cache that may be "
+                "unreachable.",
                 warning,
                 horizon_shift=shift,
             )
@@ -165,7 +168,7 @@ def check_iam_dependent_workloads(snapshot: ClusterSnapshot, context: CheckConte
             finding(
                 "iam-dependent-workloads",
                 Status.fail,
-                f"{len(hits)} workload(s) or service account(s) need STS for AWS credentials.",
+                f"{distinct_objects(hits)} workload(s) or service account(s) need STS for AWS credentials.",
                 hits,
             )
         ]
@@ -173,11 +176,21 @@ def check_iam_dependent_workloads(snapshot: ClusterSnapshot, context: CheckConte
 
 
 def check_unreachable_toleration(snapshot: ClusterSnapshot, context: CheckContext) -> list[Finding]:
-    groups = [g for g in workload_groups(snapshot) if g.owner_kind != "DaemonSet"]
+    every = workload_groups(snapshot)
+    groups = [g for g in every if g.owner_kind != "DaemonSet"]
     if not groups:
+        if every:
+            return [
+                finding(
+                    "unreachable-toleration",
+                    Status.passed,
+                    "Only DaemonSets run here: their pods tolerate an unreachable node for ever, so "
+                    "eviction does not apply.",
+                )
+            ]
         return [finding("unreachable-toleration", Status.unknown, "No workloads or pods to inspect.")]
     hits = [
-        group_evidence(group, "evicted 300 s after its node becomes unreachable (default)")
+        group_evidence(group, "evicted 300 s after its node becomes unreachable (default, nothing set)")
         for group in groups
         if group.unreachable_is_default
     ]
@@ -186,7 +199,7 @@ def check_unreachable_toleration(snapshot: ClusterSnapshot, context: CheckContex
             finding(
                 "unreachable-toleration",
                 Status.warn,
-                f"{len(hits)} workload(s) rely on the default 300 s unreachable toleration.",
+                f"{distinct_objects(hits)} workload(s) rely on the default 300 s unreachable toleration.",
                 hits,
             )
         ]
@@ -199,75 +212,11 @@ def check_unreachable_toleration(snapshot: ClusterSnapshot, context: CheckContex
     ]
 
 
-OBSERVABILITY = {
-    "metrics": (
-        "prometheus",
-        "victoria-metrics",
-        "victoriametrics",
-        "vmagent",
-        "mimir",
-        "thanos",
-        "opentelemetry-collector",
-        "otel-collector",
-    ),
-    "dashboards": ("grafana",),
-    "logs": (
-        "fluent-bit",
-        "fluentbit",
-        "fluentd",
-        "loki",
-        "promtail",
-        "vector",
-        "opensearch",
-        "elasticsearch",
-        "logstash",
-    ),
-}
-
-
-def check_local_observability(snapshot: ClusterSnapshot, context: CheckContext) -> list[Finding]:
-    groups = workload_groups(snapshot)
-    if not groups:
-        return [finding("local-observability", Status.unknown, "No workloads or pods to inspect.")]
-    found: dict[str, list[Evidence]] = {part: [] for part in OBSERVABILITY}
-    for group in groups:
-        haystack = " ".join([group.owner_name, *group.images, *(v for _, v in group.labels)]).lower()
-        for part, words in OBSERVABILITY.items():
-            word = next((w for w in words if w in haystack), None)
-            if word:
-                found[part].append(group_evidence(group, f"{part}: {word}"))
-    ev = [item for items in found.values() for item in items]
-    missing = [part for part in ("metrics", "logs") if not found[part]]
-    if len(missing) == 2:
-        return [
-            finding(
-                "local-observability",
-                Status.fail,
-                "No local metrics or log pipeline: the cluster goes dark while CloudWatch is unreachable.",
-                [_searched(snapshot, groups)],
-            )
-        ]
-    if missing:
-        return [finding("local-observability", Status.warn, f"No local {missing[0]} pipeline found.", ev)]
-    return [finding("local-observability", Status.passed, "Local metrics and logs pipelines run.", ev)]
-
-
 __all__ = [
     "check_iam_dependent_workloads",
     "check_image_sources",
-    "check_local_observability",
     "check_unreachable_toleration",
     "image_registry",
     "is_local",
     "normalize_image",
 ]
-
-
-def _searched(snapshot: ClusterSnapshot, groups: tuple[PodGroup, ...]) -> Evidence:
-    words = ", ".join(w for part in ("metrics", "logs") for w in OBSERVABILITY[part][:4])
-    return Evidence(
-        "Cluster",
-        snapshot.cluster_name,
-        None,
-        f"none of {len(groups)} workloads looks like {words} or an equivalent",
-    )

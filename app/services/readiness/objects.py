@@ -2,14 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from app.services.readiness.model import ClusterSnapshot, Evidence
 from app.services.readiness.pods import PodGroup, template_facts
 
-WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob")
+WORKLOAD_KINDS = (
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "ReplicationController",
+    "Job",
+    "CronJob",
+)
+# Kinds without a namespace; every other kind without `metadata.namespace` lives in "default", so
+# evidence spells `StatefulSet/default/db` whether the manifest wrote the namespace or not.
+CLUSTER_SCOPED = frozenset(
+    {
+        "APIService",
+        "CertificateSigningRequest",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CSIDriver",
+        "CSINode",
+        "CustomResourceDefinition",
+        "IngressClass",
+        "MutatingWebhookConfiguration",
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "PriorityClass",
+        "RuntimeClass",
+        "StorageClass",
+        "ValidatingWebhookConfiguration",
+        "VolumeAttachment",
+        "VolumeSnapshotClass",
+        "VolumeSnapshotContent",
+    }
+)
 CONTROL_PLANE_TAINT = "node-role.eks-local.amazonaws.com/control-plane"
 
 
@@ -23,8 +56,14 @@ def name_of(obj: Mapping[str, Any]) -> str:
 
 
 def namespace_of(obj: Mapping[str, Any]) -> str | None:
+    """The object's namespace; "default" for a namespaced kind that names none, None when cluster-scoped."""
+    kind = str(obj.get("kind", ""))
+    if kind in CLUSTER_SCOPED:
+        return None
     value = meta(obj).get("namespace")
-    return str(value) if value else None
+    if value:
+        return str(value)
+    return "default" if kind else None
 
 
 def labels_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
@@ -48,11 +87,51 @@ def evidence(obj: Mapping[str, Any], detail: str = "", kind: str | None = None) 
     )
 
 
+def distinct_objects(items: Iterable[Evidence]) -> int:
+    """How many distinct objects (`Kind/namespace/name`) a list of evidence names."""
+    return len({item.ref for item in items})
+
+
 def group_evidence(group: PodGroup, detail: str) -> Evidence:
     pods = f" ({group.count} pod{'s' if group.count != 1 else ''})" if group.owner_kind != "Pod" else ""
     return Evidence(
         kind=group.owner_kind, name=group.owner_name, namespace=group.namespace, detail=detail + pods
     )
+
+
+def controller_of(obj: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(kind, name) of the object's controlling owner, when it names one."""
+    for ref in meta(obj).get("ownerReferences") or []:
+        if isinstance(ref, Mapping) and ref.get("controller", True) and ref.get("kind") and ref.get("name"):
+            return str(ref["kind"]), str(ref["name"])
+    return None
+
+
+def top_level_owners(snapshot: ClusterSnapshot) -> dict[tuple[str, str, str], tuple[str, str]]:
+    """(namespace, kind, name) of each owned workload -> the top-level workload that owns it.
+
+    Only owners present in the snapshot count: a ReplicaSet whose Deployment was not collected is
+    reported as itself. Chains (CronJob -> Job -> Pod) resolve to the top.
+    """
+    present = {
+        (namespace_of(w) or "default", kind, name_of(w)): w
+        for kind in WORKLOAD_KINDS
+        for w in snapshot.of_kind(kind)
+    }
+    direct: dict[tuple[str, str, str], tuple[str, str, str]] = {}
+    for key, workload in present.items():
+        owner = controller_of(workload)
+        if owner is not None and (key[0], *owner) in present:
+            direct[key] = (key[0], *owner)
+    result: dict[tuple[str, str, str], tuple[str, str]] = {}
+    for key in direct:
+        top = key
+        for _ in range(5):  # owner chains are short; a loop in bad input must not hang
+            if top not in direct:
+                break
+            top = direct[top]
+        result[key] = (top[1], top[2])
+    return result
 
 
 def pod_template(workload: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -65,7 +144,7 @@ def pod_template(workload: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def replicas_of(workload: Mapping[str, Any]) -> int:
     kind = workload.get("kind")
-    if kind in ("Deployment", "StatefulSet", "ReplicaSet"):
+    if kind in ("Deployment", "StatefulSet", "ReplicaSet", "ReplicationController"):
         value = spec_of(workload).get("replicas", 1)
         return int(value) if isinstance(value, int) else 1
     return 1
@@ -77,16 +156,22 @@ def workload_groups(snapshot: ClusterSnapshot) -> tuple[PodGroup, ...]:
     For a live cluster the pod digest supplies where pods run and how many; for a manifest dump
     with no pods the template and `replicas` stand in.
     """
+    owners = top_level_owners(snapshot)
     pod_groups: dict[tuple[str, str, str], list[PodGroup]] = {}
     for group in snapshot.pods.groups:
-        pod_groups.setdefault((group.namespace, group.owner_kind, group.owner_name), []).append(group)
+        key = (group.namespace, group.owner_kind, group.owner_name)
+        top = owners.get(key)
+        if top is not None:
+            group = replace(group, owner_kind=top[0], owner_name=top[1])
+            key = (group.namespace, *top)
+        pod_groups.setdefault(key, []).append(group)
     result: list[PodGroup] = []
     seen: set[tuple[str, str, str]] = set()
     for kind in WORKLOAD_KINDS:
         for workload in snapshot.of_kind(kind):
-            if kind == "ReplicaSet" and _owned(workload):
-                continue
             key = (namespace_of(workload) or "default", kind, name_of(workload))
+            if key in owners:
+                continue  # counted once, as its top-level owner
             seen.add(key)
             group = template_facts(key[0], (kind, key[2]), key[2], pod_template(workload))
             running = pod_groups.get(key, [])
@@ -97,10 +182,6 @@ def workload_groups(snapshot: ClusterSnapshot) -> tuple[PodGroup, ...]:
         if key not in seen:
             result.extend(groups)
     return tuple(result)
-
-
-def _owned(obj: Mapping[str, Any]) -> bool:
-    return bool(meta(obj).get("ownerReferences"))
 
 
 def node_taints(node: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -72,7 +72,7 @@ class PodGroup:
     cpu_millis: int
     memory_bytes: int
     unreachable_seconds: int | None  # None: tolerates an unreachable node forever
-    unreachable_is_default: bool
+    unreachable_is_default: bool  # True only when nothing is set (an explicit 300 s is a choice)
     service_account: str
     iam_mode: str | None  # irsa | pod-identity | None
     claims: tuple[str, ...]
@@ -81,6 +81,11 @@ class PodGroup:
     labels: tuple[tuple[str, str], ...]
     count: int = 1
     nodes: frozenset[str] = frozenset()
+    # Volumes that need the EBS API: inline awsElasticBlockStore / EBS CSI volumes, and generic
+    # ephemeral volumes (a new claim per pod); each as "volume-name: what" for evidence.
+    ebs_volumes: tuple[str, ...] = ()
+    ephemeral_classes: tuple[tuple[str, str | None], ...] = ()  # (volume name, storageClassName)
+    config_maps: tuple[str, ...] = ()  # ConfigMaps mounted as volumes (log agents' outputs)
 
     @property
     def images(self) -> tuple[str, ...]:
@@ -144,7 +149,7 @@ def _unreachable(spec: Mapping[str, Any]) -> tuple[int | None, bool]:
             seconds = toleration.get("tolerationSeconds")
             if seconds is None:
                 return None, False
-            return int(seconds), int(seconds) == DEFAULT_TOLERATION_SECONDS
+            return int(seconds), False
     # The DefaultTolerationSeconds admission plugin adds 300 s to every pod that sets nothing.
     return DEFAULT_TOLERATION_SECONDS, True
 
@@ -173,6 +178,28 @@ def template_facts(
         for volume in spec.get("volumes") or []
         if isinstance(volume.get("persistentVolumeClaim"), dict)
     )
+    ebs_volumes: list[str] = []
+    ephemeral: list[tuple[str, str | None]] = []
+    config_maps: list[str] = []
+    for volume in spec.get("volumes") or []:
+        if not isinstance(volume, Mapping):
+            continue
+        vname = str(volume.get("name", ""))
+        if isinstance(volume.get("awsElasticBlockStore"), Mapping):
+            ebs_volumes.append(f"{vname}: inline awsElasticBlockStore volume")
+        csi = volume.get("csi")
+        if isinstance(csi, Mapping) and csi.get("driver") == "ebs.csi.aws.com":
+            ebs_volumes.append(f"{vname}: inline EBS CSI volume")
+        claim_template = (volume.get("ephemeral") or {}).get("volumeClaimTemplate")
+        if isinstance(claim_template, Mapping):
+            cls = (claim_template.get("spec") or {}).get("storageClassName")
+            ephemeral.append((vname, str(cls) if cls is not None else None))
+        config_map = volume.get("configMap")
+        if isinstance(config_map, Mapping) and config_map.get("name"):
+            config_maps.append(str(config_map["name"]))
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            if isinstance(source, Mapping) and (source.get("configMap") or {}).get("name"):
+                config_maps.append(str(source["configMap"]["name"]))
     gates = any(
         str(gate.get("conditionType", "")).startswith(READINESS_GATE_PREFIX)
         for gate in spec.get("readinessGates") or []
@@ -194,6 +221,9 @@ def template_facts(
         node_selector=tuple(sorted((str(k), str(v)) for k, v in (spec.get("nodeSelector") or {}).items())),
         labels=tuple(sorted((str(k), str(v)) for k, v in labels.items() if k != "pod-template-hash")),
         count=0,
+        ebs_volumes=tuple(ebs_volumes),
+        ephemeral_classes=tuple(ephemeral),
+        config_maps=tuple(config_maps),
     )
 
 
@@ -226,6 +256,9 @@ class PodDigestBuilder:
             group.service_account,
             group.iam_mode,
             group.claims,
+            group.ebs_volumes,
+            group.ephemeral_classes,
+            group.config_maps,
             group.readiness_gates,
             group.node_selector,
             group.labels,
