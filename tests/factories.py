@@ -612,6 +612,11 @@ def write_kubeconfig(
 # ---------------------------------------------------------------- readiness: a ready cluster and its failures
 
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
 LOCAL_REGISTRY = "registry.local:5000"
 ECR_IMAGE = "123456789012.dkr.ecr.us-west-2.amazonaws.com/shop/api:2.0"
 Obj = dict[str, Any]
@@ -819,22 +824,33 @@ def _find(objects: list[Obj], kind: str, name: str) -> Obj:
     return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
 
 
-def _masters(objects: list[Obj]) -> None:
-    objects.append(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": "admin-masters"},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": "cluster-admin",
-            },
-            "subjects": [
-                {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:masters"}
-            ],
-        }
+def certificate_request(name: str, common_name: str, organisation: str | None, *, issued: bool = True) -> Obj:
+    """A CertificateSigningRequest as `kubectl get csr -o yaml` prints it (EC key: fast to make)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organisation:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation))
+    csr = (
+        x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attributes)).sign(key, hashes.SHA256())
     )
+    status: Obj = {"conditions": [{"type": "Approved", "status": "True"}]} if issued else {}
+    if issued:
+        status["certificate"] = base64.b64encode(b"issued").decode()
+    return {
+        "apiVersion": "certificates.k8s.io/v1",
+        "kind": "CertificateSigningRequest",
+        "metadata": {"name": name},
+        "spec": {
+            "request": base64.b64encode(csr.public_bytes(serialization.Encoding.PEM)).decode(),
+            "signerName": "kubernetes.io/kube-apiserver-client",
+            "usages": ["client auth"],
+        },
+        "status": status,
+    }
+
+
+def _masters(objects: list[Obj]) -> None:
+    objects.append(certificate_request("ops-admin", "ops-admin", "system:masters"))
 
 
 def _no_spare(objects: list[Obj]) -> None:

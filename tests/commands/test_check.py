@@ -77,8 +77,8 @@ def test_table_output_names_objects_and_fixes(tmp_path: Path) -> None:
     path = write(tmp_path / "masters.yaml", failing_cluster("system-masters-binding"))
     result = run_check("--manifests", str(path))
     assert result.exit_code == 1
-    assert "FAIL" in result.stdout and "ClusterRoleBinding/admin-masters" in result.stdout
-    assert "fix: Bind break-glass identities" in result.stdout
+    assert "FAIL" in result.stdout and "CertificateSigningRequest/ops-admin" in result.stdout
+    assert "fix: Issue break-glass certificates with a dedicated organisation" in result.stdout
     assert "readiness score " in result.stdout
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography import x509
 
 from app.integrations.kube.kubeconfig import endpoint_host, hosts_lines
 from app.services.readiness.model import (
@@ -13,7 +19,7 @@ from app.services.readiness.model import (
     Finding,
     Status,
 )
-from app.services.readiness.objects import evidence, labels_of
+from app.services.readiness.objects import distinct_objects, evidence, labels_of
 from app.services.readiness.specs import finding
 
 MASTERS = "system:masters"
@@ -105,41 +111,99 @@ def check_fallback_identity(snapshot: ClusterSnapshot, context: CheckContext) ->
     )
 
 
+def _csr_organisations(csr: Mapping[str, Any]) -> tuple[str, ...]:
+    """The O= values of a CertificateSigningRequest's subject (empty when it cannot be read)."""
+    request = str((csr.get("spec") or {}).get("request") or "")
+    try:
+        parsed = x509.load_pem_x509_csr(base64.b64decode(request))
+    except (ValueError, TypeError, binascii.Error):
+        return ()
+    return tuple(
+        str(attr.value) for attr in parsed.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
+    )
+
+
+def _csr_state(csr: Mapping[str, Any]) -> str:
+    status = csr.get("status") or {}
+    if status.get("certificate"):
+        return "issued"
+    kinds = {str(c.get("type")) for c in status.get("conditions") or [] if isinstance(c, Mapping)}
+    return "approved" if "Approved" in kinds else ("denied" if "Denied" in kinds else "pending")
+
+
 def check_system_masters_binding(snapshot: ClusterSnapshot, context: CheckContext) -> list[Finding]:
+    """The irrevocable risk is a certificate with O=system:masters, not a binding.
+
+    Membership of system:masters comes from a client certificate's organisation (or the cluster
+    creator's IAM identity); no binding can add anyone to it, and deleting a certificate's
+    bindings does not take its power away. So: fail for CertificateSigningRequests that carry
+    O=system:masters and were approved or issued; bindings that name the group are reported as
+    redundant (they grant nothing Kubernetes' bootstrap binding does not) but do not fail.
+    """
     bindings = (*snapshot.of_kind("ClusterRoleBinding"), *snapshot.of_kind("RoleBinding"))
-    if not bindings and not (snapshot.has_kind("ClusterRoleBinding") and snapshot.has_kind("RoleBinding")):
-        return [
-            finding(
-                "system-masters-binding",
-                Status.unknown,
-                "No RoleBindings or ClusterRoleBindings were available (a `view` identity cannot list them).",
-            )
-        ]
-    hits = [
+    csrs = snapshot.of_kind("CertificateSigningRequest")
+    masters_certs = [
         evidence(
-            binding, f"subject group {MASTERS} bound to {(binding.get('roleRef') or {}).get('name', '?')}"
+            csr,
+            f"{_csr_state(csr)} certificate request with O={MASTERS}: its holder bypasses RBAC until the "
+            "certificate expires, and no binding change revokes it",
+        )
+        for csr in csrs
+        if MASTERS in _csr_organisations(csr) and _csr_state(csr) in ("issued", "approved")
+    ]
+    redundant = [
+        evidence(
+            binding,
+            f"names group {MASTERS}: redundant (the group is cluster-admin already and membership comes "
+            "from a certificate's O=, which this binding cannot grant or revoke)",
         )
         for binding in bindings
         if any(s.get("kind") == "Group" and s.get("name") == MASTERS for s in binding.get("subjects") or [])
         # Kubernetes' own bootstrap binding (cluster-admin -> system:masters) is not a choice anyone made.
         and labels_of(binding).get("kubernetes.io/bootstrapping") != "rbac-defaults"
     ]
-    if hits:
+    if masters_certs:
         return [
             finding(
                 "system-masters-binding",
                 Status.fail,
-                f"{len(hits)} binding(s) grant {MASTERS}: their members bypass RBAC and cannot be "
-                "revoked by deleting the binding.",
-                hits,
+                f"{distinct_objects(masters_certs)} certificate request(s) grant {MASTERS} membership: those "
+                "credentials cannot be revoked, only left to expire.",
+                masters_certs + redundant,
+            )
+        ]
+    if not bindings and not csrs:
+        if snapshot.live and not (
+            snapshot.has_kind("ClusterRoleBinding") and snapshot.has_kind("RoleBinding")
+        ):
+            reason = "the poll could not list RBAC bindings (a view identity cannot list them)"
+        else:
+            reason = "the data holds no RBAC bindings or certificate requests"
+        return [
+            finding(
+                "system-masters-binding",
+                Status.unknown,
+                f"Nothing to judge: {reason}. Certificates with O={MASTERS} are the irrevocable risk; "
+                "issue break-glass credentials with a revocable group instead.",
+            )
+        ]
+    note = " The IAM identity that created the cluster keeps system:masters invisibly: record who it is."
+    if redundant:
+        return [
+            finding(
+                "system-masters-binding",
+                Status.passed,
+                f"{distinct_objects(redundant)} binding(s) name {MASTERS}, which is harmless but grants "
+                f"nothing; no certificate request with O={MASTERS} was seen.{note}",
+                redundant,
             )
         ]
     return [
         finding(
             "system-masters-binding",
             Status.passed,
-            f"None of {len(bindings)} bindings grants {MASTERS} (Kubernetes' bootstrap binding aside). "
-            "The IAM identity that created the cluster keeps system:masters invisibly: record who it is.",
+            f"No certificate request with O={MASTERS} among {len(csrs)}, and none of {len(bindings)} "
+            f"bindings names it.{note}",
         )
     ]
 
@@ -162,7 +226,7 @@ def check_endpoint_dns(snapshot: ClusterSnapshot, context: CheckContext) -> list
             finding(
                 "endpoint-dns",
                 Status.warn,
-                f"No network interfaces described `Amazon EKS {snapshot.cluster_name}` were found; "
+                f"No network interfaces described 'Amazon EKS {snapshot.cluster_name}' were found; "
                 "the static control-plane IPs are unknown.",
                 ev,
             )

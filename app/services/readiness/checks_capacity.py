@@ -142,7 +142,7 @@ def check_spare_capacity(snapshot: ClusterSnapshot, context: CheckContext) -> li
             finding(
                 "spare-capacity",
                 Status.fail,
-                f"Requests exceed allocatable: {totals}.",
+                f"{len(ev)} ready node(s) cannot hold what is requested: {totals}.",
                 ev,
                 horizon_shift=shift,
             )
@@ -152,8 +152,8 @@ def check_spare_capacity(snapshot: ClusterSnapshot, context: CheckContext) -> li
             finding(
                 "spare-capacity",
                 Status.fail,
-                f"Losing {largest.name} would leave pods unplaceable ({totals}); no node can be "
-                "launched while disconnected.",
+                f"{len(ev)} ready node(s): losing {largest.name} would leave pods unplaceable "
+                f"({totals}); no node can be launched while disconnected.",
                 ev,
                 horizon_shift=shift,
             )
@@ -164,7 +164,7 @@ def check_spare_capacity(snapshot: ClusterSnapshot, context: CheckContext) -> li
             finding(
                 "spare-capacity",
                 Status.warn,
-                f"No room for a {context.surge_percent}% surge: {totals}.",
+                f"{len(ev)} ready node(s) leave no room for a {context.surge_percent}% surge: {totals}.",
                 ev,
                 horizon_shift=shift,
             )
@@ -173,7 +173,8 @@ def check_spare_capacity(snapshot: ClusterSnapshot, context: CheckContext) -> li
         finding(
             "spare-capacity",
             Status.passed,
-            f"Survives the loss of {largest.name} and a {context.surge_percent}% surge: {totals}.",
+            f"{len(ev)} ready node(s) survive the loss of {largest.name} and a "
+            f"{context.surge_percent}% surge: {totals}.",
             ev,
         )
     ]
@@ -256,8 +257,8 @@ def check_vpc_cni_warm_ips(snapshot: ClusterSnapshot, context: CheckContext) -> 
                 "vpc-cni-warm-ips",
                 Status.fail,
                 f"{len(short)} node(s) cannot hand IPs to the pods they may gain while EC2 is "
-                f"unreachable ({setting}).",
-                short + ev,
+                f"unreachable ({setting} on DaemonSet kube-system/aws-node).",
+                short,
                 horizon_shift=shift,
             )
         ]

@@ -9,6 +9,7 @@ from typing import Any
 from app.services.readiness.model import CheckContext, ClusterSnapshot, Evidence, Finding, Status
 from app.services.readiness.objects import (
     annotations_of,
+    distinct_objects,
     evidence,
     group_evidence,
     labels_of,
@@ -87,8 +88,9 @@ def check_alb_acm_certificates(snapshot: ClusterSnapshot, context: CheckContext)
             finding(
                 "alb-acm-certificates",
                 Status.fail,
-                f"{len(failing)} ACM certificate(s) expire within the {context.horizon_hours} h "
-                "horizon; renewal needs the Region.",
+                f"{distinct_objects(failing + warning + fine)} Ingress(es) terminate TLS with ACM; "
+                f"{distinct_objects(failing)} have a certificate expiring within the "
+                f"{context.horizon_hours} h horizon, and renewal needs the Region.",
                 failing + warning + fine,
                 horizon_shift=shift,
             )
@@ -98,13 +100,17 @@ def check_alb_acm_certificates(snapshot: ClusterSnapshot, context: CheckContext)
             finding(
                 "alb-acm-certificates",
                 Status.warn,
-                "ALB TLS relies on ACM: it keeps working, but new Ingresses and certificate "
-                "changes fail while disconnected.",
+                f"{distinct_objects(warning + fine)} Ingress(es): ALB TLS relies on ACM; it keeps working, "
+                "but new Ingresses and certificate changes fail while disconnected.",
                 warning + fine,
                 horizon_shift=shift,
             )
         ]
-    summary = "ACM certificates outlive the horizon." if fine else "No ALB Ingress uses ACM."
+    summary = (
+        f"{distinct_objects(fine)} Ingress(es): their ACM certificates outlive the horizon."
+        if fine
+        else "No ALB Ingress uses ACM."
+    )
     return [finding("alb-acm-certificates", Status.passed, summary, fine)]
 
 
@@ -134,6 +140,20 @@ def _ip_target_services(snapshot: ClusterSnapshot) -> dict[tuple[str, str], str]
             ref = str((spec.get("serviceRef") or {}).get("name", ""))
             result[(namespace_of(binding) or "default", ref)] = f"TargetGroupBinding {name_of(binding)} (ip)"
     return result
+
+
+def _service_load_balancer(service: Mapping[str, Any]) -> str | None:
+    """What a `type: LoadBalancer` Service asks AWS for (never an ALB), or None for other types."""
+    spec = spec_of(service)
+    if spec.get("type") != "LoadBalancer":
+        return None
+    cls = spec.get("loadBalancerClass")
+    kind = annotations_of(service).get("service.beta.kubernetes.io/aws-load-balancer-type")
+    if cls == "service.k8s.aws/nlb" or kind in ("nlb", "external", "nlb-ip"):
+        return "Service of type LoadBalancer provisions a Network Load Balancer"
+    if cls:
+        return f"Service of type LoadBalancer with class {cls} (not an ALB)"
+    return "Service of type LoadBalancer without annotations provisions a Classic Load Balancer"
 
 
 def _hpa_for(snapshot: ClusterSnapshot, group: PodGroup) -> Mapping[str, Any] | None:
@@ -200,21 +220,18 @@ def check_lb_controller_new_pods(snapshot: ClusterSnapshot, context: CheckContex
                 )
             )
     for service in services.values():
-        notes = annotations_of(service)
-        if spec_of(service).get("type") == "LoadBalancer" and (
-            notes.get("service.beta.kubernetes.io/aws-load-balancer-type") in ("nlb", "external", "nlb-ip")
-        ):
-            warning.append(
-                evidence(service, "NLB Service: Network Load Balancers are not supported on Outposts")
-            )
+        why = _service_load_balancer(service)
+        if why:
+            warning.append(evidence(service, f"{why}: only Application Load Balancers work on Outposts"))
     shift = context.horizon_shift
     if failing:
         return [
             finding(
                 "lb-controller-new-pods",
                 Status.fail,
-                f"{len(failing)} workload(s) use ALB readiness gates: pods created while "
-                "disconnected never become Ready.",
+                f"{distinct_objects(failing + warning)} workload(s) or Service(s) depend on load "
+                f"balancing that fails while disconnected; {distinct_objects(failing)} use ALB readiness "
+                "gates: pods created while disconnected never become Ready.",
                 failing + warning,
                 horizon_shift=shift,
             )
@@ -224,8 +241,9 @@ def check_lb_controller_new_pods(snapshot: ClusterSnapshot, context: CheckContex
             finding(
                 "lb-controller-new-pods",
                 Status.warn,
-                "Workloads behind ALB IP targets cannot add serving capacity while disconnected; "
-                "size them for the peak now.",
+                f"{distinct_objects(warning)} workload(s) or Service(s): workloads behind ALB IP targets "
+                "cannot add serving capacity while disconnected, and Services of type LoadBalancer get "
+                "no Network or Classic Load Balancer on Outposts.",
                 warning,
                 horizon_shift=shift,
             )

@@ -12,6 +12,9 @@ from app.services.readiness.model import Evidence, Finding, Severity, Status
 
 GUIDE = "Prepare local Amazon EKS clusters on AWS Outposts for network disconnects"
 GUIDE_URL = "https://docs.aws.amazon.com/eks/latest/userguide/eks-outposts-network-disconnects.html"
+# Pod failover (the unreachable taint's 300 s default) is listed only on the instance-store variant
+# of the page (eks-outposts-instance-store-network-disconnects), not on GUIDE.
+GUIDE_INSTANCE_STORE = f"{GUIDE} (instance-store variant, eks-outposts-instance-store-network-disconnects)"
 
 
 @dataclass(frozen=True)
@@ -51,13 +54,15 @@ SPECS: dict[str, CheckSpec] = {
         ),
         _spec(
             "system-masters-binding",
-            "No binding grants system:masters",
+            "No credential holds irrevocable system:masters membership",
             Severity.high,
             f"{GUIDE}: Authenticating to your local cluster during a network disconnect",
-            "Bind break-glass identities to a dedicated group (for example eks-breakglass) with a "
-            "ClusterRoleBinding to cluster-admin, and delete bindings that name system:masters: its "
-            "members bypass RBAC and cannot be revoked.",
-            "RoleBindings/ClusterRoleBindings naming group system:masters (irrevocable superuser).",
+            "Issue break-glass certificates with a dedicated organisation (for example O=eks-breakglass) "
+            "bound to cluster-admin by a ClusterRoleBinding, never O=system:masters: deleting a binding "
+            "revokes the first, while the second stays superuser until the certificate expires. Keep "
+            "such certificates short-lived and their kubeconfigs out of circulation.",
+            "CertificateSigningRequests approved or issued with O=system:masters (superuser that no "
+            "binding change revokes); bindings naming the group are reported as redundant.",
             "manifests",
         ),
         _spec(
@@ -65,7 +70,7 @@ SPECS: dict[str, CheckSpec] = {
             "Lifeline has its own x509 identity for the cluster",
             Severity.high,
             f"{GUIDE}: Authenticating to your local cluster during a network disconnect",
-            "Create Lifeline's fallback identity (a `view` x509 credential) on the Emergency access page "
+            "Create Lifeline's fallback identity (a view x509 credential) on the Emergency access page "
             "so the dashboard can keep reading the cluster while STS is unreachable.",
             "The dashboard cannot read the cluster during a disconnect (no x509 view identity).",
             "lifeline",
@@ -79,7 +84,7 @@ SPECS: dict[str, CheckSpec] = {
             "Serve the endpoint from a local DNS server that caches its records, or add the offered "
             "/etc/hosts lines (control-plane ENI IPs) to the hosts that manage the cluster.",
             "Endpoint hostname that does not resolve, or resolves to IPs other than the control-plane "
-            "ENIs (`Amazon EKS <cluster>`).",
+            "ENIs (described Amazon EKS <cluster>).",
             "aws",
         ),
         _spec(
@@ -100,7 +105,7 @@ SPECS: dict[str, CheckSpec] = {
             f"{GUIDE}: Container images",
             "Mirror images to a local registry (and list it in LIFELINE_READINESS_LOCAL_REGISTRIES), "
             "use imagePullPolicy IfNotPresent, and pre-pull images onto every node that may run them.",
-            "Images from ECR or other remote registries, `imagePullPolicy: Always`, images not cached "
+            "Images from ECR or other remote registries, imagePullPolicy Always, images not cached "
             "on the nodes that could run them.",
             "manifests",
             True,
@@ -146,7 +151,7 @@ SPECS: dict[str, CheckSpec] = {
             f"{GUIDE}: AWS Load Balancer Controller",
             "Set replicas (and HPA minReplicas) to the peak you expect during a disconnect while "
             "connected: new pods get no ALB traffic, and with readiness gates never become Ready.",
-            "Workloads behind `ip` targets or readiness-gate namespaces; HPA minimums below the "
+            "Workloads behind ip targets or readiness-gate namespaces; HPA minimums below the "
             "current replicas.",
             "manifests",
             True,
@@ -198,7 +203,7 @@ SPECS: dict[str, CheckSpec] = {
             "unreachable-toleration",
             "Eviction from an unreachable node is tuned",
             Severity.low,
-            f"{GUIDE}: Pod failover",
+            f"{GUIDE_INSTANCE_STORE}: Pod failover",
             "Set tolerationSeconds for node.kubernetes.io/unreachable:NoExecute deliberately on each "
             "workload (shorter to fail over faster, longer to ride out short node blips).",
             "Pods evicted after the default 300 s on an unreachable node.",
@@ -256,6 +261,31 @@ SPECS: dict[str, CheckSpec] = {
     )
 }
 
+# The title of a failing (or warned, or accepted) finding: the problem, not the condition it misses.
+PROBLEM_TITLES: dict[str, str] = {
+    "breakglass-credential": "No verified break-glass x509 credential outlives the horizon",
+    "system-masters-binding": "A credential holds irrevocable system:masters membership",
+    "fallback-identity": "Lifeline has no working x509 identity of its own for the cluster",
+    "endpoint-dns": "The API endpoint does not resolve to the control-plane IPs",
+    "spare-capacity": "The cluster cannot lose its largest node or absorb a surge",
+    "image-sources": "Images need the Region to be pulled",
+    "ebs-workloads": "Workloads need new EBS volumes to start or scale",
+    "ebs-snapshots": "Backups rely on EBS snapshots",
+    "alb-acm-certificates": "ALB TLS depends on ACM during a disconnect",
+    "lb-controller-new-pods": "Load-balanced workloads are not sized for a disconnect",
+    "vpc-cni-warm-ips": "Nodes lack warm IPs for pods started while disconnected",
+    "local-observability": "Metrics or logs are not collected locally",
+    "connected-status-alarm": "No CloudWatch alarm reliably watches the Outpost's ConnectedStatus",
+    "iam-dependent-workloads": "Workloads need STS credentials",
+    "unreachable-toleration": "Eviction from an unreachable node is left at the default",
+    "cluster-health": "EKS reports the cluster unhealthy",
+    "control-plane-capacity": "The Outpost has no free slot for the control-plane type",
+    "etcd-backups": "No current attestation of etcd backups",
+    "local-dns-servers": "No current attestation of local DNS servers",
+    "local-registry": "No current attestation of a local registry or mirror",
+}
+PROBLEM_STATUSES = frozenset({Status.fail, Status.warn, Status.accepted})
+
 ATTESTATION_TOPICS = tuple(check_id for check_id, spec in SPECS.items() if spec.needs == "attestation")
 
 
@@ -275,7 +305,7 @@ def finding(
         base = base.shifted(horizon_shift)
     return Finding(
         check_id=check_id,
-        title=spec.title,
+        title=PROBLEM_TITLES[check_id] if status in PROBLEM_STATUSES else spec.title,
         severity=base,
         status=status,
         summary=summary,

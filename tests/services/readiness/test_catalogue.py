@@ -71,7 +71,7 @@ def test_each_check_fails_on_its_fixture(check_id: str) -> None:
 def test_evidence_names_the_exact_objects() -> None:
     findings = by_id(evaluate(snapshot_from_objects(failing_cluster("system-masters-binding")), CONTEXT))
     refs = [(e.kind, e.namespace, e.name) for e in findings["system-masters-binding"].evidence]
-    assert refs == [("ClusterRoleBinding", None, "admin-masters")]
+    assert refs == [("CertificateSigningRequest", None, "ops-admin")]
     findings = by_id(evaluate(snapshot_from_objects(failing_cluster("iam-dependent-workloads")), CONTEXT))
     refs = [(e.kind, e.namespace, e.name) for e in findings["iam-dependent-workloads"].evidence]
     assert ("Deployment", "shop", "uploader") in refs
