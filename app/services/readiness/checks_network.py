@@ -220,9 +220,9 @@ def check_lb_controller_new_pods(snapshot: ClusterSnapshot, context: CheckContex
                 )
             )
     for service in services.values():
-        why = _service_load_balancer(service)
-        if why:
-            warning.append(evidence(service, f"{why}: only Application Load Balancers work on Outposts"))
+        asks = _service_load_balancer(service)
+        if asks:
+            warning.append(evidence(service, f"{asks}: only Application Load Balancers work on Outposts"))
     shift = context.horizon_shift
     if failing:
         return [

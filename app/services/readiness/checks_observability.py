@@ -126,7 +126,9 @@ def _is_region(kind: str, host: str) -> bool:
     return kind in REGION_OUTPUTS or ".amazonaws.com" in host.lower()
 
 
-def _agent_outputs(group: PodGroup, config_maps: Mapping[tuple[str, str], Mapping[str, Any]]) -> list | None:
+def _agent_outputs(
+    group: PodGroup, config_maps: Mapping[tuple[str, str], Mapping[str, Any]]
+) -> list[tuple[str, str]] | None:
     """Every output the agent's mounted ConfigMaps define; None when none of them is in the data."""
     seen = False
     outputs: list[tuple[str, str]] = []

@@ -50,7 +50,8 @@ class _Classes:
 
 
 def _classes(snapshot: ClusterSnapshot) -> _Classes:
-    ebs, other = set(), set()
+    ebs: set[str] = set()
+    other: set[str] = set()
     default = None
     for sc in snapshot.of_kind("StorageClass"):
         (ebs if sc.get("provisioner") in EBS_PROVISIONERS else other).add(name_of(sc))
