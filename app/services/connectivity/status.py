@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from app.db import upsert
@@ -145,6 +145,8 @@ def uptime_bulk(
         return result
     starts = {name: now - span for name, span in named}
     first_full_hour = {name: _hour_floor(start) + dt.timedelta(hours=1) for name, start in starts.items()}
+    # Bounded above too: at a past instant the hours after `now` must not count.
+    end_hour = _hour_floor(now)
     earliest = min(starts.values())
 
     # Whole hours: one conditional sum per window over the rollups.
@@ -152,20 +154,33 @@ def uptime_bulk(
     for chunk in _chunks(pks):
         columns = []
         for name, _span in named:
-            cond = HourlyRollup.hour >= first_full_hour[name]
+            cond = and_(HourlyRollup.hour >= first_full_hour[name], HourlyRollup.hour < end_hour)
             columns.append(func.sum(_case(cond, HourlyRollup.connected_seconds)))
             columns.append(func.sum(_case(cond, HourlyRollup.known_seconds)))
         stmt = (
             select(HourlyRollup.outpost_pk, *columns)
-            .where(HourlyRollup.outpost_pk.in_(chunk), HourlyRollup.hour >= _hour_floor(earliest))
+            .where(
+                HourlyRollup.outpost_pk.in_(chunk),
+                HourlyRollup.hour >= _hour_floor(earliest),
+                HourlyRollup.hour < end_hour,
+            )
             .group_by(HourlyRollup.outpost_pk)
         )
         for row in session.execute(stmt):
             for index, (name, _span) in enumerate(named):
                 sums[row[0]][name] = (float(row[1 + 2 * index] or 0.0), float(row[2 + 2 * index] or 0.0))
 
-    # The partial first hour of each window: raw samples where we still have them, else prorated.
-    partial_hours = {_hour_floor(start) for start in starts.values()}
+    # Partial hours: the first hour of each window and the hour holding `now`, from raw samples
+    # clipped to [lo, hi) where we still have them, else prorated from the hour's rollup.
+    partials: dict[str, list[tuple[dt.datetime, dt.datetime, dt.datetime]]] = {}
+    for name, _span in named:
+        start = starts[name]
+        hour = _hour_floor(start)
+        spans = [(hour, start, min(first_full_hour[name], now))]
+        if end_hour >= first_full_hour[name] and now > end_hour:
+            spans.append((end_hour, end_hour, now))
+        partials[name] = spans
+    partial_hours = {hour for spans in partials.values() for hour, _lo, _hi in spans}
     raw: dict[tuple[int, dt.datetime], list[tuple[dt.datetime, float, int]]] = defaultdict(list)
     rollups: dict[tuple[int, dt.datetime], tuple[float, float]] = {}
     for chunk in _chunks(pks):
@@ -197,24 +212,26 @@ def uptime_bulk(
 
     for pk in pks:
         for name, span in named:
-            start = starts[name]
-            hour = _hour_floor(start)
             connected, known = sums.get(pk, {}).get(name, (0.0, 0.0))
-            samples = raw.get((pk, hour))
-            if samples:
-                for ts, value, period in samples:
-                    overlap = min(ts + dt.timedelta(seconds=period), first_full_hour[name]) - max(ts, start)
-                    seconds = max(0.0, overlap.total_seconds())
-                    connected += value * seconds
-                    known += seconds
-            elif (pk, hour) in rollups and start > hour:
-                fraction = (first_full_hour[name] - start).total_seconds() / 3600.0
-                connected += rollups[(pk, hour)][0] * fraction
-                known += rollups[(pk, hour)][1] * fraction
+            for hour, lo, hi in partials[name]:
+                samples = raw.get((pk, hour))
+                if samples:
+                    for ts, value, period in samples:
+                        overlap = min(ts + dt.timedelta(seconds=period), hi) - max(ts, lo)
+                        seconds = max(0.0, overlap.total_seconds())
+                        connected += value * seconds
+                        known += seconds
+                elif (pk, hour) in rollups and (lo > hour or hi < hour + dt.timedelta(hours=1)):
+                    fraction = (hi - lo).total_seconds() / 3600.0
+                    connected += rollups[(pk, hour)][0] * fraction
+                    known += rollups[(pk, hour)][1] * fraction
+                elif (pk, hour) in rollups:
+                    connected += rollups[(pk, hour)][0]
+                    known += rollups[(pk, hour)][1]
             total = span.total_seconds()
             known = min(known, total)
             connected = min(connected, known)
-            result[pk][name] = Uptime(name, start, now, connected, known, total - known)
+            result[pk][name] = Uptime(name, starts[name], now, connected, known, total - known)
     return result
 
 
