@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         default=24, ge=0, le=24 * 63, description="History fetched the first time an Outpost is polled."
     )
     poll_run_retention_days: int = Field(default=30, ge=1, description="Days poll-run records are kept.")
+    poll_hole_recheck_minutes: int = Field(
+        default=30, ge=1, le=1440, description="How often holes in stored history are re-asked for."
+    )
+    poll_hole_requests: int = Field(
+        default=2, ge=0, le=100, description="GetMetricData requests one hole re-check may spend."
+    )
 
     # connectivity pages
     overview_cache_seconds: int = Field(

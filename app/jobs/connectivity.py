@@ -1,7 +1,11 @@
 """The connectivity poller: every interval, ConnectedStatus for every Outpost, one region at a time.
 
 Each region gets its own PollRun; one failing region does not stop the others. Each cycle re-reads
-a trailing window and, after a gap, backfills from each Outpost's last stored sample.
+a trailing window and, after a gap, backfills from each Outpost's last stored sample. Every
+LIFELINE_POLL_HOLE_RECHECK_MINUTES, holes in the stored history (hours not fully known, an
+Outpost that buffered while its link was down, a delayed publish) are asked for again, spending at
+most LIFELINE_POLL_HOLE_REQUESTS requests, until CloudWatch's 15 days of one-minute data (or the
+raw retention, if shorter) make them final. Other cycles cost ceil(N/500) requests.
 """
 
 from __future__ import annotations
@@ -9,8 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -18,11 +22,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import session_scope
 from app.integrations.aws import AwsClients
-from app.integrations.cloudwatch import FetchResult, OutpostSeries, fetch_connected_status
+from app.integrations.cloudwatch import (
+    MAX_QUERIES_PER_REQUEST,
+    FetchResult,
+    OutpostSeries,
+    fetch_connected_status,
+)
 from app.metrics import CLOUDWATCH_REQUESTS, POLL_DURATION, POLL_ERRORS
 from app.models.fleet import Outpost
 from app.models.poll_run import PollRun
-from app.services.connectivity import status
+from app.services.connectivity import history, status
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,6 +59,7 @@ class RegionPoll:
     outposts: int
     samples_written: int
     error: str | None
+    hole_requests: int = 0  # of `requests`, those spent re-asking for holes in stored history
 
 
 class PollFailed(RuntimeError):
@@ -110,6 +120,83 @@ def plan_windows(
     return windows
 
 
+_HOLE_CHUNK = dt.timedelta(seconds=60 * POINTS_PER_QUERY)
+
+
+def plan_hole_windows(
+    holes: Mapping[str, Sequence[dt.datetime]], *, end: dt.datetime, budget: int, rotation: int
+) -> list[Window]:
+    """At most `budget` one-request windows (60 s periods, 3 h, 500 Outposts) over the hole hours.
+
+    Newest holes first; `rotation` (the re-check's number) shifts the starting chunk so that with
+    more holes than budget every hole is asked for in turn.
+    """
+    by_chunk: dict[dt.datetime, set[str]] = {}
+    for outpost_id, hours in holes.items():
+        for hour in hours:
+            by_chunk.setdefault(_floor(hour, int(_HOLE_CHUNK.total_seconds())), set()).add(outpost_id)
+    keys = sorted(by_chunk, reverse=True)
+    if keys:
+        offset = rotation % len(keys)
+        keys = keys[offset:] + keys[:offset]
+    windows: list[Window] = []
+    for key in keys:
+        members = sorted(by_chunk[key])
+        for offset in range(0, len(members), MAX_QUERIES_PER_REQUEST):
+            if len(windows) >= budget:
+                return windows
+            windows.append(
+                Window(
+                    key,
+                    min(key + _HOLE_CHUNK, end),
+                    60,
+                    tuple(members[offset : offset + MAX_QUERIES_PER_REQUEST]),
+                )
+            )
+    return windows
+
+
+def hole_recheck_due(previous_run: dt.datetime | None, now: dt.datetime, every_minutes: int) -> bool:
+    """True in the first cycle of each `every_minutes` slot (stateless: compares with the last run)."""
+    if previous_run is None:
+        return True
+    slot = every_minutes * 60
+    return int(now.timestamp()) // slot != int(previous_run.timestamp()) // slot
+
+
+def _hole_windows(
+    session: Session,
+    settings: Settings,
+    region: str,
+    outposts: Sequence[tuple[int, str, dt.datetime | None]],
+    now: dt.datetime,
+    trailing_start: dt.datetime,
+) -> list[Window]:
+    """This cycle's hole re-check windows (none when not due or no budget)."""
+    if settings.poll_hole_requests <= 0 or not outposts:
+        return []
+    previous = session.scalar(
+        select(PollRun.started_at)
+        .where(PollRun.job == status.POLL_JOB, PollRun.scope == region)
+        .order_by(PollRun.started_at.desc())
+        .limit(1)
+    )
+    if not hole_recheck_due(previous, now, settings.poll_hole_recheck_minutes):
+        return []
+    # One-minute data lives 15 days in CloudWatch; past that (or past raw retention) a hole is final.
+    final_before = now - min(dt.timedelta(days=15), dt.timedelta(days=settings.raw_retention_days))
+    since = _ceil(final_before + dt.timedelta(hours=1), 3600)
+    found = history.incomplete_hours(session, [pk for pk, _, _ in outposts], since, trailing_start)
+    holes: dict[str, list[dt.datetime]] = {}
+    for pk, outpost_id, last in outposts:
+        # Hours after the newest sample are the ordinary backfill's, not holes.
+        hours = [h for h in found.get(pk, ()) if last is not None and h + dt.timedelta(hours=1) <= last]
+        if hours:
+            holes[outpost_id] = hours
+    rotation = int(now.timestamp()) // (settings.poll_hole_recheck_minutes * 60)
+    return plan_hole_windows(holes, end=trailing_start, budget=settings.poll_hole_requests, rotation=rotation)
+
+
 def poll_connectivity(
     settings: Settings,
     session_factory: sessionmaker[Session],
@@ -141,17 +228,20 @@ def _poll_region(
     now: dt.datetime,
 ) -> RegionPoll:
     started = time.monotonic()
+    trailing = dt.timedelta(minutes=settings.poll_trailing_window_minutes)
     with session_scope(session_factory) as session:
-        run = PollRun(job=status.POLL_JOB, scope=region, started_at=now, outcome="running")
-        session.add(run)
-        outposts = [
-            (outpost_id, last)
-            for outpost_id, last in session.execute(
-                select(Outpost.outpost_id, Outpost.last_sample_at)
+        rows = [
+            (pk, outpost_id, last)
+            for pk, outpost_id, last in session.execute(
+                select(Outpost.id, Outpost.outpost_id, Outpost.last_sample_at)
                 .where(Outpost.region == region)
                 .order_by(Outpost.outpost_id)
             )
         ]
+        outposts = [(outpost_id, last) for _, outpost_id, last in rows]
+        holes = _hole_windows(session, settings, region, rows, now, _floor(now, 60) - trailing)
+        run = PollRun(job=status.POLL_JOB, scope=region, started_at=now, outcome="running")
+        session.add(run)
         session.flush()
         run_id = run.id
     fetched: FetchResult | None = None
@@ -159,15 +249,15 @@ def _poll_region(
         windows = plan_windows(
             outposts,
             now,
-            trailing=dt.timedelta(minutes=settings.poll_trailing_window_minutes),
+            trailing=trailing,
             initial_backfill=dt.timedelta(hours=settings.poll_initial_backfill_hours),
             max_backfill=dt.timedelta(days=settings.poll_backfill_max_days),
         )
         fetched = fetch_connected_status(
-            clients, region, [(w.start, w.end, w.period, w.outpost_ids) for w in windows]
+            clients, region, [(w.start, w.end, w.period, w.outpost_ids) for w in [*windows, *holes]]
         )
         with session_scope(session_factory) as session:
-            result = _store(session, settings, fetched, region, now)
+            result = replace(_store(session, settings, fetched, region, now), hole_requests=len(holes))
             run = session.get_one(PollRun, run_id)
             run.finished_at = now + dt.timedelta(seconds=time.monotonic() - started)
             run.outcome = result.outcome
@@ -175,11 +265,14 @@ def _poll_region(
             run.requests = fetched.requests
             run.items = len(outposts)
         log.info(
-            "connectivity %s: %s, %d Outposts, %d requests, %d samples written",
+            "connectivity %s: %s, %d Outposts, %d requests (%d of a budget of %d re-asking holes), "
+            "%d samples written",
             region,
             result.outcome,
             len(outposts),
             fetched.requests,
+            len(holes),
+            settings.poll_hole_requests,
             result.samples_written,
         )
         return result

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.db import upsert
@@ -283,3 +283,44 @@ def _rebuild_span(session: Session, pk: int, first: dt.datetime, last: dt.dateti
             found.worst_value = item.worst
             found.last_below_at = item.last_below_at
     session.flush()
+
+
+def incomplete_hours(
+    session: Session, outpost_pks: Sequence[int], since: dt.datetime, until: dt.datetime
+) -> dict[int, list[dt.datetime]]:
+    """Hours in [since, until) with less than a full hour known: holes late data may still fill.
+
+    An Outpost's history starts at its first stored hour; the hours before that, and that first
+    (usually partial) hour itself, are not holes. One query over the hourly rollups, whatever the
+    number of samples.
+    """
+    since, until = _hour(since), _hour(until)
+    if not outpost_pks or since >= until:
+        return {}
+    known: dict[int, dict[dt.datetime, float]] = defaultdict(dict)
+    first: dict[int, dt.datetime] = {}
+    for offset in range(0, len(outpost_pks), _IN_CHUNK):
+        chunk = list(outpost_pks[offset : offset + _IN_CHUNK])
+        rows = session.execute(
+            select(HourlyRollup.outpost_pk, func.min(HourlyRollup.hour))
+            .where(HourlyRollup.outpost_pk.in_(chunk))
+            .group_by(HourlyRollup.outpost_pk)
+        )
+        first.update({pk: hour for pk, hour in rows})
+        for pk, hour, seconds in session.execute(
+            select(HourlyRollup.outpost_pk, HourlyRollup.hour, HourlyRollup.known_seconds).where(
+                HourlyRollup.outpost_pk.in_(chunk), HourlyRollup.hour >= since, HourlyRollup.hour < until
+            )
+        ):
+            known[pk][hour] = seconds
+    result: dict[int, list[dt.datetime]] = {}
+    for pk, start in first.items():
+        hour = max(since, start + _HOUR)
+        holes = []
+        while hour < until:
+            if known[pk].get(hour, 0.0) < 3600.0:
+                holes.append(hour)
+            hour += _HOUR
+        if holes:
+            result[pk] = holes
+    return result

@@ -117,8 +117,10 @@ SPECS: dict[str, CheckSpec] = {
             f"{GUIDE}: Amazon EBS volumes",
             "Use local storage (instance store/NVMe, a local storage provider) for workloads that must "
             "create or scale while disconnected, or size StatefulSets and their volumes in advance.",
-            "StatefulSets with EBS volumeClaimTemplates and Deployments on EBS PVCs (cannot be "
-            "created, updated or scaled during a disconnect); StorageClass types other than gp2.",
+            "StatefulSet volumeClaimTemplates, generic ephemeral volumes, inline awsElasticBlockStore "
+            "or EBS CSI volumes, and Pods or workloads mounting EBS-backed claims (class by "
+            "storageClassName or the legacy beta annotation; a class not in the dump counts as EBS, "
+            "a local cluster's default); StorageClass types other than gp2.",
             "manifests",
             True,
         ),
@@ -151,7 +153,8 @@ SPECS: dict[str, CheckSpec] = {
             f"{GUIDE}: AWS Load Balancer Controller",
             "Set replicas (and HPA minReplicas) to the peak you expect during a disconnect while "
             "connected: new pods get no ALB traffic, and with readiness gates never become Ready.",
-            "Workloads behind ip targets or readiness-gate namespaces; HPA minimums below the "
+            "Services of type LoadBalancer (NLB or Classic: only ALB works on Outposts); workloads "
+            "behind ip targets or readiness-gate namespaces; HPA minimums below the "
             "current replicas.",
             "manifests",
             True,
@@ -175,8 +178,9 @@ SPECS: dict[str, CheckSpec] = {
             f"{GUIDE}: Control-plane logs and monitoring",
             "Run Prometheus (or an equivalent) and Grafana plus a local log pipeline such as Fluent "
             "Bit shipping to a local store, so the cluster stays observable without CloudWatch.",
-            "No local metrics pipeline (Prometheus, Grafana) or log pipeline (Fluent Bit/Fluentd, "
-            "Loki, Vector).",
+            "No local metrics store (a Prometheus-compatible server; exporters alone do not count) or "
+            "log pipeline (a local store, or an agent whose outputs are local: Fluent Bit or Fluentd "
+            "shipping only to CloudWatch Logs, Kinesis, S3 or amazonaws.com hosts does not count).",
             "manifests",
         ),
         _spec(
@@ -206,7 +210,8 @@ SPECS: dict[str, CheckSpec] = {
             f"{GUIDE_INSTANCE_STORE}: Pod failover",
             "Set tolerationSeconds for node.kubernetes.io/unreachable:NoExecute deliberately on each "
             "workload (shorter to fail over faster, longer to ride out short node blips).",
-            "Pods evicted after the default 300 s on an unreachable node.",
+            "Workloads that set no unreachable toleration and so are evicted after the default 300 s "
+            "(an explicit value, even 300, is a choice; DaemonSet pods are never evicted).",
             "manifests",
         ),
         _spec(
