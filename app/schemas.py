@@ -235,6 +235,10 @@ class OutpostDetailOut(OutpostOut):
 class IncidentListOut(BaseModel):
     outpost_id: str
     incidents: list[IncidentOut]
+    has_more: bool = Field(description="True when older incidents exist beyond this page.")
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next (older) page; null on the last."
+    )
 
 
 class SampleOut(BaseModel):

@@ -404,15 +404,19 @@ def data_fingerprint(session: Session) -> tuple[object, ...]:
 
 
 def list_incidents(
-    session: Session, outpost_pk: int, now: dt.datetime, *, limit: int = 200
+    session: Session,
+    outpost_pk: int,
+    now: dt.datetime,
+    *,
+    limit: int = 200,
+    before: dt.datetime | None = None,
 ) -> list[IncidentView]:
-    """Newest first; an ongoing incident's duration runs to its last sample below 1."""
-    rows = session.scalars(
-        select(Incident)
-        .where(Incident.outpost_pk == outpost_pk)
-        .order_by(Incident.started_at.desc())
-        .limit(limit)
-    )
+    """Newest first (started before `before`, when given: the keyset of the next page); an
+    ongoing incident's duration runs to its last sample below 1."""
+    stmt = select(Incident).where(Incident.outpost_pk == outpost_pk)
+    if before is not None:
+        stmt = stmt.where(Incident.started_at < before)
+    rows = session.scalars(stmt.order_by(Incident.started_at.desc()).limit(limit))
     views = []
     for incident in rows:
         end = incident.ended_at or max(incident.last_below_at, incident.started_at)

@@ -256,16 +256,43 @@ def api_detail(request: Request, session: DbSession, outpost_id: str) -> schemas
     response_model=schemas.IncidentListOut,
     dependencies=viewer,
     tags=["connectivity"],
-    summary="Incidents (stretches below 1), newest first",
+    summary="Incidents (stretches below 1), newest first, paged with a cursor",
 )
 def api_incidents(
     session: DbSession,
     outpost_id: str,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many, newest first.")] = 200,
+    cursor: Annotated[
+        str | None, Query(description="next_cursor of the previous page: continue with older incidents.")
+    ] = None,
 ) -> schemas.IncidentListOut:
     outpost = _outpost_or_error(session, outpost_id)
-    views = queries.list_incidents(session, outpost.id, _now(), limit=limit)
-    return schemas.IncidentListOut(outpost_id=outpost.outpost_id, incidents=[_incident_out(v) for v in views])
+    before = _incident_cursor(cursor) if cursor else None
+    views = queries.list_incidents(session, outpost.id, _now(), limit=limit + 1, before=before)
+    page, more = views[:limit], len(views) > limit
+    # The cursor is the oldest start on this page: incidents of one Outpost never share a start.
+    next_cursor = _cursor_of(page[-1].incident.started_at) if more and page else None
+    return schemas.IncidentListOut(
+        outpost_id=outpost.outpost_id,
+        incidents=[_incident_out(v) for v in page],
+        has_more=more,
+        next_cursor=next_cursor,
+    )
+
+
+def _cursor_of(started_at: dt.datetime) -> str:
+    # "Z", not "+00:00": a "+" pasted into a query string would read as a space.
+    return started_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _incident_cursor(value: str) -> dt.datetime:
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise _invalid(("query", "cursor"), "not a cursor from next_cursor", value) from None
+    if parsed.tzinfo is None:
+        raise _invalid(("query", "cursor"), "not a cursor from next_cursor (no time zone)", value)
+    return parsed
 
 
 @router.get(
