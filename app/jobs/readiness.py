@@ -66,6 +66,7 @@ RESOURCES: tuple[tuple[str, str, str], ...] = (
     ("apps/v1", "deployments", "Deployment"),
     ("apps/v1", "statefulsets", "StatefulSet"),
     ("apps/v1", "daemonsets", "DaemonSet"),
+    ("v1", "replicationcontrollers", "ReplicationController"),
     ("batch/v1", "jobs", "Job"),
     ("batch/v1", "cronjobs", "CronJob"),
     ("autoscaling/v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
@@ -75,6 +76,7 @@ RESOURCES: tuple[tuple[str, str, str], ...] = (
     ("networking.k8s.io/v1", "ingressclasses", "IngressClass"),
     ("rbac.authorization.k8s.io/v1", "clusterrolebindings", "ClusterRoleBinding"),
     ("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding"),
+    ("certificates.k8s.io/v1", "certificatesigningrequests", "CertificateSigningRequest"),
     ("elbv2.k8s.aws/v1beta1", "targetgroupbindings", "TargetGroupBinding"),
 )
 
