@@ -69,7 +69,7 @@ def test_list_shows_score_auth_path_and_worst_findings(
     assert response.status_code == 200
     htmx.check(response)
     assert "plant7-local" in response.text
-    assert "Workloads do not need STS credentials" in response.text  # a worst finding
+    assert "Workloads need STS credentials" in response.text  # a worst finding, titled by its problem
     assert ">IAM<" in response.text
 
 
@@ -92,7 +92,7 @@ def test_filters_render_the_partial(client: TestClient, session: Session, htmx: 
     response = client.get("/clusters/plant7-local?status=fail", headers=htmx.headers)
     assert response.status_code == 200 and ("<html" in response.text) is not htmx.partial
     htmx.check(response)
-    assert "Workloads do not need STS credentials" in response.text
+    assert "Workloads need STS credentials" in response.text
     assert "Backups do not rely on EBS snapshots" not in response.text  # a passing check, filtered out
     response = client.get("/clusters/plant7-local?status=pass&q=snapshot", headers=htmx.headers)
     htmx.check(response)
