@@ -612,11 +612,6 @@ def write_kubeconfig(
 # ---------------------------------------------------------------- readiness: a ready cluster and its failures
 
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 LOCAL_REGISTRY = "registry.local:5000"
 ECR_IMAGE = "123456789012.dkr.ecr.us-west-2.amazonaws.com/shop/api:2.0"
 Obj = dict[str, Any]
