@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from app.integrations.kube.manifests import ManifestError, load_manifest_file, load_manifests
-from app.services.readiness.catalogue import evaluate, score, severity_reached
+from app.services.readiness.catalogue import evaluate, score, severity_reached, unseen_attestations
 from app.services.readiness.export import dumps, to_json, to_sarif, to_table
 from app.services.readiness.model import CheckContext
 from app.services.readiness.snapshot import snapshot_from_objects
@@ -84,6 +84,7 @@ def check(
         horizon_hours=horizon_hours, local_registries=tuple(local_registry or ()), surge_percent=surge_percent
     )
     findings = evaluate(snapshot_from_objects(objects, cluster_name), context, attestations=None)
+    findings += unseen_attestations()  # every catalogue topic appears, as `unknown` here
     if output == OutputFormat.json:
         typer.echo(dumps(to_json(findings)))
     elif output == OutputFormat.sarif:

@@ -76,7 +76,8 @@ def parse_documents(text: str, *, source: str = "<manifests>") -> Iterator[tuple
             mark = getattr(exc, "problem_mark", None)
             at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise ManifestError(source, document, f"invalid YAML{at}: {problem}") from None
+            hint = " (an unrendered Helm template? run `helm template` first)" if "{{" in text else ""
+            raise ManifestError(source, document, f"invalid YAML{at}: {problem}{hint}") from None
         yield document, data
 
 
@@ -94,7 +95,12 @@ def entries(documents: Iterable[tuple[int, Any]], *, source: str = "<manifests>"
             items = data.get("items") or []
             if not isinstance(items, list):
                 raise ManifestError(source, document, "`items` of a List must be a sequence")
+            # A typed List (`NodeList`, as `kubectl cluster-info dump` prints) may leave `kind`
+            # and `apiVersion` out of its items: they are implied by the List.
+            implied = kind[: -len("List")] if kind != "List" else None
             for index, item in enumerate(items, start=1):
+                if implied and isinstance(item, dict) and not item.get("kind"):
+                    item = {"kind": implied, "apiVersion": data.get("apiVersion", "v1"), **item}
                 yield Entry(document, index, item)
         else:
             yield Entry(document, None, data)
@@ -106,13 +112,23 @@ def _validated(entry: Entry, source: str) -> dict[str, Any]:
         raise entry.error(source, f"expected a mapping, got {type(obj).__name__}")
     kind = obj.get("kind")
     if not isinstance(kind, str) or not kind:
-        raise entry.error(source, "missing `kind`")
+        hint = (
+            " (this looks like a Helm values file, not rendered manifests)"
+            if entry.item is None and "metadata" not in obj and "apiVersion" not in obj
+            else ""
+        )
+        raise entry.error(source, f"missing `kind`{hint}")
     if not isinstance(obj.get("apiVersion"), str):
         raise entry.error(source, f"{kind} is missing `apiVersion`")
     metadata = obj.get("metadata")
     if not isinstance(metadata, dict):
         raise entry.error(source, f"{kind} is missing `metadata`")
     name = metadata.get("name")
+    if (not isinstance(name, str) or not name) and isinstance(metadata.get("generateName"), str):
+        # `generateName` only (a Job template, `kubectl create` input): the server would add a
+        # suffix; the prefix names the object well enough for a report.
+        name = metadata["generateName"]
+        obj = {**obj, "metadata": {**metadata, "name": name}}
     if not isinstance(name, str) or not name:
         raise entry.error(source, f"{kind} is missing `metadata.name`")
     namespace = metadata.get("namespace")
