@@ -59,7 +59,7 @@ def test_receiver_down_for_a_while_gets_every_event_once_in_order(
     session: Session,
     vault: Vault,
     sender: Sender,
-    clock: Clock,
+    notify_clock: Clock,
     http_receiver: HttpReceiver,
     smtp_receiver: SmtpReceiver,
 ) -> None:
@@ -88,12 +88,12 @@ def test_receiver_down_for_a_while_gets_every_event_once_in_order(
     smtp_receiver.stop()
     keys = ["k-a", "k-b", "k-c"]
     for n in range(12):
-        _emit(session, keys[n % 3], n, clock.now)
+        _emit(session, keys[n % 3], n, notify_clock.now)
         session.commit()
     # Two hours without a reachable receiver: retries back off, nothing is dropped.
     for _ in range(40):
         sender.run_once()
-        clock.advance(minutes=3)
+        notify_clock.advance(minutes=3)
     assert http_receiver.processed == [] and smtp_receiver.messages == []
     attempts = session.scalars(select(NotificationDelivery.attempts).order_by(NotificationDelivery.id)).all()
     # The first delivery of each key per channel backs off (2 s doubling, capped at 1 h): far fewer
@@ -108,7 +108,7 @@ def test_receiver_down_for_a_while_gets_every_event_once_in_order(
     smtp_receiver.start()
     # Within one capped back-off (1 h) everything goes out.
     for _ in range(7):
-        clock.advance(minutes=10)
+        notify_clock.advance(minutes=10)
         sender.run_once()
 
     got = [(a.body["key"], a.body["attrs"]["n"]) for a in http_receiver.processed]
@@ -125,11 +125,11 @@ def test_receiver_down_for_a_while_gets_every_event_once_in_order(
 
 
 def test_webhook_is_signed_and_carries_an_idempotency_key(
-    session: Session, vault: Vault, sender: Sender, clock: Clock, http_receiver: HttpReceiver
+    session: Session, vault: Vault, sender: Sender, notify_clock: Clock, http_receiver: HttpReceiver
 ) -> None:
     hook = webhook_channel(session, vault, http_receiver.url, secret="s3cret-hmac-key-0123456789")
     rules.create_rule(session, name="all", channel_id=hook.id, actor=ADMIN, now=T0)
-    _emit(session, "k", 1, clock.now)
+    _emit(session, "k", 1, notify_clock.now)
     session.commit()
     sender.run_once()
     (arrival,) = http_receiver.arrivals
@@ -168,7 +168,7 @@ def test_channel_secrets_are_sealed_and_never_shown(
 
 
 def test_flapping_outpost_gives_one_notification_plus_reminders_then_one_resolved(
-    session: Session, vault: Vault, sender: Sender, clock: Clock, http_receiver: HttpReceiver
+    session: Session, vault: Vault, sender: Sender, notify_clock: Clock, http_receiver: HttpReceiver
 ) -> None:
     hook = webhook_channel(session, vault, http_receiver.url)
     rules.create_rule(
@@ -185,17 +185,17 @@ def test_flapping_outpost_gives_one_notification_plus_reminders_then_one_resolve
     session.commit()
     # 20 minutes of a link flapping every minute.
     for minute in range(20):
-        _set_link(session, outpost, 0.0 if minute % 2 == 0 else 1.0, clock.now)
+        _set_link(session, outpost, 0.0 if minute % 2 == 0 else 1.0, notify_clock.now)
         session.commit()
         sender.run_once()
-        clock.advance(minutes=1)
+        notify_clock.advance(minutes=1)
     # Then connected for good: resolved once the hold-down (5 min) has passed.
-    _set_link(session, outpost, 1.0, clock.now)
+    _set_link(session, outpost, 1.0, notify_clock.now)
     session.commit()
     for _ in range(7):
         sender.run_once()
-        clock.advance(minutes=1)
-        outpost.last_sample_at = clock.now - dt.timedelta(seconds=30)
+        notify_clock.advance(minutes=1)
+        outpost.last_sample_at = notify_clock.now - dt.timedelta(seconds=30)
         session.commit()
 
     phases = [(a.body["phase"], a.body["kind"]) for a in http_receiver.processed]
@@ -228,7 +228,7 @@ def test_event_commits_with_the_state_change_or_not_at_all(
 
 
 def test_rules_filter_by_outpost_region_and_severity_and_quiet_periods_suppress(
-    session: Session, vault: Vault, sender: Sender, clock: Clock, http_receiver: HttpReceiver
+    session: Session, vault: Vault, sender: Sender, notify_clock: Clock, http_receiver: HttpReceiver
 ) -> None:
     hook = webhook_channel(session, vault, http_receiver.url)
     rules.create_rule(
@@ -268,7 +268,7 @@ def test_rules_filter_by_outpost_region_and_severity_and_quiet_periods_suppress(
 
 
 def test_alertmanager_payload_fires_then_resolves(
-    session: Session, vault: Vault, sender: Sender, clock: Clock, http_receiver: HttpReceiver
+    session: Session, vault: Vault, sender: Sender, notify_clock: Clock, http_receiver: HttpReceiver
 ) -> None:
     channel = rules.create_channel(
         session, vault, name="am", kind="alertmanager", config={"url": http_receiver.url}, actor=ADMIN, now=T0
@@ -276,13 +276,13 @@ def test_alertmanager_payload_fires_then_resolves(
     rules.create_rule(session, name="am-all", channel_id=channel.id, actor=ADMIN, now=T0)
     outpost = _outpost(session)
     session.commit()
-    _set_link(session, outpost, 0.0, clock.now)
+    _set_link(session, outpost, 0.0, notify_clock.now)
     session.commit()
     sender.run_once()
-    clock.advance(minutes=10)
-    _set_link(session, outpost, 1.0, clock.now)
+    notify_clock.advance(minutes=10)
+    _set_link(session, outpost, 1.0, notify_clock.now)
     session.commit()
-    clock.advance(minutes=6)
+    notify_clock.advance(minutes=6)
     sender.run_once()
     firing, resolved = (a.body for a in http_receiver.processed)
     assert firing["version"] == "4" and firing["status"] == "firing"
@@ -297,7 +297,7 @@ def test_alertmanager_payload_fires_then_resolves(
 
 
 def test_resolved_email_answers_the_opening_one(
-    session: Session, vault: Vault, sender: Sender, clock: Clock, smtp_receiver: SmtpReceiver
+    session: Session, vault: Vault, sender: Sender, notify_clock: Clock, smtp_receiver: SmtpReceiver
 ) -> None:
     mail = rules.create_channel(
         session,
@@ -316,12 +316,12 @@ def test_resolved_email_answers_the_opening_one(
     rules.create_rule(session, name="mail", channel_id=mail.id, actor=ADMIN, now=T0)
     outpost = _outpost(session)
     session.commit()
-    _set_link(session, outpost, 0.0, clock.now)
+    _set_link(session, outpost, 0.0, notify_clock.now)
     session.commit()
-    clock.advance(minutes=3)
-    _set_link(session, outpost, 1.0, clock.now)
+    notify_clock.advance(minutes=3)
+    _set_link(session, outpost, 1.0, notify_clock.now)
     session.commit()
-    clock.advance(minutes=6)
+    notify_clock.advance(minutes=6)
     sender.run_once()
     opening, resolved = smtp_receiver.messages
     assert "[CRITICAL]" in opening["Subject"] and resolved["Subject"].startswith("[RESOLVED]")
