@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import Outpost, PollRun
+from app.models import Outpost, PollRun, ProbeResult, SiteView
 
 STATES = ("CONNECTED", "DEGRADED", "DISCONNECTED", "UNKNOWN")
 
@@ -36,6 +36,12 @@ CLOUDWATCH_REQUESTS = Counter(
     "lifeline_cloudwatch_requests_total",
     "GetMetricData requests sent (one per 500 Outposts per region and cycle, plus NextToken pages).",
     ["region"],
+)
+PROBE_DURATION = Histogram(
+    "lifeline_probe_duration_seconds",
+    "Latency of each site probe (connect, TLS and request), by kind (issue 13).",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
 
@@ -118,8 +124,61 @@ class FleetCollector(Collector):
         yield from (finished, last_duration)
 
 
+class ProbeCollector(Collector):
+    """The latest site probe results and site views of every vantage, read at scrape time."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "lifeline_probe_up",
+            "1 when the latest site probe reached its target (authentication probes: was accepted).",
+            labels=["vantage", "target", "kind"],
+        )
+        latency = GaugeMetricFamily(
+            "lifeline_probe_latency_seconds",
+            "Latency of the latest site probe (the histogram lifeline_probe_duration_seconds has them all).",
+            labels=["vantage", "target", "kind"],
+        )
+        checked = GaugeMetricFamily(
+            "lifeline_probe_last_checked_timestamp_seconds",
+            "When the latest site probe ran.",
+            labels=["vantage", "target", "kind"],
+        )
+        for row in self.session.execute(
+            select(
+                ProbeResult.vantage,
+                ProbeResult.target,
+                ProbeResult.kind,
+                ProbeResult.up,
+                ProbeResult.latency_ms,
+                ProbeResult.checked_at,
+            ).order_by(ProbeResult.vantage, ProbeResult.kind, ProbeResult.target)
+        ):
+            labels = [row.vantage, row.target, row.kind]
+            up.add_metric(labels, 1.0 if row.up else 0.0)
+            if row.latency_ms is not None:
+                latency.add_metric(labels, row.latency_ms / 1000.0)
+            checked.add_metric(labels, row.checked_at.timestamp())
+        site = GaugeMetricFamily(
+            "lifeline_site_view_state",
+            "One-hot: each Outpost's state as seen from a vantage by the site probes.",
+            labels=["vantage", "outpost_id", "state"],
+        )
+        for vantage, outpost_id, current in self.session.execute(
+            select(SiteView.vantage, Outpost.outpost_id, SiteView.state)
+            .join(Outpost, Outpost.id == SiteView.outpost_pk)
+            .order_by(SiteView.vantage, Outpost.outpost_id)
+        ):
+            for candidate in STATES:
+                site.add_metric([vantage, outpost_id, candidate], 1.0 if current == candidate else 0.0)
+        yield from (up, latency, checked, site)
+
+
 def render_metrics(session: Session, registry: Any = REGISTRY) -> bytes:
     """The exposition text: this process's instruments, then the fleet read from the database."""
     fleet = CollectorRegistry(auto_describe=False)
     fleet.register(FleetCollector(session))
+    fleet.register(ProbeCollector(session))
     return generate_latest(registry) + generate_latest(fleet)

@@ -208,6 +208,42 @@ class Settings(BaseSettings):
         default=10.0, gt=0, le=300, description="Connect and read timeout of each notification send."
     )
 
+    # site probes (issue 13): add settings below this line
+    vantage: str = Field(
+        default_factory=lambda: __import__("socket").gethostname() or "dashboard",
+        min_length=1,
+        max_length=64,
+        description="Where this dashboard runs (e.g. plant7-datacenter, us-west-2); recorded with every "
+        "probe result so replicas sharing one database keep their views apart. Default: the host name.",
+    )
+    probe_interval_seconds: int = Field(
+        default=10, ge=2, le=600, description="How often the site probes run (0 disables them: see enabled)."
+    )
+    probes_enabled: bool = Field(
+        default=True, description="Run the site probes (AWS endpoints, cluster APIs)."
+    )
+    probe_timeout_seconds: float = Field(
+        default=3.0, gt=0, le=30, description="Connect/read timeout of each probe request."
+    )
+    probe_concurrency: int = Field(default=8, ge=1, le=64, description="Probes running at the same time.")
+    probe_hysteresis: int = Field(
+        default=2,
+        ge=1,
+        le=10,
+        description="Consecutive observations needed before the site view changes state (both ways).",
+    )
+    probe_confirm_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="When an observation differs from the state, re-probe after this delay instead of "
+        "waiting a whole interval.",
+    )
+    probe_control_plane_ips: bool = Field(
+        default=True,
+        description="Also probe each known control-plane IP (TLS and /livez), not only the endpoint.",
+    )
+
     @field_validator("data_key", "data_key_file", "issuer_kubeconfig", mode="before")
     @classmethod
     def _empty_secret_is_none(cls, value: object) -> object:

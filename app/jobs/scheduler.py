@@ -12,13 +12,21 @@ from types import ModuleType
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.jobs import connectivity, credentials, fleet, notifications, readiness, retention
+from app.jobs import connectivity, credentials, fleet, notifications, probes, readiness, retention
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Order matters for run_all_once: fleet discovery before polling what it discovered.
-JOB_MODULES: tuple[ModuleType, ...] = (fleet, connectivity, retention, readiness, credentials, notifications)
+JOB_MODULES: tuple[ModuleType, ...] = (
+    fleet,
+    connectivity,
+    probes,
+    retention,
+    readiness,
+    credentials,
+    notifications,
+)
 
 
 def build_scheduler(settings: Settings, session_factory: sessionmaker[Session]) -> BackgroundScheduler:

@@ -16,6 +16,7 @@ from app.models.notification import (
     QuietPeriod,
 )
 from app.models.poll_run import PollRun
+from app.models.probe import ProbeResult, SiteStretch, SiteView
 from app.models.readiness import ClusterReadiness, ReadinessAttestation, ReadinessExemption, ReadinessSample
 
 __all__ = [
@@ -39,10 +40,13 @@ __all__ = [
     "NotificationRule",
     "Outpost",
     "PollRun",
+    "ProbeResult",
     "QuietPeriod",
     "ReadinessAttestation",
     "ReadinessExemption",
     "ReadinessSample",
+    "SiteStretch",
+    "SiteView",
     "User",
     "WebSession",
 ]

@@ -91,6 +91,8 @@ class Vantage:
     last_ok_at: dt.datetime | None
     last_checked_at: dt.datetime | None
     message: str | None
+    # Where the answer comes from: the poll runs, or this dashboard's site probes (issue 13).
+    source: str = "connectivity polls"
 
 
 @dataclass(frozen=True)
