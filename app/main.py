@@ -15,7 +15,7 @@ from app.db import create_db_engine, make_session_factory
 from app.settings import Settings, get_settings
 from app.web import audit, credentials, errors, fleet, health, notifications, security, templating
 from app.web.accounts import signin, users
-from app.web.connectivity import outposts, overview
+from app.web.connectivity import outposts, overview, probes
 from app.web.readiness import clusters
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
@@ -73,5 +73,7 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = Fals
         app.include_router(module.router)
     errors.install(app)
     security.install(app)
-    templating.install_globals(aws_vantage=overview.vantage_for_template)
+    templating.install_globals(
+        aws_vantage=overview.vantage_for_template, cluster_probes=probes.cluster_probes
+    )
     return app

@@ -217,7 +217,7 @@ class Settings(BaseSettings):
         "probe result so replicas sharing one database keep their views apart. Default: the host name.",
     )
     probe_interval_seconds: int = Field(
-        default=10, ge=2, le=600, description="How often the site probes run (0 disables them: see enabled)."
+        default=10, ge=2, le=600, description="How often the site probes run (seconds)."
     )
     probes_enabled: bool = Field(
         default=True, description="Run the site probes (AWS endpoints, cluster APIs)."

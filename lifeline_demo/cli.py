@@ -182,6 +182,11 @@ def run_demo(port: int | None, host: str) -> None:
                 host=host,
                 base_url=f"http://{host}:{port or 8000}",
                 poll_initial_backfill_hours=int(fleet.history.total_seconds() // 3600),
+                # Site probes (issue 13): the demo's control-plane ENI IPs are not on loopback, and
+                # an open overview refreshes often enough to show a switch within 15 s.
+                vantage=os.environ.get("LIFELINE_VANTAGE") or "demo-dashboard",
+                probe_control_plane_ips=False,
+                overview_refresh_seconds=3,
             )
         except SettingsError as exc:
             typer.echo(f"lifeline demo: {exc}", err=True)

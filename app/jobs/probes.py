@@ -111,7 +111,7 @@ def load_targets(session: Session, settings: Settings) -> Targets:
     )
     regions = set(settings.aws_regions)
     regions.update(session.scalars(select(Outpost.region).distinct()))
-    outpost_regions = dict(session.execute(select(Outpost.id, Outpost.region)).tuples())
+    outpost_regions = {pk: region for pk, region in session.execute(select(Outpost.id, Outpost.region))}
     clusters = []
     by_outpost: dict[int, list[int]] = defaultdict(list)
     for cluster in session.scalars(

@@ -149,7 +149,12 @@ def observe(
         elif iam is not None:
             evidence.append(f"IAM not checked on {name}: {iam.detail}")
         if x509 is not None and (rejected or not accepted):
-            evidence.append("x509 works" if x509.up else f"x509 fails ({x509.result})")
+            if x509.up:
+                evidence.append("x509 works")
+            elif x509.latency_seconds is None:
+                evidence.append("no x509 identity to try")
+            else:
+                evidence.append(f"x509 fails ({x509.result})")
     if aws_reachable is False:
         evidence.append("AWS endpoints unreachable from this dashboard")
     elif aws_reachable:

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from app import schemas
 from app.models import Outpost, PollRun
-from app.services.connectivity import queries
+from app.services.connectivity import queries, site
 from app.services.connectivity.status import STATES, Uptime
 from app.services.errors import NotFound
 from app.services.fleet import inventory
@@ -148,8 +148,15 @@ def detail(
     uptime = queries.uptime_by_outpost(session, [outpost.id], now)[outpost.id]
     incidents = queries.list_incidents(session, outpost.id, now)
     last_run, _ = queries.latest_poll_runs(session)
+    vantage = request.app.state.settings.vantage
     context = {
         "outpost": outpost,
+        "verdict": site.verdict(
+            outpost, site.views_by_outpost(session, vantage, [outpost.id]).get(outpost.id), vantage
+        ),
+        "site_lane": site.site_lane(session, vantage, outpost.id, chart.start, chart.end),
+        "site_only": site.site_only_stretches(session, outpost.id),
+        "vantage": vantage,
         "chart": chart,
         "chart_svg": timeline_svg(chart),
         "ranges": list(queries.RANGES),

@@ -7,6 +7,7 @@ Only the fragment is cached: the page around it (user box, CSRF token) is render
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -22,7 +23,7 @@ from markupsafe import Markup
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
-from app.services.connectivity import queries
+from app.services.connectivity import queries, site
 from app.services.connectivity.status import STATES, Vantage
 from app.web.deps import AppSettings, DbSession
 from app.web.security import Role, requires
@@ -181,16 +182,20 @@ def index(
     status_code = 200
     try:
         cache = _cache(request, settings.overview_cache_seconds)
-        fingerprint = cache.fingerprint(lambda: queries.data_fingerprint(session))
+        fingerprint = cache.fingerprint(
+            lambda: (queries.data_fingerprint(session), site.marker(session, settings.vantage))
+        )
         # The banner (base.html) reuses it: no second look at poll_runs for this request.
-        request.state.poll_marker = fingerprint[0]
+        request.state.poll_marker = fingerprint[0][0]
         key = (state, region, sort, settings.overview_refresh_seconds)
 
         def render_fragment() -> tuple[list[str], str]:
-            data = queries.overview(session, now, state=state, region=region, sort=sort)
+            data, verdicts = _overview_with_site_view(session, settings.vantage, now, state, region, sort)
             context = {
                 "request": request,
                 "ov": data,
+                "verdicts": verdicts,
+                "vantage": settings.vantage,
                 "now": now,
                 "filters": filters,
                 "states": STATE_LABELS,
@@ -229,14 +234,38 @@ def index(
     )
 
 
+def _overview_with_site_view(
+    session: DbSession, vantage: str, now: dt.datetime, state: str | None, region: str | None, sort: str
+) -> tuple[queries.Overview, dict[int, site.Verdict]]:
+    """The overview with each row's state and "since" from the faster of CloudWatch and the site
+    view (issue 13); filters, the state sort and the tiles follow the same verdicts."""
+    data = queries.overview(session, now, state=None, region=region, sort=sort)
+    verdicts = site.verdicts(session, vantage, [row.outpost for row in data.rows])
+    everyone = verdicts if not region else site.verdicts(session, vantage, queries.list_outposts(session))
+    rows = site.apply_to_rows(data.rows, verdicts, state=state, sort=sort)
+    return dataclasses.replace(data, rows=rows, counts=site.count_verdicts(everyone)), verdicts  # type: ignore[arg-type]
+
+
 def vantage_for_template(request: Request) -> Vantage | None:
     """The dashboard's own view of AWS, for the banner on every page (`aws_vantage`); never breaks a page.
 
-    It only changes when a connectivity run starts or finishes, so it is kept per newest runs.
+    The site probes decide when they are fresh (issue 13); otherwise the poll runs do, and that
+    answer only changes when a connectivity run starts or finishes, so it is kept per newest runs.
     """
     factory = getattr(request.app.state, "session_factory", None)
     if factory is None:
         return None
+    settings = getattr(request.app.state, "settings", None)
+    if settings is not None and settings.probes_enabled:
+        # The site probes answer within seconds; the poll runs decide only when they are stale.
+        try:
+            with factory() as session:
+                fresh = dt.timedelta(seconds=5 * settings.probe_interval_seconds)
+                probed = site.probe_vantage(session, settings.vantage, _now(), fresh)
+        except SQLAlchemyError:
+            probed = None
+        if probed is not None:
+            return probed
     cached: tuple[object, Vantage] | None = getattr(request.app.state, "vantage_cache", None)
     known = getattr(request.state, "poll_marker", None)
     if cached is not None and known is not None and cached[0] == known:
