@@ -20,9 +20,11 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import session_scope
@@ -100,10 +102,46 @@ class Runner:
 # ---------------------------------------------------------------- targets
 
 
+_kubeconfigs: dict[Path, tuple[float, probes.X509Pair | None]] = {}
+
+
+def _x509_for(
+    session: Session, settings: Settings, vault: Any, cluster: Cluster
+) -> tuple[probes.X509Pair | None, str]:
+    """Lifeline's own x509 identity for the cluster, chosen as the readiness poller chooses it (its
+    fallback credential, else `<LIFELINE_READINESS_X509_KUBECONFIG_DIR>/<cluster>.yaml`); kubeconfig
+    files are parsed again only when they change (parsing YAML every 10 s would dominate the cost)."""
+    from app.jobs.readiness import NO_X509, kubeconfig_identity
+    from app.services.credentials.access import fallback_identity
+
+    try:
+        own = fallback_identity(session, vault, cluster.id)
+    except Exception as exc:  # a wrong data key must not stop the IAM probes
+        log.warning("fallback identity of %s unavailable: %s", cluster.name, exc)
+        own = None
+    if own is not None:
+        return probes.X509Pair(own.certificate_pem, own.key_pem.decode()), NO_X509
+    directory = settings.readiness_x509_kubeconfig_dir
+    path = Path(directory) / f"{cluster.name}.yaml" if directory else None
+    if path is None or not path.is_file():
+        return None, NO_X509
+    mtime = path.stat().st_mtime
+    cached = _kubeconfigs.get(path)
+    if cached is None or cached[0] != mtime:
+        try:
+            identity = kubeconfig_identity(path)
+        except Exception as exc:
+            return None, f"{path}: {exc}"
+        pair = None
+        if identity is not None and identity.auth.cert_pem and identity.auth.key_pem:
+            pair = probes.X509Pair(identity.auth.cert_pem, identity.auth.key_pem)
+        cached = _kubeconfigs[path] = (mtime, pair)
+    return cached[1], f"{path}: its current context has no x509 user"
+
+
 def load_targets(session: Session, settings: Settings) -> Targets:
     """Everything the probes need, read before any network call (one short transaction)."""
     from app.integrations.vault import vault_or_none
-    from app.jobs.readiness import _x509_identity  # the same x509 identity the readiness poller uses
     from app.services.readiness import records
 
     vault = vault_or_none(
@@ -120,10 +158,7 @@ def load_targets(session: Session, settings: Settings) -> Targets:
         regions.add(cluster.region)
         state = records.get_state(session, cluster)
         ips = tuple(str(ip) for ip in ((state.facts or {}).get("eni_ips") or ())) if state else ()
-        identity, missing = _x509_identity(session, settings, vault, cluster)
-        x509 = None
-        if identity is not None and identity.auth.cert_pem and identity.auth.key_pem:
-            x509 = probes.X509Pair(identity.auth.cert_pem, identity.auth.key_pem)
+        x509, missing = _x509_for(session, settings, vault, cluster)
         try:
             ca_pem = (
                 ca_pem_from_data(cluster.certificate_authority) if cluster.certificate_authority else None
@@ -361,12 +396,21 @@ def _store(
     outposts: Sequence[int],
     now: dt.datetime,
 ) -> tuple[set[int], set[int]]:
-    with session_scope(session_factory) as session:
-        site.record_results(session, settings.vantage, results, now)
-        observations = _observations(runner, targets, outposts)
-        changed, pending = site.update_views(
-            session, settings.vantage, observations, settings.probe_hysteresis, now
-        )
+    observations = _observations(runner, targets, outposts)
+    for attempt in range(3):
+        try:
+            with session_scope(session_factory) as session:
+                site.record_results(session, settings.vantage, results, now)
+                changed, pending = site.update_views(
+                    session, settings.vantage, observations, settings.probe_hysteresis, now
+                )
+            break
+        except OperationalError as exc:
+            # SQLite: a transaction that read before another writer committed cannot write
+            # ("database is locked" at once, busy_timeout does not apply); a new one can.
+            if "locked" not in str(exc) or attempt == 2:
+                raise
+            time.sleep(0.2 * (attempt + 1))
     for pk in changed:
         log.info("site view from %s: Outpost %s is now %s", settings.vantage, pk, observations[pk].state)
     return changed, pending
