@@ -240,9 +240,7 @@ def main() -> None:
     )
     share, base_share = 100 * cpu / interval, 100 * baseline / interval
     print(f"  site probes: {cpu * 1000:7.1f} ms CPU a cycle ({wall:.2f} s wall) = {share:.1f}% of one core")
-    print(
-        f"  baseline, kubernetes client (IAM + x509): {baseline * 1000:7.1f} ms = {base_share:.1f}% of one core"
-    )
+    print(f"  baseline, kubernetes client: {baseline * 1000:7.1f} ms = {base_share:.1f}% of one core")
     switches = int(os.environ.get("BENCH_SWITCHES", "2"))
     if switches <= 0:
         return
