@@ -10,6 +10,7 @@ are told apart. Standard library sockets and `ssl`, no SDK objects leave this mo
 from __future__ import annotations
 
 import errno
+import functools
 import http.client
 import json
 import os
@@ -162,6 +163,12 @@ def _cheap_call(kind: str, client: Any) -> None:
         client.describe_alarms(MaxRecords=1)
 
 
+@functools.lru_cache(maxsize=1)
+def _system_context() -> ssl.SSLContext:
+    # Loading the system trust store costs milliseconds; one context serves every AWS probe.
+    return ssl.create_default_context()
+
+
 def probe_aws(kind: str, region: str, clients: AwsClients) -> ProbeResult:
     """Reach one service's endpoint in `region`: resolve, connect, TLS, then one cheap signed call.
 
@@ -171,7 +178,7 @@ def probe_aws(kind: str, region: str, clients: AwsClients) -> ProbeResult:
     target = f"{SERVICE_HOSTS[kind]}.{region}"
 
     def work() -> tuple[str, str]:
-        sock, host, port = _open(url, ssl.create_default_context(), clients.connect_timeout)
+        sock, host, port = _open(url, _system_context(), clients.connect_timeout)
         sock.close()
         try:
             _cheap_call(kind, clients.client(_SERVICES[kind], region))
