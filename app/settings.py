@@ -5,6 +5,7 @@ A bad value stops start-up with a message that names the setting (see `load_sett
 
 from __future__ import annotations
 
+import socket
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -210,7 +211,7 @@ class Settings(BaseSettings):
 
     # site probes (issue 13): add settings below this line
     vantage: str = Field(
-        default_factory=lambda: __import__("socket").gethostname() or "dashboard",
+        default_factory=lambda: socket.gethostname()[:64] or "dashboard",
         min_length=1,
         max_length=64,
         description="Where this dashboard runs (e.g. plant7-datacenter, us-west-2); recorded with every "

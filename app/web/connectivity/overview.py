@@ -258,6 +258,7 @@ def vantage_for_template(request: Request) -> Vantage | None:
     settings = getattr(request.app.state, "settings", None)
     if settings is not None and settings.probes_enabled:
         # The site probes answer within seconds; the poll runs decide only when they are stale.
+        # One indexed read per page (probe_results' unique key leads with vantage and kind).
         try:
             with factory() as session:
                 fresh = dt.timedelta(seconds=5 * settings.probe_interval_seconds)
