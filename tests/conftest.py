@@ -41,6 +41,7 @@ pytest_plugins = [
     "tests.fixtures.fleet",
     "tests.fixtures.kube",
     "tests.fixtures.notifications",
+    "tests.fixtures.probes",
     "tests.fixtures.readiness",
 ]
 

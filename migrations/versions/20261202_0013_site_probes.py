@@ -1,7 +1,7 @@
 """site probes: probe results, site views and site-observed stretches per vantage
 
 Revision ID: 0013
-Revises: 0005
+Revises: 0016
 Create Date: 2026-12-02
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from migrations.types import UTCDateTime
 
 revision: str = "0013"
-down_revision: str | None = "0005"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,5 +1,6 @@
 """The cluster page's probe panel (issue 13): every vantage's latest site probes of one cluster with
-their latency; create_app offers it to templates as `cluster_probes(request, cluster_pk)` (never breaks a page)."""
+their latency; create_app offers it to templates as `cluster_probes(request, cluster_pk)`
+(never breaks a page)."""
 
 from __future__ import annotations
 

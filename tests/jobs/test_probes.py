@@ -13,13 +13,15 @@ from app.integrations import probes as probe_kinds
 from app.jobs import probes
 from app.models import ConnectedSample, ProbeResult, SiteStretch, SiteView
 from app.services.connectivity import site
-from tests.probes.conftest import FakeClock, Site
+from tests.fixtures.probes import FakeClock, Site
 
 
 def _cycle(
-    probed_site: Site, session_factory: sessionmaker[Session], clock: FakeClock, runner: probes.Runner
+    probed_site: Site, session_factory: sessionmaker[Session], probe_clock: FakeClock, runner: probes.Runner
 ) -> probes.CycleResult:
-    return probes.probe_cycle(runner.settings, session_factory, runner, clock=clock, sleep=clock.sleep)
+    return probes.probe_cycle(
+        runner.settings, session_factory, runner, clock=probe_clock, sleep=probe_clock.sleep
+    )
 
 
 def _view(session: Session, vantage: str, outpost_pk: int) -> SiteView:
@@ -30,23 +32,23 @@ def _view(session: Session, vantage: str, outpost_pk: int) -> SiteView:
 
 
 def test_switching_off_is_detected_within_interval_plus_hysteresis(
-    probed_site: Site, session_factory: sessionmaker[Session], session: Session, clock: FakeClock
+    probed_site: Site, session_factory: sessionmaker[Session], session: Session, probe_clock: FakeClock
 ) -> None:
     settings = probed_site.settings(probe_interval_seconds=10, probe_hysteresis=2, probe_confirm_seconds=2)
     runner = probes.Runner.from_settings(settings)
-    _cycle(probed_site, session_factory, clock, runner)
+    _cycle(probed_site, session_factory, probe_clock, runner)
     view = _view(session, settings.vantage, probed_site.outpost.id)
     assert view.state == "CONNECTED"
     assert "IAM accepted by plant7-local" in view.evidence
 
-    switched_at = clock.now
+    switched_at = probe_clock.now
     probed_site.sim.disconnect()
-    clock.advance(settings.probe_interval_seconds)  # the next cycle, at worst a whole interval later
-    result = _cycle(probed_site, session_factory, clock, runner)
+    probe_clock.advance(settings.probe_interval_seconds)  # the next cycle, at worst a whole interval later
+    result = _cycle(probed_site, session_factory, probe_clock, runner)
     view = _view(session, settings.vantage, probed_site.outpost.id)
     assert view.state == "DISCONNECTED"
-    assert result.confirmations == 1 and clock.slept == [2]
-    detected = (clock.now - switched_at).total_seconds()
+    assert result.confirmations == 1 and probe_clock.slept == [2]
+    detected = (probe_clock.now - switched_at).total_seconds()
     assert (
         detected
         <= settings.probe_interval_seconds + (settings.probe_hysteresis - 1) * settings.probe_confirm_seconds
@@ -63,8 +65,8 @@ def test_switching_off_is_detected_within_interval_plus_hysteresis(
 
     # Reconnect: equally fast.
     probed_site.sim.connect()
-    clock.advance(settings.probe_interval_seconds)
-    _cycle(probed_site, session_factory, clock, runner)
+    probe_clock.advance(settings.probe_interval_seconds)
+    _cycle(probed_site, session_factory, probe_clock, runner)
     assert _view(session, settings.vantage, probed_site.outpost.id).state == "CONNECTED"
     stretches = session.scalars(select(SiteStretch).order_by(SiteStretch.started_at)).all()
     assert [s.state for s in stretches] == ["CONNECTED", "DISCONNECTED", "CONNECTED"]
@@ -72,41 +74,41 @@ def test_switching_off_is_detected_within_interval_plus_hysteresis(
 
 
 def test_a_single_failed_probe_does_not_change_the_state(
-    probed_site: Site, session_factory: sessionmaker[Session], session: Session, clock: FakeClock
+    probed_site: Site, session_factory: sessionmaker[Session], session: Session, probe_clock: FakeClock
 ) -> None:
     # No quick confirmation: the next observation is a whole interval later.
     settings = probed_site.settings(probe_hysteresis=2, probe_confirm_seconds=0)
     runner = probes.Runner.from_settings(settings)
-    _cycle(probed_site, session_factory, clock, runner)
+    _cycle(probed_site, session_factory, probe_clock, runner)
     probed_site.sim.disconnect()
-    clock.advance(10)
-    result = _cycle(probed_site, session_factory, clock, runner)
+    probe_clock.advance(10)
+    result = _cycle(probed_site, session_factory, probe_clock, runner)
     view = _view(session, settings.vantage, probed_site.outpost.id)
     assert view.state == "CONNECTED" and view.observed == "DISCONNECTED" and view.observed_count == 1
     assert not result.changed
     probed_site.sim.connect()
-    clock.advance(10)
-    _cycle(probed_site, session_factory, clock, runner)
+    probe_clock.advance(10)
+    _cycle(probed_site, session_factory, probe_clock, runner)
     view = _view(session, settings.vantage, probed_site.outpost.id)
     assert view.state == "CONNECTED" and view.observed_count == 0
     assert len(session.scalars(select(SiteStretch)).all()) == 1  # no incident, not even a short one
     # Two in a row do change it.
     probed_site.sim.disconnect()
     for _ in range(2):
-        clock.advance(10)
-        _cycle(probed_site, session_factory, clock, runner)
+        probe_clock.advance(10)
+        _cycle(probed_site, session_factory, probe_clock, runner)
     assert _view(session, settings.vantage, probed_site.outpost.id).state == "DISCONNECTED"
 
 
 def test_two_vantages_sharing_one_database_keep_separate_results(
-    probed_site: Site, session_factory: sessionmaker[Session], session: Session, clock: FakeClock
+    probed_site: Site, session_factory: sessionmaker[Session], session: Session, probe_clock: FakeClock
 ) -> None:
     plant = probes.Runner.from_settings(probed_site.settings(vantage="plant7-datacenter"))
     region = probes.Runner.from_settings(probed_site.settings(vantage="us-west-2"))
-    _cycle(probed_site, session_factory, clock, plant)
+    _cycle(probed_site, session_factory, probe_clock, plant)
     probed_site.sim.disconnect()
-    clock.advance(10)
-    _cycle(probed_site, session_factory, clock, region)
+    probe_clock.advance(10)
+    _cycle(probed_site, session_factory, probe_clock, region)
 
     assert _view(session, "plant7-datacenter", probed_site.outpost.id).state == "CONNECTED"
     assert _view(session, "us-west-2", probed_site.outpost.id).state == "DISCONNECTED"
@@ -134,20 +136,20 @@ def test_two_vantages_sharing_one_database_keep_separate_results(
 
 
 def test_unreachable_aws_endpoints_are_evidence_and_the_banner_source(
-    probed_site: Site, session_factory: sessionmaker[Session], session: Session, clock: FakeClock
+    probed_site: Site, session_factory: sessionmaker[Session], session: Session, probe_clock: FakeClock
 ) -> None:
     from tests.conftest import free_port
 
     settings = probed_site.settings(aws_endpoint_url=f"http://127.0.0.1:{free_port()}")
     runner = probes.Runner.from_settings(settings)
-    _cycle(probed_site, session_factory, clock, runner)
+    _cycle(probed_site, session_factory, probe_clock, runner)
     view = _view(session, settings.vantage, probed_site.outpost.id)
     assert "AWS endpoints unreachable from this dashboard" in view.evidence
-    vantage = site.probe_vantage(session, settings.vantage, clock.now, dt.timedelta(seconds=50))
+    vantage = site.probe_vantage(session, settings.vantage, probe_clock.now, dt.timedelta(seconds=50))
     assert vantage is not None and vantage.reachable is False
     assert "refused" in (vantage.message or "").lower() and "site probes" in vantage.source
     # Another vantage's results are not this one's.
-    assert site.probe_vantage(session, "elsewhere", clock.now, dt.timedelta(seconds=50)) is None
+    assert site.probe_vantage(session, "elsewhere", probe_clock.now, dt.timedelta(seconds=50)) is None
 
 
 def test_site_only_stretch_is_reconciled_when_cloudwatch_backfills(

@@ -18,7 +18,7 @@ from app.web.connectivity.overview import _overview_with_site_view
 from lifeline_demo import web as demo_web
 from lifeline_demo.fleet import DemoFleet
 from tests.conftest import make_settings
-from tests.probes.conftest import FakeClock
+from tests.fixtures.probes import FakeClock
 
 SWITCHED = "op-0f1e2d3c4b5a69781"  # Plant 7 Reno, rack A: runs plant7-local
 
