@@ -216,14 +216,18 @@ def _cluster_jobs(
         return located(probes.probe_livez(target.endpoint, runner.context(ca_pem), timeout, target=name))
 
     def iam() -> site.Located:
-        try:
-            token = token_cache(runner.clients).get(target.region, target.cluster_uid or target.name).token
-        except Exception as exc:
-            return located(
-                probes.not_tried(probes.KUBE_IAM, name, f"no EKS token: {type(exc).__name__}: {exc}")
-            )
-        return located(
-            probes.probe_self_review(
+        tokens = token_cache(runner.clients)
+        cluster_id = target.cluster_uid or target.name
+        result = None
+        # A refused token is tried once more freshly signed: a stale cached one (rotated
+        # credentials) must not read as a disconnect.
+        for _attempt in range(2):
+            try:
+                token = tokens.get(target.region, cluster_id).token
+            except Exception as exc:
+                why = f"no EKS token: {type(exc).__name__}: {exc}"
+                return located(probes.not_tried(probes.KUBE_IAM, name, why))
+            result = probes.probe_self_review(
                 target.endpoint,
                 runner.context(ca_pem),
                 timeout,
@@ -231,7 +235,11 @@ def _cluster_jobs(
                 target=name,
                 token=token,
             )
-        )
+            if result.result != probes.REJECTED:
+                break
+            tokens.forget(target.region, cluster_id)
+        assert result is not None
+        return located(result)
 
     def x509() -> site.Located:
         if target.x509 is None:
