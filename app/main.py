@@ -14,7 +14,7 @@ from app import __version__
 from app.db import create_db_engine, make_session_factory
 from app.settings import Settings, get_settings
 from app.web import audit, credentials, errors, fleet, health, notifications, security, templating
-from app.web.accounts import signin, users
+from app.web.accounts import signin, sso, users
 from app.web.connectivity import outposts, overview, probes
 from app.web.readiness import clusters
 
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = Fals
     for module in (
         health,
         signin,
+        sso,
         overview,
         outposts,
         fleet,

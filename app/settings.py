@@ -186,6 +186,41 @@ class Settings(BaseSettings):
         default=90, ge=1, description="Days of per-poll readiness samples kept."
     )
 
+    # single sign-on (issue 18)
+    oidc_issuer: str | None = Field(
+        default=None, description="OpenID Connect issuer URL; set it (with the client ID) to turn SSO on."
+    )
+    oidc_client_id: str | None = Field(default=None, description="Lifeline's client ID at the IdP.")
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, description="The client secret (never logged)."
+    )
+    oidc_client_secret_file: Path | None = Field(
+        default=None,
+        description="File holding the client secret (used when LIFELINE_OIDC_CLIENT_SECRET is empty).",
+    )
+    oidc_scopes: str = Field(
+        default="openid email profile groups", description="Scopes asked for at sign-in."
+    )
+    oidc_role_claim: str = Field(default="groups", description="ID token claim listing the person's groups.")
+    oidc_admin_groups: list[str] = Field(
+        default_factory=list, description="Groups that make an admin (JSON list)."
+    )
+    oidc_responder_groups: list[str] = Field(
+        default_factory=list, description="Groups that make a responder (JSON list)."
+    )
+    oidc_viewer_groups: list[str] = Field(
+        default_factory=list, description="Groups that make a viewer (JSON list)."
+    )
+    oidc_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Timeout of every request to the IdP."
+    )
+    oidc_cache_minutes: int = Field(
+        default=60, ge=1, le=10080, description="How long discovery and JWKS are reused before refetching."
+    )
+    break_glass_totp_required: bool = Field(
+        default=False, description="Break-glass admins must give a TOTP code to sign in while SSO is on."
+    )
+
     # notifications (issue 16): add settings below this line
     notify_send_interval_seconds: int = Field(
         default=10, ge=1, le=3600, description="How often the sender looks for due notification deliveries."

@@ -43,6 +43,7 @@ pytest_plugins = [
     "tests.fixtures.notifications",
     "tests.fixtures.probes",
     "tests.fixtures.readiness",
+    "tests.fixtures.sso",
 ]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -1,6 +1,6 @@
 """All ORM classes, imported here so `Base.metadata` is complete."""
 
-from app.models.account import ApiToken, LoginThrottle, User, WebSession
+from app.models.account import ApiToken, LoginThrottle, SsoLogin, User, WebSession
 from app.models.audit import AuditEvent
 from app.models.base import Base
 from app.models.connectivity import ConnectedSample, HourlyRollup, Incident
@@ -47,6 +47,7 @@ __all__ = [
     "ReadinessSample",
     "SiteStretch",
     "SiteView",
+    "SsoLogin",
     "User",
     "WebSession",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, utcnow
@@ -17,14 +17,26 @@ class User(Base):
     # Stored as typed; uniqueness and sign-in compare the lower-cased form (`username_key`).
     username: Mapped[str] = mapped_column(String(64))
     username_key: Mapped[str] = mapped_column(String(64), unique=True)
-    # Argon2id PHC string (parameters and salt included), never the password.
-    password_hash: Mapped[str] = mapped_column(String(255))
+    # Argon2id PHC string (parameters and salt included), never the password. None: an SSO account.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_sign_in_at: Mapped[dt.datetime | None]
     password_changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Single sign-on (issue 18): "<issuer> <sub>" of the IdP identity this account was created for.
+    sso_subject: Mapped[str | None] = mapped_column(String(512), unique=True)
+    # A local account an admin allows to sign in while SSO is configured.
+    break_glass: Mapped[bool] = mapped_column(default=False)
+    # TOTP second factor: the secret sealed with the data key (never in clear), the last step used.
+    totp_secret_sealed: Mapped[str | None] = mapped_column(String(255))
+    totp_enabled: Mapped[bool] = mapped_column(default=False)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+
+    @property
+    def is_sso(self) -> bool:
+        return self.sso_subject is not None
 
     sessions: Mapped[list[WebSession]] = relationship(back_populates="user", passive_deletes=True)
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user", passive_deletes=True)
@@ -84,3 +96,20 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(default=0)
     last_failure_at: Mapped[dt.datetime | None]
     blocked_until: Mapped[dt.datetime | None]
+
+
+class SsoLogin(Base):
+    """One SSO sign-in in flight: state (hashed), nonce and PKCE verifier, used once then deleted."""
+
+    __tablename__ = "sso_logins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    nonce: Mapped[str] = mapped_column(String(128))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    next_path: Mapped[str] = mapped_column(String(2000))
+    # "sign_in", or "reauth" for a fresh IdP sign-in before a download (then user_id is set).
+    purpose: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]

@@ -199,7 +199,7 @@ def authenticate(
         )
         return SignInResult(None)
     assert user is not None
-    if password_hasher.check_needs_rehash(user.password_hash):
+    if user.password_hash and password_hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_sign_in_at = now
     record_success(session, account=key)
@@ -218,7 +218,10 @@ def verify_user_password(user: User, password: str) -> bool:
     return _verify(user.password_hash, password) and not user.disabled
 
 
-def _verify(password_hash: str, password: str) -> bool:
+def _verify(password_hash: str | None, password: str) -> bool:
+    if password_hash is None:  # an SSO account: no local password at all
+        _verify(_dummy(), password)
+        return False
     try:
         return password_hasher.verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):

@@ -56,6 +56,9 @@ KINDS: dict[str, EventKind] = {
         EventKind("readiness.critical_finding", "critical", "A new critical readiness finding", None),
         EventKind("drill.started", "info", "A disconnect drill started", None),
         EventKind("drill.ended", "info", "A disconnect drill ended", None),
+        EventKind(
+            "account.break_glass", "warning", "A break-glass account signed in while SSO is on", "accounts"
+        ),
         EventKind("notification.test", "info", "A test message from the channels page", "notifications"),
     )
 }
@@ -507,5 +510,21 @@ def drill_event(
         title=f"Disconnect drill #{drill_id} {word}",
         body=f"{actor} {word} a disconnect drill covering {', '.join(outposts) or 'the fleet'}.",
         attrs={"drill_id": drill_id, "outposts": outposts},
+        now=now,
+    )
+
+
+def break_glass_sign_in(
+    session: Session, *, username: str, address: str, now: dt.datetime
+) -> NotificationEvent:
+    """Hook for the accounts service (issue 18): a break-glass password sign-in while SSO is on."""
+    return emit(
+        session,
+        key=f"account:{username}:break-glass:{int(now.timestamp())}",
+        kind="account.break_glass",
+        phase="info",
+        title=f"Break-glass sign-in: {username}",
+        body=f"{username} signed in with a local password from {address} while single sign-on is on.",
+        attrs={"username": username, "address": address},
         now=now,
     )

@@ -9,9 +9,12 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.responses import Response
 
 from app.schemas import MeOut
+from app.services.accounts import totp
+from app.services.accounts.breakglass import gate_local_sign_in
 from app.services.accounts.sessions import confirm_reauth, end_session, start_session
 from app.services.accounts.users import authenticate, confirm_password
 from app.services.audit import record_audit
+from app.web.accounts.sso import provider_for, vault_for
 from app.web.deps import AppSettings, DbSession
 from app.web.security import (
     SESSION_COOKIE,
@@ -43,7 +46,20 @@ def login_page(request: Request, db: DbSession, next: str = "/", expired: bool =
     if current_principal(request, db) is not None:
         return RedirectResponse(safe_next(next), status_code=303)
     notice = "Your session ended; sign in again." if expired else None
-    return render(request, "accounts/login.html", {"next": safe_next(next), "notice": notice, "username": ""})
+    return render(request, "accounts/login.html", _login_context(request, next) | {"notice": notice})
+
+
+def _login_context(request: Request, next_path: str, **extra: Any) -> dict[str, Any]:
+    """SSO first when configured, with a plain word when the IdP does not answer (issue 18)."""
+    provider = provider_for(request.app)
+    context: dict[str, Any] = {"next": safe_next(next_path), "username": "", "notice": None}
+    context["sso"] = provider is not None
+    context["sso_unreachable"] = provider is not None and not provider.reachable()
+    context["idp_logout_url"] = None
+    if provider is not None and request.query_params.get("signed_out") == "sso":
+        base = request.app.state.settings.base_url.rstrip("/")
+        context["idp_logout_url"] = provider.end_session_url(base + "/login?signed_out=1")
+    return context | extra
 
 
 @router.post("/login", name="auth.login_submit", dependencies=[Depends(public())])
@@ -53,6 +69,7 @@ def login_submit(
     settings: AppSettings,
     username: Annotated[str, Form(max_length=200)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
+    code: Annotated[str, Form(max_length=16)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/",  # noqa: A002
 ) -> Response:
     now = now_utc(request)
@@ -60,7 +77,7 @@ def login_submit(
     result = authenticate(
         db, username=username, password=password, client=client, policy=backoff_policy(settings), now=now
     )
-    context: dict[str, Any] = {"next": safe_next(next), "username": username, "notice": None}
+    context = _login_context(request, next, username=username)
     if result.retry_after:
         context["error"] = _backoff_message(result.retry_after)
         return render(
@@ -72,6 +89,21 @@ def login_submit(
         )
     if result.user is None:
         context["error"] = SIGN_IN_FAILED
+        return render(request, "accounts/login.html", context, status_code=401)
+    refusal = gate_local_sign_in(
+        db,
+        result.user,
+        code=code,
+        sso_on=context["sso"],
+        totp_required=settings.break_glass_totp_required,
+        vault=vault_for(settings),
+        client=client,
+        policy=backoff_policy(settings),
+        now=now,
+    )
+    if refusal is not None:
+        context["error"] = refusal
+        context["ask_code"] = result.user.totp_enabled
         return render(request, "accounts/login.html", context, status_code=401)
     # A fresh token on every sign-in (no session fixation); the old session, if any, ends.
     old = request.cookies.get(SESSION_COOKIE)
@@ -95,7 +127,9 @@ def logout(request: Request, db: DbSession, principal: Viewer) -> Response:
         target=f"user:{principal.username}",
         now=now_utc(request),
     )
-    target = "/login?signed_out=1"
+    user = getattr(request.state, "web_session", None)
+    is_sso = user is not None and user.user.is_sso
+    target = "/login?signed_out=sso" if is_sso and provider_for(request.app) else "/login?signed_out=1"
     response = redirect_after_post(request, target)
     clear_session_cookie(request, response)
     return response
@@ -107,7 +141,17 @@ def reauth_page(
     principal: Viewer,
     next: str = "/",  # noqa: A002
 ) -> Response:
-    return render(request, "accounts/reauth.html", {"next": safe_next(next), "principal": principal})
+    return render(request, "accounts/reauth.html", _reauth_context(request, next, principal))
+
+
+def _reauth_context(request: Request, next_path: str, principal: Any) -> dict[str, Any]:
+    user = request.state.web_session.user
+    return {
+        "next": safe_next(next_path),
+        "principal": principal,
+        "sso_user": user.is_sso,
+        "totp": user.totp_enabled,
+    }
 
 
 @router.post("/reauth", name="auth.reauth_submit")
@@ -117,9 +161,20 @@ def reauth_submit(
     settings: AppSettings,
     principal: Viewer,
     password: Annotated[str, Form(max_length=1024)] = "",
+    code: Annotated[str, Form(max_length=16)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/",  # noqa: A002
 ) -> Response:
     web_session = request.state.web_session
+    if web_session.user.is_sso:
+        # SSO accounts have no password: the TOTP code (or a fresh IdP sign-in at /sso/reauth).
+        ok_code = web_session.user.totp_enabled and totp.check_code(
+            db, web_session.user, code, vault=vault_for(settings), now=now_utc(request)
+        )
+        if not ok_code:
+            context = _reauth_context(request, next, principal) | {"error": "That code is not valid."}
+            return render(request, "accounts/reauth.html", context, status_code=401)
+        confirm_reauth(db, web_session, now=now_utc(request))
+        return RedirectResponse(safe_next(next), status_code=303)
     retry_after, ok = confirm_password(
         db,
         web_session.user,
@@ -128,7 +183,7 @@ def reauth_submit(
         policy=backoff_policy(settings),
         now=now_utc(request),
     )
-    context = {"next": safe_next(next), "principal": principal}
+    context = _reauth_context(request, next, principal)
     if retry_after:
         context["error"] = _backoff_message(retry_after)
         return render(request, "accounts/reauth.html", context, status_code=429)

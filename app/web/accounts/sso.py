@@ -1,0 +1,167 @@
+"""Single sign-on routes (issue 18): start at the IdP, come back to /sso/callback, fresh IdP re-auth.
+
+The state cookie (`lifeline_sso`) ties the reply to the browser that started the sign-in; the
+state row in the database makes it usable once. Every refusal is a page saying what failed, with
+the transaction committed (so a used state stays used and the refusal stays in the audit trail).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import RedirectResponse
+from starlette.responses import Response
+
+from app.integrations.vault import Vault, vault_or_none
+from app.services.accounts.sessions import confirm_reauth, end_session, start_session
+from app.services.accounts.sso import (
+    IdpUnreachable,
+    OidcProvider,
+    SsoRefused,
+    check_reauth_claims,
+    sign_in_with_claims,
+)
+from app.services.errors import NotFound, ServiceError
+from app.settings import Settings
+from app.web.deps import AppSettings, DbSession
+from app.web.errors import status_for
+from app.web.security import (
+    SESSION_COOKIE,
+    Viewer,
+    client_info,
+    cookie_secure,
+    current_principal,
+    now_utc,
+    public,
+    safe_next,
+    session_policy,
+    set_session_cookie,
+)
+from app.web.templating import render
+
+router = APIRouter()
+
+STATE_COOKIE = "lifeline_sso"
+
+
+def provider_for(app: FastAPI) -> OidcProvider | None:
+    """The app's one OIDC provider (its caches live as long as the app), or None when SSO is off."""
+    from app.services.accounts.sso import OidcConfig
+
+    if not hasattr(app.state, "oidc_provider"):
+        config = OidcConfig.from_settings(app.state.settings)
+        app.state.oidc_provider = OidcProvider(config) if config is not None else None
+    provider: OidcProvider | None = app.state.oidc_provider
+    return provider
+
+
+def vault_for(settings: Settings) -> Vault | None:
+    secret = settings.data_key.get_secret_value() if settings.data_key else None
+    return vault_or_none(secret, settings.data_key_file)
+
+
+def _provider(request: Request) -> OidcProvider:
+    provider = provider_for(request.app)
+    if provider is None:
+        raise NotFound("Single sign-on is not configured (LIFELINE_OIDC_ISSUER is empty).")
+    return provider
+
+
+def _refused(request: Request, exc: ServiceError, *, next_path: str = "/") -> Response:
+    unreachable = isinstance(exc, IdpUnreachable)
+    response = render(
+        request,
+        "accounts/sso_refused.html",
+        {"message": exc.message, "unreachable": unreachable, "next": next_path},
+        status_code=status_for(exc),
+    )
+    response.delete_cookie(STATE_COOKIE, path="/sso/", httponly=True, samesite="lax")
+    return response
+
+
+def _to_idp(request: Request, url: str, state: str) -> Response:
+    response = RedirectResponse(url, status_code=303)
+    response.set_cookie(
+        STATE_COOKIE,
+        state,
+        max_age=600,
+        httponly=True,
+        samesite="lax",  # the IdP's redirect back is a top-level GET: lax cookies come along
+        secure=cookie_secure(request),
+        path="/sso/",
+    )
+    return response
+
+
+@router.get("/sso/start", name="sso.start", dependencies=[Depends(public())])
+def sso_start(request: Request, db: DbSession, next: str = "/") -> Response:  # noqa: A002
+    provider = _provider(request)
+    try:
+        url, state = provider.begin(db, next_path=safe_next(next), now=now_utc(request))
+    except ServiceError as exc:
+        return _refused(request, exc, next_path=safe_next(next))
+    return _to_idp(request, url, state)
+
+
+@router.get("/sso/reauth", name="sso.reauth")
+def sso_reauth(request: Request, db: DbSession, principal: Viewer, next: str = "/") -> Response:  # noqa: A002
+    """Re-authentication for SSO users: a fresh sign-in at the IdP (max_age=0, prompt=login)."""
+    provider = _provider(request)
+    try:
+        url, state = provider.begin(
+            db,
+            next_path=safe_next(next),
+            purpose="reauth",
+            user_id=principal.user_id,
+            max_age=0,
+            now=now_utc(request),
+        )
+    except ServiceError as exc:
+        return _refused(request, exc, next_path=safe_next(next))
+    return _to_idp(request, url, state)
+
+
+@router.get("/sso/callback", name="sso.callback", dependencies=[Depends(public())])
+def sso_callback(
+    request: Request,
+    db: DbSession,
+    settings: AppSettings,
+    state: str = "",
+    code: str = "",
+    error: str = "",
+    error_description: str = "",
+) -> Response:
+    provider = _provider(request)
+    now = now_utc(request)
+    next_path = "/"
+    try:
+        login = provider.take_login(db, state=state, cookie_state=request.cookies.get(STATE_COOKIE), now=now)
+        next_path = safe_next(login.next_path)
+        if error:
+            raise SsoRefused(
+                f"The identity provider refused the sign-in: {error_description or error}."[:300]
+            )
+        if not code:
+            raise SsoRefused("The identity provider sent no sign-in code.")
+        claims = provider.redeem(code=code, login=login, now=now)
+        if login.purpose == "reauth":
+            principal = current_principal(request, db)
+            web_session = getattr(request.state, "web_session", None)
+            if principal is None or web_session is None or principal.user_id != login.user_id:
+                raise SsoRefused("Sign in to Lifeline first, then confirm again.")
+            check_reauth_claims(web_session.user, provider.config, claims, now=now)
+            confirm_reauth(db, web_session, now=now)
+            response: Response = RedirectResponse(next_path, status_code=303)
+        else:
+            user = sign_in_with_claims(db, provider.config, claims, client=client_info(request), now=now)
+            old = request.cookies.get(SESSION_COOKIE)
+            if old:
+                end_session(db, old)
+            raw, _ = start_session(
+                db, user, client=client_info(request), policy=session_policy(settings), now=now
+            )
+            response = RedirectResponse(next_path, status_code=303)
+            set_session_cookie(request, response, raw)
+    except ServiceError as exc:
+        return _refused(request, exc, next_path=next_path)
+    response.delete_cookie(STATE_COOKIE, path="/sso/", httponly=True, samesite="lax")
+    return response

@@ -1,0 +1,241 @@
+"""Single sign-on against a real OpenID provider (oidc-provider on Node, loopback) (issue 18)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pyotp
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.integrations.vault import generate_data_key
+from app.models.account import User
+from app.models.audit import AuditEvent
+from app.models.notification import NotificationEvent
+from app.services.accounts import totp
+from app.services.accounts.breakglass import set_break_glass
+from app.services.accounts.tokens import create_token
+from app.services.accounts.users import set_disabled
+from app.services.audit import Actor
+from app.web.accounts.sso import vault_for
+from tests.conftest import TEST_PASSWORD, create_account
+from tests.fixtures.sso import TEST_ORIGIN, sso_overrides, sso_sign_in
+from tests.support.oidc_provider import OidcServer, idp_login
+
+MakeClient = Callable[[], TestClient]
+DATA_KEY = generate_data_key()
+
+
+@pytest.fixture
+def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return sso_overrides(request) | {"data_key": DATA_KEY}
+
+
+def _user(session: Session, username: str) -> User:
+    session.expire_all()
+    user = session.scalar(select(User).where(User.username_key == username))
+    assert user is not None
+    return user
+
+
+def _password_sign_in(c: TestClient, username: str, code: str = "") -> httpx.Response:
+    c.get("/login")
+    return c.post(
+        "/login",
+        data={
+            "username": username,
+            "password": TEST_PASSWORD,
+            "code": code,
+            "csrf_token": c.cookies.get("lifeline_csrf", ""),
+        },
+        follow_redirects=False,
+    )
+
+
+def test_sign_in_creates_sso_accounts_with_roles_from_groups(
+    oidc_server: OidcServer, sso_client: MakeClient, session: Session
+) -> None:
+    for person, role in (("alice", "admin"), ("bob", "responder"), ("carol", "viewer")):
+        c = sso_client()
+        answer = sso_sign_in(c, person)
+        assert answer.status_code == 303, answer.text
+        assert answer.headers["location"] == "/account"
+        assert c.get("/api/v1/me", headers={"accept": "application/json"}).json()["role"] == role
+        user = _user(session, person)
+        assert user.role == role and user.is_sso and user.password_hash is None
+    # An SSO account has no password to sign in with.
+    assert _password_sign_in(sso_client(), "alice").status_code == 401
+
+
+def test_sign_in_page_offers_sso_first(oidc_server: OidcServer, anon_client: TestClient) -> None:
+    page = anon_client.get("/login").text
+    assert page.index('id="sso-sign-in"') < page.index('name="password"')
+    assert "did not answer" not in page
+
+
+def test_person_in_no_mapped_group_is_refused(oidc_server: OidcServer, sso_client: MakeClient) -> None:
+    answer = sso_sign_in(sso_client(), "dave")
+    assert answer.status_code == 403
+    assert "in no group Lifeline maps to a role" in answer.text
+
+
+def test_group_removed_at_the_provider_takes_the_role_away_at_next_sign_in(
+    oidc_server: OidcServer, sso_client: MakeClient, session: Session
+) -> None:
+    assert sso_sign_in(sso_client(), "bob").status_code == 303
+    assert _user(session, "bob").role == "responder"
+    oidc_server.set_groups("bob", ["lifeline-viewers"])
+    try:
+        c = sso_client()
+        assert sso_sign_in(c, "bob").status_code == 303
+        assert _user(session, "bob").role == "viewer"
+        assert c.get("/api/v1/me").json()["role"] == "viewer"
+        oidc_server.set_groups("bob", [])
+        assert sso_sign_in(sso_client(), "bob").status_code == 403
+    finally:
+        oidc_server.set_groups("bob", ["lifeline-operators"])
+    change = session.scalars(select(AuditEvent).where(AuditEvent.action == "user.role_change")).all()
+    assert [(e.details["from"], e.details["to"]) for e in change] == [("responder", "viewer")]
+
+
+def test_disabled_sso_user_loses_sessions_and_tokens_and_cannot_sign_in(
+    oidc_server: OidcServer, sso_client: MakeClient, session: Session
+) -> None:
+    c = sso_client()
+    assert sso_sign_in(c, "carol").status_code == 303
+    user = _user(session, "carol")
+    raw, _ = create_token(session, user, name="ci", expires_in_days=None, actor=Actor(name="t"))
+    session.commit()
+    assert c.get("/api/v1/me").status_code == 200
+    set_disabled(session, user, disabled=True, actor=Actor(name="admin", role="admin"))
+    session.commit()
+    assert c.get("/api/v1/me").status_code == 401
+    assert c.get("/api/v1/me", headers={"authorization": f"Bearer {raw}"}).status_code == 401
+    answer = sso_sign_in(sso_client(), "carol")
+    assert answer.status_code == 403 and "disabled" in answer.text
+
+
+def test_replayed_state_is_refused(oidc_server: OidcServer, sso_client: MakeClient) -> None:
+    c = sso_client()
+    start = c.get("/sso/start", follow_redirects=False)
+    with httpx.Client(follow_redirects=False, timeout=10) as idp:
+        back = idp_login(idp, start.headers["location"], "alice", stop_at=TEST_ORIGIN)
+    parts = urlsplit(back)
+    callback = f"{parts.path}?{parts.query}"
+    c.cookies.set("lifeline_sso", parse_qs(parts.query)["state"][0], path="/sso/")
+    assert c.get(callback, follow_redirects=False).status_code == 303
+    c.cookies.set("lifeline_sso", parse_qs(parts.query)["state"][0], path="/sso/")
+    again = c.get(callback, follow_redirects=False)
+    assert again.status_code == 403
+    assert "already used or is unknown" in again.text
+
+
+def test_state_from_another_browser_is_refused(oidc_server: OidcServer, sso_client: MakeClient) -> None:
+    victim, attacker = sso_client(), sso_client()
+    start = attacker.get("/sso/start", follow_redirects=False)
+    with httpx.Client(follow_redirects=False, timeout=10) as idp:
+        back = idp_login(idp, start.headers["location"], "alice", stop_at=TEST_ORIGIN)
+    parts = urlsplit(back)
+    answer = victim.get(f"{parts.path}?{parts.query}", follow_redirects=False)
+    assert answer.status_code == 403 and "not started in this browser" in answer.text
+
+
+def test_expired_id_token_is_refused_with_a_clear_page(
+    oidc_server: OidcServer, sso_client: MakeClient, app: FastAPI
+) -> None:
+    # The ID token lives an hour at this provider; Lifeline's clock is two hours on.
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
+    app.state.clock = lambda: later
+    c = sso_client()
+    start = c.get("/sso/start", follow_redirects=False)
+    with httpx.Client(follow_redirects=False, timeout=10) as idp:
+        back = idp_login(idp, start.headers["location"], "alice", stop_at=TEST_ORIGIN)
+    parts = urlsplit(back)
+    answer = c.get(f"{parts.path}?{parts.query}", follow_redirects=False)
+    assert answer.status_code == 403
+    assert "ID token has expired" in answer.text
+    assert "lifeline_session" not in c.cookies
+
+
+def test_provider_stopped_mid_session(
+    own_oidc_server: OidcServer, sso_client: MakeClient, session: Session
+) -> None:
+    signed_in = sso_client()
+    assert sso_sign_in(signed_in, "alice").status_code == 303
+    create_account(session, "glass", "admin")
+    set_break_glass(
+        session, _user(session, "glass"), True, actor=Actor(name="t"), now=dt.datetime.now(dt.UTC)
+    )
+    create_account(session, "plain", "admin")
+    session.commit()
+    own_oidc_server.stop()
+
+    # The existing session does not depend on the IdP.
+    assert signed_in.get("/account").status_code == 200
+    # A new SSO sign-in fails with the plain message.
+    newcomer = sso_client()
+    page = newcomer.get("/login").text
+    assert "Your identity provider did not answer; break-glass accounts can still sign in." in page
+    answer = newcomer.get("/sso/start", follow_redirects=False)
+    assert answer.status_code == 503
+    assert "Your identity provider did not answer; break-glass accounts can still sign in." in answer.text
+    # A break-glass account still signs in; other local accounts do not.
+    assert _password_sign_in(sso_client(), "glass").status_code == 303
+    refused = _password_sign_in(sso_client(), "plain")
+    assert refused.status_code == 401 and "Only break-glass accounts" in refused.text
+
+
+def test_break_glass_sign_in_is_highlighted_and_announced(
+    oidc_server: OidcServer, sso_client: MakeClient, session: Session
+) -> None:
+    create_account(session, "glass", "admin")
+    set_break_glass(
+        session, _user(session, "glass"), True, actor=Actor(name="t"), now=dt.datetime.now(dt.UTC)
+    )
+    session.commit()
+    assert _password_sign_in(sso_client(), "glass").status_code == 303
+    session.expire_all()
+    event = session.scalars(select(AuditEvent).where(AuditEvent.action == "auth.break_glass_sign_in")).one()
+    assert event.actor == "glass"
+    note = session.scalars(
+        select(NotificationEvent).where(NotificationEvent.kind == "account.break_glass")
+    ).one()
+    assert "glass" in note.title
+
+
+def test_totp_required_for_break_glass_admin(
+    oidc_server: OidcServer, sso_client: MakeClient, session: Session, app: FastAPI
+) -> None:
+    app.state.settings = app.state.settings.model_copy(update={"break_glass_totp_required": True})
+    now = dt.datetime.now(dt.UTC)
+    create_account(session, "glass", "admin")
+    user = _user(session, "glass")
+    set_break_glass(session, user, True, actor=Actor(name="t"), now=now)
+    session.commit()
+    refused = _password_sign_in(sso_client(), "glass")
+    assert refused.status_code == 401 and "none set up" in refused.text
+
+    vault = vault_for(app.state.settings)
+    uri = totp.start_enrolment(session, user, vault=vault)
+    secret = parse_qs(urlsplit(uri).query)["secret"][0]
+    assert len(secret) >= 23  # >= 112 bits
+    assert DATA_KEY not in uri and secret not in (user.totp_secret_sealed or "")
+    generator = pyotp.TOTP(secret)
+    past = now - dt.timedelta(seconds=60)
+    totp.confirm_enrolment(session, user, generator.at(past), vault=vault, actor=Actor(name="t"), now=past)
+    session.commit()
+
+    assert "Enter the 6-digit code" in _password_sign_in(sso_client(), "glass").text
+    assert _password_sign_in(sso_client(), "glass", "000000").status_code == 401
+    code = generator.now()
+    assert _password_sign_in(sso_client(), "glass", code).status_code == 303
+    # The same code twice: refused (no replay within its 30 seconds).
+    replay = _password_sign_in(sso_client(), "glass", code)
+    assert replay.status_code == 401 and "already used" in replay.text
