@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
+# The SSO tests run a real OpenID provider (oidc-provider) with the machine's Node.
+OIDC_DIR := tests/support/oidc
+$(OIDC_DIR)/node_modules/.package-lock.json: $(OIDC_DIR)/package.json $(OIDC_DIR)/package-lock.json
+	cd $(OIDC_DIR) && npm ci --no-audit --no-fund --loglevel=error
+
 install: $(STAMP)
 
 # Starts the dashboard at http://127.0.0.1:8000. With no AWS configured it starts the demo fleet.
@@ -43,7 +48,7 @@ fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: install lint
+test: install lint $(OIDC_DIR)/node_modules/.package-lock.json
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install

@@ -7,11 +7,14 @@ the transaction committed (so a used state stays used and the refusal stays in t
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from app.integrations.vault import Vault, vault_or_none
+from app.services.accounts.breakglass import set_break_glass
 from app.services.accounts.sessions import confirm_reauth, end_session, start_session
 from app.services.accounts.sso import (
     IdpUnreachable,
@@ -20,13 +23,16 @@ from app.services.accounts.sso import (
     check_reauth_claims,
     sign_in_with_claims,
 )
+from app.services.accounts.users import get_user_or_none
 from app.services.errors import NotFound, ServiceError
 from app.settings import Settings
 from app.web.deps import AppSettings, DbSession
 from app.web.errors import status_for
 from app.web.security import (
     SESSION_COOKIE,
+    RecentAdmin,
     Viewer,
+    actor_of,
     client_info,
     cookie_secure,
     current_principal,
@@ -36,7 +42,7 @@ from app.web.security import (
     session_policy,
     set_session_cookie,
 )
-from app.web.templating import render
+from app.web.templating import redirect_after_post, render
 
 router = APIRouter()
 
@@ -165,3 +171,19 @@ def sso_callback(
         return _refused(request, exc, next_path=next_path)
     response.delete_cookie(STATE_COOKIE, path="/sso/", httponly=True, samesite="lax")
     return response
+
+
+@router.post("/users/{user_id}/break-glass", name="sso.set_break_glass")
+def users_set_break_glass(
+    request: Request,
+    db: DbSession,
+    user_id: int,
+    principal: RecentAdmin,
+    allowed: Annotated[str, Form(max_length=1)] = "1",
+) -> Response:
+    """Admins mark which local accounts may sign in with a password while SSO is configured."""
+    user = get_user_or_none(db, user_id)
+    if user is None:
+        raise NotFound(f"There is no account #{user_id}.")
+    set_break_glass(db, user, allowed == "1", actor=actor_of(principal, request), now=now_utc(request))
+    return redirect_after_post(request, f"/users/{user.id}?done=saved")

@@ -239,3 +239,14 @@ def test_totp_required_for_break_glass_admin(
     # The same code twice: refused (no replay within its 30 seconds).
     replay = _password_sign_in(sso_client(), "glass", code)
     assert replay.status_code == 401 and "already used" in replay.text
+
+
+def test_admin_marks_a_local_account_break_glass(client: TestClient, session: Session) -> None:
+    create_account(session, "glass", "responder")
+    user = _user(session, "glass")
+    page = client.get(f"/users/{user.id}").text
+    assert "Mark as break-glass" in page
+    assert client.post(f"/users/{user.id}/break-glass", data={"allowed": "1"}).status_code in (200, 303)
+    assert _user(session, "glass").break_glass
+    events = session.scalars(select(AuditEvent).where(AuditEvent.action == "user.break_glass_on")).all()
+    assert [e.actor for e in events] == ["admin"]
