@@ -1,7 +1,7 @@
 """single sign-on: SSO and break-glass marks and TOTP on users, SSO sign-ins in flight
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0013
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from migrations.types import UTCDateTime
 
 revision: str = "0018"
-down_revision: str | None = "0016"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
