@@ -6,6 +6,11 @@ The edge owns the transaction: web requests commit in the session dependency, jo
 
 from __future__ import annotations
 
+import logging
+import random
+import sqlite3
+import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -13,27 +18,58 @@ from typing import Any
 from sqlalchemy import Engine, Integer, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.functions import FunctionElement
 
+log = logging.getLogger(__name__)
+
+# Threads that may hold a connection at once: the web thread pool (set to this size in
+# app.main's lifespan), plus APScheduler's executor. A request can hold two (its own session and a
+# credential run's), so overflow covers a second one per thread; `pool_timeout` bounds the wait.
+WEB_THREADS = 40
+SCHEDULER_THREADS = 10
+POOL_SIZE = WEB_THREADS + SCHEDULER_THREADS
+POOL_OVERFLOW = WEB_THREADS
+POOL_TIMEOUT_SECONDS = 30
+
+# SQLite: a writer waits this long for the write lock (busy_timeout), and BEGIN IMMEDIATE is tried
+# this many times in all before the error reaches the caller.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_BEGIN_ATTEMPTS = 3
+
+# Execution option on a session's connection: the transaction will write (SQLite: BEGIN IMMEDIATE).
+WRITES = "lifeline_writes"
+
 
 def create_db_engine(url: str, *, echo: bool = False) -> Engine:
     """Create an engine with the settings each dialect needs."""
     parsed = make_url(url)
+    pool: dict[str, Any] = {
+        "pool_size": POOL_SIZE,
+        "max_overflow": POOL_OVERFLOW,
+        "pool_timeout": POOL_TIMEOUT_SECONDS,
+    }
     if parsed.get_backend_name() == "sqlite":
         in_memory = parsed.database in (None, "", ":memory:")
         engine = create_engine(
             url,
             echo=echo,
-            # The scheduler and the web thread pool share the engine.
-            connect_args={"check_same_thread": False, "timeout": 30},
-            poolclass=StaticPool if in_memory else None,
+            # The scheduler and the web thread pool share the engine; busy_timeout is set below.
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            **({"poolclass": StaticPool} if in_memory else pool),
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # pool_pre_ping: a connection broken while the database was away is replaced, not reused, so
+    # the dashboard recovers without a restart.
+    return create_engine(url, echo=echo, pool_pre_ping=True, **pool)
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -49,23 +85,97 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         # WAL is crash-safe with NORMAL; FULL would fsync on every poll commit for no gain.
         cursor.execute("PRAGMA synchronous=NORMAL")
-        # Wait for a concurrent writer instead of failing with "database is locked".
-        cursor.execute("PRAGMA busy_timeout=30000")
+        # Wait (bounded) for a concurrent writer instead of failing with "database is locked".
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # A transaction that will write takes the write lock at BEGIN (IMMEDIATE), where the busy
+        # timeout applies. A deferred transaction that reads and then writes cannot wait: if another
+        # writer committed since its snapshot, SQLite answers SQLITE_BUSY at once ("database is
+        # locked"). Readers stay deferred, so WAL keeps them concurrent with the writer.
+        if not conn.get_execution_options().get(WRITES):
+            conn.exec_driver_sql("BEGIN")
+            return
+        for attempt in range(1, SQLITE_BEGIN_ATTEMPTS + 1):
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except OperationalError as exc:
+                if not is_locked(exc) or attempt == SQLITE_BEGIN_ATTEMPTS:
+                    raise
+                log.warning(
+                    "SQLite write lock busy for %d ms; retrying (%d)", SQLITE_BUSY_TIMEOUT_MS, attempt
+                )
+                time.sleep(random.uniform(0.05, 0.25))
+
+
+def is_locked(exc: BaseException) -> bool:
+    """SQLite's "database is locked" / "database is busy" (SQLITE_BUSY)."""
+    orig = getattr(exc, "orig", exc)
+    return isinstance(orig, sqlite3.OperationalError) and ("locked" in str(orig) or "busy" in str(orig))
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """The database cannot be reached (refused, dropped, timed out), as opposed to a bad statement."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    if is_locked(exc):
+        return False
+    text = str(getattr(exc, "orig", exc)).lower()
+    markers = (
+        "connection",
+        "could not connect",
+        "server closed",
+        "terminating",
+        "timeout",
+        "timed out",
+        "unable to open database",
+        "disk i/o",
+        "the database system is",
+        "no route",
+        "refused",
+    )
+    return any(marker in text for marker in markers)
+
+
+def describe_unreachable(exc: BaseException) -> str:
+    """A one-line reason without credentials (psycopg messages name host and port, never passwords)."""
+    text = str(getattr(exc, "orig", exc)).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
 
 
 def make_session_factory(bind: Any, **kwargs: Any) -> sessionmaker[Session]:
     return sessionmaker(bind=bind, expire_on_commit=False, **kwargs)
 
 
+_WRITERS: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+def writer_bind(bind: Any) -> Any:
+    """The same engine (same pool) whose transactions write: on SQLite they BEGIN IMMEDIATE.
+
+    A bind that is a connection (tests run each one inside an outer transaction) is returned as is.
+    """
+    if not isinstance(bind, Engine):
+        return bind
+    if bind not in _WRITERS:
+        _WRITERS[bind] = bind.execution_options(**{WRITES: True})
+    return _WRITERS[bind]
+
+
+def writer_session(factory: sessionmaker[Session]) -> Session:
+    """A session from `factory` whose transactions take the write lock up front (SQLite)."""
+    return factory(bind=writer_bind(factory.kw.get("bind")))
+
+
 @contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One transaction for a job: commit on success, roll back on any error."""
-    session = factory()
+    """One transaction for a job: commit on success, roll back on any error (SQLite: IMMEDIATE)."""
+    session = writer_session(factory)
     try:
         yield session
         session.commit()

@@ -40,7 +40,7 @@ from app.services.credentials.vocabulary import (
 )
 from app.services.errors import Conflict, InvalidInput
 from app.settings import Settings
-from app.web.deps import AppSettings, DbSession, OptionalRowIdQuery, RowId
+from app.web.deps import AppSettings, DbSession, OptionalRowIdQuery, RowId, end_request_transaction
 from app.web.errors import api_detail, error_page, status_for
 from app.web.forms import FormState
 from app.web.security import Admin, Principal, RecentResponder, Responder, Role, Viewer, actor_of
@@ -60,6 +60,9 @@ PathCredential = Annotated[Credential, Depends(credential_from_path)]
 
 
 def _factory(request: Request) -> sessionmaker[Session]:
+    """The factory a credential run opens its own sessions from; the request's transaction ends
+    first, so the run neither waits on it (SQLite's write lock) nor commits rows it cannot see."""
+    end_request_transaction(request)
     factory: sessionmaker[Session] = request.app.state.session_factory
     return factory
 

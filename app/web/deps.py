@@ -1,19 +1,91 @@
-"""Request-scoped dependencies: the database session (the edge commits) and settings."""
+"""Request-scoped dependencies: the database session (the edge commits) and settings.
+
+One write transaction per request: a request that may write (any method but GET/HEAD/OPTIONS)
+takes SQLite's write lock when its transaction begins (BEGIN IMMEDIATE, where the busy timeout
+applies); reads stay deferred and run beside the writer under WAL. Sign-in bookkeeping (a session's
+last-seen, a token's last-used) is written after the request's transaction, in its own short one,
+at most once per interval per session or token, so a request never holds a lock on a row that every
+other request of the same user also wants (the PostgreSQL deadlock of issue 11).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+import threading
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from app.db import session_scope, writer_bind
+from app.models.base import utcnow
+from app.services.accounts.sessions import TOUCH_INTERVAL, record_session_seen
+from app.services.accounts.tokens import LAST_USED_INTERVAL, record_token_used
 from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Bookkeeping:
+    """Per process: when each session / token was last recorded, so most requests write nothing."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._recorded: dict[tuple[str, int], dt.datetime] = {}
+
+    def due(self, kind: str, row_id: int, now: dt.datetime, interval: dt.timedelta) -> bool:
+        with self._lock:
+            last = self._recorded.get((kind, row_id))
+            if last is not None and now - last < interval:
+                return False
+            if len(self._recorded) > 100_000:
+                self._recorded.clear()
+            self._recorded[(kind, row_id)] = now
+            return True
+
+
+def _bookkeeping(request: Request) -> Bookkeeping:
+    state = request.app.state
+    if not hasattr(state, "bookkeeping"):
+        state.bookkeeping = Bookkeeping()
+    keeper: Bookkeeping = state.bookkeeping
+    return keeper
+
+
+def record_bookkeeping(request: Request) -> None:
+    """Record the principal's last-seen / last-used in its own transaction; never fails the request."""
+    principal: Any = getattr(request.state, "principal", None)
+    if principal is None:
+        return
+    # The app's clock (tests move it), as the sign-in check used.
+    now: dt.datetime = getattr(request.app.state, "clock", utcnow)()
+    keeper = _bookkeeping(request)
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    session_id = getattr(principal, "session_id", None)
+    token_id = getattr(principal, "token_id", None)
+    try:
+        if session_id is not None and keeper.due("session", session_id, now, TOUCH_INTERVAL):
+            with session_scope(factory) as db:
+                record_session_seen(db, session_id, now=now)
+        if token_id is not None and keeper.due("token", token_id, now, LAST_USED_INTERVAL):
+            with session_scope(factory) as db:
+                record_token_used(db, token_id, now=now)
+    except Exception as exc:  # bookkeeping: the next request records it
+        log.warning("could not record sign-in bookkeeping: %s", exc)
 
 
 def get_session(request: Request) -> Iterator[Session]:
     """One transaction per request: commit on success, roll back on error."""
-    session: Session = request.app.state.session_factory()
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    if request.method in READ_METHODS:
+        session = factory()
+    else:
+        session = factory(bind=writer_bind(factory.kw.get("bind")))
+    request.state.db_session = session
     try:
         yield session
         session.commit()
@@ -22,6 +94,16 @@ def get_session(request: Request) -> Iterator[Session]:
         raise
     finally:
         session.close()
+    record_bookkeeping(request)
+
+
+def end_request_transaction(request: Request) -> None:
+    """Commit the request's transaction now, before work that runs in its own sessions (a credential
+    run): on SQLite the request would otherwise hold the write lock those sessions wait for, and a
+    read snapshot older than the rows they commit. The next statement begins a new transaction."""
+    session: Session | None = getattr(request.state, "db_session", None)
+    if session is not None and session.in_transaction():
+        session.commit()
 
 
 def get_app_settings(request: Request) -> Settings:

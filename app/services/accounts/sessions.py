@@ -11,7 +11,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from app.models.account import User, WebSession
@@ -89,9 +89,21 @@ def resolve_session(
         session.delete(web_session)
         session.flush()
         return None
-    if now - web_session.last_seen_at >= TOUCH_INTERVAL:
-        web_session.last_seen_at = now
+    # last_seen_at is recorded after the request, outside its transaction (record_session_seen).
     return web_session
+
+
+def record_session_seen(session: Session, session_id: int, *, now: dt.datetime | None = None) -> bool:
+    """Bookkeeping, in its own short transaction: move last_seen_at to `now` unless it was recorded
+    less than TOUCH_INTERVAL ago (a conditional UPDATE, so concurrent requests write it once)."""
+    now = now or utcnow()
+    stmt = (
+        update(WebSession)
+        .where(WebSession.id == session_id, WebSession.last_seen_at <= now - TOUCH_INTERVAL)
+        .values(last_seen_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
 
 
 def has_recent_auth(

@@ -10,7 +10,7 @@ import datetime as dt
 import secrets
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from app.models.account import ApiToken, User
@@ -82,9 +82,24 @@ def resolve_token(session: Session, raw: str, *, now: dt.datetime | None = None)
         return None
     if token.expires_at is not None and token.expires_at <= now:
         return None
-    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_INTERVAL:
-        token.last_used_at = now
+    # last_used_at is recorded after the request, outside its transaction (record_token_used).
     return token
+
+
+def record_token_used(session: Session, token_id: int, *, now: dt.datetime | None = None) -> bool:
+    """Bookkeeping, in its own short transaction: move last_used_at to `now` unless it was recorded
+    less than LAST_USED_INTERVAL ago (a conditional UPDATE, so 50 clients sharing a token write once)."""
+    now = now or utcnow()
+    stmt = (
+        update(ApiToken)
+        .where(
+            ApiToken.id == token_id,
+            or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USED_INTERVAL),
+        )
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
 
 
 def list_tokens(session: Session, *, user_id: int | None = None) -> Sequence[ApiToken]:
