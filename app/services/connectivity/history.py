@@ -57,48 +57,13 @@ class _Agg:
 def update_rollups(session: Session, changes: Changes) -> None:
     """Bring the hourly rollups of every (Outpost, hour) the changes touched up to date.
 
-    New samples are added to the stored rollup (no re-read); an hour where a stored value changed,
-    or that has no rollup yet, is recomputed from its raw samples.
+    Each touched hour is recomputed from its raw samples, never incremented: a batch written twice
+    (two schedulers, a retried poll, a re-fetched window) yields the same rollup as once.
     """
-    touched: dict[tuple[int, dt.datetime], list[tuple[Datapoint, float | None]]] = defaultdict(list)
-    for pk, per in changes.items():
-        for point, old in per:
-            touched[(pk, _hour(point.ts))].append((point, old))
+    touched = sorted({(pk, _hour(point.ts)) for pk, per in changes.items() for point, _ in per})
     if not touched:
         return
-    pks = sorted({pk for pk, _ in touched})
-    lo = min(hour for _, hour in touched)
-    hi = max(hour for _, hour in touched)
-    stored: dict[tuple[int, dt.datetime], HourlyRollup] = {}
-    for start in range(0, len(pks), _IN_CHUNK):
-        chunk = pks[start : start + _IN_CHUNK]
-        for rollup in session.scalars(
-            select(HourlyRollup).where(
-                HourlyRollup.outpost_pk.in_(chunk), HourlyRollup.hour >= lo, HourlyRollup.hour <= hi
-            )
-        ):
-            stored[(rollup.outpost_pk, rollup.hour)] = rollup
-    rows: list[dict[str, object]] = []
-    recompute: list[tuple[int, dt.datetime]] = []
-    for key, per in touched.items():
-        existing = stored.get(key)
-        if existing is None or any(old is not None for _, old in per):
-            recompute.append(key)
-            continue
-        agg = _Agg(
-            connected=existing.connected_seconds,
-            known=existing.known_seconds,
-            value_sum=(existing.avg_value or 0.0) * existing.samples,
-            count=existing.samples,
-            min_value=existing.min_value,
-        )
-        for point, _ in per:
-            agg.add(point.value, point.period)
-        rows.append(agg.row(*key))
-    rows.extend(_recompute_hours(session, recompute))
-    # The ORM objects loaded above would shadow the upserted values in this session.
-    for rollup in stored.values():
-        session.expunge(rollup)
+    rows = _recompute_hours(session, touched)
     upsert(
         session,
         HourlyRollup.__table__,  # type: ignore[arg-type]
