@@ -98,31 +98,54 @@ def serve(
     """Start the web dashboard (with the scheduler embedded unless --no-scheduler)."""
     import uvicorn
 
+    from app.jobs.leader import SchedulerRefused, SqliteLock
     from app.main import create_app
 
     _configure_logging()
     settings = settings_or_exit()
+    if scheduler:
+        # Refuse before binding the port (the app's start-up enforces it again).
+        try:
+            probe = SqliteLock(settings.database_url) if settings.database_url.startswith("sqlite") else None
+            if probe is not None:
+                probe.acquire()
+                probe.release()
+        except SchedulerRefused as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
     app = create_app(settings, start_scheduler=scheduler)
     uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info")
 
 
 @cli.command("scheduler")
 def scheduler_command() -> None:
-    """Run only the scheduler (for deployments with several web replicas)."""
+    """Run only the scheduler (for deployments with several web replicas).
+
+    On PostgreSQL any number may run: they elect one leader and the others stand by. On SQLite a
+    second scheduler on the same database file refuses to start."""
     from app.db import create_db_engine, make_session_factory
-    from app.jobs.scheduler import build_scheduler
+    from app.jobs.leader import SchedulerRefused
+    from app.jobs.scheduler import LeaderScheduler
 
     _configure_logging()
     settings = settings_or_exit()
     engine = create_db_engine(settings.database_url)
-    sched = build_scheduler(settings, make_session_factory(engine))
+    sched = LeaderScheduler(settings, make_session_factory(engine))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    sched.start()
-    typer.echo(f"scheduler running, polling every {settings.poll_interval_seconds} s; Ctrl-C stops")
+    try:
+        sched.start()
+    except SchedulerRefused as exc:
+        engine.dispose()
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"scheduler started ({sched.elector.mechanism}), polling every {settings.poll_interval_seconds} s "
+        "while it leads; Ctrl-C stops"
+    )
     stop.wait()
-    sched.shutdown(wait=True)
+    sched.shutdown()
     engine.dispose()
 
 

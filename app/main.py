@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
-from app.db import create_db_engine, make_session_factory
+from app.db import WEB_THREADS, create_db_engine, make_session_factory
 from app.settings import Settings, get_settings
 from app.web import audit, credentials, errors, fleet, health, notifications, security, templating
 from app.web.accounts import signin, sso, users
@@ -29,17 +30,20 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = Fals
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The web thread pool is the size the connection pool was sized for (app/db.py).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WEB_THREADS
         scheduler = None
         if start_scheduler:
-            from app.jobs.scheduler import build_scheduler
+            from app.jobs.scheduler import LeaderScheduler
 
-            scheduler = build_scheduler(settings, app.state.session_factory)
-            scheduler.start()
+            scheduler = LeaderScheduler(settings, app.state.session_factory)
+            scheduler.start()  # SQLite: refuses (SchedulerRefused) when another scheduler holds the file
+            app.state.scheduler = scheduler
         try:
             yield
         finally:
             if scheduler is not None:
-                scheduler.shutdown(wait=False)
+                scheduler.shutdown()
             engine.dispose()
 
     app = FastAPI(

@@ -147,6 +147,14 @@ class Settings(BaseSettings):
     credential_max_lifetime_days: int = Field(
         default=3650, ge=1, description="Longest certificate lifetime a user may request."
     )
+    # durability (issue 11)
+    credential_stale_seconds: int = Field(
+        default=300,
+        ge=5,
+        le=86400,
+        description="An `issuing` credential whose last step is older than this was interrupted by a "
+        "crash: the scheduler cleans up what it created on the cluster and ends it failed.",
+    )
 
     # readiness
     readiness_horizon_hours: int = Field(

@@ -7,12 +7,15 @@ session_factory)`; this module imports them all and wires them.
 from __future__ import annotations
 
 import logging
+import threading
 from types import ModuleType
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.jobs import connectivity, credentials, fleet, notifications, probes, readiness, retention
+from app.jobs import connectivity, credentials, fleet, notifications, probes, readiness, recovery, retention
+from app.jobs.leader import Elector, check_interval
+from app.models.base import utcnow
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,6 +29,7 @@ JOB_MODULES: tuple[ModuleType, ...] = (
     readiness,
     credentials,
     notifications,
+    recovery,
 )
 
 
@@ -49,3 +53,53 @@ def run_all_once(settings: Settings, session_factory: sessionmaker[Session]) -> 
             log.exception("job %s failed", module.__name__)
             failures.append(module.__name__.rsplit(".", 1)[-1])
     return failures
+
+
+class LeaderScheduler:
+    """The scheduler of `serve` and `lifeline scheduler`: its jobs run only while this process leads
+    (app/jobs/leader.py). On SQLite `start` raises `SchedulerRefused` when another scheduler holds
+    the database file."""
+
+    def __init__(self, settings: Settings, session_factory: sessionmaker[Session]) -> None:
+        self.settings, self.session_factory = settings, session_factory
+        self._lock = threading.Lock()
+        self._scheduler: BackgroundScheduler | None = None
+        self.elector = Elector(
+            settings.database_url,
+            interval=check_interval(settings.poll_interval_seconds),
+            on_elected=self._elected,
+            on_lost=self._lost,
+        )
+
+    @property
+    def leading(self) -> bool:
+        return self.elector.leading
+
+    def start(self) -> None:
+        self.elector.start()
+
+    def shutdown(self) -> None:
+        self.elector.stop()
+
+    def _elected(self) -> None:
+        elected_at = utcnow()
+        try:
+            # Only the leader polls: a run still `running` now was left by one that died.
+            recovery.close_interrupted_runs(self.session_factory, before=elected_at)
+        except Exception:
+            log.exception("closing interrupted poll runs failed")
+        try:
+            # The fleet file first, so the start-up poll already covers a new fleet.
+            fleet.poll_discovery(self.settings, self.session_factory, regions=[])
+        except Exception:
+            log.exception("applying the fleet file at start-up failed")
+        with self._lock:
+            if self._scheduler is None:
+                self._scheduler = build_scheduler(self.settings, self.session_factory)
+                self._scheduler.start()
+
+    def _lost(self) -> None:
+        with self._lock:
+            scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)

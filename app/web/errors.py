@@ -6,14 +6,18 @@ answers the same status on the API and on the page.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from app.db import describe_unreachable, is_locked, is_unreachable
 from app.services.errors import (
     FORM,
     Conflict,
@@ -24,6 +28,11 @@ from app.services.errors import (
     Unavailable,
 )
 from app.web.templating import render
+
+log = logging.getLogger(__name__)
+
+# A database that is away: tell clients and proxies to come back, not that the request was wrong.
+RETRY_AFTER = {"Retry-After": "5"}
 
 STATUS: dict[type[ServiceError], int] = {
     NotFound: 404,
@@ -71,8 +80,35 @@ def error_page(
     )
 
 
+def database_unavailable(request: Request, reason: str) -> Response:
+    """503 with the reason: JSON for the API, the "database unreachable" page otherwise."""
+    detail = f"The database is unreachable: {reason}"
+    if wants_json(request):
+        return JSONResponse({"detail": detail}, status_code=503, headers=RETRY_AFTER)
+    return render(request, "errors/database.html", {"detail": reason}, status_code=503, headers=RETRY_AFTER)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on `app` (called by `create_app`)."""
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> Response:
+        if is_unreachable(exc):
+            log.warning("database unreachable on %s %s: %s", request.method, request.url.path, exc.orig)
+            return database_unavailable(request, describe_unreachable(exc))
+        if is_locked(exc):
+            log.error("SQLite stayed locked past the busy wait and retries on %s", request.url.path)
+            return error_page(
+                request, 503, "The database is busy; try again in a moment.", headers=RETRY_AFTER
+            )
+        raise exc
+
+    @app.exception_handler(PoolTimeout)
+    async def pool_timeout(request: Request, exc: PoolTimeout) -> Response:
+        log.error("no database connection free within the pool timeout on %s", request.url.path)
+        return error_page(
+            request, 503, "Lifeline is overloaded (no database connection free); try again.", RETRY_AFTER
+        )
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> Response:

@@ -93,6 +93,8 @@ class ClusterApi(Protocol):
 
     def cluster_roles(self) -> list[str]: ...
 
+    def labelled(self, kind: str, selector: str) -> list[str]: ...
+
     def close(self) -> None: ...
 
 
@@ -183,6 +185,16 @@ class KubeClusterApi:
     def cluster_roles(self) -> list[str]:
         with _translated("listing ClusterRoles"):
             items = self._conn.iter_objects("rbac.authorization.k8s.io/v1", "clusterroles")
+            return sorted(str((obj.get("metadata") or {}).get("name", "")) for obj in items)
+
+    def labelled(self, kind: str, selector: str) -> list[str]:
+        """Names of the CSRs (`kind="csr"`) or ClusterRoleBindings (`"binding"`) matching a label selector."""
+        api_version, plural = {
+            "csr": ("certificates.k8s.io/v1", "certificatesigningrequests"),
+            "binding": ("rbac.authorization.k8s.io/v1", "clusterrolebindings"),
+        }[kind]
+        with _translated(f"listing {plural} labelled {selector}"):
+            items = self._conn.iter_objects(api_version, plural, label_selector=selector)
             return sorted(str((obj.get("metadata") or {}).get("name", "")) for obj in items)
 
     def close(self) -> None:
