@@ -47,12 +47,12 @@ def close_interrupted_runs(
 
 
 def reconcile_credentials(
-    settings: Settings, session_factory: sessionmaker[Session]
+    settings: Settings, session_factory: sessionmaker[Session], *, now: dt.datetime | None = None
 ) -> list[reconcile.Reconciled]:
     """Reconcile each stale `issuing` credential in its own transaction; one failure spares the rest."""
     stale_after = dt.timedelta(seconds=settings.credential_stale_seconds)
     with session_scope(session_factory) as session:
-        ids = reconcile.stale_issuing_ids(session, stale_after=stale_after)
+        ids = reconcile.stale_issuing_ids(session, stale_after=stale_after, now=now)
     if not ids:
         return []
     access = runs.build_access(settings)
