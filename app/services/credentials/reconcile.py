@@ -61,7 +61,9 @@ def stale_issuing_ids(
 
 def reconcile_credential(session: Session, credential_id: int, access: ClusterAccess) -> Reconciled | None:
     """Clean up what an interrupted run left on the cluster and close the row as failed."""
-    credential = session.get(Credential, credential_id, with_for_update=True)
+    # Lock the row (PostgreSQL) so a second pass or a late run cannot close it twice.
+    session.execute(select(Credential.id).where(Credential.id == credential_id).with_for_update())
+    credential = session.get(Credential, credential_id)
     if credential is None or credential.status != "issuing":
         return None  # finished meanwhile (by its run or another pass)
     events = list(
