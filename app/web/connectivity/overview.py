@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -21,6 +22,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from app.services.connectivity import queries, site
@@ -246,6 +248,15 @@ def _overview_with_site_view(
     return dataclasses.replace(data, rows=rows, counts=site.count_verdicts(everyone)), verdicts  # type: ignore[arg-type]
 
 
+def _page_session(request: Request, factory: Any) -> Callable[[], AbstractContextManager[Session]]:
+    """The request's own session when the page has one (no second connection per render), else a
+    short one of its own (error pages rendered outside a request's transaction)."""
+    own: Session | None = getattr(request.state, "db_session", None)
+    if own is not None:
+        return lambda: nullcontext(own)
+    return lambda: factory()  # type: ignore[no-any-return]
+
+
 def vantage_for_template(request: Request) -> Vantage | None:
     """The dashboard's own view of AWS, for the banner on every page (`aws_vantage`); never breaks a page.
 
@@ -255,12 +266,13 @@ def vantage_for_template(request: Request) -> Vantage | None:
     factory = getattr(request.app.state, "session_factory", None)
     if factory is None:
         return None
+    reading = _page_session(request, factory)
     settings = getattr(request.app.state, "settings", None)
     if settings is not None and settings.probes_enabled:
         # The site probes answer within seconds; the poll runs decide only when they are stale.
         # One indexed read per page (probe_results' unique key leads with vantage and kind).
         try:
-            with factory() as session:
+            with reading() as session:
                 fresh = dt.timedelta(seconds=5 * settings.probe_interval_seconds)
                 probed = site.probe_vantage(session, settings.vantage, _now(), fresh)
         except SQLAlchemyError:
@@ -272,7 +284,7 @@ def vantage_for_template(request: Request) -> Vantage | None:
     if cached is not None and known is not None and cached[0] == known:
         return cached[1]
     try:
-        with factory() as session:
+        with reading() as session:
             newest = queries.poll_runs_marker(session)
             if cached is not None and cached[0] == newest:
                 return cached[1]
