@@ -78,6 +78,14 @@ class Bucket:
         return "connected"
 
 
+def _dated_span(start: dt.datetime, end: dt.datetime) -> str:
+    """ "Nov 30 20:30 to 21:00 UTC"; the end carries its own date when the span crosses midnight."""
+    first = f"{start:%b} {start.day} {start:%H:%M}"
+    if end.date() == start.date():
+        return f"{first} to {end:%H:%M} UTC"
+    return f"{first} to {end:%b} {end.day} {end:%H:%M} UTC"
+
+
 @dataclass(frozen=True)
 class StripSegment:
     """A run of equal-state strip buckets, rendered as one span with a tooltip."""
@@ -96,7 +104,7 @@ class StripSegment:
     @property
     def title(self) -> str:
         unknown = max(0.0, (self.end - self.start).total_seconds() - self.known_seconds)
-        span = f"{self.start:%H:%M} to {self.end:%H:%M} UTC: {self.state}"
+        span = f"{_dated_span(self.start, self.end)}: {self.state}"
         if self.known_seconds > 0:
             span += f", {100 * self.connected_seconds / self.known_seconds:.1f}% connected of known time"
         if unknown >= 60:
@@ -119,6 +127,8 @@ class OverviewRow:
     outpost: Outpost
     uptime: dict[str, Uptime]
     strip: list[StripSegment]
+    # When this Outpost's recorded history begins (its first hourly rollup), None without data.
+    data_since: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -309,6 +319,18 @@ def _make_buckets(
     return buckets
 
 
+def data_since(session: Session, outpost_pks: Sequence[int]) -> dict[int, dt.datetime]:
+    """The start of each Outpost's recorded history (its first hourly rollup), in one query."""
+    if not outpost_pks:
+        return {}
+    stmt = (
+        select(HourlyRollup.outpost_pk, func.min(HourlyRollup.hour))
+        .where(HourlyRollup.outpost_pk.in_(list(outpost_pks)), HourlyRollup.known_seconds > 0)
+        .group_by(HourlyRollup.outpost_pk)
+    )
+    return {pk: hour for pk, hour in session.execute(stmt) if hour is not None}
+
+
 def status_strips(
     session: Session, outpost_pks: Sequence[int], now: dt.datetime
 ) -> dict[int, list[StripSegment]]:
@@ -379,11 +401,12 @@ def overview(
     pks = [o.id for o in outposts]
     uptime = uptime_by_outpost(session, pks, now, windows)
     strips = status_strips(session, pks, now)
+    since = data_since(session, pks)
     outposts = _sorted(outposts, sort, uptime)
     counts = count_by_state(session)
     last, last_ok = latest_poll_runs(session)
     return Overview(
-        rows=[OverviewRow(o, uptime[o.id], strips[o.id]) for o in outposts],
+        rows=[OverviewRow(o, uptime[o.id], strips[o.id], since.get(o.id)) for o in outposts],
         counts=counts,
         regions=list_regions(session),
         total=sum(counts.values()),

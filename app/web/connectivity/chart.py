@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 
 from app.services.connectivity.queries import Bucket, Timeline
+from app.web.connectivity.axis import span_label, ticks
 
 WIDTH, HEIGHT = 960, 220
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 8, 28
@@ -41,13 +42,10 @@ def _shares(bucket: Bucket) -> tuple[float, float, float]:
     return round(up, 3), round(down, 3), round(max(0.0, 1.0 - up - down), 3)
 
 
-def _label(moment: dt.datetime, length: dt.timedelta) -> str:
-    return moment.strftime("%H:%M") if length <= dt.timedelta(days=1) else moment.strftime("%b %d")
-
-
 def timeline_svg(timeline: Timeline) -> Markup:
     buckets = timeline.buckets
-    total = dt.timedelta(seconds=timeline.bucket_seconds * max(1, len(buckets)))
+    # The axis runs from the window's start to now: nothing is drawn or labelled after now.
+    total = max(timeline.end - timeline.start, dt.timedelta(seconds=1))
     scale = PLOT_W / total.total_seconds()
 
     columns: list[_Column] = []
@@ -94,7 +92,7 @@ def timeline_svg(timeline: Timeline) -> Markup:
         w = max(0.6, (col.end - col.start).total_seconds() * scale)
         unknown_s = max(0.0, (col.end - col.start).total_seconds() - col.known)
         ratio = f"{100 * col.connected / col.known:.2f}% connected" if col.known else "no data"
-        title = f"{col.start:%Y-%m-%d %H:%M} to {col.end:%H:%M} UTC: {ratio}" + (
+        title = f"{span_label(col.start, col.end, timeline.end)}: {ratio}" + (
             f", {int(unknown_s // 60)} min unknown" if unknown_s >= 60 else ""
         )
         parts.append(f'<g class="col"><title>{escape(title)}</title>')
@@ -110,17 +108,17 @@ def timeline_svg(timeline: Timeline) -> Markup:
             )
         parts.append("</g>")
 
-    ticks = 6
-    length = timeline.end - timeline.start
-    for i in range(ticks + 1):
-        moment = timeline.start + total * i / ticks
-        x = LEFT + PLOT_W * i / ticks
-        anchor = "start" if i == 0 else "end" if i == ticks else "middle"
+    axis_y = TOP + PLOT_H
+    for tick in ticks(timeline.start, timeline.end):
+        x = LEFT + (tick.at - timeline.start).total_seconds() * scale
+        anchor = "start" if x < LEFT + 20 else "end" if x > WIDTH - RIGHT - 20 else "middle"
+        css = "tick major" if tick.major else "tick"
+        parts.append(f'<line class="{css}" x1="{x:.1f}" x2="{x:.1f}" y1="{axis_y}" y2="{axis_y + 4}"/>')
+        if tick.major:
+            parts.append(f'<line class="grid day" x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{axis_y}"/>')
+        weight = ' font-weight="600"' if tick.major else ""
         parts.append(
-            f'<line class="tick" x1="{x:.1f}" x2="{x:.1f}" y1="{TOP + PLOT_H}" y2="{TOP + PLOT_H + 4}"/>'
-        )
-        parts.append(
-            f'<text x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">{_label(moment, length)}</text>'
+            f'<text x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}"{weight}>{escape(tick.label)}</text>'
         )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 (every interpolated text is escaped or numeric)

@@ -27,6 +27,8 @@ from starlette.responses import Response
 
 from app.services.connectivity import queries, site
 from app.services.connectivity.status import STATES, Vantage
+from app.web.connectivity.axis import ticks
+from app.web.connectivity.windows import window_cells
 from app.web.deps import AppSettings, DbSession
 from app.web.security import Role, requires
 from app.web.templating import is_htmx_partial, render, templates
@@ -144,6 +146,26 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+@dataclass(frozen=True)
+class StripTick:
+    label: str
+    major: bool
+    # Position along the strip, in percent of its 48 buckets.
+    pct: float
+
+
+def strip_ticks(now: dt.datetime) -> list[StripTick]:
+    """The overview strip's axis: round-time ticks over the strip's buckets, none after now."""
+    width = queries.STRIP_BUCKET_SECONDS
+    end = dt.datetime.fromtimestamp(-(-now.timestamp() // width) * width, dt.UTC)
+    origin = end - dt.timedelta(seconds=queries.STRIP_BUCKETS * width)
+    span = (end - origin).total_seconds()
+    return [
+        StripTick(t.label, t.major, round(100 * (t.at - origin).total_seconds() / span, 2))
+        for t in ticks(origin, now, max_ticks=5)
+    ]
+
+
 @router.get(
     "/",
     name="overview.index",
@@ -205,6 +227,8 @@ def index(
                 "refresh_seconds": settings.overview_refresh_seconds,
                 "sort_link": sort_link,
                 "overview_query": overview_query,
+                "strip_ticks": strip_ticks(now),
+                "window_cells": window_cells,
             }
             return data.regions, templates.get_template("connectivity/_overview_table.html").render(context)
 
