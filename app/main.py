@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__
 from app.db import WEB_THREADS, create_db_engine, make_session_factory
 from app.settings import Settings, get_settings
-from app.web import audit, credentials, errors, fleet, health, notifications, security, templating
+from app.web import audit, credentials, errors, fleet, health, navigation, notifications, security, templating
 from app.web.accounts import signin, sso, users
 from app.web.connectivity import outposts, overview, probes
 from app.web.readiness import clusters
@@ -79,6 +79,8 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = Fals
     errors.install(app)
     security.install(app)
     templating.install_globals(
-        aws_vantage=overview.vantage_for_template, cluster_probes=probes.cluster_probes
+        aws_vantage=overview.vantage_for_template,
+        cluster_probes=probes.cluster_probes,
+        can_open=navigation.can_open,
     )
     return app

@@ -27,6 +27,7 @@ from app.services.errors import (
     ServiceError,
     Unavailable,
 )
+from app.web.navigation import can_open
 from app.web.templating import render
 
 log = logging.getLogger(__name__)
@@ -65,19 +66,81 @@ def wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
 
 
+# Where an error page may send someone, in this order; only the pages their role opens are offered.
+CHOICES: tuple[tuple[str, str], ...] = (
+    ("/", "Connectivity overview"),
+    ("/clusters", "Clusters"),
+    ("/credentials", "Emergency access"),
+    ("/fleet", "Fleet"),
+)
+
+
+def _resolve_principal(request: Request) -> None:
+    """Error pages know who is signed in, also for a path no route serves (no dependency ran)."""
+    if hasattr(request.state, "principal_resolved"):
+        return
+    from app.web.security import current_principal
+
+    session = request.app.state.session_factory()
+    try:
+        current_principal(request, session)
+        session.commit()
+    except Exception:
+        session.rollback()
+        request.state.principal = None
+    finally:
+        session.close()
+
+
+def page_choices(request: Request, status_code: int, *, bad_query: bool = False) -> list[tuple[str, str]]:
+    """The links an error page offers: for a bad query string, the same page without it; then the
+    main pages the caller's role opens (never a link that answers 403)."""
+    choices: list[tuple[str, str]] = []
+    path = request.url.path
+    if bad_query and request.method == "GET" and can_open(request, path):
+        choices.append((path, "This page with the default settings"))
+    for href, label in CHOICES:
+        if href != path and can_open(request, href):
+            choices.append((href, label))
+    return choices
+
+
+def field_name(location: list[Any] | tuple[Any, ...]) -> str:
+    """A person's name for where bad input was: the parameter, without "query."/"path."/"body."."""
+    parts = [str(p) for p in location if p not in ("query", "path", "body", "header", "cookie")]
+    return ".".join(parts) if parts else "the request"
+
+
+def _page(
+    request: Request,
+    status_code: int,
+    problems: list[str],
+    headers: dict[str, str] | None,
+    *,
+    bad_query: bool = False,
+) -> Response:
+    _resolve_principal(request)
+    return render(
+        request,
+        "errors/error.html",
+        {
+            "status_code": status_code,
+            "detail": problems[0] if len(problems) == 1 else "",
+            "problems": problems if len(problems) > 1 else [],
+            "choices": page_choices(request, status_code, bad_query=bad_query),
+        },
+        status_code=status_code,
+        headers=headers,
+    )
+
+
 def error_page(
     request: Request, status_code: int, detail: Any, headers: dict[str, str] | None = None
 ) -> Response:
     if wants_json(request):
         return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
-    text = detail if isinstance(detail, str) else "; ".join(str(d.get("msg", d)) for d in detail)
-    return render(
-        request,
-        "errors/error.html",
-        {"status_code": status_code, "detail": text},
-        status_code=status_code,
-        headers=headers,
-    )
+    problems = [detail] if isinstance(detail, str) else [str(d.get("msg", d)) for d in detail]
+    return _page(request, status_code, problems, headers)
 
 
 def database_unavailable(request: Request, reason: str) -> Response:
@@ -126,5 +189,10 @@ def install(app: FastAPI) -> None:
         ]
         if wants_json(request):
             return JSONResponse({"detail": errors}, status_code=422)
-        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
-        return render(request, "errors/error.html", {"status_code": 422, "detail": detail}, status_code=422)
+        problems = []
+        for e in errors:
+            name, msg = field_name(e["loc"]), str(e["msg"])
+            # Our own messages already name the parameter ("outpost_id must be ..."); FastAPI's do not.
+            problems.append(msg if msg.startswith(name) else f"{name}: {msg}")
+        bad_query = bool(errors) and all(e["loc"][:1] == ["query"] for e in errors)
+        return _page(request, 422, problems, None, bad_query=bad_query)

@@ -1,0 +1,89 @@
+"""Navigation, banners and error pages follow who is signed in: no link that answers 403, a 404
+page that knows the person, 422 pages in plain words with the valid choices (issue 19)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+NAV = {"Clusters": "/clusters", "Emergency access": "/credentials", "Fleet": "/fleet",
+       "Notifications": "/notifications", "Audit": "/audit", "Users": "/users"}  # fmt: skip
+
+
+def _nav_links(html: str) -> list[str]:
+    nav = html[html.index('<nav class="mainnav"') : html.index("</nav>", html.index('<nav class="mainnav"'))]
+    return re.findall(r'<a href="([^"]+)"', nav)
+
+
+@pytest.mark.parametrize("role", ["viewer", "responder", "admin"])
+def test_every_navigation_link_opens_for_its_role(client_as: Any, role: str) -> None:
+    http: TestClient = client_as(role)
+    links = _nav_links(http.get("/").text)
+    assert "/" in links
+    for href in links:
+        assert http.get(href, follow_redirects=False).status_code == 200, (role, href)
+    # What the role may not open is not offered.
+    for href in set(NAV.values()) - set(links):
+        assert http.get(href, follow_redirects=False).status_code == 403, (role, href)
+
+
+def test_viewer_and_responder_see_no_admin_pages(client_as: Any) -> None:
+    assert "/users" not in _nav_links(client_as("viewer").get("/").text)
+    assert "/audit" not in _nav_links(client_as("responder").get("/").text)
+    assert {"/users", "/audit"} <= set(_nav_links(client_as("admin").get("/").text))
+
+
+@pytest.mark.parametrize("settings_overrides", [{"demo_mode": True}])
+@pytest.mark.parametrize(("role", "offered"), [("viewer", False), ("responder", True), ("admin", True)])
+def test_demo_banner_offers_the_rehearsal_only_to_who_may_run_it(
+    app: FastAPI, client_as: Any, role: str, offered: bool
+) -> None:
+    from lifeline_demo import web as demo_web
+
+    app.include_router(demo_web.router)  # what `lifeline demo` installs (a responder page)
+    http: TestClient = client_as(role)
+    html = http.get("/account").text
+    assert "Demo fleet" in html
+    assert ('href="/demo"' in html) is offered
+
+
+@pytest.mark.parametrize("settings_overrides", [{"demo_mode": True}])
+def test_demo_banner_without_the_demo_pages_offers_no_dead_link(client_as: Any) -> None:
+    html = client_as("admin").get("/account").text
+    assert "Demo fleet" in html and 'href="/demo"' not in html
+
+
+def test_404_knows_who_is_signed_in(client_as: Any) -> None:
+    http: TestClient = client_as("viewer", "vera")
+    page = http.get("/no-such-page")
+    assert page.status_code == 404
+    assert "vera" in page.text and ">Sign in<" not in page.text
+    links = re.findall(r'class="button[^"]*" href="([^"]+)"', page.text)
+    assert links and "/" in links
+    for href in links:
+        assert http.get(href, follow_redirects=False).status_code == 200
+
+
+def test_404_signed_out_offers_sign_in(anon_client: TestClient) -> None:
+    page = anon_client.get("/no-such-page")
+    assert page.status_code == 404
+    assert "Sign in" in page.text
+
+
+def test_422_has_no_developer_prefixes_and_offers_the_valid_choices(client: TestClient) -> None:
+    page = client.get("/outposts/op-bad?range=6h")
+    assert page.status_code == 422
+    assert "path.outpost_id" not in page.text and "query." not in page.text
+    assert "outpost_id must be" in page.text
+    assert 'href="/"' in page.text
+
+
+def test_422_on_a_query_offers_the_page_with_default_settings(client: TestClient) -> None:
+    page = client.get("/audit?since=yesterday-ish", headers={"Accept": "text/html"})
+    assert page.status_code == 422
+    assert "query." not in page.text
+    assert 'href="/audit"' in page.text
