@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install run serve demo migrate test lint fmt bench clean
+.PHONY: install test-deps run serve demo migrate test lint fmt bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,14 @@ $(OIDC_DIR)/node_modules/.package-lock.json: $(OIDC_DIR)/package.json $(OIDC_DIR
 	cd $(OIDC_DIR) && npm ci --no-audit --no-fund --loglevel=error
 
 install: $(STAMP)
+
+# Test-only npm packages (axe-core for the accessibility test), with the machine's Node.
+AXE := tests/js/node_modules/axe-core/axe.min.js
+$(AXE): tests/js/package.json tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund --silent
+	@touch $(AXE)
+
+test-deps: $(AXE)
 
 # Starts the dashboard at http://127.0.0.1:8000. With no AWS configured it starts the demo fleet.
 run: install
@@ -48,7 +56,7 @@ fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: install lint $(OIDC_DIR)/node_modules/.package-lock.json
+test: install test-deps lint $(OIDC_DIR)/node_modules/.package-lock.json
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install

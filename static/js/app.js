@@ -14,3 +14,29 @@ document.addEventListener("htmx:responseError", (event) => {
     box.hidden = false;
   }
 });
+// A region that scrolls sideways (a wide table on a phone) must be reachable by keyboard (WCAG 2.1.1):
+// give it a Tab stop and a name, from its table's caption or the nearest heading.
+function markScrollRegions() {
+  document.querySelectorAll(".table-wrap, table, pre").forEach((el) => {
+    const style = getComputedStyle(el);
+    const scrolls = ["auto", "scroll"].includes(style.overflowX) && el.scrollWidth > el.clientWidth + 1;
+    if (scrolls && !el.hasAttribute("tabindex")) {
+      el.setAttribute("tabindex", "0");
+      el.dataset.scrollRegion = "1";
+      if (!el.hasAttribute("aria-label") && el.tagName !== "TABLE") {
+        const caption = el.querySelector("caption");
+        let heading = el.previousElementSibling;
+        while (heading && !/^H[1-6]$/.test(heading.tagName)) heading = heading.previousElementSibling;
+        const name = (caption || heading || {}).textContent;
+        el.setAttribute("role", "region");
+        el.setAttribute("aria-label", (name ? name.trim() + " " : "") + "(scrolls sideways)");
+      }
+    } else if (!scrolls && el.dataset.scrollRegion) {
+      el.removeAttribute("tabindex");
+      delete el.dataset.scrollRegion;
+    }
+  });
+}
+document.addEventListener("DOMContentLoaded", markScrollRegions);
+document.addEventListener("htmx:afterSettle", markScrollRegions);
+window.addEventListener("resize", markScrollRegions);
