@@ -54,7 +54,8 @@ def _violations(tab: Any, axe_source: str) -> list[str]:
           const r = await axe.run(document, {runOnly: {type: 'tag',
             values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']}, resultTypes: ['violations']});
           return r.violations.filter(v => ['serious', 'critical'].includes(v.impact))
-            .map(v => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')}`);
+            .map(v => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')}`)
+            ;
         }"""
     )
     return list(result)
