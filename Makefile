@@ -21,13 +21,13 @@ $(OIDC_DIR)/node_modules/.package-lock.json: $(OIDC_DIR)/package.json $(OIDC_DIR
 
 install: $(STAMP)
 
-# Test-only npm packages (axe-core for the accessibility test), with the machine's Node.
+# Test-only npm packages with the machine's Node: axe-core (accessibility) and oidc-provider (SSO).
 AXE := tests/js/node_modules/axe-core/axe.min.js
 $(AXE): tests/js/package.json tests/js/package-lock.json
 	cd tests/js && npm ci --no-audit --no-fund --silent
 	@touch $(AXE)
 
-test-deps: $(AXE)
+test-deps: $(AXE) $(OIDC_DIR)/node_modules/.package-lock.json
 
 # Starts the dashboard at http://127.0.0.1:8000. With no AWS configured it starts the demo fleet.
 run: install
@@ -56,7 +56,7 @@ fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: install test-deps lint $(OIDC_DIR)/node_modules/.package-lock.json
+test: install test-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install
