@@ -57,7 +57,7 @@ def test_strip_buckets_merge_runs_and_classify(session: Session) -> None:
         ("connected", 4),
     ]
     assert sum(s.width for s in strip) == queries.STRIP_BUCKETS
-    assert strip[1].title.startswith("08:00 to 09:00 UTC: unknown")
+    assert strip[1].title.startswith("Nov 30 08:00 to 09:00 UTC: unknown")  # dated (issue 19)
     assert "60 min unknown" in strip[1].title
 
 
