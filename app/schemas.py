@@ -217,6 +217,11 @@ class OutpostListOut(BaseModel):
     generated_at: dt.datetime
     last_poll: PollStatusOut | None = Field(description="The latest finished connectivity poll.")
     counts: dict[str, int] = Field(description="Outposts per state, for the whole fleet.")
+    total: int = Field(description="Outposts matching the filters, over every page.")
+    limit: int = Field(description="The most Outposts one page holds.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page (by name, then ID); null on the last page."
+    )
     outposts: list[OutpostOut]
 
 

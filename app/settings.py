@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     overview_refresh_seconds: int = Field(
         default=30, ge=1, le=3600, description="How often an open overview page refreshes its table."
     )
+    overview_page_size: int = Field(
+        default=50, ge=10, le=1000, description="Outpost rows per overview page (worst first by default)."
+    )
 
     # security and accounts
     session_idle_minutes: int = Field(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.db import time_bucket
 from app.models import ConnectedSample, HourlyRollup, Incident, Outpost, PollRun
+from app.services.connectivity import paging
 from app.services.connectivity.status import STATES, WINDOWS, Uptime, Vantage, aws_vantage, uptime_bulk
 from app.services.fleet.rules import OUTPOST_ID_RE
 
@@ -141,6 +142,25 @@ class Overview:
     last_ok_run: PollRun | None
     errors: int = 0
     filters: dict[str, str] = field(default_factory=dict)
+    # Server-side paging: Outposts matching the filters, and which slice of them `rows` is.
+    matching: int = 0
+    page: int = 1
+    page_size: int = 0
+    # Regions with their counts per state, worst first (the default grouping; empty when filtered
+    # to one region or with group=none).
+    groups: list[paging.Group] = field(default_factory=list)
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.matching // self.page_size)) if self.page_size else 1
+
+    @property
+    def first_shown(self) -> int:
+        return (self.page - 1) * self.page_size + 1 if self.rows else 0
+
+    @property
+    def last_shown(self) -> int:
+        return (self.page - 1) * self.page_size + len(self.rows)
 
 
 @dataclass(frozen=True)
@@ -395,25 +415,48 @@ def overview(
     region: str | None = None,
     sort: str = "state",
     windows: Sequence[str] = ("24h", "7d", "30d"),
+    page: int = 1,
+    page_size: int = 50,
+    group: str = "region",
 ) -> Overview:
-    """Everything the overview page shows, in a fixed number of queries whatever the fleet size."""
-    outposts = list_outposts(session, state=state, region=region, sort="name")
-    pks = [o.id for o in outposts]
-    uptime = uptime_by_outpost(session, pks, now, windows)
-    strips = status_strips(session, pks, now)
-    since = data_since(session, pks)
-    outposts = _sorted(outposts, sort, uptime)
+    """What the overview shows: counts per state and per region (one GROUP BY each) and one page of
+    rows, sorted and limited in SQL, with uptime and strips read for that page only.
+
+    Sorting by uptime is the exception: uptime is not a stored column, so that sort reads the
+    uptime of every matching Outpost before it cuts the page.
+    """
+    offset = (max(1, page) - 1) * page_size
+    if sort.lstrip("-") == "uptime":
+        candidates = list_outposts(session, state=state, region=region, sort="name")
+        all_uptime = uptime_by_outpost(session, [o.id for o in candidates], now, windows)
+        ordered = paging.sort_by_uptime(candidates, all_uptime, sort.startswith("-"))  # type: ignore[arg-type]
+        shown = ordered[offset : offset + page_size]
+        matching = len(candidates)
+        uptime = {o.id: all_uptime[o.id] for o in shown}
+    else:
+        found = paging.page_outposts(
+            session, state=state, region=region, sort=sort, offset=offset, limit=page_size
+        )
+        shown, matching = found.outposts, found.total
+        uptime = uptime_by_outpost(session, [o.id for o in shown], now, windows)
+    strips = status_strips(session, [o.id for o in shown], now)
+    since = data_since(session, [o.id for o in shown])
     counts = count_by_state(session)
     last, last_ok = latest_poll_runs(session)
+    groups = paging.groups_by_region(session, state=state) if group == "region" and not region else []
     return Overview(
-        rows=[OverviewRow(o, uptime[o.id], strips[o.id], since.get(o.id)) for o in outposts],
+        rows=[OverviewRow(o, uptime[o.id], strips[o.id], since.get(o.id)) for o in shown],
         counts=counts,
         regions=list_regions(session),
         total=sum(counts.values()),
         last_run=last,
         last_ok_run=last_ok,
-        errors=sum(1 for o in outposts if o.last_error),
+        errors=paging.count_matching(session, state=state, region=region, with_errors=True),
         filters={"state": state or "", "region": region or "", "sort": sort},
+        matching=matching,
+        page=max(1, page),
+        page_size=page_size,
+        groups=groups,
     )
 
 

@@ -16,9 +16,9 @@ from starlette.responses import Response
 
 from app import schemas
 from app.models import Outpost, PollRun
-from app.services.connectivity import queries, site
+from app.services.connectivity import paging, queries, site
 from app.services.connectivity.status import STATES, Uptime
-from app.services.errors import NotFound
+from app.services.errors import InvalidInput, NotFound
 from app.services.fleet import inventory
 from app.web.connectivity.chart import timeline_svg
 from app.web.deps import DbSession
@@ -214,27 +214,40 @@ def samples_csv(
     response_model=schemas.OutpostListOut,
     dependencies=viewer,
     tags=["connectivity"],
-    summary="Every Outpost with state, uptime per window and last error",
+    summary="Outposts with state, uptime per window and last error, a page at a time (by name)",
 )
 def api_list(
     request: Request,
     session: DbSession,
     state: Annotated[str | None, Query(description="Only Outposts in this state.")] = None,
     region: Annotated[str | None, Query(description="Only Outposts in this region.")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=400, description="`next_cursor` of the previous page; omit for the first."),
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=paging.MAX_API_LIMIT, description="At most this many Outposts per page.")
+    ] = 100,
 ) -> schemas.OutpostListOut:
     if state and state.upper() not in STATES:
         raise _invalid(("query", "state"), f"state must be one of {', '.join(STATES)} (got {state!r})")
     now = _now()
-    outposts = queries.list_outposts(
-        session, state=state.upper() if state else None, region=region, sort="name"
-    )
-    uptime = queries.uptime_by_outpost(session, [o.id for o in outposts], now)
+    try:
+        page = paging.api_page(
+            session, state=state.upper() if state else None, region=region, cursor=cursor, limit=limit
+        )
+    except InvalidInput as exc:
+        raise _invalid(("query", "cursor"), str(exc), cursor) from None
+    uptime = queries.uptime_by_outpost(session, [o.id for o in page.outposts], now)
     last_run, _ = queries.latest_poll_runs(session)
     return schemas.OutpostListOut(
         generated_at=now,
         last_poll=_poll_out(last_run),
         counts=queries.count_by_state(session),
-        outposts=[_outpost_out(request, o, uptime[o.id]) for o in outposts],
+        total=page.total,
+        limit=limit,
+        next_cursor=page.next_cursor,
+        outposts=[_outpost_out(request, o, uptime[o.id]) for o in page.outposts],
     )
 
 

@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from app.services.connectivity import queries, site
+from app.services.connectivity import paging, queries, site
 from app.services.connectivity.status import STATES, Vantage
 from app.web.connectivity.axis import ticks
 from app.web.connectivity.windows import window_cells
@@ -130,8 +130,12 @@ def _cache(request: Request, ttl: float) -> FragmentCache:
 def overview_query(filters: dict[str, str], **changes: str) -> str:
     """The overview's query string with some parameters changed (empty values dropped)."""
     merged = {**filters, **changes}
-    if merged.get("sort") == "state":
-        merged.pop("sort")
+    # Defaults stay out of the URL; any other change of filters starts again at page 1.
+    if "page" not in changes:
+        merged.pop("page", None)
+    for name, default in (("sort", "state"), ("group", "region"), ("page", "1")):
+        if merged.get(name) == default:
+            merged.pop(name)
     query = urlencode({k: v for k, v in merged.items() if v})
     return "/?" + query if query else "/"
 
@@ -179,10 +183,17 @@ def index(
     state: str | None = Query(None, description="Only Outposts in this state."),
     region: str | None = Query(None, description="Only Outposts in this region."),
     sort: str = Query("state", description="state, name, region, since, age or uptime; '-' reverses."),
+    page: str = Query("1", description="Which page of rows (1 is the worst first)."),
+    group: str = Query("region", description="region (counts per region above the rows) or none."),
 ) -> Response:
     state = state.upper() if state else None
-    filters = {"state": state or "", "region": region or "", "sort": sort}
+    filters = {"state": state or "", "region": region or "", "sort": sort, "group": group, "page": page}
     problems = []
+    page_number = int(page) if page.isdigit() and int(page) >= 1 else 0
+    if not page_number:
+        problems.append(f"page must be a whole number from 1 (got {page!r})")
+    if group not in paging.GROUPS:
+        problems.append(f"group must be one of {', '.join(paging.GROUPS)} (got {group!r})")
     if state and state not in STATES:
         problems.append(f"state must be one of {', '.join(STATES)} (got {state!r})")
     if sort.lstrip("-") not in queries.SORTS:
@@ -211,10 +222,20 @@ def index(
         )
         # The banner (base.html) reuses it: no second look at poll_runs for this request.
         request.state.poll_marker = fingerprint[0][0]
-        key = (state, region, sort, settings.overview_refresh_seconds)
+        key = (state, region, sort, page_number, group, settings.overview_refresh_seconds)
 
         def render_fragment() -> tuple[list[str], str]:
-            data, verdicts = _overview_with_site_view(session, settings.vantage, now, state, region, sort)
+            data, verdicts = _overview_with_site_view(
+                session,
+                settings.vantage,
+                now,
+                state,
+                region,
+                sort,
+                page=page_number,
+                page_size=settings.overview_page_size,
+                group=group,
+            )
             context = {
                 "request": request,
                 "ov": data,
@@ -261,11 +282,27 @@ def index(
 
 
 def _overview_with_site_view(
-    session: DbSession, vantage: str, now: dt.datetime, state: str | None, region: str | None, sort: str
+    session: DbSession,
+    vantage: str,
+    now: dt.datetime,
+    state: str | None,
+    region: str | None,
+    sort: str,
+    *,
+    page: int = 1,
+    page_size: int = 50,
+    group: str = "region",
 ) -> tuple[queries.Overview, dict[int, site.Verdict]]:
     """The overview with each row's state and "since" from the faster of CloudWatch and the site
-    view (issue 13); filters, the state sort and the tiles follow the same verdicts."""
-    data = queries.overview(session, now, state=None, region=region, sort=sort)
+    view (issue 13); filters, the state sort and the tiles follow the same verdicts.
+
+    The state filter follows the site verdicts, which the database cannot filter on: with one, the
+    whole region is read and filtered here, unpaged (issue 20's paging applies without it)."""
+    if state:
+        page, page_size = 1, 1_000_000
+    data = queries.overview(
+        session, now, state=None, region=region, sort=sort, page=page, page_size=page_size, group=group
+    )
     verdicts = site.verdicts(session, vantage, [row.outpost for row in data.rows])
     everyone = verdicts if not region else site.verdicts(session, vantage, queries.list_outposts(session))
     rows = site.apply_to_rows(data.rows, verdicts, state=state, sort=sort)
