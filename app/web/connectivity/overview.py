@@ -306,7 +306,11 @@ def _overview_with_site_view(
     verdicts = site.verdicts(session, vantage, [row.outpost for row in data.rows])
     everyone = verdicts if not region else site.verdicts(session, vantage, queries.list_outposts(session))
     rows = site.apply_to_rows(data.rows, verdicts, state=state, sort=sort)
-    return dataclasses.replace(data, rows=rows, counts=site.count_verdicts(everyone)), verdicts  # type: ignore[arg-type]
+    matching = len(rows) if state else data.matching
+    return (
+        dataclasses.replace(data, rows=rows, counts=site.count_verdicts(everyone), matching=matching),  # type: ignore[arg-type]
+        verdicts,
+    )
 
 
 def _page_session(request: Request, factory: Any) -> Callable[[], AbstractContextManager[Session]]:
