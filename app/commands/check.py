@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from app.integrations.kube.manifests import ManifestError, load_manifest_file, load_manifests
+from app.integrations.kube.manifests import ManifestError, ManifestReading, read_manifest_text, read_manifests
 from app.services.readiness.catalogue import evaluate, score, severity_reached, unseen_attestations
 from app.services.readiness.export import dumps, to_json, to_sarif, to_table
 from app.services.readiness.model import CheckContext
@@ -65,21 +65,24 @@ def check(
     cluster_name: Annotated[
         str, typer.Option("--cluster-name", help="Name shown in the report.")
     ] = "manifests",
+    skip_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--skip-invalid",
+            help="Documents that cannot be read are reported but do not make the exit status 2.",
+        ),
+    ] = False,
 ) -> None:
     """Evaluate the readiness catalogue against FILE; exit non-zero when findings reach --fail-on."""
     if ctx.invoked_subcommand is not None:
         return
-    try:
-        if str(manifests) == "-":
-            objects = load_manifests(sys.stdin.read(), source="<stdin>")
-        elif not manifests.is_file():
-            typer.echo(f"lifeline check: {manifests}: no such file", err=True)
-            raise typer.Exit(2)
-        else:
-            objects = load_manifest_file(manifests)
-    except ManifestError as exc:
-        typer.echo(f"lifeline check: {exc}", err=True)
-        raise typer.Exit(2) from None
+    reading = _read(manifests)
+    for error in reading.errors:
+        typer.echo(f"lifeline check: skipped {error}", err=True)
+    if reading.errors and not reading.objects:
+        typer.echo("lifeline check: no document could be used; nothing was checked", err=True)
+        raise typer.Exit(2)
+    objects = reading.objects
     context = CheckContext(
         horizon_hours=horizon_hours, local_registries=tuple(local_registry or ()), surge_percent=surge_percent
     )
@@ -88,9 +91,30 @@ def check(
     if output == OutputFormat.json:
         typer.echo(dumps(to_json(findings)))
     elif output == OutputFormat.sarif:
-        typer.echo(dumps(to_sarif(findings, artifact_uri=str(manifests))))
+        typer.echo(dumps(to_sarif(findings, artifact_uri=str(manifests), skipped=reading.errors)))
     else:
         typer.echo(to_table(findings))
         typer.echo(f"readiness score {score(findings)}/100 (unknown checks cost a quarter of their weight)")
+        if reading.errors:
+            typer.echo(
+                f"{len(reading.errors)} document(s) or item(s) could not be read and were not checked"
+                " (listed on stderr)"
+            )
     if fail_on != FailOn.never and severity_reached(findings, fail_on.value):
         raise typer.Exit(1)
+    if reading.errors and not skip_invalid:
+        raise typer.Exit(2)
+
+
+def _read(manifests: Path) -> ManifestReading:
+    """Every usable object of FILE (or stdin); a file that cannot be opened at all ends the run."""
+    try:
+        if str(manifests) == "-":
+            return read_manifests(sys.stdin.read(), source="<stdin>")
+        if not manifests.is_file():
+            typer.echo(f"lifeline check: {manifests}: no such file", err=True)
+            raise typer.Exit(2)
+        return read_manifests(read_manifest_text(manifests), source=str(manifests))
+    except ManifestError as exc:
+        typer.echo(f"lifeline check: {exc}", err=True)
+        raise typer.Exit(2) from None

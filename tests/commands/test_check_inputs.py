@@ -81,3 +81,70 @@ def test_values_file_gets_a_hint(tmp_path: Path) -> None:
     result = run_check(path)
     assert result.exit_code == 2
     assert "Helm values file" in result.stderr
+
+
+def test_one_bad_document_does_not_stop_the_rest(tmp_path: Path) -> None:
+    """Invalid YAML in document 2 and a kind-less item: both named, everything else judged."""
+    good = yaml.safe_dump_all(ready_cluster())
+    irsa = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "uploader", "namespace": "shop"},
+        "spec": {
+            "template": {
+                "metadata": {"annotations": {}},
+                "spec": {
+                    "serviceAccountName": "uploader",
+                    "containers": [{"name": "app", "image": f"{LOCAL_REGISTRY}/uploader:1"}],
+                },
+            }
+        },
+    }
+    text = (
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n"
+        "---\nkind: ConfigMap\nmetadata: {name: [unclosed\n"
+        "---\n" + good + "---\napiVersion: v1\nkind: List\nitems:\n- {metadata: {name: nokind}}\n"
+        "---\n" + yaml.safe_dump(irsa)
+    )
+    path = tmp_path / "mixed.yaml"
+    path.write_text(text)
+    result = run_check(path)
+    assert result.exit_code == 2, result.stderr  # incomplete input is not a clean pass
+    assert f"skipped {path}: document 2: invalid YAML at line 7" in result.stderr
+    assert "item 1: missing `kind`" in result.stderr
+    findings = {f["check_id"]: f for f in json.loads(result.stdout)}
+    assert set(findings) == set(SPECS) | set(ATTESTATION_TOPICS)
+    # the documents after the bad ones were read: the last Deployment is in the evidence
+    names = [e["name"] for f in findings.values() for e in f["evidence"]]
+    assert "uploader" in names
+
+
+def test_skip_invalid_exits_by_the_findings(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.yaml"
+    path.write_text(yaml.safe_dump_all(ready_cluster()) + "---\n: : nonsense: [\n")
+    result = runner.invoke(
+        cli,
+        ["check", "--manifests", str(path), "--local-registry", LOCAL_REGISTRY, "--skip-invalid"],
+    )
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "1 document(s) or item(s) could not be read" in result.stdout
+    assert "skipped" in result.stderr
+
+
+def test_sarif_names_the_skipped_documents(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.yaml"
+    path.write_text(yaml.safe_dump_all(ready_cluster()) + "---\napiVersion: v1\nkind: Pod\n")
+    result = runner.invoke(cli, ["check", "--manifests", str(path), "--format", "sarif"])
+    invocation = json.loads(result.stdout)["runs"][0]["invocations"][0]
+    assert invocation["executionSuccessful"] is False
+    [note] = invocation["toolExecutionNotifications"]
+    assert "Pod is missing `metadata`" in note["message"]["text"]
+
+
+def test_only_bad_documents_check_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("%YAML 1.1\n---\n[1, 2]\n")
+    result = run_check(path)
+    assert result.exit_code == 2
+    assert "document 1: expected a Kubernetes object" in result.stderr
+    assert "nothing was checked" in result.stderr

@@ -6,7 +6,9 @@ The one reader behind `lifeline check` and the simulator: files are UTF-8, and e
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -52,6 +54,65 @@ def load_manifest_file(path: Path) -> list[dict[str, Any]]:
     return load_manifests(read_manifest_text(path), source=str(path))
 
 
+@dataclass
+class ManifestReading:
+    """What a lenient read found: every usable object, and one error per document or item that is not."""
+
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[ManifestError] = field(default_factory=list)
+
+
+# A line that starts a YAML document (`---`, `--- !tag`, `--- {inline}`), at column 0.
+_DOCUMENT_START = re.compile(r"^---(?=[ \t]|$)", re.MULTILINE)
+# A chunk before the first `---` that holds only directives and comments belongs to the next document.
+_PREAMBLE = re.compile(r"^(?:\s*|\s*#.*|%.*)$")
+
+
+def read_manifests(text: str, *, source: str = "<manifests>") -> ManifestReading:
+    """Every object of `text` that can be used; each bad document or item is an error, not the end.
+
+    A real dump or a `helm template` output often has one odd document among hundreds: a CI check
+    should judge the rest and name the odd one, with its line, instead of stopping at it.
+    """
+    reading = ManifestReading()
+    document = 0
+    pending = ""
+    pending_line = 1
+    for chunk, first_line in _chunks(text):
+        if pending:
+            chunk, first_line = pending + chunk, pending_line
+            pending = ""
+        if all(_PREAMBLE.match(line) for line in chunk.splitlines()) and chunk.lstrip().startswith("%"):
+            pending, pending_line = chunk, first_line
+            continue
+        try:
+            parsed = list(parse_documents(chunk, source=source, offset=(document, first_line - 1)))
+        except ManifestError as exc:
+            document += 1
+            reading.errors.append(exc)
+            continue
+        document += len(parsed)
+        try:
+            found = list(entries(parsed, source=source))
+        except ManifestError as exc:
+            reading.errors.append(exc)
+            continue
+        for entry in found:
+            try:
+                reading.objects.append(_validated(entry, source))
+            except ManifestError as exc:
+                reading.errors.append(exc)
+    return reading
+
+
+def _chunks(text: str) -> Iterator[tuple[str, int]]:
+    """The text cut before each `---` line, with the 1-based line each piece starts on."""
+    starts = [0] + [m.start() for m in _DOCUMENT_START.finditer(text) if m.start() > 0]
+    for index, start in enumerate(starts):
+        end = starts[index + 1] if index + 1 < len(starts) else len(text)
+        yield text[start:end], text.count("\n", 0, start) + 1
+
+
 def load_manifests(text: str, *, source: str = "<manifests>") -> list[dict[str, Any]]:
     """Parse YAML (or JSON) text into a flat list of Kubernetes objects, Lists expanded."""
     return list(iter_manifests(text, source=source))
@@ -62,9 +123,14 @@ def iter_manifests(text: str, *, source: str = "<manifests>") -> Iterator[dict[s
         yield _validated(entry, source)
 
 
-def parse_documents(text: str, *, source: str = "<manifests>") -> Iterator[tuple[int, Any]]:
-    """The YAML documents of `text`, numbered from 1; invalid YAML names the document it is in."""
-    document = 0
+def parse_documents(
+    text: str, *, source: str = "<manifests>", offset: tuple[int, int] = (0, 0)
+) -> Iterator[tuple[int, Any]]:
+    """The YAML documents of `text`, numbered from 1; invalid YAML names the document it is in.
+
+    `offset` = (documents, lines) before `text` in its file, so numbers and lines stay the file's.
+    """
+    document, line_offset = offset
     loader = yaml.safe_load_all(text)
     while True:
         document += 1
@@ -74,7 +140,8 @@ def parse_documents(text: str, *, source: str = "<manifests>") -> Iterator[tuple
             return
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
-            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            line = mark.line + 1 + line_offset if mark is not None else 0
+            at = f" at line {line}, column {mark.column + 1}" if mark is not None else ""
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             hint = " (an unrendered Helm template? run `helm template` first)" if "{{" in text else ""
             raise ManifestError(source, document, f"invalid YAML{at}: {problem}{hint}") from None
@@ -134,8 +201,8 @@ def _validated(entry: Entry, source: str) -> dict[str, Any]:
     namespace = metadata.get("namespace")
     if namespace is not None and not isinstance(namespace, str):
         raise entry.error(source, f"{kind} {name}: `metadata.namespace` must be a string")
-    for field in ("spec", "status"):
-        value = obj.get(field)
+    for part in ("spec", "status"):
+        value = obj.get(part)
         if value is not None and not isinstance(value, dict):
-            raise entry.error(source, f"{kind} {name}: `{field}` must be a mapping")
+            raise entry.error(source, f"{kind} {name}: `{part}` must be a mapping")
     return obj

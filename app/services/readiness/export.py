@@ -64,7 +64,9 @@ def _safe_cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@") else value
 
 
-def to_sarif(findings: Sequence[Finding], artifact_uri: str = "cluster") -> dict[str, Any]:
+def to_sarif(
+    findings: Sequence[Finding], artifact_uri: str = "cluster", skipped: Sequence[Exception] = ()
+) -> dict[str, Any]:
     """A SARIF 2.1.0 log: one rule per check, one result per non-passing finding."""
     rules = [
         {
@@ -131,6 +133,15 @@ def to_sarif(findings: Sequence[Finding], artifact_uri: str = "cluster") -> dict
                     }
                 },
                 "results": results,
+                # Documents left out of the check: the run is incomplete, and says which ones.
+                "invocations": [
+                    {
+                        "executionSuccessful": not skipped,
+                        "toolExecutionNotifications": [
+                            {"level": "error", "message": {"text": f"skipped {error}"}} for error in skipped
+                        ],
+                    }
+                ],
             }
         ],
     }
