@@ -118,3 +118,46 @@ def test_re_reading_history_past_raw_retention_does_not_count_it_twice(
     assert result.inserted == 1  # only the hour nobody had seen
     rollup = session.get_one(HourlyRollup, (outpost.id, old))
     assert (rollup.known_seconds, rollup.samples) == (600.0, 10)
+
+
+def test_site_history_follows_the_rollup_horizon(
+    settings: Settings, session_factory: sessionmaker[Session], session: Session
+) -> None:
+    """Ended site stretches go with the rollups; the lasting one and fresh probe results stay."""
+    from app.models.probe import ProbeResult, SiteStretch
+
+    (outpost,) = make_outposts(session, 1)
+    long_ago = NOW - dt.timedelta(days=settings.rollup_retention_days + 5)
+    recent = NOW - dt.timedelta(days=1)
+    stretches = [
+        ("disconnected", long_ago, long_ago + dt.timedelta(hours=1)),  # ended past the horizon: goes
+        ("connected", long_ago + dt.timedelta(hours=1), recent),  # ended recently: stays
+        ("disconnected", recent, None),  # still lasting, however old its start: stays
+    ]
+    for state, started, ended in stretches:
+        session.add(
+            SiteStretch(
+                vantage="here", outpost_pk=outpost.id, state=state, started_at=started, ended_at=ended
+            )
+        )
+    for target, checked in (("retired-vantage", long_ago), ("live", NOW - dt.timedelta(seconds=10))):
+        session.add(
+            ProbeResult(
+                vantage=target,
+                kind="aws",
+                target="monitoring.us-west-2.amazonaws.com",
+                result="answer",
+                up=True,
+                checked_at=checked,
+                since=checked,
+            )
+        )
+    session.commit()
+
+    result = job.run_retention(settings, session_factory, now=NOW)
+
+    assert (result.site_stretches_deleted, result.probe_results_deleted) == (1, 1)
+    session.expire_all()
+    kept = session.scalars(select(SiteStretch.state).order_by(SiteStretch.started_at)).all()
+    assert kept == ["connected", "disconnected"]
+    assert session.scalars(select(ProbeResult.vantage)).all() == ["live"]

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.models.connectivity import ConnectedSample, HourlyRollup, Incident
 from app.models.poll_run import PollRun
+from app.models.probe import ProbeResult, SiteStretch
 from app.services.connectivity.history import rebuild_hour_rollups
 
 
@@ -21,10 +22,19 @@ class RetentionResult:
     rollups_deleted: int
     incidents_deleted: int
     poll_runs_deleted: int
+    site_stretches_deleted: int = 0
+    probe_results_deleted: int = 0
 
     @property
     def total(self) -> int:
-        return self.samples_deleted + self.rollups_deleted + self.incidents_deleted + self.poll_runs_deleted
+        return (
+            self.samples_deleted
+            + self.rollups_deleted
+            + self.incidents_deleted
+            + self.poll_runs_deleted
+            + self.site_stretches_deleted
+            + self.probe_results_deleted
+        )
 
 
 def _hour(ts: dt.datetime) -> dt.datetime:
@@ -47,6 +57,10 @@ def apply_retention(
 ) -> RetentionResult:
     """Delete raw samples older than `raw_days` (after making sure each of their hours has a complete
     rollup), rollups and closed incidents older than `rollup_days`, poll runs older than `poll_run_days`.
+
+    The site view keeps the same horizon as CloudWatch's: stretches that ended before `rollup_days`
+    go (the one that lasts stays), and a probe result not refreshed for `raw_days` (a vantage renamed
+    or retired, a region no longer in the fleet) goes; live probes upsert theirs every cycle.
 
     An incident still open is never deleted, whatever its age.
     """
@@ -82,6 +96,12 @@ def apply_retention(
         session, delete(Incident).where(Incident.ended_at.is_not(None), Incident.ended_at < rollup_cutoff)
     )
 
+    stretches_deleted = _delete(
+        session,
+        delete(SiteStretch).where(SiteStretch.ended_at.is_not(None), SiteStretch.ended_at < rollup_cutoff),
+    )
+    probes_deleted = _delete(session, delete(ProbeResult).where(ProbeResult.checked_at < raw_cutoff))
+
     run_cutoff = now - dt.timedelta(days=poll_run_days)
     runs = delete(PollRun).where(PollRun.started_at < run_cutoff)
     if keep_run_id is not None:
@@ -94,4 +114,6 @@ def apply_retention(
         rollups_deleted=rollups_deleted,
         incidents_deleted=incidents_deleted,
         poll_runs_deleted=poll_runs_deleted,
+        site_stretches_deleted=stretches_deleted,
+        probe_results_deleted=probes_deleted,
     )
