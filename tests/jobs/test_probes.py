@@ -5,6 +5,7 @@ site-observed stretches are reconciled with CloudWatch's datapoints."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -191,3 +192,77 @@ def test_site_only_stretch_is_reconciled_when_cloudwatch_backfills(
     session.refresh(down)
     assert down.cloudwatch == "agrees" and down.cloudwatch_seconds == 600
     assert site.site_only_stretches(session, pk) == []
+
+
+def _with_control_plane_ips(probed_site: Site, session: Session, ips: list[str]) -> None:
+    """The endpoint as a hostname (served by the simulator's certificate) and the ENI IPs the
+    readiness poller recorded for it."""
+    from app.models import Cluster
+    from app.services.readiness import records
+
+    cluster = session.get_one(Cluster, probed_site.cluster.id)
+    cluster.endpoint = probed_site.sim.url.replace("127.0.0.1", "localhost")
+    state = records.ensure_state(session, cluster)
+    state.facts = {**(state.facts or {}), "eni_ips": ips}
+    session.commit()
+
+
+def test_each_control_plane_ip_is_probed_with_the_endpoint_name(
+    probed_site: Site, session_factory: sessionmaker[Session], session: Session, probe_clock: FakeClock
+) -> None:
+    """TLS to each known IP verifies the endpoint's hostname; an IP nothing answers on is told apart."""
+    _with_control_plane_ips(probed_site, session, ["127.0.0.1", "127.0.0.2", "not-an-ip"])
+    runner = probes.Runner.from_settings(probed_site.settings(probe_hysteresis=2, probe_confirm_seconds=0))
+    _cycle(probed_site, session_factory, probe_clock, runner)
+
+    rows = {
+        r.target: r
+        for r in session.scalars(select(ProbeResult).where(ProbeResult.kind == probe_kinds.KUBE_IP_LIVEZ))
+    }
+    assert set(rows) == {"plant7-local@127.0.0.1", "plant7-local@127.0.0.2"}  # not-an-ip is skipped
+    good, dead = rows["plant7-local@127.0.0.1"], rows["plant7-local@127.0.0.2"]
+    assert (good.result, good.up) == (probe_kinds.OK, True) and good.latency_ms is not None
+    assert (dead.result, dead.up) == (probe_kinds.NO_ROUTE, False)
+    assert "127.0.0.2" in dead.detail
+
+
+def test_control_plane_ip_whose_certificate_does_not_name_the_endpoint_is_tls(
+    probed_site: Site, session_factory: sessionmaker[Session], session: Session, probe_clock: FakeClock
+) -> None:
+    """Reaching the IP is not enough: kubectl with tls-server-name would refuse a wrong certificate."""
+    from app.models import Cluster
+
+    _with_control_plane_ips(probed_site, session, ["127.0.0.1"])
+    cluster = session.get_one(Cluster, probed_site.cluster.id)
+    # A name the simulator's certificate does not carry; it resolves nowhere, but the IP probe
+    # connects to the IP and only uses the name for SNI and verification.
+    cluster.endpoint = probed_site.sim.url.replace("127.0.0.1", "api.plant7.invalid")
+    session.commit()
+    runner = probes.Runner.from_settings(probed_site.settings())
+    _cycle(probed_site, session_factory, probe_clock, runner)
+    row = session.scalars(select(ProbeResult).where(ProbeResult.kind == probe_kinds.KUBE_IP_LIVEZ)).one()
+    assert (row.target, row.result, row.up) == ("plant7-local@127.0.0.1", probe_kinds.TLS, False)
+
+
+def test_unreachable_targets_back_off_but_are_retried(
+    probed_site: Site, session_factory: sessionmaker[Session], session: Session, probe_clock: FakeClock
+) -> None:
+    """A dead IP is probed less often after two failures (its last result stands), never less than
+    every BACKOFF_MAX_CYCLES cycles; a reachable one is probed every cycle."""
+    _with_control_plane_ips(probed_site, session, ["127.0.0.1", "127.0.0.2"])
+    runner = probes.Runner.from_settings(probed_site.settings(probe_confirm_seconds=0))
+    tried: dict[str, list[int]] = {"plant7-local@127.0.0.1": [], "plant7-local@127.0.0.2": []}
+    for cycle in range(8):
+        before = {key: runner.last.get(key) for key in runner.last}
+        _cycle(probed_site, session_factory, probe_clock, runner)
+        for target in tried:
+            key = (probe_kinds.KUBE_IP_LIVEZ, target)
+            if before.get(key) is not runner.last[key]:
+                tried[target].append(cycle)
+        probe_clock.advance(10)
+    assert tried["plant7-local@127.0.0.1"] == list(range(8))
+    dead = tried["plant7-local@127.0.0.2"]
+    assert dead[:2] == [0, 1] and len(dead) < 8  # backed off after two failures
+    gaps = [b - a for a, b in itertools.pairwise(dead)]
+    assert max(gaps) <= probes.BACKOFF_MAX_CYCLES
+    assert runner.failures[(probe_kinds.KUBE_IP_LIVEZ, "plant7-local@127.0.0.2")] >= 2
