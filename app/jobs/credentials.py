@@ -1,4 +1,5 @@
-"""The scheduler's credential job: re-verify active credentials every few hours.
+"""The scheduler's credential job: re-verify active credentials every few hours, and queue the
+`credential.expiring` notices (30 and 7 days before expiry).
 
 The work itself (one session per credential, each step committed) is `app.services.credentials.runs`,
 which the web edge and the CLI call too.
@@ -10,7 +11,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db import session_scope
 from app.services.credentials import runs
+from app.services.credentials.expiry import notify_expiring
 from app.settings import Settings
 
 VERIFY_INTERVAL_HOURS = 6
@@ -31,4 +34,6 @@ def register(scheduler: Any, settings: Settings, session_factory: sessionmaker[S
 
 def run_once(settings: Settings, session_factory: sessionmaker[Session]) -> int:
     """Re-verify every active credential (binding present, certificate still accepted); returns the count."""
+    with session_scope(session_factory) as session:
+        notify_expiring(session)
     return runs.reverify_active(settings, session_factory)

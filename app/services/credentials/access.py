@@ -21,6 +21,7 @@ from app.services.audit import Actor, Outcome, Via, record_audit
 from app.services.credentials.intake import create_credential
 from app.services.credentials.keys import open_key
 from app.services.credentials.queries import can_manage, get_credential
+from app.services.credentials.steps import notify_credential
 from app.services.credentials.vocabulary import (
     ARTIFACTS,
     FALLBACK_GROUP,
@@ -161,6 +162,7 @@ def download_credential(
         },
         now=now,
     )
+    notify_credential(session, actor, "downloaded", credential)
     session.flush()
     return result
 

@@ -154,6 +154,29 @@ def audit_credential(
             **details,
         },
     )
+    event = _NOTIFIED.get(action)
+    if event is not None and outcome == Outcome.success:
+        notify_credential(session, actor, event, credential)
+
+
+# Credential actions that notification rules can follow (`credential.<event>` kinds).
+_NOTIFIED = {"credential.issue": "issued", "credential.renew": "issued", "credential.revoke": "revoked"}
+
+
+def notify_credential(session: Session, actor: Actor, event: str, credential: Credential) -> None:
+    """Put a `credential.<event>` notification in the outbox, in the action's own transaction."""
+    from app.services.notifications.events import credential_event
+
+    credential_event(
+        session,
+        action=event,
+        credential_id=credential.id,
+        cluster=credential.cluster.name,
+        region=credential.cluster.region,
+        subject=credential.username,
+        actor=actor.name,
+        now=utcnow(),
+    )
 
 
 def target_of(cluster: Cluster) -> ClusterTarget:

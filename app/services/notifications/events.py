@@ -428,9 +428,11 @@ def credential_expiring(
     region: str,
     expires_at: dt.datetime,
     now: dt.datetime,
+    stage: str = "warn",
 ) -> NotificationEvent | None:
-    """Hook for the credentials verifier: once per credential and expiry (the key folds repeats)."""
-    key = f"credential:{credential_id}:expiring:{expires_at:%Y%m%d%H%M}"
+    """Hook for the credentials verifier: once per credential, expiry and stage (`warn` within 30
+    days, `bad` within 7: the key folds repeats)."""
+    key = f"credential:{credential_id}:expiring:{expires_at:%Y%m%d%H%M}:{stage}"
     if session.get(NotificationAlert, key) is not None:
         return None
     left = _duration((expires_at - now).total_seconds())
@@ -444,8 +446,8 @@ def credential_expiring(
         attrs={"cluster": cluster, "region": region, "credential_id": credential_id},
         now=now,
     )
-    alert.status = "resolved"  # nothing to remind or resolve: one message per expiry
-    return None
+    alert.status = "resolved"  # nothing to remind or resolve: one message per expiry and stage
+    return session.get(NotificationEvent, alert.opened_event_id)
 
 
 def readiness_changed(

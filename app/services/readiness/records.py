@@ -28,7 +28,7 @@ from app.services.readiness.catalogue import (
     counts,
     score,
 )
-from app.services.readiness.model import CheckContext, CredentialFact, Finding
+from app.services.readiness.model import CheckContext, CredentialFact, Finding, Severity, Status
 from app.services.readiness.specs import ATTESTATION_TOPICS, SPECS
 from app.settings import Settings
 
@@ -159,8 +159,11 @@ class PollResult:
 
 
 def record_poll(session: Session, cluster: Cluster, result: PollResult) -> ClusterReadiness:
-    """Replace the cluster's latest findings and add one small sample to its history."""
+    """Replace the cluster's latest findings and add one small sample to its history; a score drop
+    or a new critical failure goes to the notifications outbox in the same transaction."""
     state = ensure_state(session, cluster)
+    old_score = state.score
+    old_critical = _critical_failures(state.findings or [])
     state.last_polled_at = result.polled_at
     state.auth_path = result.auth_path
     state.reachable = result.reachable
@@ -191,8 +194,30 @@ def record_poll(session: Session, cluster: Cluster, result: PollResult) -> Clust
             nodes=len(result.nodes) if result.findings else None,
         )
     )
+    if result.findings:
+        from app.services.notifications.events import readiness_changed
+
+        # Exempted findings are `accepted` in `effective`: they do not page anyone.
+        new_critical = _critical_failures([f.as_dict() for f in effective]) - old_critical
+        readiness_changed(
+            session,
+            cluster=cluster.name,
+            region=cluster.region,
+            old_score=old_score,
+            new_score=state.score,
+            new_critical=sorted(new_critical),
+            now=result.polled_at,
+        )
     session.flush()
     return state
+
+
+def _critical_failures(findings: Sequence[dict[str, Any]]) -> set[str]:
+    return {
+        str(f.get("check_id"))
+        for f in findings
+        if f.get("status") == Status.fail.value and f.get("severity") == Severity.critical.value
+    }
 
 
 def refresh_score(session: Session, cluster: Cluster) -> None:
