@@ -38,6 +38,12 @@ class User(Base):
     def is_sso(self) -> bool:
         return self.sso_subject is not None
 
+    @property
+    def password_never_changed(self) -> bool:
+        """The password is the one the account was created with (creation sets both stamps from one
+        `now`; a change or a reset moves `password_changed_at`)."""
+        return self.password_changed_at == self.created_at
+
     sessions: Mapped[list[WebSession]] = relationship(back_populates="user", passive_deletes=True)
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user", passive_deletes=True)
 

@@ -13,6 +13,7 @@ from markupsafe import Markup
 from starlette.responses import RedirectResponse, Response
 
 from app import __version__
+from app.services.connectivity.status import STATE_LABELS
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
@@ -93,4 +94,10 @@ templates.env.globals.update(
     csrf_input=_csrf_input,
     csrf_token=_csrf_token,
 )
-templates.env.filters.update(age=humanize_age, duration=humanize_duration, utc=format_time)
+templates.env.filters.update(
+    age=humanize_age,
+    duration=humanize_duration,
+    utc=format_time,
+    state_label=lambda state: STATE_LABELS.get(state, state),
+    plural=lambda count, word, words=None: f"{count} {word if count == 1 else (words or word + 's')}",
+)

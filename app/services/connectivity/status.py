@@ -29,6 +29,13 @@ DEGRADED = "DEGRADED"
 DISCONNECTED = "DISCONNECTED"
 UNKNOWN = "UNKNOWN"
 STATES = (CONNECTED, DEGRADED, DISCONNECTED, UNKNOWN)
+# The one spelling of each state on every page (the stored and API values stay upper case).
+STATE_LABELS = {
+    CONNECTED: "Connected",
+    DEGRADED: "Degraded",
+    DISCONNECTED: "Disconnected",
+    UNKNOWN: "Unknown",
+}
 
 # The Period of live samples; a state is UNKNOWN once this many periods passed without a datapoint.
 LIVE_PERIOD = 60

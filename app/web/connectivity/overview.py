@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from app.services.connectivity import paging, queries, site
-from app.services.connectivity.status import STATES, Vantage
+from app.services.connectivity.status import STATE_LABELS, STATES, Vantage
 from app.web.connectivity.axis import ticks
 from app.web.connectivity.windows import window_cells
 from app.web.deps import AppSettings, DbSession
@@ -36,13 +36,6 @@ from app.web.templating import is_htmx_partial, render, templates
 router = APIRouter()
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-STATE_LABELS = {
-    "CONNECTED": "Connected",
-    "DEGRADED": "Degraded",
-    "DISCONNECTED": "Disconnected",
-    "UNKNOWN": "Unknown",
-}
 
 
 @dataclass(frozen=True)
