@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from lifeline_simulator import fieldvalidation, impersonation, openapi, protobuf, subresources, views
+from lifeline_simulator import fieldvalidation, impersonation, openapi, protobuf, subresources, views, watch
 from lifeline_simulator.authn import AuthenticationFailed, Identity, verify_eks_token
 from lifeline_simulator.errors import ApiError
 from lifeline_simulator.patch import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, json_patch, merge_patch
@@ -66,6 +66,8 @@ class Response:
     body: bytes
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    # A streamed body (a watch): chunks written as they come; `b""` is a heartbeat, not the end.
+    stream: Iterator[bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -416,6 +418,8 @@ class Api:
 
     def _list(self, request: Request, route: Route, *, watch: bool) -> Response:
         query = request.query
+        if watch:
+            return self._watch(request, route)
         try:
             limit = int(query.get("limit") or 0)
         except ValueError:
@@ -428,10 +432,6 @@ class Api:
             limit=0 if watch else limit,
             continue_token=query.get("continue", ""),
         )
-        if watch:
-            # No change feed: the stream holds the current objects as ADDED events, then ends.
-            lines = [json.dumps({"type": "ADDED", "object": item}) for item in result.items]
-            return Response(200, ("\n".join(lines) + "\n").encode() if lines else b"", "application/json")
         if self._wants_table(request):
             body = views.table(
                 route.rtype,
@@ -447,6 +447,19 @@ class Api:
             route.rtype, result.items, result.resource_version, result.continue_token, result.remaining
         )
         return self._document(request, doc)
+
+    def _watch(self, request: Request, route: Route) -> Response:
+        rtype = route.rtype
+        include = request.query.get("includeObject", "Metadata")
+
+        def as_table(obj: dict[str, Any]) -> dict[str, Any]:
+            rv = obj["metadata"].get("resourceVersion", "")
+            return views.table(rtype, [obj], self.cluster.now(), include_object=include, resource_version=rv)
+
+        render = as_table if self._wants_table(request) else (lambda obj: obj)
+        query = {key: str(value) for key, value in request.query.items()}
+        stream = watch.open_watch(self.cluster.store, rtype, route.namespace or None, query, render)
+        return Response(200, b"", "application/json", stream=stream)
 
     def _object(self, request: Request, rtype: ResourceType, obj: dict[str, Any]) -> Response:
         if self._wants_table(request):

@@ -16,7 +16,7 @@ import socket
 import socketserver
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -153,12 +153,45 @@ class _RequestHandler(BaseHTTPRequestHandler):
         response = self.server.handler(request)
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
+        if response.stream is None:
+            self.send_header("Content-Length", str(len(response.body)))
+        else:
+            self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache, private")
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(response.body)
+        if response.stream is None:
+            self.wfile.write(response.body)
+        else:
+            self._stream(response.stream)
+
+    def _stream(self, chunks: Iterator[bytes]) -> None:
+        """Write a watch as it happens, in chunked encoding; stop when the client or server goes."""
+        try:
+            for chunk in chunks:
+                if self.server.stopping or self._client_gone():
+                    self.close_connection = True
+                    return
+                if chunk:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+        except (SSL.Error, OSError):
+            self.close_connection = True  # the client went away: nothing more to say
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    def _client_gone(self) -> bool:
+        """True once the client closed (EOF) or started talking again (a close_notify): either way,
+        nobody reads the stream any more."""
+        sock: socket.socket = self.request
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            return bool(readable)
+        except (OSError, ValueError):
+            return True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
@@ -175,6 +208,7 @@ class _TLSServer(socketserver.ThreadingTCPServer):
         self.handler = handler
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
+        self.stopping = False  # set by stop(): open watches end at their next heartbeat
         super().__init__(address, _RequestHandler)
 
     def track(self, sock: socket.socket, *, add: bool) -> None:
@@ -213,6 +247,7 @@ class HttpsServer:
         self._thread.start()
 
     def stop(self) -> None:
+        self._server.stopping = True
         self._server.shutdown()
         self._server.close_connections()
         self._server.server_close()

@@ -67,13 +67,15 @@ class ListResult:
 class Store:
     """Thread-safe object storage; every write bumps one cluster-wide resourceVersion."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, *, feed_size: int = 20000) -> None:
         self._clock = clock
         self._lock = threading.RLock()
         self._objects: dict[str, dict[Key, dict[str, Any]]] = {}
         self._revision = 0
         # The change feed: (revision, bucket, event type, object) for watches; listeners for controllers.
-        self._feed: collections.deque[tuple[int, str, str, dict[str, Any]]] = collections.deque(maxlen=20000)
+        self._feed: collections.deque[tuple[int, str, str, dict[str, Any]]] = collections.deque(
+            maxlen=feed_size
+        )
         self._changed = threading.Condition(self._lock)
         self.listeners: list[Callable[[ResourceType, str, dict[str, Any], bool], None]] = []
 
@@ -113,6 +115,11 @@ class Store:
                 if found or remaining <= 0:
                     return found
                 self._changed.wait(min(remaining, 0.5))
+
+    def oldest_change(self) -> int | None:
+        """The revision of the oldest change the feed still holds (None: nothing changed yet)."""
+        with self._lock:
+            return self._feed[0][0] if self._feed else None
 
     def _bump(self) -> str:
         self._revision += 1

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import ssl
+import subprocess
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -692,3 +693,94 @@ def test_a_file_with_a_crd_and_its_resource_applies(cluster: Cluster, tmp_path: 
         assert widget["spec"] == {"size": 3}
     finally:
         api.close()
+
+
+# ------------------------------------------------------------------------------------ watches
+
+
+def _watch(cluster: Cluster, *args: str, seconds: int = 6) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [cluster.admin.binary, "--kubeconfig", str(cluster.admin.kubeconfig), f"--request-timeout={seconds}s",
+         "get", *args, "-w"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def _wait_for_line(process: subprocess.Popen[str], needle: str) -> list[str]:
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:
+        seen.append(line.rstrip("\n"))
+        if needle in line:
+            return seen
+    raise AssertionError(f"{needle!r} never came; kubectl printed {seen}")
+
+
+def test_get_w_stays_open_and_streams_changes(cluster: Cluster) -> None:
+    """`kubectl get -w` prints the current rows, then each change as it happens, until its timeout."""
+    cluster.admin("create", "namespace", "watched")
+    cluster.admin("create", "configmap", "first", "-n", "watched")
+    process = _watch(cluster, "configmaps", "-n", "watched")
+    try:
+        assert any(line.startswith("first ") for line in _wait_for_line(process, "first"))
+        # A change made after the watch began arrives on the open stream.
+        cluster.admin("create", "configmap", "second", "-n", "watched", "--from-literal=a=b")
+        assert _wait_for_line(process, "second")[-1].split()[:2] == ["second", "1"]
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    # The watch ended at --request-timeout, not at once and not with a crash.
+    assert "unexpected" not in err.lower() and "panic" not in err.lower(), err
+
+
+def test_watch_through_the_python_client_sees_modified_and_deleted(cluster: Cluster, tmp_path: Path) -> None:
+    from kubernetes import config as k8s_config
+    from kubernetes import watch as k8s_watch
+
+    cluster.admin("create", "namespace", "watched-py")
+    api_client = k8s_config.new_client_from_config(str(cluster.admin.kubeconfig))
+    core = k8s.CoreV1Api(api_client)
+    listed = core.list_namespaced_config_map("watched-py")
+    version = listed.metadata.resource_version
+    cluster.admin("create", "configmap", "cm", "-n", "watched-py", "--from-literal=a=1")
+    cluster.admin("patch", "configmap", "cm", "-n", "watched-py", "-p", '{"data":{"a":"2"}}')
+    cluster.admin("delete", "configmap", "cm", "-n", "watched-py")
+    events = []
+    stream = k8s_watch.Watch().stream(
+        core.list_namespaced_config_map, "watched-py", resource_version=version, timeout_seconds=5
+    )
+    for event in stream:
+        events.append((event["type"], event["object"].metadata.name, (event["object"].data or {}).get("a")))
+        if event["type"] == "DELETED":
+            break
+    api_client.close()
+    assert events == [("ADDED", "cm", "1"), ("MODIFIED", "cm", "2"), ("DELETED", "cm", "2")]
+
+
+def test_watch_from_a_version_the_feed_no_longer_holds_is_expired() -> None:
+    """A client resuming from a version older than what the server keeps gets 410 Expired (and
+    re-lists); a version the feed holds streams only what came after it."""
+    import datetime as dt
+
+    from lifeline_simulator import watch
+    from lifeline_simulator.errors import ApiError
+    from lifeline_simulator.store import Store
+
+    configmaps = BY_GROUP_PLURAL[("", "configmaps")]
+    store = Store(lambda: dt.datetime.now(dt.UTC), feed_size=5)
+    store.ensure_namespace("default")
+    for i in range(10):
+        store.create(
+            configmaps, "default", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}"}}
+        )
+    with pytest.raises(ApiError) as expired:
+        watch.open_watch(store, configmaps, "default", {"resourceVersion": "1"}, lambda o: o)
+    assert (expired.value.code, expired.value.reason) == (410, "Expired")
+    assert expired.value.message.startswith("too old resource version: 1 (")
+    recent = str(store.revision - 2)
+    query = {"resourceVersion": recent, "timeoutSeconds": "1"}
+    stream = watch.open_watch(store, configmaps, "default", query, lambda o: o)
+    names = [json.loads(chunk)["object"]["metadata"]["name"] for chunk in stream if chunk]
+    assert names == ["c8", "c9"]
