@@ -1,5 +1,6 @@
 """Small controllers that make everyday kubectl honest: Deployment -> ReplicaSet -> Pods, StatefulSet and
-DaemonSet pods, a scheduler, a kubelet that starts bound pods, the namespace lifecycle, Endpoints and
+DaemonSet pods, Job pods (which complete as soon as they start: the simulator runs no containers), a
+scheduler, a kubelet that starts bound pods, the namespace lifecycle, Endpoints and
 EndpointSlices, node leases and the events all of them record.
 
 Every write through the API (and every controller write) marks the objects it concerns dirty; `settle()`
@@ -49,8 +50,12 @@ DEPLOYMENTS = BY_GROUP_PLURAL[("apps", "deployments")]
 REPLICASETS = BY_GROUP_PLURAL[("apps", "replicasets")]
 STATEFULSETS = BY_GROUP_PLURAL[("apps", "statefulsets")]
 DAEMONSETS = BY_GROUP_PLURAL[("apps", "daemonsets")]
+JOBS = BY_GROUP_PLURAL[("batch", "jobs")]
 WORKLOADS = {"Deployment": DEPLOYMENTS, "ReplicaSet": REPLICASETS, "StatefulSet": STATEFULSETS}
 WORKLOADS["DaemonSet"] = DAEMONSETS
+WORKLOADS["Job"] = JOBS
+JOB_UID = "batch.kubernetes.io/controller-uid"
+JOB_NAME = "batch.kubernetes.io/job-name"
 
 REVISION = "deployment.kubernetes.io/revision"
 HASH = "pod-template-hash"
@@ -165,7 +170,7 @@ class Controllers:
             self.mark("lease", "", name)
         if loaded:
             return
-        if rtype in (DEPLOYMENTS, REPLICASETS, STATEFULSETS, DAEMONSETS):
+        if rtype in (DEPLOYMENTS, REPLICASETS, STATEFULSETS, DAEMONSETS, JOBS):
             self.mark(rtype.kind, namespace, name)
             if kind == "DELETED":
                 self.mark("gc", namespace, meta.get("uid", ""))
@@ -205,6 +210,7 @@ class Controllers:
             "ReplicaSet": self._replica_set,
             "StatefulSet": self._stateful_set,
             "DaemonSet": self._daemon_set,
+            "Job": self._job,
             "scheduler": self._schedule,
             "gc": self._collect,
             "endpoints": self._endpoints,
@@ -400,7 +406,7 @@ class Controllers:
 
     def _collect(self, namespace: str, uid: str) -> None:
         """The garbage collector: dependents of a deleted owner go too (background propagation)."""
-        for rtype in (REPLICASETS, PODS):
+        for rtype in (REPLICASETS, JOBS, PODS):
             for obj in self.store.list(rtype, namespace).items:
                 if any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or []):
                     with contextlib.suppress(ApiError):
@@ -593,6 +599,88 @@ class Controllers:
         self._write_status(
             REPLICASETS, rs, {k: v for k, v in status.items() if v or k in ("replicas", "observedGeneration")}
         )
+
+    # ------------------------------------------------------------------ Job
+
+    def _job(self, namespace: str, name: str) -> None:
+        """The job controller: pods up to `parallelism` until `completions` succeeded. No container
+        runs here, so a Job pod that the kubelet starts completes at once (exit code 0)."""
+        job = self.store.find(JOBS, namespace, name)
+        if job is None or job["metadata"].get("deletionTimestamp"):
+            return
+        spec, meta = _spec(job), job["metadata"]
+        status = copy.deepcopy(job.get("status") or {})
+        if any(
+            c.get("type") == "Complete" and c.get("status") == "True" for c in status.get("conditions") or []
+        ):
+            return
+        completions = int(spec.get("completions") or 1)
+        parallelism = int(spec["parallelism"]) if spec.get("parallelism") is not None else 1
+        pods = [
+            p
+            for p in self.store.list(PODS, namespace).items
+            if (controller_of(p) or {}).get("uid") == meta["uid"]
+            and not p["metadata"].get("deletionTimestamp")
+        ]
+        for pod in pods:
+            if (pod.get("status") or {}).get("phase") == "Running":
+                self._complete_pod(pod)
+        pods = [self.store.find(PODS, namespace, p["metadata"]["name"]) or p for p in pods]
+        phases = [(p.get("status") or {}).get("phase") for p in pods]
+        succeeded = phases.count("Succeeded")
+        failed = phases.count("Failed")
+        active = len(pods) - succeeded - failed
+        now = timestamp(self.cluster.now())
+        status.setdefault("startTime", now)
+        if not spec.get("suspend"):
+            wanted = min(parallelism, completions - succeeded) - active
+            template = copy.deepcopy(spec.get("template") or {})
+            labels = {**((template.get("metadata") or {}).get("labels") or {})}
+            labels.update(
+                {JOB_UID: meta["uid"], JOB_NAME: name, "controller-uid": meta["uid"], "job-name": name}
+            )
+            template.setdefault("metadata", {})["labels"] = labels
+            for _ in range(max(wanted, 0)):
+                pod = self._new_pod(job, f"{name}-{self._suffix()}", template)
+                if self._create_pod(job, pod, "Created pod: {name}") is not None:
+                    active += 1
+        status.update({"succeeded": succeeded, "failed": failed, "active": active})
+        status["ready"] = 0
+        status["terminating"] = 0
+        status["uncountedTerminatedPods"] = {}
+        for key in ("succeeded", "failed", "active"):
+            if not status[key]:
+                status.pop(key)
+        if succeeded >= completions:
+            status.pop("active", None)
+            status["completionTime"] = now
+            status["conditions"] = [
+                {"type": kind, "status": "True", "lastProbeTime": now, "lastTransitionTime": now,
+                 **({"reason": "CompletionsReached", "message": "Reached expected number of succeeded pods"}
+                    if kind == "SuccessCriteriaMet" else {})}
+                for kind in ("SuccessCriteriaMet", "Complete")
+            ]  # fmt: skip
+            self.record(job, "Completed", "Job completed", component="job-controller")
+        self._write_status(JOBS, job, status)
+
+    def _complete_pod(self, pod: dict[str, Any]) -> None:
+        status = copy.deepcopy(pod.get("status") or {})
+        now = timestamp(self.cluster.now())
+        status["phase"] = "Succeeded"
+        status["conditions"] = [
+            {**c, "status": "False", "reason": "PodCompleted"}
+            if c.get("type") in ("Ready", "ContainersReady")
+            else c
+            for c in status.get("conditions") or []
+        ]
+        for container in status.get("containerStatuses") or []:
+            started = ((container.get("state") or {}).get("running") or {}).get("startedAt", now)
+            container["state"] = {
+                "terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": now}
+            }
+            container["ready"] = False
+            container["started"] = False
+        self._write_status(PODS, pod, status)
 
     # ------------------------------------------------------------------ StatefulSet
 

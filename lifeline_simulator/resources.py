@@ -87,9 +87,11 @@ def _pod_phase(obj: dict[str, Any]) -> str:
     if _meta(obj).get("deletionTimestamp"):
         return "Terminating"
     for s in _status(obj).get("containerStatuses") or []:
-        waiting = (s.get("state") or {}).get("waiting")
-        if waiting and waiting.get("reason"):
-            return str(waiting["reason"])
+        state = s.get("state") or {}
+        # As the server's printer: a waiting or terminated container's reason (`Completed`) wins.
+        for key in ("waiting", "terminated"):
+            if (state.get(key) or {}).get("reason"):
+                return str(state[key]["reason"])
     return str(_status(obj).get("phase") or "Pending")
 
 

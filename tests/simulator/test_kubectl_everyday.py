@@ -784,3 +784,45 @@ def test_watch_from_a_version_the_feed_no_longer_holds_is_expired() -> None:
     stream = watch.open_watch(store, configmaps, "default", query, lambda o: o)
     names = [json.loads(chunk)["object"]["metadata"]["name"] for chunk in stream if chunk]
     assert names == ["c8", "c9"]
+
+
+# ------------------------------------------------------------------------------------ jobs
+
+
+def test_a_job_runs_its_pods_to_completion(cluster: Cluster) -> None:
+    """`kubectl create job` then `wait --for=condition=complete` ends; the pods read Completed."""
+    cluster.admin("create", "namespace", "batch-work")
+    cluster.admin("create", "job", "hello", "-n", "batch-work", "--image=busybox:1.36", "--", "echo", "hi")
+    waited = cluster.admin(
+        "wait", "--for=condition=complete", "job/hello", "-n", "batch-work", "--timeout=20s"
+    )
+    assert waited.stdout.strip() == "job.batch/hello condition met"
+    row = cluster.admin("get", "job", "hello", "-n", "batch-work", "--no-headers").stdout.split()
+    assert "1/1" in row
+    pods = cluster.admin("get", "pods", "-n", "batch-work", "-l", "job-name=hello", "--no-headers").stdout
+    [line] = pods.splitlines()
+    assert line.split()[2] == "Completed", line
+    events = cluster.admin(
+        "get", "events", "-n", "batch-work", "--field-selector", "involvedObject.name=hello"
+    )
+    assert "Created pod: hello-" in events.stdout and "Job completed" in events.stdout
+    # Deleting the Job takes its pods with it (background propagation).
+    cluster.admin("delete", "job", "hello", "-n", "batch-work")
+    assert cluster.admin("get", "pods", "-n", "batch-work", "--no-headers").stdout.strip() == ""
+
+
+def test_a_parallel_job_keeps_to_its_parallelism(tmp_path: Path, cluster: Cluster) -> None:
+    manifest = tmp_path / "job.yaml"
+    manifest.write_text(
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: fan-out, namespace: default}\n"
+        "spec:\n  completions: 5\n  parallelism: 2\n  template:\n    spec:\n"
+        "      restartPolicy: Never\n      containers: [{name: w, image: busybox:1.36}]\n"
+    )
+    cluster.admin("apply", "-f", str(manifest))
+    cluster.admin("wait", "--for=condition=complete", "job/fan-out", "--timeout=20s")
+    job = json.loads(cluster.admin("get", "job", "fan-out", "-o", "json").stdout)
+    assert job["status"]["succeeded"] == 5 and "active" not in job["status"]
+    created = cluster.admin(
+        "get", "events", "--field-selector", "involvedObject.name=fan-out,reason=SuccessfulCreate"
+    )
+    assert created.stdout.count("Created pod: fan-out-") == 5
