@@ -826,3 +826,11 @@ def test_a_parallel_job_keeps_to_its_parallelism(tmp_path: Path, cluster: Cluste
         "get", "events", "--field-selector", "involvedObject.name=fan-out,reason=SuccessfulCreate"
     )
     assert created.stdout.count("Created pod: fan-out-") == 5
+
+
+def test_a_job_from_a_cronjob_runs(cluster: Cluster) -> None:
+    """The CronJob controller does not run, but starting its job by hand does, as operators do."""
+    cluster.admin("create", "cronjob", "nightly", "--image=busybox:1.36", "--schedule=0 3 * * *")
+    cluster.admin("create", "job", "nightly-now", "--from=cronjob/nightly")
+    cluster.admin("wait", "--for=condition=complete", "job/nightly-now", "--timeout=20s")
+    assert cluster.admin("get", "jobs", "--no-headers").stdout.count("nightly-now") == 1
