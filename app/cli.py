@@ -15,7 +15,7 @@ import threading
 
 import typer
 
-from app.commands import check, credentials, fleet, notifications, tokens, users
+from app.commands import check, credentials, drill, fleet, notifications, tokens, users
 from app.commands.common import settings_or_exit
 from app.settings import SettingsError
 
@@ -34,6 +34,7 @@ cli.add_typer(tokens.app, name="tokens", help="Manage personal API tokens.")
 cli.add_typer(check.app, name="check", help="Evaluate readiness checks against a manifest dump.")
 cli.add_typer(credentials.app, name="credentials", help="Emergency-access credentials and the data key.")
 cli.add_typer(notifications.app, name="notifications", help="Notification channels, rules and the sender.")
+cli.add_typer(drill.app, name="drill", help="Disconnect drills: start, status, end, report.")
 
 
 def optional_group(name: str, *, module: str, extra: str, needs: tuple[str, ...], summary: str) -> None:

@@ -14,7 +14,18 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__
 from app.db import WEB_THREADS, create_db_engine, make_session_factory
 from app.settings import Settings, get_settings
-from app.web import audit, credentials, errors, fleet, health, navigation, notifications, security, templating
+from app.web import (
+    audit,
+    credentials,
+    drills,
+    errors,
+    fleet,
+    health,
+    navigation,
+    notifications,
+    security,
+    templating,
+)
 from app.web.accounts import signin, sso, users
 from app.web.connectivity import outposts, overview, probes
 from app.web.readiness import clusters
@@ -74,6 +85,7 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = Fals
         users,
         audit,
         notifications,
+        drills,
     ):
         app.include_router(module.router)
     errors.install(app)

@@ -204,6 +204,10 @@ class OutpostOut(BaseModel):
     last_error_at: dt.datetime | None
     uptime: UptimeWindows = Field(description="Connected seconds / known seconds, 0..1, per window.")
     unknown_seconds: UptimeWindows = Field(description="Seconds without any datapoint, per window.")
+    drill_seconds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Drill time left out of uptime and unknown time, per window (only windows with drills).",
+    )
     url: str = Field(description="The Outpost's page on this dashboard.")
 
 
@@ -481,3 +485,70 @@ class CredentialOut(BaseModel):
 
 class CredentialRevokedOut(CredentialOut):
     notice: str = Field(description="What revoking does and does not do")
+
+
+# ---------------------------------------------------------------- drills (issue 17)
+
+
+class DrillCreate(BaseModel):
+    """Plan a drill (or start it at once with `start_now`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outpost_id: str = Field(description="The Outpost rehearsing the disconnect, e.g. op-0123456789abcdef0")
+    title: str = Field(max_length=200)
+    duration_minutes: int = Field(default=60, ge=1, le=1440)
+    planned_start: dt.datetime | None = Field(default=None, description="ISO 8601; empty: now")
+    ticket_ref: str | None = Field(default=None, max_length=200)
+    participants: list[str] = Field(default_factory=list, max_length=50)
+    checklist: list[str] | None = Field(default=None, description="item keys; empty: every item")
+    exclude_from_uptime: bool = True
+    start_now: bool = False
+
+
+class DrillAbort(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class DrillCheckOut(BaseModel):
+    id: int
+    item: str
+    label: str
+    subject: str
+    status: str
+    summary: str
+    evidence: list[dict[str, Any]]
+    first_checked_at: str | None
+    checked_at: str | None
+    rounds: int
+    confirmed_by: str | None
+    confirmed_at: str | None
+
+
+class DrillOut(BaseModel):
+    """A drill and its report (the JSON export has the same shape)."""
+
+    id: int
+    title: str
+    outpost: dict[str, str]
+    state: str
+    outcome: str | None
+    ticket_ref: str | None
+    participants: list[str]
+    planned_start: str | None
+    duration_minutes: int
+    started_at: str | None
+    started_by: str | None
+    ended_at: str | None
+    ended_by: str | None
+    abort_reason: str | None
+    drill_seconds: float
+    excluded_from_uptime: bool
+    checks: list[DrillCheckOut]
+    failures: list[DrillCheckOut]
+    follow_ups: list[str]
+    timeline: list[dict[str, Any]]
+    generated_at: str
+    url: str = ""

@@ -291,6 +291,23 @@ class Settings(BaseSettings):
         description="Also probe each known control-plane IP (TLS and /livez), not only the endpoint.",
     )
 
+    # Disconnect drills (issue 17)
+    drill_valid_days: int = Field(
+        default=90,
+        ge=1,
+        le=400,
+        description="How long a passed drill counts as a readiness attestation (access verified).",
+    )
+    drill_check_interval_seconds: int = Field(
+        default=30, ge=5, le=3600, description="How often Lifeline runs a running drill's checks."
+    )
+    drill_issue_lifetime_seconds: int = Field(
+        default=600,
+        ge=600,
+        le=86400,
+        description="Lifetime of the credential a drill issues (and revokes) to prove issuing works.",
+    )
+
     @field_validator("data_key", "data_key_file", "issuer_kubeconfig", mode="before")
     @classmethod
     def _empty_secret_is_none(cls, value: object) -> object:

@@ -13,7 +13,17 @@ from types import ModuleType
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.jobs import connectivity, credentials, fleet, notifications, probes, readiness, recovery, retention
+from app.jobs import (
+    connectivity,
+    credentials,
+    drills,
+    fleet,
+    notifications,
+    probes,
+    readiness,
+    recovery,
+    retention,
+)
 from app.jobs.leader import Elector, check_interval
 from app.models.base import utcnow
 from app.settings import Settings
@@ -28,6 +38,7 @@ JOB_MODULES: tuple[ModuleType, ...] = (
     retention,
     readiness,
     credentials,
+    drills,
     notifications,
     recovery,
 )

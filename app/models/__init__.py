@@ -5,6 +5,7 @@ from app.models.audit import AuditEvent
 from app.models.base import Base
 from app.models.connectivity import ConnectedSample, HourlyRollup, Incident
 from app.models.credential import Credential, CredentialDownload, CredentialEvent
+from app.models.drill import Drill, DrillCheck, DrillEvent
 from app.models.fleet import Cluster, Outpost
 from app.models.notification import (
     NotificationAlert,
@@ -29,6 +30,9 @@ __all__ = [
     "Credential",
     "CredentialDownload",
     "CredentialEvent",
+    "Drill",
+    "DrillCheck",
+    "DrillEvent",
     "HourlyRollup",
     "Incident",
     "LoginThrottle",

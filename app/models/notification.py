@@ -44,6 +44,8 @@ class NotificationRule(Base):
     min_severity: Mapped[str] = mapped_column(String(16), default="info")
     # Reminder for an alert still open after this many minutes (None: no reminders).
     reminder_minutes: Mapped[int | None]
+    # While a drill runs on the event's Outpost: "label" sends it marked as a drill, "quiet" holds it back.
+    during_drill: Mapped[str] = mapped_column(String(8), default="label")
     enabled: Mapped[bool] = mapped_column(default=True)
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -188,6 +188,7 @@ def add_rule_form(
     clusters: Annotated[str, Form()] = "",
     min_severity: Annotated[str, Form()] = "info",
     reminder_minutes: Annotated[str, Form()] = "",
+    during_drill: Annotated[str, Form()] = "label",
 ) -> Response:
     values = {
         "name": name,
@@ -198,6 +199,7 @@ def add_rule_form(
         "clusters": clusters,
         "min_severity": min_severity,
         "reminder_minutes": reminder_minutes,
+        "during_drill": during_drill,
     }
     try:
         if not channel_id.isdigit():
@@ -214,6 +216,7 @@ def add_rule_form(
             clusters=clusters,
             min_severity=min_severity,
             reminder_minutes=int(reminder_minutes) if reminder_minutes else None,
+            during_drill=during_drill,
             actor=actor_of(principal, request),
             now=now_utc(request),
         )

@@ -250,11 +250,22 @@ def _ceil(moment: dt.datetime, seconds: int) -> dt.datetime:
 
 
 def uptime_by_outpost(
-    session: Session, outpost_pks: Sequence[int], now: dt.datetime, windows: Iterable[str] = tuple(WINDOWS)
+    session: Session,
+    outpost_pks: Sequence[int],
+    now: dt.datetime,
+    windows: Iterable[str] = tuple(WINDOWS),
+    *,
+    exclude_drills: bool = True,
 ) -> dict[int, dict[str, Uptime]]:
     """Uptime of many Outposts per window: conncore's bulk query (rollups for whole hours, raw
-    samples for the partial first hour), in a fixed number of queries."""
-    return uptime_bulk(session, outpost_pks, list(windows), now)
+    samples for the partial first hour), in a fixed number of queries. Drill time is left out by
+    default and reported as each window's `drill_seconds` (issue 17)."""
+    found = uptime_bulk(session, outpost_pks, list(windows), now)
+    if not exclude_drills:
+        return found
+    from app.services.drills.uptime import exclude_drill_time
+
+    return exclude_drill_time(session, found, now)  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------- buckets (strips and timelines)

@@ -80,6 +80,8 @@ class Uptime:
     connected_seconds: float
     known_seconds: float
     unknown_seconds: float
+    # Drill time inside the window, left out of the three figures above (issue 17).
+    drill_seconds: float = 0.0
 
     @property
     def ratio(self) -> float | None:

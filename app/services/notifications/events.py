@@ -54,8 +54,9 @@ KINDS: dict[str, EventKind] = {
         EventKind("credential.revoked", "info", "A credential was revoked", None),
         EventKind("readiness.score_dropped", "warning", "A cluster's readiness score dropped", None),
         EventKind("readiness.critical_finding", "critical", "A new critical readiness finding", None),
-        EventKind("drill.started", "info", "A disconnect drill started", None),
-        EventKind("drill.ended", "info", "A disconnect drill ended", None),
+        EventKind("drill.started", "info", "A disconnect drill started", "drills"),
+        EventKind("drill.item_failed", "warning", "A drill check failed", "drills"),
+        EventKind("drill.ended", "info", "A disconnect drill ended", "drills"),
         EventKind(
             "account.break_glass", "warning", "A break-glass account signed in while SSO is on", "accounts"
         ),

@@ -50,9 +50,12 @@ def route(
     A resolved event goes to the channels that had the opening one (so "resolved" follows its
     opening message there); a reminder only through the rule that asked for it.
     """
+    from app.services.drills.notify import QUIET, drill_covering, mark_as_drill
     from app.services.notifications.rules import quiet_reason, rule_matches
 
     targets: dict[int, tuple[int | None, str]] = {}
+    quiet: str | None = None
+    drill = None
     if event.phase == "resolved" and event.opening_event_id is not None:
         for channel_id, status in session.execute(
             select(NotificationDelivery.channel_id, NotificationDelivery.status)
@@ -73,13 +76,16 @@ def route(
         )
         if only_rule_id is not None:
             stmt = stmt.where(NotificationRule.id == only_rule_id)
-        quiet = None
+        drill = drill_covering(session, event, now)
+        if drill is not None:
+            mark_as_drill(event, drill)
         for rule in session.scalars(stmt):
             if rule.channel_id in targets or not rule_matches(rule, event):
                 continue
             if quiet is None:
                 quiet = quiet_reason(session, event, now) or ""
-            targets[rule.channel_id] = (rule.id, SUPPRESSED if quiet else PENDING)
+            held = bool(quiet) or (drill is not None and rule.during_drill == QUIET)
+            targets[rule.channel_id] = (rule.id, SUPPRESSED if held else PENDING)
     deliveries = []
     for channel_id, (rule_id, status) in targets.items():
         delivery = NotificationDelivery(
@@ -92,7 +98,13 @@ def route(
             attempts=0,
             next_attempt_at=now,
             created_at=now,
-            last_error="held back by a quiet period" if status == SUPPRESSED else None,
+            last_error=(
+                ("held back by a quiet period" if quiet else f"held back during drill #{drill.id}")
+                if status == SUPPRESSED and drill is not None
+                else "held back by a quiet period"
+                if status == SUPPRESSED
+                else None
+            ),
         )
         session.add(delivery)
         deliveries.append(delivery)

@@ -232,6 +232,7 @@ def create_rule(
     clusters: Sequence[str] | str | None = None,
     min_severity: str = "info",
     reminder_minutes: int | None = None,
+    during_drill: str = "label",
     actor: Actor,
     now: dt.datetime,
 ) -> NotificationRule:
@@ -255,6 +256,8 @@ def create_rule(
         errors["min_severity"] = f"use one of {', '.join(SEVERITIES)}"
     if reminder_minutes is not None and not 1 <= reminder_minutes <= 7 * 24 * 60:
         errors["reminder_minutes"] = "between 1 minute and 7 days (10080), or empty for no reminders"
+    if during_drill not in ("label", "quiet"):
+        errors["during_drill"] = "label (send, marked as a drill) or quiet (hold back while a drill runs)"
     if errors:
         raise InvalidInput(errors=errors)
     rule = NotificationRule(
@@ -266,6 +269,7 @@ def create_rule(
         clusters=_names(clusters),
         min_severity=min_severity,
         reminder_minutes=reminder_minutes,
+        during_drill=during_drill,
         enabled=True,
         created_by=actor.name,
         created_at=now,
@@ -285,6 +289,7 @@ def create_rule(
             "clusters": rule.clusters,
             "min_severity": min_severity,
             "reminder_minutes": reminder_minutes,
+            "during_drill": during_drill,
         },
         now=now,
     )

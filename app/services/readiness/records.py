@@ -136,6 +136,9 @@ def current_findings(
     context = CheckContext(now=now)
     facts = _facts(attestations(session, cluster))
     raw += [check_attestation(topic, facts, context) for topic in ATTESTATION_TOPICS]
+    from app.services.drills.readiness import with_drill_failures
+
+    raw = with_drill_failures(session, cluster, raw)
     return apply_exemptions(raw, _rules(exemptions(session, cluster)), now)
 
 
@@ -348,6 +351,8 @@ def add_attestation(
     errors = {}
     if topic not in ATTESTATION_TOPICS:
         errors["topic"] = f"choose one of {', '.join(ATTESTATION_TOPICS)}"
+    elif topic == "disconnect-drill":
+        errors["topic"] = "a passed disconnect drill attests this topic: run a drill on the Drills page"
     if len(statement.strip()) < 10:
         errors["statement"] = "describe what you confirmed (at least 10 characters)"
     try:

@@ -263,6 +263,16 @@ SPECS: dict[str, CheckSpec] = {
             "No current attestation that a local registry or mirror holds the images.",
             "attestation",
         ),
+        _spec(
+            "disconnect-drill",
+            "Access verified in a disconnect drill",
+            Severity.high,
+            f"{GUIDE}: simulate a disconnect to make sure that you can access your cluster",
+            "Run a disconnect drill (Drills page, or `lifeline drill start`): a passed drill attests "
+            "the cluster for LIFELINE_DRILL_VALID_DAYS; a failed item stays here until a drill passes.",
+            "No passed drill recently, or the latest drill failed an item.",
+            "attestation",
+        ),
     )
 }
 
@@ -288,6 +298,7 @@ PROBLEM_TITLES: dict[str, str] = {
     "etcd-backups": "No current attestation of etcd backups",
     "local-dns-servers": "No current attestation of local DNS servers",
     "local-registry": "No current attestation of a local registry or mirror",
+    "disconnect-drill": "No disconnect drill has verified access recently",
 }
 PROBLEM_STATUSES = frozenset({Status.fail, Status.warn, Status.accepted})
 

@@ -18,6 +18,8 @@ from app import schemas
 from app.models import Outpost, PollRun
 from app.services.connectivity import paging, queries, site
 from app.services.connectivity.status import STATES, Uptime
+from app.services.drills import uptime as drill_uptime
+from app.services.drills.lifecycle import list_drills
 from app.services.errors import InvalidInput, NotFound
 from app.services.fleet import inventory
 from app.web.connectivity.chart import timeline_svg
@@ -106,6 +108,7 @@ def _outpost_out(request: Request, outpost: Outpost, uptime: dict[str, Uptime]) 
         last_error_at=outpost.last_error_at,
         uptime=ratios,
         unknown_seconds=unknown,
+        drill_seconds={w: round(u.drill_seconds, 1) for w, u in uptime.items() if u.drill_seconds},
         url=str(request.url_for("outposts.detail", outpost_id=outpost.outpost_id)),
     )
 
@@ -147,6 +150,7 @@ def detail(
     chart = queries.timeline(session, outpost, range_key, now)
     uptime = queries.uptime_by_outpost(session, [outpost.id], now)[outpost.id]
     incidents = queries.list_incidents(session, outpost.id, now)
+    drill_incidents = drill_uptime.drill_incident_ids(session, outpost.id, incidents, now)
     last_run, _ = queries.latest_poll_runs(session)
     vantage = request.app.state.settings.vantage
     context = {
@@ -162,6 +166,9 @@ def detail(
         "ranges": list(queries.RANGES),
         "uptime": uptime,
         "incidents": incidents,
+        "drill_incidents": drill_incidents,
+        "drill_lane": drill_uptime.drill_lane(session, outpost.id, chart.start, chart.end),
+        "drills_here": list_drills(session, outpost_pk=outpost.id, limit=10),
         "now": now,
         "last_run": last_run,
         "csv_start": (now - queries.RANGES[range_key][0]).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -19,6 +19,8 @@ from starlette.responses import Response
 
 from app.models import Cluster
 from app.schemas import ClusterDetailOut, ClusterReadinessOut, FindingOut, ScorePointOut
+from app.services.drills.lifecycle import list_drills
+from app.services.drills.vocabulary import ATTESTATION_TOPIC as DRILL_TOPIC
 from app.services.errors import ServiceError
 from app.services.readiness import records
 from app.services.readiness.catalogue import worst
@@ -71,7 +73,10 @@ def _detail_context(
         "chart": score_chart(records.score_history(session, cluster, days=30)),
         "exemptions": records.exemptions(session, cluster),
         "attestations": records.attestations(session, cluster),
-        "attestation_topics": [(topic, SPECS[topic].title) for topic in ATTESTATION_TOPICS],
+        "attestation_topics": [
+            (topic, SPECS[topic].title) for topic in ATTESTATION_TOPICS if topic != DRILL_TOPIC
+        ],
+        "drills_here": list_drills(session, cluster_pk=cluster.id, limit=10),
         "specs": SPECS,
         "can_attest": principal.role.allows(Role.responder),
         "can_exempt": principal.role.allows(Role.admin),
