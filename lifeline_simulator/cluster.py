@@ -73,8 +73,11 @@ class SimulatedCluster:
         aws_secret_lookup: Callable[[str], IamPrincipal | None] | None = None,
         clock: Clock | None = None,
         connected: bool = True,
+        serve_loopback_names: bool = True,
     ) -> None:
         self.name = name
+        # False: the serving certificate names only `endpoint_hostname` (to test a SAN mismatch).
+        self.serve_loopback_names = serve_loopback_names
         self.now: Clock = clock or utc_now
         self.kubernetes_version = kubernetes_version
         self.endpoint_hostname = endpoint_hostname or ""
@@ -126,7 +129,9 @@ class SimulatedCluster:
     def start(self) -> SimulatedCluster:
         if self._server is not None:
             return self
-        serving_cert, serving_key = self.ca.serving_certificate([self.endpoint_hostname], self.now())
+        serving_cert, serving_key = self.ca.serving_certificate(
+            [self.endpoint_hostname], self.now(), loopback=self.serve_loopback_names
+        )
         context = server_context(serving_cert, serving_key, self.ca.pem)
         self._server = HttpsServer(self._host, self._port, context, self.api.handle)
         self._server.start()

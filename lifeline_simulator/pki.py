@@ -151,15 +151,22 @@ class ClusterCA:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         return builder.sign(self.key, hashes.SHA256())
 
-    def serving_certificate(self, hostnames: list[str], now: dt.datetime) -> tuple[str, str]:
-        """A serving certificate for 127.0.0.1, localhost and the given hostnames: (cert PEM, key PEM)."""
+    def serving_certificate(
+        self, hostnames: list[str], now: dt.datetime, *, loopback: bool = True
+    ) -> tuple[str, str]:
+        """A serving certificate for 127.0.0.1, localhost and the given hostnames: (cert PEM, key PEM).
+        Without `loopback` it names only `hostnames` (a certificate whose SAN does not match)."""
         key = new_key()
-        sans: list[x509.GeneralName] = [
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            x509.DNSName("localhost"),
-            x509.DNSName("kubernetes"),
-            x509.DNSName("kubernetes.default.svc"),
-        ]
+        sans: list[x509.GeneralName] = (
+            [
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                x509.DNSName("localhost"),
+                x509.DNSName("kubernetes"),
+                x509.DNSName("kubernetes.default.svc"),
+            ]
+            if loopback
+            else []
+        )
         sans.extend(x509.DNSName(host) for host in hostnames if host)
         cert = self._leaf(
             _name("kube-apiserver"),

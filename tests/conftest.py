@@ -38,6 +38,7 @@ pytest_plugins = [
     "tests.fixtures.accounts",
     "tests.fixtures.connectivity",
     "tests.fixtures.credentials",
+    "tests.fixtures.drills",
     "tests.fixtures.fleet",
     "tests.fixtures.kube",
     "tests.fixtures.notifications",
