@@ -169,7 +169,7 @@ def test_disconnected_outpost_whose_iam_still_works_fails_iam_refused(drill_site
     assert "IAM authentication still works" in iam.summary and "accepted as" in iam.summary
 
 
-def test_drill_started_while_the_outpost_is_not_cut_off_fails_the_disconnect_item(
+def test_drill_started_while_not_cut_off_fails_the_disconnect_item(
     drill_site: DrillSite,
 ) -> None:
     site = drill_site
