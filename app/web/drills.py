@@ -67,7 +67,7 @@ def _out(request: Request, session: Session, drill: Drill) -> schemas.DrillOut:
     )
 
 
-def _context(request: Request, session: Session, drill: Drill) -> dict[str, Any]:
+def _context(request: Request, session: Session, drill: Drill, principal: Any) -> dict[str, Any]:
     now = now_utc(request)
     data = report.report(session, drill, now)
     return {
@@ -76,6 +76,7 @@ def _context(request: Request, session: Session, drill: Drill) -> dict[str, Any]
         "items": ITEMS,
         "now": now,
         "interval": request.app.state.settings.drill_check_interval_seconds,
+        "can_run": principal.can(Role.responder),
     }
 
 
@@ -174,7 +175,9 @@ def create(
 
 @router.get("/drills/{drill_id}", name="drills.detail")
 def detail(request: Request, principal: Viewer, db: DbSession, drill: PathDrill) -> Response:
-    return render(request, "drills/detail.html", _context(request, db, drill), partial="drills/_live.html")
+    return render(
+        request, "drills/detail.html", _context(request, db, drill, principal), partial="drills/_live.html"
+    )
 
 
 def _act(

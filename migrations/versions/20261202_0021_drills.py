@@ -65,7 +65,9 @@ def upgrade() -> None:
         sa.Column("confirmed_at", UTCDateTime()),
         sa.Column("note", sa.Text()),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_drill_checks")),
-        sa.UniqueConstraint("drill_id", "item", "subject", name=op.f("uq_drill_checks_drill_id_item_subject")),
+        sa.UniqueConstraint(
+            "drill_id", "item", "subject", name=op.f("uq_drill_checks_drill_id_item_subject")
+        ),
         sa.ForeignKeyConstraint(
             ["drill_id"], ["drills.id"], name=op.f("fk_drill_checks_drill_id_drills"), ondelete="CASCADE"
         ),

@@ -432,7 +432,9 @@ def _compare_nodes_workloads(
     if parts:
         return Result("nodes_workloads", cluster.name, FAIL, "; ".join(parts), evidence, pk, baseline)
     if nodes is None:
-        summary = "Running pods stay up; Lifeline may not read nodes: confirm they stay Ready (kubectl get nodes)"
+        summary = (
+            "Running pods stay up; Lifeline may not read nodes: confirm they stay Ready (kubectl get nodes)"
+        )
         return Result("nodes_workloads", cluster.name, CONFIRM, summary, evidence, pk, baseline)
     summary = "Every node stays Ready and every running pod stays up"
     return Result("nodes_workloads", cluster.name, PASS, summary, evidence, pk, baseline)
