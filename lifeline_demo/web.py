@@ -6,14 +6,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Form, HTTPException, Request, status
+from fastapi import APIRouter, BackgroundTasks, FastAPI, Form, HTTPException, Request, status
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from app.web.security import Responder
-from app.web.templating import is_htmx_partial, render
+from app.services.drills import lifecycle, runner
+from app.web.deps import AppSettings, DbSession
+from app.web.security import Responder, actor_of, now_utc
+from app.web.templating import is_htmx_partial, redirect_after_post, render
 
 router = APIRouter()
 
@@ -75,3 +78,43 @@ def demo_switch(
     if is_htmx_partial(request):
         return render(request, "demo/_table.html", {"rows": _rows(fleet), "principal": principal})
     return RedirectResponse(str(request.url_for("demo.index")), status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.post("/demo/outposts/{outpost_id}/drill", name="demo.drill")
+def demo_drill(
+    request: Request,
+    tasks: BackgroundTasks,
+    outpost_id: str,
+    principal: Responder,
+    db: DbSession,
+    settings: AppSettings,
+) -> Response:
+    """The outage switch as a drill: cut the simulated service link, start a drill on the Outpost and
+    open its live page (the first check round runs right after the response)."""
+    fleet = _fleet(request)
+    try:
+        fleet.set_connected(outpost_id, False)
+    except KeyError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no demo Outpost {outpost_id}") from None
+    actor, now = actor_of(principal, request), now_utc(request)
+    drill = lifecycle.running_drill_for(db, outpost_id)
+    if drill is None:
+        drill = lifecycle.plan_drill(
+            db,
+            outpost_id=outpost_id,
+            title="Demo: service link cut",
+            planned_start=now,
+            duration_minutes=30,
+            actor=actor,
+            now=now,
+        )
+        lifecycle.start_drill(db, drill, actor, now)
+    tasks.add_task(_first_round, settings, request.app.state.session_factory, drill.id)
+    return redirect_after_post(request, str(request.url_for("drills.detail", drill_id=drill.id)))
+
+
+def _first_round(settings: Any, factory: Any, drill_id: int) -> None:
+    try:
+        runner.run_round(settings, factory, drill_id)
+    except Exception:  # a background task: logged, never raised into the server
+        logging.getLogger(__name__).exception("demo drill %s: check round crashed", drill_id)

@@ -60,6 +60,15 @@ def running_drill(session: Session, outpost_pk: int) -> Drill | None:
     return session.scalar(select(Drill).where(Drill.outpost_pk == outpost_pk, Drill.state == RUNNING))
 
 
+def running_drill_for(session: Session, outpost_id: str) -> Drill | None:
+    """The running drill of the Outpost with this AWS ID, if any."""
+    return session.scalar(
+        select(Drill)
+        .join(Outpost, Outpost.id == Drill.outpost_pk)
+        .where(Outpost.outpost_id == outpost_id, Drill.state == RUNNING)
+    )
+
+
 def clusters_of(session: Session, drill: Drill) -> list[Cluster]:
     return list(
         session.scalars(select(Cluster).where(Cluster.outpost_pk == drill.outpost_pk).order_by(Cluster.name))
