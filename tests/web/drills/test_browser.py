@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -85,5 +86,5 @@ def test_live_drill_page_turns_checks_green_and_red_then_reports(
         page.click("#report-md")
     path = download.value.path()
     assert path is not None
-    text = open(path, encoding="utf-8").read()
+    text = Path(path).read_text(encoding="utf-8")
     assert "# Disconnect drill #" in text and "Browser drill" in text and "**failed**" in text
