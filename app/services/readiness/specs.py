@@ -268,7 +268,7 @@ SPECS: dict[str, CheckSpec] = {
             "Access verified in a disconnect drill",
             Severity.high,
             f"{GUIDE}: simulate a disconnect to make sure that you can access your cluster",
-            "Run a disconnect drill (Drills page, or `lifeline drill start`): a passed drill attests "
+            "Run a disconnect drill (Drills page, or lifeline drill start): a passed drill attests "
             "the cluster for LIFELINE_DRILL_VALID_DAYS; a failed item stays here until a drill passes.",
             "No passed drill recently, or the latest drill failed an item.",
             "attestation",
