@@ -46,7 +46,7 @@ def test_the_outage_switch_starts_a_drill_and_opens_its_live_page(
     demo_web.install(app, drill_demo_fleet)
     client = client_as("responder")
     page = client.get("/demo")
-    assert f'id="drill-{demo.outpost_id}"' in page.text and "Disconnect and run a drill" in page.text
+    assert f'id="drill-{demo.outpost_id}"' in page.text and "Run a drill (cuts the link)" in page.text
 
     answer = client.post(f"/demo/outposts/{demo.outpost_id}/drill", headers={"HX-Request": "true"})
     assert answer.status_code == 204
