@@ -226,3 +226,35 @@ def test_a_failed_item_becomes_a_finding_until_a_drill_passes(session: Session) 
             expires_at=None,
             actor=ADMIN,
         )
+
+
+def test_the_scheduler_starts_a_planned_drill_and_ends_it_after_its_window(
+    session: Session, session_factory: object, settings: object
+) -> None:
+    from app.services.drills import runner
+
+    outpost = make_outpost(session, state="CONNECTED")
+    start = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
+    drill = lifecycle.plan_drill(
+        session,
+        outpost_id=outpost.outpost_id,
+        title="scheduled",
+        planned_start=start,
+        duration_minutes=20,
+        actor=ADMIN,
+        now=start - dt.timedelta(minutes=10),
+    )
+    session.commit()
+    assert runner.advance(settings, session_factory, now=start - dt.timedelta(minutes=1)) == {  # type: ignore[arg-type]
+        "started": 0,
+        "checked": 0,
+        "ended": 0,
+    }
+    assert runner.advance(settings, session_factory, now=start) == {"started": 1, "checked": 1, "ended": 0}  # type: ignore[arg-type]
+    session.expire_all()
+    assert (drill.state, drill.started_by) == ("running", "lifeline")
+    assert {c.item for c in drill.checks} == {"disconnect"}
+    counts = runner.advance(settings, session_factory, now=start + dt.timedelta(minutes=21))  # type: ignore[arg-type]
+    assert counts["ended"] == 1
+    session.expire_all()
+    assert drill.state == "ended" and drill.ended_by == "lifeline"
