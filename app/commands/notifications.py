@@ -135,6 +135,9 @@ def add_rule(
     clusters: str = typer.Option("", "--clusters"),
     min_severity: str = typer.Option("info", "--min-severity", help="info, warning or critical."),
     remind: int | None = typer.Option(None, "--remind-minutes", help="Reminder interval for open alerts."),
+    during_drill: str = typer.Option(
+        "label", "--during-drill", help="While a drill runs: label (send, marked as a drill) or quiet."
+    ),
 ) -> None:
     """Route events to a channel."""
     settings = _settings()
@@ -149,6 +152,7 @@ def add_rule(
             clusters=clusters,
             min_severity=min_severity,
             reminder_minutes=remind,
+            during_drill=during_drill,
             actor=Actor.cli(),
             now=utcnow(),
         )

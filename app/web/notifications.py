@@ -8,7 +8,7 @@ disable channels, and manage rules and quiet periods. Every change is audited by
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
@@ -279,6 +279,8 @@ class RuleIn(BaseModel):
     clusters: list[str] = []
     min_severity: str = "info"
     reminder_minutes: int | None = None
+    # While a drill runs on the Outpost: `label` sends, marked as a drill; `quiet` holds back.
+    during_drill: Literal["label", "quiet"] = "label"
 
 
 def _channel_out(channel: NotificationChannel) -> dict[str, Any]:
@@ -303,6 +305,7 @@ def _rule_out(rule: NotificationRule) -> dict[str, Any]:
         "clusters": rule.clusters,
         "min_severity": rule.min_severity,
         "reminder_minutes": rule.reminder_minutes,
+        "during_drill": rule.during_drill,
         "enabled": rule.enabled,
     }
 
@@ -401,6 +404,7 @@ def api_add_rule(request: Request, session: DbSession, body: RuleIn, principal: 
         clusters=body.clusters,
         min_severity=body.min_severity,
         reminder_minutes=body.reminder_minutes,
+        during_drill=body.during_drill,
         actor=actor_of(principal, request),
         now=now_utc(request),
     )

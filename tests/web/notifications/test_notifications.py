@@ -88,3 +88,30 @@ def test_responder_reads_the_delivery_log_viewer_is_refused(
     assert responder.post("/notifications/rules", data={"name": "x"}).status_code == 403
     viewer = _client(notify_app, session, "viewer")
     assert viewer.get("/notifications").status_code == 403
+
+
+def test_rules_api_takes_the_drill_setting(
+    notify_app: FastAPI, session: Session, http_receiver: HttpReceiver
+) -> None:
+    """What a rule does during a drill can be set through the API, not only the page."""
+    from app.models import NotificationRule
+
+    admin = _client(notify_app, session, "admin")
+    admin.post(
+        "/notifications/channels",
+        data={"name": "hook", "kind": "webhook", "url": http_receiver.url, "secret": SECRET},
+        follow_redirects=False,
+    )
+    channel_id = session.execute(text("SELECT id FROM notification_channels")).scalar_one()
+    created = admin.post(
+        "/api/v1/notifications/rules",
+        json={"name": "pager", "channel_id": channel_id, "during_drill": "quiet"},
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["during_drill"] == "quiet"
+    refused = admin.post(
+        "/api/v1/notifications/rules", json={"name": "x", "channel_id": channel_id, "during_drill": "loud"}
+    )
+    assert refused.status_code == 422 and "during_drill" in refused.text
+    session.expire_all()
+    assert session.scalars(select(NotificationRule.during_drill)).all() == ["quiet"]
