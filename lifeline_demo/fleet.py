@@ -11,6 +11,7 @@ minute, IAM tokens fail on its cluster, x509 keeps working.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from app.integrations.aws import AwsClients
+from lifeline_demo.resolver import DemoResolver
 from lifeline_simulator.cluster import SimulatedCluster, utc_now
 
 log = logging.getLogger("lifeline.demo")
@@ -45,6 +47,13 @@ class DemoOutpost:
     def arn(self) -> str:
         return f"arn:aws:outposts:{self.region}:{self.owner_account}:outpost/{self.outpost_id}"
 
+    @property
+    def endpoint_hostname(self) -> str:
+        """An endpoint name shaped as EKS gives them (32 hex digits, a cell, the Region); stable
+        across starts. It is in no DNS: the demo resolves it itself (see `lifeline_demo.resolver`)."""
+        digest = hashlib.sha256(f"{self.region}/{self.cluster}".encode()).hexdigest()[:32].upper()
+        return f"{digest}.gr7.{self.region}.eks.amazonaws.com"
+
 
 DEMO_OUTPOSTS: tuple[DemoOutpost, ...] = (
     DemoOutpost(
@@ -54,7 +63,7 @@ DEMO_OUTPOSTS: tuple[DemoOutpost, ...] = (
         "111122223333",
         outages=((1020, 45), (185, 23)),
         cluster="plant7-local",
-        eni_ips=("10.20.0.11", "10.20.0.12", "10.20.0.13"),
+        eni_ips=("127.20.0.11", "127.20.0.12", "127.20.0.13"),
     ),
     DemoOutpost(
         "op-0f1e2d3c4b5a69782",
@@ -77,7 +86,7 @@ DEMO_OUTPOSTS: tuple[DemoOutpost, ...] = (
                 "resourceIds": ["i-0abc1234def567890"],
             },
         ),
-        eni_ips=("10.30.0.11", "10.30.0.12", "10.30.0.13"),
+        eni_ips=("127.30.0.11", "127.30.0.12", "127.30.0.13"),
     ),
     DemoOutpost("op-0a9b8c7d6e5f40014", "Boise distribution center", "us-west-2", "111122223333"),
     DemoOutpost(
@@ -88,7 +97,7 @@ DEMO_OUTPOSTS: tuple[DemoOutpost, ...] = (
         outages=((720, 12), (240, 7)),
         cluster="werk-stuttgart-local",
         control_plane_type="m5.xlarge",
-        eni_ips=("10.40.0.11", "10.40.0.12", "10.40.0.13"),
+        eni_ips=("127.40.0.11", "127.40.0.12", "127.40.0.13"),
     ),
     DemoOutpost("op-07c6b5a4938271606", "Werk Leipzig", "eu-central-1", "444455556666", outages=((50, 14),)),
 )
@@ -116,6 +125,7 @@ class DemoFleet:
     _feeder: threading.Thread | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
+    resolver: DemoResolver = field(default_factory=DemoResolver)
     started_at: dt.datetime = field(default_factory=utc_now)
 
     # ------------------------------------------------------------------ lifecycle
@@ -134,12 +144,16 @@ class DemoFleet:
             for outpost in self.outposts:
                 self._connected[outpost.outpost_id] = True
                 if outpost.cluster:
+                    # The API server listens on the control-plane ENI IPs (loopback addresses),
+                    # under the endpoint's hostname, as an EKS local cluster's control plane does.
                     sim = SimulatedCluster(
                         name=outpost.cluster,
                         manifests=MANIFESTS / f"{outpost.cluster}.yaml",
-                        endpoint_hostname=f"{outpost.cluster}.{outpost.region}.eks.amazonaws.com",
+                        endpoint_hostname=outpost.endpoint_hostname,
+                        addresses=outpost.eni_ips,
                     )
                     self.clusters[outpost.cluster] = sim.start()
+            self.resolver.install(self.hosts())
             self._seed_metrics()
             if seed_clusters:
                 self.seed_clusters()
@@ -150,7 +164,16 @@ class DemoFleet:
         self._feeder.start()
         return self
 
+    def hosts(self) -> dict[str, tuple[str, ...]]:
+        """Endpoint hostname -> control-plane IPs of every demo cluster (what local DNS would answer)."""
+        return {outpost.endpoint_hostname: outpost.eni_ips for outpost in self.outposts if outpost.cluster}
+
+    def hosts_lines(self) -> list[str]:
+        """The `/etc/hosts` lines that make the demo endpoints resolve for other programs (kubectl)."""
+        return [f"{ip} {host}" for host, ips in self.hosts().items() for ip in ips]
+
     def stop(self) -> None:
+        self.resolver.uninstall()
         self._stop.set()
         if self._feeder is not None:
             self._feeder.join(timeout=10)
@@ -292,7 +315,7 @@ class DemoFleet:
         backend_cluster.id = sim.cluster_uid
         backend_cluster.health = {"issues": list(outpost.cluster_health)}
         backend_cluster.certificate_authority = {"data": sim.ca_data}
-        backend_cluster.endpoint = sim.url
+        backend_cluster.endpoint = sim.endpoint
         backend_cluster.platformVersion = "eks-local-outposts.4"
 
     # ------------------------------------------------------------------ the minute feed

@@ -19,6 +19,14 @@ def cluster(
         Path, typer.Option("--manifests", help="Multi-document YAML or a List (kubectl -o yaml).")
     ],
     port: int = typer.Option(0, "--port", min=0, max=65535, help="Port on 127.0.0.1 (0 picks a free one)."),
+    addresses: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--address",
+            help="Listen on this loopback address instead of 127.0.0.1 (repeat it, one per control-plane "
+            "IP: same port on each; they are in the serving certificate).",
+        ),
+    ] = None,
     state_dir: Annotated[
         Path | None,
         typer.Option(
@@ -34,7 +42,10 @@ def cluster(
     disconnected: bool = typer.Option(False, "--disconnected", help="Start with the Outpost disconnected."),
     name: str = typer.Option("local-cluster", "--name", help="Cluster name (kubeconfig context)."),
     endpoint_hostname: str | None = typer.Option(
-        None, "--endpoint-hostname", help="Extra DNS name in the serving certificate."
+        None,
+        "--endpoint-hostname",
+        help="The endpoint's DNS name (in the serving certificate), e.g. "
+        "ABCDEF0123456789ABCDEF0123456789.gr7.us-west-2.eks.amazonaws.com.",
     ),
     cluster_uid: str | None = typer.Option(
         None, "--cluster-id", help="Cluster id for EKS tokens (default: new)."
@@ -47,6 +58,16 @@ def cluster(
     from lifeline_simulator import ManifestError, SimulatedCluster
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import ipaddress
+
+    for address in addresses or ():
+        try:
+            loopback = ipaddress.ip_address(address).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            typer.echo(f"lifeline simulate: --address {address} is not a loopback address", err=True)
+            raise typer.Exit(2)
     if not manifests.is_file():
         typer.echo(f"lifeline simulate: {manifests} is not a file", err=True)
         raise typer.Exit(2)
@@ -57,6 +78,7 @@ def cluster(
             manifests=manifests,
             endpoint_hostname=endpoint_hostname,
             state_dir=state_dir,
+            addresses=tuple(addresses or ()),
             port=port,
             kubernetes_version=kubernetes_version,
             connected=not disconnected,
@@ -67,12 +89,17 @@ def cluster(
     try:
         sim.start()
     except OSError as exc:
-        typer.echo(f"lifeline simulate: cannot listen on 127.0.0.1:{port}: {exc.strerror}", err=True)
+        where = ", ".join(addresses or ["127.0.0.1"])
+        typer.echo(f"lifeline simulate: cannot listen on {where} port {port}: {exc.strerror}", err=True)
         raise typer.Exit(1) from None
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     typer.echo(f"simulated cluster {name} at {sim.url} (cluster id {sim.cluster_uid})")
+    if endpoint_hostname:
+        typer.echo(
+            f"  endpoint {sim.endpoint} on {', '.join(sim.addresses)} (not in DNS: use --tls-server-name)"
+        )
     state = "disconnected" if disconnected else "connected"
     typer.echo(f"  outpost {state}: POST {sim.url}/-/disconnect or {sim.url}/-/connect")
     if write_kubeconfig is not None:

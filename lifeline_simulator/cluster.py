@@ -67,6 +67,7 @@ class SimulatedCluster:
         endpoint_hostname: str | None = None,
         state_dir: Path | str | None = None,
         host: str = "127.0.0.1",
+        addresses: Sequence[str] = (),
         port: int = 0,
         kubernetes_version: str = "1.30.9",
         iam_principals: Sequence[IamPrincipal] = DEFAULT_PRINCIPALS,
@@ -85,8 +86,11 @@ class SimulatedCluster:
         self._principals = {p.access_key_id: p for p in iam_principals}
         self._lookup = aws_secret_lookup
         self._connected = connected
-        self._host, self._port = host, port
+        # Every address the API server listens on (same port on each), like a control plane's ENIs.
+        self.addresses: tuple[str, ...] = tuple(addresses) or (host,)
+        self._host, self._port = self.addresses[0], port
         self._server: HttpsServer | None = None
+        self._extra_servers: list[HttpsServer] = []
         self._gc_lock = threading.Lock()
         self.cluster_uid = cluster_uid or self._stored_uid() or str(uuid.uuid4())
         if self.state_dir is not None:
@@ -130,17 +134,39 @@ class SimulatedCluster:
         if self._server is not None:
             return self
         serving_cert, serving_key = self.ca.serving_certificate(
-            [self.endpoint_hostname], self.now(), loopback=self.serve_loopback_names
+            [self.endpoint_hostname], self.now(), ips=self.addresses, loopback=self.serve_loopback_names
         )
         context = server_context(serving_cert, serving_key, self.ca.pem)
-        self._server = HttpsServer(self._host, self._port, context, self.api.handle)
-        self._server.start()
+        self._listen(context)
         self.controllers.start()
         log.info("simulated cluster %s serving %s (connected=%s)", self.name, self.url, self._connected)
         return self
 
+    def _listen(self, context: Any) -> None:
+        """One server per address, all on one port: a free port of the first address is retried a
+        few times when another address already has it taken."""
+        for attempt in range(20):
+            first = HttpsServer(self.addresses[0], self._port, context, self.api.handle)
+            extra: list[HttpsServer] = []
+            try:
+                for address in self.addresses[1:]:
+                    extra.append(HttpsServer(address, first.port, context, self.api.handle))
+            except OSError:
+                for server in (first, *extra):
+                    server.close()
+                if self._port or attempt == 19:
+                    raise
+                continue
+            for server in (first, *extra):
+                server.start()
+            self._server, self._extra_servers = first, extra
+            return
+
     def stop(self) -> None:
         self.controllers.stop()
+        for server in self._extra_servers:
+            server.stop()
+        self._extra_servers = []
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -160,6 +186,13 @@ class SimulatedCluster:
     @property
     def url(self) -> str:
         return f"https://{self._host}:{self.port}"
+
+    @property
+    def endpoint(self) -> str:
+        """The URL EKS would report: the endpoint hostname when there is one, else `url`."""
+        if not self.endpoint_hostname:
+            return self.url
+        return f"https://{self.endpoint_hostname}:{self.port}"
 
     @property
     def server_address(self) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,21 +153,25 @@ class ClusterCA:
         return builder.sign(self.key, hashes.SHA256())
 
     def serving_certificate(
-        self, hostnames: list[str], now: dt.datetime, *, loopback: bool = True
+        self,
+        hostnames: list[str],
+        now: dt.datetime,
+        *,
+        ips: Sequence[str] = (),
+        loopback: bool = True,
     ) -> tuple[str, str]:
-        """A serving certificate for 127.0.0.1, localhost and the given hostnames: (cert PEM, key PEM).
-        Without `loopback` it names only `hostnames` (a certificate whose SAN does not match)."""
+        """A serving certificate for 127.0.0.1 (and `ips`), localhost and the given hostnames:
+        (cert PEM, key PEM). Without `loopback` it names only `hostnames` and `ips` (a certificate
+        whose SAN does not match the loopback address)."""
         key = new_key()
-        sans: list[x509.GeneralName] = (
-            [
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        addresses = dict.fromkeys(["127.0.0.1", *ips] if loopback else list(ips))
+        sans: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in addresses]
+        if loopback:
+            sans += [
                 x509.DNSName("localhost"),
                 x509.DNSName("kubernetes"),
                 x509.DNSName("kubernetes.default.svc"),
             ]
-            if loopback
-            else []
-        )
         sans.extend(x509.DNSName(host) for host in hostnames if host)
         cert = self._leaf(
             _name("kube-apiserver"),

@@ -246,6 +246,10 @@ class HttpsServer:
         )
         self._thread.start()
 
+    def close(self) -> None:
+        """Release a server that was never started."""
+        self._server.server_close()
+
     def stop(self) -> None:
         self._server.stopping = True
         self._server.shutdown()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import ipaddress
 import os
 import re
 import signal
@@ -41,7 +42,10 @@ def test_describe_cluster_carries_the_local_cluster_facts(demo_fleet: DemoFleet)
     cluster = eks.describe_cluster(name="plant7-local")["cluster"]
     sim = demo_fleet.clusters["plant7-local"]
     assert cluster["id"] == sim.cluster_uid
-    assert cluster["endpoint"] == sim.url
+    # An endpoint named as EKS names them, served on the control-plane IPs (loopback addresses).
+    assert cluster["endpoint"] == sim.endpoint
+    assert re.fullmatch(r"https://[0-9A-F]{32}\.gr7\.us-west-2\.eks\.amazonaws\.com:\d+", sim.endpoint)
+    assert sim.addresses == ("127.20.0.11", "127.20.0.12", "127.20.0.13")
     assert base64.b64decode(cluster["certificateAuthority"]["data"]).decode() == sim.ca_pem
     assert cluster["outpostConfig"]["outpostArns"] == [
         "arn:aws:outposts:us-west-2:111122223333:outpost/op-0f1e2d3c4b5a69781"
@@ -53,9 +57,9 @@ def test_describe_cluster_carries_the_local_cluster_facts(demo_fleet: DemoFleet)
         Filters=[{"Name": "description", "Values": ["Amazon EKS plant7-local"]}]
     )
     assert sorted(n["PrivateIpAddress"] for n in enis["NetworkInterfaces"]) == [
-        "10.20.0.11",
-        "10.20.0.12",
-        "10.20.0.13",
+        "127.20.0.11",
+        "127.20.0.12",
+        "127.20.0.13",
     ]
 
 
@@ -136,10 +140,10 @@ def test_demo_control_is_absent_outside_a_demo(client: object) -> None:
     assert client.get("/demo").status_code == 404  # type: ignore[attr-defined]
 
 
-def _refused(port: int) -> bool:
+def _refused(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) != 0
+        return sock.connect_ex((host, port)) != 0
 
 
 @pytest.mark.slow
@@ -200,8 +204,14 @@ def test_lifeline_demo_serves_a_populated_overview_and_stops_cleanly(tmp_path: P
     assert proc.returncode == 0, output[-3000:]
     assert "demo stopped" in output
     # Everything ran in that one process: the dashboard, moto and every simulated cluster are gone.
-    ports = {port, *(int(p) for p in re.findall(r"https://127\.0\.0\.1:(\d+)", output))}
+    clusters = re.findall(
+        r"Cluster:\s+\S+ at https://[0-9A-F]{32}\.gr7\.[a-z0-9-]+\.eks\.amazonaws\.com:(\d+) on (.+)", output
+    )
+    assert len(clusters) == 3, output[-3000:]
+    addresses = [("127.0.0.1", port)]
+    addresses += [(ip.strip(), int(p)) for p, ips in clusters for ip in ips.split(",")]
+    assert all(ipaddress.ip_address(ip).is_loopback for ip, _ in addresses)
     moto = re.search(r"AWS \(moto\):\s+http://127\.0\.0\.1:(\d+)", output)
-    assert moto is not None and len(ports) == 4
-    ports.add(int(moto.group(1)))
-    assert all(_refused(p) for p in ports)
+    assert moto is not None
+    addresses.append(("127.0.0.1", int(moto.group(1))))
+    assert all(_refused(p, ip) for ip, p in addresses)

@@ -138,12 +138,21 @@ class KubeconfigSpec:
         return f"{self.user}@{self.cluster_name}"
 
     @property
-    def direct_context_name(self) -> str:
-        return f"{self.user}@{self.cluster_name}-direct"
-
-    @property
     def hostname(self) -> str:
-        return endpoint_host(self.server) or ""
+        """The endpoint's DNS name; empty when the endpoint is an IP address (nothing to pin then)."""
+        host = endpoint_host(self.server) or ""
+        return "" if _is_ip(host) else host
+
+    def direct_contexts(self) -> list[tuple[str, str, str]]:
+        """(context name, cluster entry name, control-plane IP), one per IP in their order:
+        `<user>@<cluster>-direct-1`, `-direct-2`, ... (numbered even for one IP, so a runbook's
+        command does not depend on how many IPs were known)."""
+        if not self.hostname:
+            return []
+        return [
+            (f"{self.user}@{self.cluster_name}-direct-{n}", f"{self.cluster_name}-direct-{n}", ip)
+            for n, ip in enumerate(self.control_plane_ips, start=1)
+        ]
 
     def hosts_lines(self) -> list[str]:
         return hosts_lines(self.server, self.control_plane_ips)
@@ -179,8 +188,10 @@ def _direct_server(spec: KubeconfigSpec, ip: str) -> str:
 def build_kubeconfig(spec: KubeconfigSpec) -> str:
     """A kubeconfig in kubectl's conventions: context `<user>@<cluster>` is current.
 
-    With control-plane IPs, a second context `<user>@<cluster>-direct` reaches the first IP and checks
-    the server certificate against the endpoint's hostname (`tls-server-name`), for when DNS is gone.
+    With control-plane IPs and a hostname endpoint, one direct context per IP (`<user>@<cluster>-direct`,
+    or `-direct-1`, `-direct-2`, ... for several) reaches that IP and checks the server certificate
+    against the endpoint's hostname (`tls-server-name`), for when DNS is gone and any one control-plane
+    instance is down.
     """
     ca_data = ca_data_from_any(spec.certificate_authority)
     user_entry: dict[str, str] = {"client-certificate-data": _b64(spec.client_certificate_pem)}
@@ -192,19 +203,18 @@ def build_kubeconfig(spec: KubeconfigSpec) -> str:
         {"name": spec.cluster_name, "cluster": {"server": spec.server, "certificate-authority-data": ca_data}}
     ]
     contexts = [{"name": spec.context_name, "context": {"cluster": spec.cluster_name, "user": spec.user}}]
-    if spec.control_plane_ips and spec.hostname:
-        direct = f"{spec.cluster_name}-direct"
+    for context_name, cluster_entry, ip in spec.direct_contexts():
         clusters.append(
             {
-                "name": direct,
+                "name": cluster_entry,
                 "cluster": {
-                    "server": _direct_server(spec, spec.control_plane_ips[0]),
+                    "server": _direct_server(spec, ip),
                     "certificate-authority-data": ca_data,
                     "tls-server-name": spec.hostname,
                 },
             }
         )
-        contexts.append({"name": spec.direct_context_name, "context": {"cluster": direct, "user": spec.user}})
+        contexts.append({"name": context_name, "context": {"cluster": cluster_entry, "user": spec.user}})
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -221,17 +231,35 @@ def endpoint_host(endpoint: str | None) -> str | None:
     """The hostname of an API server endpoint (with or without `https://`)."""
     if not endpoint:
         return None
-    return urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}").hostname
+    parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+    host = parts.hostname
+    if host is None:
+        return None
+    # `hostname` is lower-cased; keep the endpoint's own spelling (EKS writes its ids in capitals).
+    start = parts.netloc.lower().find(host)
+    return parts.netloc[start : start + len(host)] if start >= 0 else host
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def hosts_lines(endpoint: str | None, ips: tuple[str, ...]) -> list[str]:
-    """The `/etc/hosts` lines that keep the endpoint resolvable without Route 53: one per IP."""
+    """The `/etc/hosts` lines that keep the endpoint resolvable without Route 53: one per IP. None when
+    the endpoint is itself an IP address (there is no name to pin)."""
     host = endpoint_host(endpoint)
-    return [f"{ip} {host}" for ip in ips] if host else []
+    return [f"{ip} {host}" for ip in ips] if host and not _is_ip(host) else []
 
 
 def bundle_readme(spec: KubeconfigSpec, *, not_after: dt.datetime | None, cluster_role: str) -> str:
+    """The bundle's README.txt: how to use it with kubectl and curl, with and without DNS, and each file."""
     expiry = not_after.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if not_after else "unknown"
+    host, port = spec.hostname, spec.port
+    direct = spec.direct_contexts()
     lines = [
         f"Outpost Lifeline break-glass bundle for cluster {spec.cluster_name}",
         "",
@@ -239,6 +267,14 @@ def bundle_readme(spec: KubeconfigSpec, *, not_after: dt.datetime | None, cluste
         "This works while the Outpost is disconnected from its AWS Region: it uses an x509 client",
         "certificate, not IAM. Keep it offline and private; anyone with it has this access.",
         "",
+    ]
+    if spec.client_key_pem is None:
+        lines += [
+            "0. This credential was issued for your own CSR: copy your private key next to the kubeconfig as",
+            f"   {spec.key_file_name} (chmod 600 {spec.key_file_name}).",
+            "",
+        ]
+    lines += [
         "1. Use the kubeconfig from this folder:",
         "",
         '     export KUBECONFIG="$PWD/kubeconfig"',
@@ -246,38 +282,69 @@ def bundle_readme(spec: KubeconfigSpec, *, not_after: dt.datetime | None, cluste
         "     kubectl get nodes",
         "",
     ]
-    if spec.client_key_pem is None:
-        lines[6:6] = [
-            "0. This credential was issued for your own CSR: copy your private key next to the kubeconfig as",
-            f"   {spec.key_file_name} (chmod 600 {spec.key_file_name}).",
-            "",
-        ]
-    if spec.control_plane_ips and spec.hostname:
+    if direct:
+        first_ip = direct[0][2]
         lines += [
-            f"2. If {spec.hostname} no longer resolves (Route 53 is in the Region), either add the",
-            "   control-plane IPs to /etc/hosts:",
+            f"2. If {host} no longer resolves (Route 53 is in the Region), use a direct context: each",
+            "   connects to one control-plane IP and still checks the server certificate against the",
+            "   endpoint's name (tls-server-name). Try the next one if a control-plane instance is down:",
+            "",
+            *(f"     kubectl --context '{name}' get nodes     # {ip}" for name, _, ip in direct),
+            "",
+            "   or pin the name to the control-plane IPs for every program on this machine:",
             "",
             "     sudo sh -c 'cat hosts >> /etc/hosts'",
             "     kubectl get nodes",
             "",
-            "   or use the direct context, which connects to a control-plane IP and still checks the",
-            "   server certificate against the endpoint's name:",
-            "",
-            f"     kubectl --context '{spec.direct_context_name}' get nodes",
-            "",
             "   The control-plane ENI IPs are static for the life of the cluster.",
             "",
+            "3. Without kubectl (curl; --resolve plays the part of the hosts line):",
+            "",
+            f"     curl --cacert ca.crt --cert client.crt --key {spec.key_file_name} \\",
+            f"          --resolve {host}:{port}:{first_ip} https://{host}:{port}/version",
+            "",
         ]
-    else:
+    elif host:
         lines += [
             "2. No control-plane IPs were known when this bundle was made. Find them now, while the Region",
             f"   is reachable: aws ec2 describe-network-interfaces --filters "
             f"'Name=description,Values=Amazon EKS {spec.cluster_name}'",
             "",
         ]
+    else:
+        lines += [
+            f"2. The endpoint is the IP address {endpoint_host(spec.server)}: there is no name to pin, and",
+            "   the kubeconfig already connects to it directly. Without kubectl:",
+            "",
+            f"     curl --cacert ca.crt --cert client.crt --key {spec.key_file_name} {spec.server}/version",
+            "",
+        ]
+    key_note = (
+        f"{spec.key_file_name}  your private key (mode 0600). Anyone who has it has this access."
+        if spec.client_key_pem is not None
+        else f"{spec.key_file_name}  not included: the key stays with you (you sent a CSR)."
+    )
     lines += [
-        "Files: kubeconfig (certificate" + (" and key" if spec.client_key_pem else "") + " embedded), ca.crt "
-        "(the cluster CA), client.crt, hosts (lines for /etc/hosts).",
+        "Files:",
+        "  kubeconfig  contexts for the endpoint"
+        + (f" and {len(direct)} direct context(s), one per control-plane IP" if direct else "")
+        + "; certificate"
+        + (
+            " and key embedded"
+            if spec.client_key_pem is not None
+            else f", key read from {spec.key_file_name}"
+        )
+        + ".",
+        "  ca.crt      the cluster CA, to check the API server (curl --cacert).",
+        "  client.crt  your client certificate (curl --cert).",
+        f"  {key_note}",
+        "  hosts       /etc/hosts lines, one per control-plane IP"
+        + (
+            ""
+            if spec.hosts_lines()
+            else " (empty: " + ("no IPs known" if host else "the endpoint is an IP") + ")"
+        )
+        + ".",
         "",
         "Revoking this access in Lifeline deletes its ClusterRoleBinding. The certificate itself stays valid",
         "for authentication until it expires: Kubernetes cannot revoke client certificates.",
@@ -289,12 +356,18 @@ def bundle_readme(spec: KubeconfigSpec, *, not_after: dt.datetime | None, cluste
 def build_bundle(
     spec: KubeconfigSpec, *, not_after: dt.datetime | None, cluster_role: str, created: dt.datetime
 ) -> bytes:
-    """The break-glass zip: kubeconfig, ca.crt, client.crt, hosts lines and a README."""
+    """The break-glass zip: kubeconfig, ca.crt, client.crt, client.key (0600, when Lifeline holds the
+    key), hosts lines and a README."""
     folder = f"lifeline-{spec.cluster_name}-{spec.user}".replace(":", "_").replace("/", "_")
     files = [
         BundleFile("kubeconfig", build_kubeconfig(spec).encode(), 0o600),
         BundleFile("ca.crt", ca_pem_from_data(spec.certificate_authority).encode()),
         BundleFile("client.crt", spec.client_certificate_pem.encode()),
+        *(
+            [BundleFile(spec.key_file_name, spec.client_key_pem, 0o600)]
+            if spec.client_key_pem is not None
+            else []
+        ),
         BundleFile("hosts", "".join(f"{line}\n" for line in spec.hosts_lines()).encode()),
         BundleFile(
             "README.txt", bundle_readme(spec, not_after=not_after, cluster_role=cluster_role).encode()

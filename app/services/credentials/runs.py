@@ -233,6 +233,6 @@ def _refresh_control_plane_ips(
             log.info("control-plane IPs of %s not read from EC2: %s", cluster.name, exc)
         if not ips and cluster.endpoint:
             hostname = KubeconfigSpec(cluster.name, cluster.endpoint, "", "", "").hostname
-            ips = tuple(ip for ip in resolve_host(hostname) if not ip.startswith("127."))
+            ips = resolve_host(hostname) if hostname else ()  # an IP endpoint has no name to pin
         if ips:
             credential.control_plane_ips = list(ips)

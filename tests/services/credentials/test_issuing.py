@@ -211,6 +211,6 @@ def test_direct_context_reaches_a_control_plane_ip_when_dns_is_gone(
     config = save_kubeconfig(client, record["id"], tmp_path / "direct.kubeconfig")
     contexts = [c["name"] for c in yaml.safe_load(config.read_text())["contexts"]]
     user = record["identity"]
-    assert contexts == [f"{user}@edge-sim", f"{user}@edge-sim-direct"]
-    direct = kubectl_run(kubectl, config, "--context", f"{user}@edge-sim-direct", "get", "nodes")
+    assert contexts == [f"{user}@edge-sim", f"{user}@edge-sim-direct-1"]
+    direct = kubectl_run(kubectl, config, "--context", f"{user}@edge-sim-direct-1", "get", "nodes")
     assert direct.returncode == 0, direct.stderr
