@@ -4,6 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
+# `make run PORT=8080` (or LIFELINE_PORT=8080 in the environment): the dashboard's port.
+PORT ?=
+RUN_ENV := $(if $(PORT),LIFELINE_PORT=$(PORT))
 
 .PHONY: install test-deps run serve demo migrate test lint fmt bench clean
 
@@ -29,20 +32,21 @@ $(AXE): tests/js/package.json tests/js/package-lock.json
 
 test-deps: $(AXE) $(OIDC_DIR)/node_modules/.package-lock.json
 
-# Starts the dashboard at http://127.0.0.1:8000. With no AWS configured it starts the demo fleet.
+# Starts the dashboard at http://127.0.0.1:8000 (PORT=N for another port). With no AWS configured
+# it starts the demo fleet.
 run: install
 	@if $(BIN)/python -m app.aws_configured; then \
-		$(BIN)/lifeline migrate && $(BIN)/lifeline serve; \
+		$(BIN)/lifeline migrate && $(RUN_ENV) $(BIN)/lifeline serve; \
 	else \
 		echo "No AWS configuration found: starting the demo fleet."; \
-		$(BIN)/lifeline demo start; \
+		$(RUN_ENV) $(BIN)/lifeline demo start; \
 	fi
 
 serve: install
-	$(BIN)/lifeline migrate && $(BIN)/lifeline serve
+	$(BIN)/lifeline migrate && $(RUN_ENV) $(BIN)/lifeline serve
 
 demo: install
-	$(BIN)/lifeline demo start
+	$(RUN_ENV) $(BIN)/lifeline demo start
 
 migrate: install
 	$(BIN)/lifeline migrate

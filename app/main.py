@@ -62,8 +62,8 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = Fals
         version=__version__,
         summary="Connectivity, emergency access and disconnect readiness for EKS local clusters on Outposts",
         lifespan=lifespan,
-        # The schema is served at /api/openapi.json behind sign-in (app/web/accounts/signin.py); no
-        # Swagger UI: it loads scripts from a CDN, which the CSP forbids and an offline site cannot reach.
+        # The schema (/api/openapi.json) and Swagger UI (/api/docs, vendored assets) are served behind
+        # sign-in by app/web/accounts/signin.py; FastAPI's own pages load a CDN the CSP forbids.
         docs_url=None,
         redoc_url=None,
         openapi_url=None,

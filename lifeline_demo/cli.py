@@ -31,7 +31,8 @@ DEMO_AWS_ENVIRONMENT = {
 DEMO_USER = "demo"
 
 PortOption = Annotated[
-    int | None, typer.Option("--port", min=1, max=65535, help="Dashboard port (default 8000).")
+    int | None,
+    typer.Option("--port", min=1, max=65535, help="Dashboard port (default LIFELINE_PORT, else 8000)."),
 ]
 HostOption = Annotated[str, typer.Option("--host", help="Dashboard bind address.")]
 
@@ -124,25 +125,52 @@ class _Background:
 
 
 def _demo_login(settings: Settings, session_factory: sessionmaker[Session]) -> str:
-    """Create the demo admin (a fresh random password) unless it exists; return the sign-in line."""
+    """The demo admin with a fresh random password on every start (created the first time); return
+    the sign-in line. A demo kept in LIFELINE_DATABASE_URL thus always prints a sign-in that works."""
     import secrets
 
     from app.db import session_scope
     from app.services.accounts import users as accounts
     from app.services.audit import Actor, Via
 
+    password = secrets.token_urlsafe(12)
+    actor = Actor(name="lifeline-demo", role="admin", via=Via.system)
     with session_scope(session_factory) as session:
-        if accounts.get_user_by_username(session, DEMO_USER) is not None:
-            return f"{DEMO_USER} (existing account; `lifeline users` can reset its password)"
-        password = secrets.token_urlsafe(12)
-        accounts.create_user(
-            session,
-            username=DEMO_USER,
-            password=password,
-            role="admin",
-            actor=Actor(name="lifeline-demo", role="admin", via=Via.system),
-        )
+        existing = accounts.get_user_by_username(session, DEMO_USER)
+        if existing is None:
+            accounts.create_user(session, username=DEMO_USER, password=password, role="admin", actor=actor)
+        else:
+            accounts.reset_password(session, existing, new_password=password, actor=actor)
     return f"{DEMO_USER} / {password}"
+
+
+def _database_line(url: str, where: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return f"{Path(parsed.database).resolve()} ({where})"
+    return f"{parsed.render_as_string(hide_password=True)} ({where})"
+
+
+def _data_key_line(settings: Settings, ephemeral: bool) -> str:
+    """Where the data key comes from and its id (never the key), or why server-held keys are off."""
+    from app.integrations.vault import DataKeyError
+    from app.services.credentials.keys import vault_from_settings
+
+    try:
+        vault = vault_from_settings(settings)
+    except DataKeyError as exc:
+        return f"unusable ({exc}); Lifeline will not generate keys, uploading a CSR still works"
+    if vault is None:
+        return (
+            "none: server-held keys are off because LIFELINE_DATABASE_URL is set without "
+            "LIFELINE_DATA_KEY or LIFELINE_DATA_KEY_FILE (uploading a CSR still works)"
+        )
+    if ephemeral:
+        return f"a throw-away key for this run (id {vault.key_id}, in memory only, gone on Ctrl-C)"
+    source = "LIFELINE_DATA_KEY_FILE" if settings.data_key_file else "LIFELINE_DATA_KEY"
+    return f"from {source} (id {vault.key_id})"
 
 
 def run_demo(port: int | None, host: str) -> None:
@@ -178,16 +206,15 @@ def run_demo(port: int | None, host: str) -> None:
                 aws_endpoint_url=fleet.endpoint_url,
                 aws_regions=list(DEMO_REGIONS),
                 demo_mode=True,
-                port=port or 8000,
+                **({"port": port} if port else {}),  # else LIFELINE_PORT, else 8000
                 host=host,
-                base_url=f"http://{host}:{port or 8000}",
                 poll_initial_backfill_hours=int(fleet.history.total_seconds() // 3600),
-                # Site probes (issue 13): the demo's control-plane ENI IPs are not on loopback, and
-                # an open overview refreshes often enough to show a switch within 15 s.
+                # Site probes (issue 13): an open overview refreshes often enough to show a switch
+                # within 15 s. The control-plane IPs are loopback addresses, so they are probed too.
                 vantage=os.environ.get("LIFELINE_VANTAGE") or "demo-dashboard",
-                probe_control_plane_ips=False,
                 overview_refresh_seconds=3,
             )
+            settings = settings.model_copy(update={"base_url": f"http://{host}:{settings.port}"})
         except SettingsError as exc:
             typer.echo(f"lifeline demo: {exc}", err=True)
             raise typer.Exit(2) from None
@@ -200,12 +227,20 @@ def run_demo(port: int | None, host: str) -> None:
         background = _Background(settings, application.state.session_factory, fleet)
         background.thread.start()
         typer.echo("")
-        typer.echo(f"  Dashboard:   {settings.base_url}/   (data in {where})")
+        typer.echo(f"  Dashboard:   {settings.base_url}/")
+        typer.echo(f"  Sign in:     {login}   (a new password on every start)")
         typer.echo(f"  Rehearse:    {settings.base_url}/demo")
-        typer.echo(f"  Sign in:     {login}")
+        typer.echo(f"  Database:    {_database_line(settings.database_url, where)}")
+        typer.echo(f"  Data key:    {_data_key_line(settings, bool(ephemeral_key))}")
+        typer.echo(f"  API docs:    {settings.base_url}/api/docs (signed in)")
         typer.echo(f"  AWS (moto):  {fleet.endpoint_url}")
         for name, sim in fleet.clusters.items():
-            typer.echo(f"  Cluster:     {name} at {sim.url}")
+            typer.echo(f"  Cluster:     {name} at {sim.endpoint} on {', '.join(sim.addresses)}")
+        typer.echo(
+            "  The endpoint names resolve inside the demo only (standing in for the Outpost's local DNS):"
+        )
+        typer.echo("  from a shell use a bundle's -direct-N contexts, or add its hosts lines to /etc/hosts.")
+        typer.echo("  Clusters and their first readiness findings appear within a minute.")
         typer.echo("  Ctrl-C stops the dashboard and the whole demo fleet.")
         typer.echo("")
         uvicorn.run(application, host=host, port=settings.port, log_level="warning")

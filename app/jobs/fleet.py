@@ -57,8 +57,9 @@ def register(scheduler: Any, settings: Settings, session_factory: sessionmaker[S
         args=[settings, session_factory],
         id="discovery",
         name="fleet file and EKS discovery",
-        # Run at start-up too: the fleet file is applied before the first connectivity poll.
-        next_run_time=dt.datetime.now(dt.UTC),
+        # The first run is the start-up run (app.jobs.scheduler.run_startup): discovery, then the
+        # readiness poll of what it found, in that order.
+        next_run_time=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.poll_interval_seconds),
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -119,7 +119,9 @@ def register(scheduler: Any, settings: Settings, session_factory: sessionmaker[S
         name="cluster readiness",
         max_instances=1,
         coalesce=True,
-        next_run_time=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=20),
+        # The first poll is the start-up run (app.jobs.scheduler.run_startup), right after discovery.
+        next_run_time=dt.datetime.now(dt.UTC)
+        + dt.timedelta(seconds=settings.readiness_poll_interval_seconds),
     )
 
 
@@ -128,10 +130,13 @@ def run_once(settings: Settings, session_factory: sessionmaker[Session]) -> None
     poll_clusters(settings, session_factory)
 
 
-def poll_clusters(settings: Settings, session_factory: sessionmaker[Session]) -> dict[str, str]:
-    """Poll every cluster; return {"region/name": "ok" | "unreachable" | "error"}."""
+def poll_clusters(
+    settings: Settings, session_factory: sessionmaker[Session], *, cluster_ids: Collection[int] | None = None
+) -> dict[str, str]:
+    """Poll every cluster (or only `cluster_ids`: "poll now"); return {"region/name": "ok" |
+    "unreachable" | "error"}."""
     with session_scope(session_factory) as session:
-        targets = load_targets(session, settings)
+        targets = load_targets(session, settings, cluster_ids=cluster_ids)
         records.prune_samples(session, utcnow() - dt.timedelta(days=settings.readiness_history_days))
     outcomes: dict[str, str] = {}
     if not targets:
@@ -151,12 +156,17 @@ def poll_clusters(settings: Settings, session_factory: sessionmaker[Session]) ->
     return outcomes
 
 
-def load_targets(session: Session, settings: Settings) -> list[PollTarget]:
+def load_targets(
+    session: Session, settings: Settings, *, cluster_ids: Collection[int] | None = None
+) -> list[PollTarget]:
     vault = vault_or_none(
         settings.data_key.get_secret_value() if settings.data_key else None, settings.data_key_file
     )
     targets = []
-    for cluster in session.scalars(select(Cluster).order_by(Cluster.name)):
+    query = select(Cluster).order_by(Cluster.name)
+    if cluster_ids is not None:
+        query = query.where(Cluster.id.in_(list(cluster_ids)))
+    for cluster in session.scalars(query):
         state = records.get_state(session, cluster)
         x509, x509_missing = _x509_identity(session, settings, vault, cluster)
         facts = dict(state.facts) if state else {}

@@ -6,6 +6,7 @@ session_factory)`; this module imports them all and wires them.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from types import ModuleType
@@ -44,6 +45,23 @@ JOB_MODULES: tuple[ModuleType, ...] = (
 )
 
 
+STARTUP_JOB = "startup"
+
+
+def run_startup(settings: Settings, session_factory: sessionmaker[Session]) -> None:
+    """The first discovery and the first readiness poll, in that order and at once.
+
+    As two interval jobs they raced: readiness started 20 s after start-up whether or not discovery
+    had finished, so on a slow start it polled no clusters and the first findings came one readiness
+    interval (5 min) later; a start more than `misfire_grace_time` late dropped the run altogether.
+    """
+    try:
+        fleet.poll_discovery(settings, session_factory)
+    except Exception:  # readiness still polls the clusters already known
+        log.exception("start-up discovery failed")
+    readiness.poll_clusters(settings, session_factory)
+
+
 def build_scheduler(settings: Settings, session_factory: sessionmaker[Session]) -> BackgroundScheduler:
     """A scheduler with every job registered (max_instances=1, coalesce=True), not yet started."""
     scheduler = BackgroundScheduler(
@@ -51,6 +69,14 @@ def build_scheduler(settings: Settings, session_factory: sessionmaker[Session]) 
     )
     for module in JOB_MODULES:
         module.register(scheduler, settings, session_factory)
+    scheduler.add_job(
+        run_startup,
+        args=[settings, session_factory],
+        id=STARTUP_JOB,
+        name="start-up discovery, then readiness",
+        next_run_time=dt.datetime.now(dt.UTC),
+        misfire_grace_time=None,  # however late the scheduler gets to it, it runs
+    )
     return scheduler
 
 

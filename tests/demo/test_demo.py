@@ -171,7 +171,7 @@ def test_lifeline_demo_serves_a_populated_overview_and_stops_cleanly(tmp_path: P
             if login is None:
                 time.sleep(0.3)
                 continue
-            username, password = login.split("Sign in:")[1].strip().split(" / ")
+            username, password = login.split("Sign in:")[1].split("   (")[0].strip().split(" / ")
             try:
                 web.get("/login")
                 web.post(

@@ -382,6 +382,18 @@ def add_attestation(
     return row
 
 
+def record_poll_now(session: Session, cluster: Cluster, outcome: str, *, actor: Actor) -> None:
+    """Audit a "poll now" asked for by a person (the poll itself records its run and results)."""
+    record_audit(
+        session,
+        actor=actor,
+        action="readiness.poll_now",
+        target=_target(cluster),
+        outcome="success" if outcome in {"ok", "unreachable"} else "failure",
+        details={"result": outcome},
+    )
+
+
 def set_horizon(session: Session, cluster: Cluster, hours: int | None, *, actor: Actor) -> ClusterReadiness:
     """Set (or clear, with None) the cluster's disconnect horizon; applies from the next poll."""
     if hours is not None and not 1 <= hours <= 24 * 90:

@@ -200,7 +200,26 @@ def api_me(principal: Viewer) -> MeOut:
     return MeOut(username=principal.username, role=principal.role.value, via_token=principal.via_token)
 
 
+# The vendored Swagger UI (static/js/vendor/swagger-ui-<version>/, from npm's swagger-ui-dist).
+SWAGGER_UI_VERSION = "5.32.0"
+
+
 @router.get("/api/openapi.json", name="auth.openapi", include_in_schema=False)
 def openapi_schema(request: Request, _principal: Viewer) -> JSONResponse:
     """The API's OpenAPI schema (signed-in users and tokens only, like everything else)."""
-    return JSONResponse(request.app.openapi())
+    schema = request.app.openapi()
+    # How scripts authenticate: an API token as a Bearer header (the browser's session works too).
+    components = schema.setdefault("components", {})
+    components.setdefault("securitySchemes", {})["apiToken"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API token (Account → API tokens, or `lifeline tokens create`).",
+    }
+    schema.setdefault("security", [{"apiToken": []}])
+    return JSONResponse(schema)
+
+
+@router.get("/api/docs", name="auth.api_docs", include_in_schema=False)
+def api_docs(request: Request, _principal: Viewer) -> Response:
+    """Interactive API docs: Swagger UI served from /static (no CDN), under the dashboard's CSP."""
+    return render(request, "api/docs.html", {"swagger_ui_version": SWAGGER_UI_VERSION})

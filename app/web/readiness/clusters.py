@@ -196,6 +196,40 @@ def add_attestation_form(
     return _done(request, row, f"Attested: {SPECS[topic].title}.")
 
 
+POLL_WORDS = {
+    "ok": "Polled now: the findings below are fresh.",
+    "unreachable": "Polled now: the Kubernetes API did not answer (see Access).",
+    "error": "The poll failed; the error is under Access.",
+}
+
+
+def _poll_now(request: Request, session: Session, principal: Principal, row: Cluster) -> str:
+    from app.jobs.readiness import poll_clusters
+
+    # The poll writes through its own sessions; the request's session writes only the audit event.
+    outcomes = poll_clusters(
+        request.app.state.settings, request.app.state.session_factory, cluster_ids=[row.id]
+    )
+    outcome = outcomes.get(f"{row.region}/{row.name}", "error")
+    records.record_poll_now(session, row, outcome, actor=actor_of(principal, request))
+    session.expire_all()
+    return outcome
+
+
+@router.post("/clusters/{cluster}/poll", name="clusters.poll_now")
+def poll_now(
+    request: Request,
+    cluster: str,
+    session: DbSession,
+    principal: Responder,
+    region: str | None = None,
+) -> Response:
+    """Poll this cluster's readiness now instead of waiting for the next interval; audited."""
+    row = records.find_cluster(session, cluster, region)
+    outcome = _poll_now(request, session, principal, row)
+    return _done(request, row, POLL_WORDS.get(outcome, POLL_WORDS["error"]))
+
+
 @router.post("/clusters/{cluster}/horizon", name="clusters.set_horizon")
 def set_horizon_form(
     request: Request,
@@ -255,6 +289,21 @@ def _summary_out(view: ClusterView) -> ClusterReadinessOut:
 def api_clusters(session: DbSession, settings: AppSettings, principal: Viewer) -> list[ClusterReadinessOut]:
     """Every cluster's readiness summary."""
     return [_summary_out(view) for view in records.cluster_views(session, settings)]
+
+
+@router.post("/api/v1/clusters/{cluster}/poll", response_model=ClusterReadinessOut, name="clusters.api_poll")
+def api_poll(
+    request: Request,
+    cluster: str,
+    session: DbSession,
+    settings: AppSettings,
+    principal: Responder,
+    region: str | None = None,
+) -> ClusterReadinessOut:
+    """Poll one cluster's readiness now (audited); answers its summary after the poll."""
+    row = records.find_cluster(session, cluster, region)
+    _poll_now(request, session, principal, row)
+    return _summary_out(records.cluster_view(session, settings, row))
 
 
 @router.get("/api/v1/clusters/{cluster}", response_model=ClusterDetailOut, name="clusters.api_detail")
