@@ -349,7 +349,7 @@ def make_active_credential(
         not_before=info.not_before,
         not_after=info.not_after,
         requested_lifetime_seconds=int(days * 86400),
-        control_plane_ips=["10.0.1.11", "10.0.1.12"],
+        control_plane_ips=["127.0.1.11", "127.0.1.12"],
         status="active",
         issued_by=issued_by,
         issued_by_user_id=issued_by_user_id,
@@ -535,8 +535,8 @@ def _running_pod(
 
 
 SAMPLE_MANIFESTS: list[dict[str, Any]] = [
-    _reported_node("ip-10-0-1-10.ec2.internal", "10.0.1.10"),
-    _reported_node("ip-10-0-1-11.ec2.internal", "10.0.1.11", "c5.xlarge"),
+    _reported_node("ip-10-0-1-10.ec2.internal", "127.0.1.10"),
+    _reported_node("ip-10-0-1-11.ec2.internal", "127.0.1.11", "c5.xlarge"),
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
     _running_pod(
         "shop",

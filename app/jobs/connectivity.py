@@ -352,6 +352,13 @@ def _outpost_message(series: OutpostSeries, outpost: Outpost) -> str | None:
     return series.message
 
 
+def poll_region_now(settings: Settings, session_factory: sessionmaker[Session], region: str) -> RegionPoll:
+    """One region's poll at once ("poll now" on an Outpost page), recorded as its own PollRun."""
+    return _poll_region(
+        settings, session_factory, AwsClients.from_settings(settings), region, dt.datetime.now(dt.UTC)
+    )
+
+
 def run_once(settings: Settings, session_factory: sessionmaker[Session]) -> None:
     """One poll cycle (used by `lifeline poll-once` and the scheduler); raises if a region failed."""
     results = poll_connectivity(settings, session_factory)

@@ -29,7 +29,7 @@ def test_record_audit_stores_every_field(session: Session) -> None:
         action="credential.issue",
         target="cluster:us-west-2/edge-1",
         outcome="success",
-        client=ClientInfo("10.0.0.7", "curl/8"),
+        client=ClientInfo("127.0.0.7", "curl/8"),
         details={"ttl_minutes": 60},
         now=T0,
     )
@@ -41,7 +41,7 @@ def test_record_audit_stores_every_field(session: Session) -> None:
         "cluster:us-west-2/edge-1",
         "success",
     )
-    assert (stored.client_address, stored.user_agent) == ("10.0.0.7", "curl/8")
+    assert (stored.client_address, stored.user_agent) == ("127.0.0.7", "curl/8")
     assert stored.occurred_at == T0
     assert stored.details == {"ttl_minutes": 60}
 

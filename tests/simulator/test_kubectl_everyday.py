@@ -136,7 +136,7 @@ def test_scale_deployment_prints_scaled_and_changes_replicas(cluster: Cluster) -
 def test_drain_is_blocked_by_a_pod_disruption_budget(cluster: Cluster) -> None:
     cluster.sim.load(
         [
-            node("ip-10-0-9-9.ec2.internal", "10.0.9.9"),
+            node("ip-10-0-9-9.ec2.internal", "127.0.9.9"),
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "drain"}},
             *[
                 {

@@ -8,6 +8,7 @@ import datetime as dt
 import io
 from collections.abc import Iterator
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +17,7 @@ from starlette.responses import Response
 
 from app import schemas
 from app.models import Outpost, PollRun
+from app.services.audit import record_audit
 from app.services.connectivity import paging, queries, site
 from app.services.connectivity.status import STATES, Uptime
 from app.services.drills import uptime as drill_uptime
@@ -24,8 +26,8 @@ from app.services.errors import InvalidInput, NotFound
 from app.services.fleet import inventory
 from app.web.connectivity.chart import timeline_svg
 from app.web.deps import DbSession
-from app.web.security import Role, requires
-from app.web.templating import render
+from app.web.security import Responder, Role, Viewer, actor_of, requires
+from app.web.templating import redirect_after_post, render
 
 router = APIRouter()
 viewer = [Depends(requires(Role.viewer))]
@@ -132,12 +134,11 @@ def _poll_out(run: PollRun | None) -> schemas.PollStatusOut | None:
 # ---------------------------------------------------------------- pages
 
 
-@router.get(
-    "/outposts/{outpost_id}", name="outposts.detail", response_class=HTMLResponse, dependencies=viewer
-)
+@router.get("/outposts/{outpost_id}", name="outposts.detail", response_class=HTMLResponse)
 def detail(
     request: Request,
     session: DbSession,
+    principal: Viewer,
     outpost_id: str,
     range_key: Annotated[str, Query(alias="range", description="6h, 24h, 7d, 30d or 90d")] = "24h",
 ) -> Response:
@@ -175,8 +176,35 @@ def detail(
         if queries.RANGES[range_key][0] <= MAX_SAMPLE_RANGE
         else (now - MAX_SAMPLE_RANGE).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "csv_end": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "notice": request.query_params.get("notice", "")[:200],
+        "can_poll": principal.role.allows(Role.responder),
     }
     return render(request, "connectivity/outpost.html", context, partial="connectivity/_chart.html")
+
+
+@router.post("/outposts/{outpost_id}/poll", name="outposts.poll_now")
+def poll_now(request: Request, session: DbSession, outpost_id: str, principal: Responder) -> Response:
+    """Fetch this Outpost's region from CloudWatch now instead of at the next interval; audited."""
+    from app.jobs.connectivity import poll_region_now
+
+    outpost = _outpost_or_error(session, outpost_id)
+    # The poll writes through its own sessions; the request's session writes only the audit event.
+    result = poll_region_now(request.app.state.settings, request.app.state.session_factory, outpost.region)
+    ok = result.outcome == "ok"
+    record_audit(
+        session,
+        actor=actor_of(principal, request),
+        action="connectivity.poll_now",
+        target=f"outpost:{outpost.outpost_id}",
+        outcome="success" if ok else "failure",
+        details={"region": outpost.region, "outcome": result.outcome},
+    )
+    notice = (
+        f"Fetched {outpost.region} from CloudWatch now."
+        if ok
+        else f"CloudWatch in {outpost.region} did not answer: {result.error or result.outcome}"
+    )
+    return redirect_after_post(request, f"/outposts/{quote(outpost.outpost_id)}?notice={quote(notice[:200])}")
 
 
 @router.get("/outposts/{outpost_id}/samples.csv", name="outposts.samples_csv", dependencies=viewer)

@@ -56,8 +56,8 @@ def healthy_facts() -> AwsFacts:
             control_plane_instance_type="m5.xlarge",
             outpost_id="op-0123456789abcdef0",
         ),
-        eni_ips=("10.0.1.10", "10.0.1.11", "10.0.1.12"),
-        resolved_ips=("10.0.1.11", "10.0.1.10", "10.0.1.12"),
+        eni_ips=("127.0.1.10", "127.0.1.11", "127.0.1.12"),
+        resolved_ips=("127.0.1.11", "127.0.1.10", "127.0.1.12"),
         alarms=(alarm(),),
         certificates={
             CERT_ARN: CertificateFact(CERT_ARN, "shop.example", NOW + dt.timedelta(days=90), "ISSUED")
@@ -87,7 +87,7 @@ def test_healthy_facts_pass_every_check() -> None:
         "local-registry": Status.warn,
         "disconnect-drill": Status.warn,  # no drill has run yet
     }
-    assert "10.0.1.10 abc123.gr7.us-west-2.eks.amazonaws.com" in findings["endpoint-dns"].summary
+    assert "127.0.1.10 abc123.gr7.us-west-2.eks.amazonaws.com" in findings["endpoint-dns"].summary
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,7 @@ def test_healthy_facts_pass_every_check() -> None:
             {"credentials": (CredentialFact("b", "breakglass", NOW + dt.timedelta(days=9), True),)},
             Status.fail,
         ),
-        ("endpoint-dns", {"resolved_ips": ("10.9.9.9",)}, Status.fail),
+        ("endpoint-dns", {"resolved_ips": ("127.9.9.9",)}, Status.fail),
         ("endpoint-dns", {"resolved_ips": None, "resolve_error": "NXDOMAIN"}, Status.fail),
         ("connected-status-alarm", {"alarms": ()}, Status.fail),
         (

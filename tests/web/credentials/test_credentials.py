@@ -133,7 +133,7 @@ def test_kubeconfig_and_bundle_download_without_aws_are_audited(
     assert bundle.status_code == 200 and bundle.headers["content-type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(bundle.content)) as archive:
         hosts = next(n for n in archive.namelist() if n.endswith("/hosts"))
-        assert archive.read(hosts).decode().startswith("10.0.1.11 abc123.gr7.us-west-2.eks.amazonaws.com")
+        assert archive.read(hosts).decode().startswith("127.0.1.11 abc123.gr7.us-west-2.eks.amazonaws.com")
     session.expire_all()
     assert session.get(Credential, credential.id).download_count == 2  # type: ignore[union-attr]
     downloads = list(session.scalars(select(CredentialDownload).order_by(CredentialDownload.id)))
@@ -186,10 +186,10 @@ def test_bundle_uses_the_readiness_pollers_eni_ips_when_none_were_recorded(
     cluster = make_cluster(session)
     credential = make_active_credential(session, cluster, vault, issued_by="admin")
     credential.control_plane_ips = []
-    session.add(ClusterReadiness(cluster_pk=cluster.id, facts={"eni_ips": ["10.9.0.5"]}))
+    session.add(ClusterReadiness(cluster_pk=cluster.id, facts={"eni_ips": ["127.9.0.5"]}))
     session.commit()
     config = yaml.safe_load(client.get(f"/credentials/{credential.id}/kubeconfig").text)
-    assert config["clusters"][1]["cluster"]["server"] == "https://10.9.0.5:443"
+    assert config["clusters"][1]["cluster"]["server"] == "https://127.9.0.5:443"
 
 
 def test_overview_and_cluster_page_load_the_expiry_warnings(client: TestClient, session: Session) -> None:

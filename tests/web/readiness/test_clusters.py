@@ -44,8 +44,8 @@ def seed(session: Session, name: str = "plant7-local", *, check: str = "iam-depe
                 reachable=reachable,
                 findings=tuple(evaluate(snapshot, context, attestations=None)) if reachable else (),
                 nodes=tuple(n.as_dict() for n in node_capacities(snapshot)),
-                facts={"endpoint": "https://abc.eks.amazonaws.com", "eni_ips": ["10.0.1.10"],
-                       "hosts_lines": ["10.0.1.10 abc.eks.amazonaws.com"], "auth": {"iam": "ok"}},
+                facts={"endpoint": "https://abc.eks.amazonaws.com", "eni_ips": ["127.0.1.10"],
+                       "hosts_lines": ["127.0.1.10 abc.eks.amazonaws.com"], "auth": {"iam": "ok"}},
                 error=None if reachable else "connection refused",
                 pods=1,
             ),
@@ -83,7 +83,7 @@ def test_cluster_page_has_findings_nodes_chart_and_forms(client: TestClient, ses
     assert 'class="capbar"' in page and "node-1" in page  # capacity bars
     assert "<polyline" in page and 'class="gap"' in page  # history with the unreachable poll
     assert 'name="csrf_token"' in page
-    assert "10.0.1.10 abc.eks.amazonaws.com" in page
+    assert "127.0.1.10 abc.eks.amazonaws.com" in page
     assert "<script>" not in page  # CSP: no inline scripts
 
 
