@@ -92,9 +92,13 @@ def _kubectl(
     command = [kubectl, "--kubeconfig", str(folder / "kubeconfig"), "--request-timeout=10s", *args]
     if hosts is not None:
         # The hosts lines as /etc/hosts for this one command only (a private mount namespace), so the
-        # test proves what `cat hosts >> /etc/hosts` does without changing this machine.
-        inner = 'mount --bind "$0" /etc/hosts && exec "$@"'
-        command = ["unshare", "--mount", "sh", "-c", inner, str(hosts), *command]
+        # test proves what `cat hosts >> /etc/hosts` does without changing this machine. DNS goes to
+        # a loopback address where nothing listens: a name the hosts file lacks fails at once, and no
+        # query leaves 127.0.0.0/8.
+        resolv = folder / "resolv.conf"
+        resolv.write_text("nameserver 127.0.0.9\noptions timeout:1 attempts:1\n")
+        inner = 'mount --bind "$0" /etc/hosts && mount --bind "$1" /etc/resolv.conf && shift && exec "$@"'
+        command = ["unshare", "--mount", "sh", "-c", inner, str(hosts), str(resolv), *command]
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -120,7 +124,15 @@ def test_every_direct_context_works_with_kubectl_and_the_name_is_in_no_dns(
         assert answer.returncode == 0, (context["name"], answer.stderr)
         assert "ip-" in answer.stdout or "NAME" in answer.stdout
     # The main context names the endpoint, which nothing outside the demo process resolves.
-    main = _kubectl(kubectl, bundle, "--context", config["current-context"], "get", "nodes")
+    main = _kubectl(
+        kubectl,
+        bundle,
+        "--context",
+        config["current-context"],
+        "get",
+        "nodes",
+        hosts=_etc_hosts_with(bundle, []),
+    )
     assert main.returncode != 0
     assert sim.endpoint_hostname.lower() in main.stderr.lower()
 
