@@ -15,6 +15,7 @@ from app import __version__
 from app.db import WEB_THREADS, create_db_engine, make_session_factory
 from app.settings import Settings, get_settings
 from app.web import (
+    access,
     audit,
     credentials,
     drills,
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = Fals
         fleet,
         clusters,
         credentials,
+        access,
         users,
         audit,
         notifications,
@@ -94,5 +96,8 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = Fals
         aws_vantage=overview.vantage_for_template,
         cluster_probes=probes.cluster_probes,
         can_open=navigation.can_open,
+        cut_off_now=access.cut_off_for_template,
+        cut_off_title=access.title_prefix_for_template,
+        access_way=access.way_for_template,
     )
     return app

@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 
 from app.integrations.pki import KeyType
-from app.services.credentials.vocabulary import DEFAULT_GROUP, DEFAULT_LIFETIME_DAYS, MIN_LIFETIME_SECONDS
+from app.services.credentials.vocabulary import (
+    DEFAULT_GROUP,
+    DEFAULT_LIFETIME_DAYS,
+    DEFAULT_ROLE,
+    MIN_LIFETIME_SECONDS,
+)
 from app.services.fleet import rules
 
 if TYPE_CHECKING:
@@ -389,8 +394,12 @@ class CredentialIssue(BaseModel):
         default=None, description="Kubernetes user (certificate CN); default lifeline:<you>"
     )
     group: str | None = Field(default=DEFAULT_GROUP, description="Kubernetes group (certificate O)")
-    cluster_role: str = "cluster-admin"
-    lifetime_seconds: int = Field(default=DEFAULT_LIFETIME_DAYS * 86400, ge=MIN_LIFETIME_SECONDS)
+    cluster_role: str = DEFAULT_ROLE
+    lifetime_seconds: int = Field(
+        default=DEFAULT_LIFETIME_DAYS * 86400,
+        ge=MIN_LIFETIME_SECONDS,
+        description="default 90 days, the product's advice (a client certificate cannot be revoked)",
+    )
     key_type: KeyType = KeyType.ecdsa_p256
     custody: Literal["server", "uploaded-csr"] = "server"
     csr: str | None = Field(default=None, description="PEM CSR when custody is uploaded-csr")

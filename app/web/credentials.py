@@ -11,18 +11,19 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import Response
 
 from app.integrations.pki import KeyType, format_fingerprint
-from app.models import Credential
+from app.models import Cluster, Credential
 from app.schemas import CredentialIssue, CredentialOut, CredentialRevokedOut
 from app.services.audit import Actor
 from app.services.credentials import access as handout
-from app.services.credentials import queries, runs
+from app.services.credentials import queries, reach, runs
 from app.services.credentials.access import Refused
 from app.services.credentials.keys import data_key_problem, vault_from_settings
 from app.services.credentials.vocabulary import (
@@ -30,10 +31,12 @@ from app.services.credentials.vocabulary import (
     BUILTIN_ROLES,
     DEFAULT_GROUP,
     DEFAULT_LIFETIME_DAYS,
+    DEFAULT_ROLE,
     ISSUE_STEPS,
     MIN_LIFETIME_SECONDS,
     REVOKE_NOTICE,
     STEP_LABELS,
+    DuplicateCredential,
     IssueRequest,
     default_identity,
     lifetime_warning,
@@ -43,7 +46,16 @@ from app.settings import Settings
 from app.web.deps import AppSettings, DbSession, OptionalRowIdQuery, RowId, end_request_transaction
 from app.web.errors import api_detail, error_page, status_for
 from app.web.forms import FormState
-from app.web.security import Admin, Principal, RecentResponder, Responder, Role, Viewer, actor_of
+from app.web.security import (
+    Admin,
+    Principal,
+    RecentDownload,
+    RecentResponder,
+    Responder,
+    Role,
+    Viewer,
+    actor_of,
+)
 from app.web.templating import redirect_after_post, render
 
 router = APIRouter()
@@ -114,6 +126,13 @@ def api_issue(
     )
     try:
         credential_id = runs.start_issue(settings, _factory(request), issue, actor)
+    except DuplicateCredential as exc:
+        # The refusal names the credential the identity already has, with its id and page.
+        url = str(request.url_for("credentials.detail", credential_id=exc.existing_id))
+        return JSONResponse(
+            {"detail": exc.message, "existing_id": exc.existing_id, "existing_url": url},
+            status_code=status_for(exc),
+        )
     except InvalidInput as exc:
         # This endpoint has always answered bad input as {"detail": text, "field": form field}, and
         # scripts read `field`; other refusals take the shared shape.
@@ -208,22 +227,32 @@ def api_revoke(
 
 
 def _inventory_context(
-    db: Session, principal: Principal, actor: Actor, settings: Settings, cluster: int | None
+    db: Session,
+    principal: Principal,
+    actor: Actor,
+    settings: Settings,
+    cluster: int | None,
+    person: str | None = None,
 ) -> dict[str, Any]:
-    rows = queries.list_credentials(db, cluster_pk=cluster)
+    rows = queries.list_credentials(db, cluster_pk=cluster, issued_by=person)
     has_key, key_problem = data_key_problem(settings)
     clusters = queries.list_clusters(db)
+    all_rows = rows if cluster is None and not person else queries.list_credentials(db)
     return {
         "rows": rows,
         "clusters": clusters,
         "cluster_filter": cluster,
+        "person_filter": person or "",
+        "people": queries.issuers(db),
+        "filter_query": urlencode({k: v for k, v in (("cluster", cluster), ("person", person)) if v}),
+        "cut_off": reach.cut_off_clusters(reach.cut_off_outposts(db, settings.vantage)),
         "warnings": queries.expiry_warnings(db, cluster_pk=cluster),
         "principal": principal,
         "actor_is_admin": principal.role is Role.admin,
         "can_issue": principal.role.allows(Role.responder),
         "has_data_key": has_key,
         "data_key_problem": key_problem,
-        "fallback_missing": queries.clusters_without_fallback(clusters, rows),
+        "fallback_missing": queries.clusters_without_fallback(clusters, all_rows),
         "now": dt.datetime.now(dt.UTC),
         "fmt_fp": format_fingerprint,
         "can_manage": lambda c: queries.can_manage(c, actor),
@@ -237,8 +266,11 @@ def index(
     db: DbSession,
     settings: AppSettings,
     cluster: OptionalRowIdQuery = None,
+    person: Annotated[
+        str | None, Query(max_length=150, description="Only credentials this account issued.")
+    ] = None,
 ) -> Response:
-    context = _inventory_context(db, principal, actor_of(principal, request), settings, cluster)
+    context = _inventory_context(db, principal, actor_of(principal, request), settings, cluster, person)
     return render(request, "credentials/index.html", context, partial="credentials/_table.html")
 
 
@@ -283,14 +315,14 @@ def _lifetime_seconds(values: dict[str, str]) -> int:
         return 0
 
 
-def _default_values(principal: Principal, cluster: int | None) -> dict[str, str]:
+def _default_values(principal: Principal, cluster: int | None, settings: Settings) -> dict[str, str]:
     return {
         "cluster": str(cluster) if cluster is not None else "",
         "username": default_identity(principal.username),
         "group": DEFAULT_GROUP,
-        "cluster_role": "cluster-admin",
+        "cluster_role": DEFAULT_ROLE,
         "other_role": "",
-        "lifetime": str(DEFAULT_LIFETIME_DAYS),
+        "lifetime": str(reach.default_lifetime_days(settings)),
         "lifetime_unit": "days",
         "key_type": KeyType.ecdsa_p256.value,
         "custody": "server",
@@ -305,8 +337,13 @@ def new_form(
     settings: AppSettings,
     cluster: OptionalRowIdQuery = None,
 ) -> Response:
-    form = FormState(_default_values(principal, cluster))
-    return render(request, "credentials/new.html", _form_context(db, principal, settings, form, []))
+    form = FormState(_default_values(principal, cluster, settings))
+    context = _form_context(db, principal, settings, form, [])
+    chosen = db.get(Cluster, cluster) if cluster is not None else None
+    if chosen is not None:
+        context["horizon"] = reach.horizon_advice(db, settings, chosen)
+        context["chosen_cluster"] = chosen
+    return render(request, "credentials/new.html", context)
 
 
 @router.post("/credentials/new/lifetime", name="credentials.lifetime_hint")
@@ -338,7 +375,7 @@ def create(
     cluster: Annotated[str, Form()] = "",
     username: Annotated[str, Form()] = "",
     group: Annotated[str, Form()] = "",
-    cluster_role: Annotated[str, Form()] = "cluster-admin",
+    cluster_role: Annotated[str, Form()] = DEFAULT_ROLE,
     other_role: Annotated[str, Form()] = "",
     lifetime: Annotated[str, Form()] = str(DEFAULT_LIFETIME_DAYS),
     lifetime_unit: Annotated[str, Form()] = "days",
@@ -368,6 +405,7 @@ def create(
     if lifetime_unit not in LIFETIME_UNITS:
         errors["lifetime"] = "choose minutes, hours or days"
     form, status = FormState(values, errors), 422
+    duplicate_id: int | None = None
     if form.ok:
         actor = actor_of(principal, request)
         issue = IssueRequest(
@@ -384,12 +422,14 @@ def create(
             credential_id = runs.start_issue(settings, _factory(request), issue, actor)
         except (InvalidInput, Conflict) as exc:
             form, status = FormState.refused(values, exc), status_for(exc)
+            if isinstance(exc, DuplicateCredential):
+                duplicate_id = exc.existing_id
         else:
             background.add_task(runs.run_pending, settings, _factory(request), [credential_id], actor)
             return redirect_after_post(
                 request, str(request.url_for("credentials.detail", credential_id=credential_id))
             )
-    context = _form_context(db, principal, settings, form, [])
+    context = _form_context(db, principal, settings, form, []) | {"duplicate_id": duplicate_id}
     return render(
         request, "credentials/new.html", context, partial="credentials/_form.html", status_code=status
     )
@@ -476,7 +516,7 @@ def fallback(
 
 def _download_route(artifact: str) -> Callable[..., Response]:
     def download(
-        principal: RecentResponder,
+        principal: RecentDownload,
         credential: PathCredential,
         request: Request,
         db: DbSession,

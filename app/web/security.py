@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -310,9 +310,23 @@ def requires(role: Role) -> Callable[..., Principal]:
     return dependency
 
 
-def requires_recent_auth(role: Role) -> Callable[..., Principal]:
+def download_landing(request: Request) -> str:
+    """Where a file download resumes after the password confirmation: the page of the thing the file
+    belongs to, asked to start the download (`/credentials/7/kubeconfig` -> `/credentials/7?download=
+    kubeconfig`). Returning to the file URL itself would leave the person on the confirmation form
+    while the file arrives; this way they are back where the action is, and the file still comes."""
+    parent, _, artifact = request.url.path.rstrip("/").rpartition("/")
+    return safe_next(f"{parent}?{urlencode({'download': artifact})}")
+
+
+def requires_recent_auth(
+    role: Role, *, landing: Callable[[Request], str] | None = None
+) -> Callable[..., Principal]:
     """Dependency: like `requires(role)`, and a browser session must have confirmed its password in the
-    last `LIFELINE_REAUTH_MINUTES` (sign-in counts). API tokens pass: the token is the proof."""
+    last `LIFELINE_REAUTH_MINUTES` (sign-in counts). API tokens pass: the token is the proof.
+
+    `landing` chooses where a plain browser GET comes back to after confirming (downloads: see
+    `download_landing`); otherwise it is the page itself, or the page the form was on."""
 
     signed_in = Depends(requires(role))
 
@@ -324,7 +338,8 @@ def requires_recent_auth(role: Role) -> Callable[..., Principal]:
         web_session = getattr(request.state, "web_session", None)
         policy = session_policy(_settings(request))
         if web_session is None or not has_recent_auth(web_session, policy=policy, now=now_utc(request)):
-            raise ReauthRequired(_return_path(request))
+            plain_get = request.method in SAFE_METHODS and not _is_htmx(request)
+            raise ReauthRequired(landing(request) if landing and plain_get else _return_path(request))
         return principal
 
     dependency.__lifeline_role__ = role  # type: ignore[attr-defined]
@@ -340,6 +355,9 @@ Admin = Annotated[Principal, Depends(requires(Role.admin))]
 RecentViewer = Annotated[Principal, Depends(requires_recent_auth(Role.viewer))]
 RecentResponder = Annotated[Principal, Depends(requires_recent_auth(Role.responder))]
 RecentAdmin = Annotated[Principal, Depends(requires_recent_auth(Role.admin))]
+# A credential file (kubeconfig, bundle): after the confirmation the person lands on the credential's
+# page, which starts the download, never on a confirmation page saved as the file.
+RecentDownload = Annotated[Principal, Depends(requires_recent_auth(Role.responder, landing=download_landing))]
 
 
 def public() -> Callable[..., None]:

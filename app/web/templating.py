@@ -14,6 +14,7 @@ from starlette.responses import RedirectResponse, Response
 
 from app import __version__
 from app.services.connectivity.status import STATE_LABELS
+from app.services.credentials.vocabulary import failure_phrase, step_label
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
@@ -91,6 +92,8 @@ def install_globals(**functions: Callable[..., Any]) -> None:
 
 templates.env.globals.update(
     app_version=__version__,
+    failure_phrase=failure_phrase,
+    step_label=step_label,
     csrf_input=_csrf_input,
     csrf_token=_csrf_token,
 )

@@ -21,6 +21,7 @@ from app.services.credentials.vocabulary import (
     UPLOADED,
     CredentialConflict,
     CredentialInputError,
+    DuplicateCredential,
     IssueRequest,
     NoDataKey,
     default_identity,
@@ -111,12 +112,13 @@ def validate_request(
         )
     existing = _current_for(session, cluster.id, normalised.username)
     if existing is not None:
-        raise CredentialConflict(
+        raise DuplicateCredential(
             f"{normalised.username} already has credential #{existing.id} ({existing.status}) "
             f"on {cluster.name}: "
             "renew or revoke it (RBAC binds the name, so two certificates for one name could not be "
             "revoked separately)",
             field="username",
+            existing_id=existing.id,
         )
     return normalised
 

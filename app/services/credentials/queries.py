@@ -50,14 +50,27 @@ def require_manager(credential: Credential, actor: Actor, message: str) -> None:
 
 
 def list_credentials(
-    session: Session, *, cluster_pk: int | None = None, include_history: bool = False
+    session: Session,
+    *,
+    cluster_pk: int | None = None,
+    include_history: bool = False,
+    issued_by: str | None = None,
 ) -> list[Credential]:
+    """The inventory, newest first; `issued_by` keeps one person's (the account name that issued)."""
     stmt = select(Credential).order_by(Credential.created_at.desc(), Credential.id.desc())
     if cluster_pk is not None:
         stmt = stmt.where(Credential.cluster_pk == cluster_pk)
+    if issued_by:
+        stmt = stmt.where(Credential.issued_by == issued_by)
     if not include_history:
         stmt = stmt.where(Credential.status.in_(("issuing", "active", "failed", "revoked")))
     return list(session.scalars(stmt))
+
+
+def issuers(session: Session) -> list[str]:
+    """Everyone who issued a credential (the inventory's person filter), by name."""
+    stmt = select(Credential.issued_by).distinct().order_by(Credential.issued_by)
+    return [name for name in session.scalars(stmt) if name]
 
 
 def list_clusters(session: Session, *, issuable_only: bool = False) -> list[Cluster]:

@@ -20,8 +20,15 @@ FALLBACK_GROUP = "lifeline:fallback"
 FALLBACK_ROLE = "view"
 BUILTIN_ROLES = ("cluster-admin", "admin", "edit", "view")
 MIN_LIFETIME_SECONDS = 600
-DEFAULT_LIFETIME_DAYS = 365
 LONG_LIFETIME_DAYS = 90
+# The product's advice is 90 days or less (a client certificate cannot be revoked), so that is the
+# default; the readiness check wants a credential to outlive twice the cluster's disconnect horizon.
+DEFAULT_LIFETIME_DAYS = LONG_LIFETIME_DAYS
+# cluster-admin stays the default role on purpose: a break-glass credential is the one way to repair a
+# cluster whose IAM path is gone, and the usual repairs (cordon and drain nodes, PersistentVolumes,
+# webhooks, CRDs, RBAC) are cluster-scoped, outside `admin`/`edit`. Unlike AWS's `system:masters`,
+# the binding is revocable; the form offers `view` and any existing ClusterRole for lesser needs.
+DEFAULT_ROLE = "cluster-admin"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "outpost-lifeline"
 CREDENTIAL_LABEL = "lifeline.outpost/credential-id"
@@ -43,6 +50,19 @@ STEP_LABELS = {
     "binding_deleted": "ClusterRoleBinding deleted",
     "cleanup": "Clean-up",
 }
+# The same steps, said as what went wrong when one fails (the inventory and the API's `failed_phrase`).
+STEP_FAILURES = {
+    "requested": "The request was not accepted",
+    "csr_created": "Lifeline could not create the certificate signing request on the cluster",
+    "approved": "The certificate signing request was not approved",
+    "certificate_issued": "The cluster did not sign the certificate",
+    "binding_created": "The ClusterRoleBinding could not be created",
+    "verified": "The new certificate did not pass verification against the cluster",
+    "stored": "The credential could not be stored",
+    "binding_checked": "The ClusterRoleBinding was not found on the cluster",
+    "binding_deleted": "The ClusterRoleBinding could not be deleted",
+    "cleanup": "Cleaning up after a failed step did not finish",
+}
 REVOKE_NOTICE = (
     "The ClusterRoleBinding is deleted, so this identity can no longer do anything RBAC grants it. "
     "The certificate itself stays valid for authentication until it expires: Kubernetes has no "
@@ -63,6 +83,14 @@ class NotOwner(Forbidden):
 
 class CredentialConflict(Conflict):
     """The credential's state forbids it: not active, a duplicate identity, a renewal already running."""
+
+
+class DuplicateCredential(CredentialConflict):
+    """The identity already holds a credential on the cluster; `existing_id` names it (for a link)."""
+
+    def __init__(self, message: str, *, existing_id: int, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.existing_id = existing_id
 
 
 class NoDataKey(Conflict):
@@ -125,6 +153,20 @@ class Timing:
 
 
 DEFAULT_TIMING = Timing()
+
+
+def step_label(step: str | None) -> str:
+    """A step in words; a step this vocabulary does not know is named as such, never as a bare id."""
+    if not step:
+        return ""
+    return STEP_LABELS.get(step, f"An unnamed step ({step})")
+
+
+def failure_phrase(step: str | None) -> str:
+    """What went wrong when `step` failed, in words (the inventory never shows `csr_created`)."""
+    if not step:
+        return "Failed"
+    return STEP_FAILURES.get(step, f"A step Lifeline does not name failed ({step})")
 
 
 def default_identity(username: str) -> str:

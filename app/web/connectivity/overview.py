@@ -20,13 +20,17 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
-from markupsafe import Markup
+from markupsafe import Markup, escape
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from app.models import Cluster
 from app.services.connectivity import paging, queries, site
 from app.services.connectivity.status import STATE_LABELS, STATES, Vantage
+from app.services.credentials.reach import PROBLEM_STATES
+from app.web.access import cut_off_for_template, title_prefix
 from app.web.connectivity.axis import ticks
 from app.web.connectivity.windows import window_cells
 from app.web.deps import AppSettings, DbSession
@@ -231,6 +235,7 @@ def index(
             )
             context = {
                 "request": request,
+                "problem_clusters": _problem_clusters(session, data.rows, verdicts),
                 "ov": data,
                 "verdicts": verdicts,
                 "vantage": settings.vantage,
@@ -257,7 +262,9 @@ def index(
         problems = [f"Could not read the database ({type(exc).__name__}): {str(exc).splitlines()[0]}"]
 
     if is_htmx_partial(request) and fragment is not None:
-        return HTMLResponse(fragment, headers={"Vary": "HX-Request"})
+        # The refresh also carries the tab title (htmx applies a <title> in a response) and the
+        # cut-off banner (out of band), so a disconnect shows outside the table without a reload.
+        return HTMLResponse(_live_extras(request) + fragment, headers={"Vary": "HX-Request"})
     return render(
         request,
         "connectivity/overview.html",
@@ -272,6 +279,28 @@ def index(
         status_code=status_code,
         headers={"Vary": "HX-Request"},
     )
+
+
+def _problem_clusters(
+    session: Session, rows: list[Any], verdicts: dict[int, site.Verdict]
+) -> dict[int, list[Cluster]]:
+    """The clusters of the rows that are disconnected or degraded now (one read), for their links."""
+    pks = [r.outpost.id for r in rows if verdicts[r.outpost.id].state in PROBLEM_STATES]
+    if not pks:
+        return {}
+    found: dict[int, list[Cluster]] = {}
+    for cluster in session.scalars(select(Cluster).where(Cluster.outpost_pk.in_(pks)).order_by(Cluster.name)):
+        found.setdefault(cluster.outpost_pk or 0, []).append(cluster)
+    return found
+
+
+def _live_extras(request: Request) -> str:
+    found = cut_off_for_template(request)
+    title = escape(f"{title_prefix(found)}Connectivity · Lifeline")
+    banner = templates.get_template("layout/_cutoff_banner.html").render(
+        {"request": request, "found": found, "oob": True}
+    )
+    return f"<title>{title}</title>\n{banner}\n"
 
 
 def _overview_with_site_view(

@@ -38,11 +38,13 @@ def test_form_defaults(client: TestClient, session: Session) -> None:
     page = client.get(f"/credentials/new?cluster={cluster.id}")
     assert page.status_code == 200
     assert 'value="lifeline:breakglass"' in page.text
-    assert 'name="lifetime" value="365"' in page.text
+    # Issue 10: the default follows the product's own advice (90 days or less), so no warning.
+    assert 'name="lifetime" value="90"' in page.text
+    assert 'class="flash warn small"' not in page.text
     assert f'<option value="{cluster.id}" selected>' in page.text
     assert "ECDSA P-256 (default, fastest)" in page.text and "RSA 4096 (as in AWS" in page.text
-    # The long default lifetime carries its warning.
-    assert "cannot be revoked" in page.text
+    # The cluster's disconnect horizon (72 h by default) is said next to the lifetime.
+    assert "prepared for disconnects of up to 72 h" in page.text
 
 
 @pytest.mark.parametrize(
