@@ -28,13 +28,29 @@ PROBLEM_STATES = (DISCONNECTED, DEGRADED)
 
 
 @dataclass(frozen=True)
-class CutOff:
-    """An Outpost that is disconnected or degraded now, and its clusters."""
+class OutpostRef:
+    id: int
+    outpost_id: str
+    name: str
+    region: str
 
-    outpost: Outpost
+
+@dataclass(frozen=True)
+class ClusterRef:
+    id: int
+    name: str
+    region: str
+
+
+@dataclass(frozen=True)
+class CutOff:
+    """An Outpost that is disconnected or degraded now, and its clusters. Plain values, not rows:
+    the banner also shows on error pages, rendered after the request's session has ended."""
+
+    outpost: OutpostRef
     state: str
     since: dt.datetime | None
-    clusters: tuple[Cluster, ...]
+    clusters: tuple[ClusterRef, ...]
 
 
 @dataclass(frozen=True)
@@ -91,7 +107,12 @@ def cut_off_outposts(session: Session, vantage: str) -> list[CutOff]:
         return []
     verdicts = site.verdicts(session, vantage, candidates)
     found = [
-        CutOff(o, verdicts[o.id].state, verdicts[o.id].since, tuple(sorted(o.clusters, key=lambda c: c.name)))
+        CutOff(
+            OutpostRef(o.id, o.outpost_id, o.name, o.region),
+            verdicts[o.id].state,
+            verdicts[o.id].since,
+            tuple(ClusterRef(c.id, c.name, c.region) for c in sorted(o.clusters, key=lambda c: c.name)),
+        )
         for o in candidates
         if verdicts[o.id].state in PROBLEM_STATES
     ]

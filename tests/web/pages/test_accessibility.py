@@ -18,7 +18,17 @@ pytestmark = pytest.mark.browser
 AXE = Path(__file__).resolve().parents[2] / "js" / "node_modules" / "axe-core" / "axe.min.js"
 SIZES = {"desktop": (1440, 900), "phone": (390, 844)}
 ROLES = ("viewer", "responder", "admin")
-FIXED_PAGES = ("/", "/clusters", "/credentials", "/fleet", "/notifications", "/audit", "/users", "/account")
+FIXED_PAGES = (
+    "/",
+    "/clusters",
+    "/credentials",
+    "/access",
+    "/fleet",
+    "/notifications",
+    "/audit",
+    "/users",
+    "/account",
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +48,13 @@ def _seed(live_server: LiveServer) -> dict[str, str]:
         add_samples(session, up, now - dt.timedelta(hours=6), [1.0] * 360)
         down = make_outpost(session, name="Plant 9, rack B", state="DISCONNECTED", last_sample_at=now)
         add_samples(session, down, now - dt.timedelta(hours=6), [1.0] * 200 + [0.0] * 160)
-        make_cluster(session, "edge-1")
+        # On the disconnected Outpost: the banner, the row's Get in link and the access panel show.
+        make_cluster(session, "edge-1").outpost_pk = down.id
         add_poll_run(session, finished_at=now)
         for role in ROLES:
             create_account(session, f"axe-{role}", role)
         session.commit()
-        return {"outpost": up.outpost_id, "cluster": "edge-1"}
+        return {"outpost": up.outpost_id, "down": down.outpost_id, "cluster": "edge-1"}
 
 
 def _violations(tab: Any, axe_source: str) -> list[str]:
@@ -88,6 +99,8 @@ def test_no_serious_axe_violation_on_any_page(
                     f"/outposts/{ids['outpost']}",
                     f"/outposts/{ids['outpost']}?range=7d",
                     f"/clusters/{ids['cluster']}",
+                    f"/outposts/{ids['down']}",
+                    f"/access?outpost={ids['down']}",
                     "/outposts/op-bad",
                     "/no-such-page",
                 ]
