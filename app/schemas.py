@@ -351,6 +351,15 @@ class ClusterReadinessOut(BaseModel):
     status: str | None = Field(description="EKS status (DescribeCluster)")
     reachable: bool | None = Field(description="Whether the last poll reached the Kubernetes API")
     auth_path: str = Field(description="iam, x509 or none: the path that worked on the last poll")
+    reachability: str = Field(
+        default="not_polled",
+        description="not_polled, reachable, cut_off (IAM unavailable, reachable with x509), locked_out "
+        "(the API answered but no identity was accepted) or unreachable (the API did not answer)",
+    )
+    reachability_label: str = Field(default="not polled", description="The same in the pages' words")
+    x509_last_ok_at: dt.datetime | None = Field(
+        default=None, description="When Lifeline's x509 identity last worked"
+    )
     iam_error: str | None
     x509_error: str | None
     score: int | None = Field(description="Readiness score 0-100 (formula in the README)")

@@ -150,6 +150,27 @@ class Settings(BaseSettings):
     credential_max_lifetime_days: int = Field(
         default=3650, ge=1, description="Longest certificate lifetime a user may request."
     )
+    own_identities: bool = Field(
+        default=True,
+        description="While connected, give Lifeline its own least-privilege x509 identities per cluster "
+        "(lifeline:issuer to issue during a disconnect, lifeline:reader for the readiness poller).",
+    )
+    own_identity_lifetime_days: int = Field(
+        default=30,
+        ge=1,
+        le=365,
+        description="Lifetime of Lifeline's own identities; renewed when a third of it is left.",
+    )
+    own_identity_check_minutes: int = Field(
+        default=60,
+        ge=1,
+        le=1440,
+        description="How often the upkeep job creates or renews Lifeline's identities.",
+    )
+    issuer_grantable_roles: list[str] = Field(
+        default_factory=lambda: ["cluster-admin", "admin", "edit", "view"],
+        description="ClusterRoles Lifeline's own issuer may bind (`bind` resourceNames; a JSON list).",
+    )
     # durability (issue 11)
     credential_stale_seconds: int = Field(
         default=300,

@@ -22,7 +22,7 @@ from lifeline_simulator.controllers import Controllers
 from lifeline_simulator.errors import ApiError
 from lifeline_simulator.manifests import load_manifests
 from lifeline_simulator.pki import ClusterCA
-from lifeline_simulator.rbac import Attributes, Authorizer, install_bootstrap_policy
+from lifeline_simulator.rbac import Attributes, Authorizer, escalation_refusal, install_bootstrap_policy
 from lifeline_simulator.resources import BY_GROUP_PLURAL, ResourceType
 from lifeline_simulator.server import HttpsServer, server_context
 from lifeline_simulator.store import SYSTEM_NAMESPACES, Store, timestamp
@@ -295,6 +295,7 @@ class SimulatedCluster:
         self, rtype: ResourceType, namespace: str, obj: dict[str, Any], identity: Identity
     ) -> dict[str, Any]:
         """POST semantics: admission for CSRs, status reset, a simulated kubelet for pods."""
+        self._check_escalation(rtype, namespace, obj, identity)
         if rtype.plural == "certificatesigningrequests":
             obj = csr.admit_create(obj, identity)
         elif "status" in rtype.subresources:
@@ -359,9 +360,24 @@ class SimulatedCluster:
         if default is not None and rtype.group in ("", "apps", "batch"):
             default(obj)
 
+    def _check_escalation(
+        self, rtype: ResourceType, namespace: str, obj: dict[str, Any], identity: Identity
+    ) -> None:
+        """RBAC's escalation prevention: no role or binding grants what its writer could not grant."""
+        if rtype.group != "rbac.authorization.k8s.io":
+            return
+        refusal = escalation_refusal(
+            self.authorizer, identity.user, identity.groups, obj, rtype.kind, namespace
+        )
+        if refusal is not None:
+            name = (obj.get("metadata") or {}).get("name", "")
+            raise ApiError(403, f'{rtype.plural}.rbac.authorization.k8s.io "{name}" is forbidden: {refusal}')
+
     def replace_object(self, route: Route, obj: dict[str, Any], identity: Identity) -> dict[str, Any]:
         """PUT semantics, with the CSR approval and status rules."""
         rtype = route.rtype
+        if not route.subresource:
+            self._check_escalation(rtype, route.namespace, obj, identity)
         if rtype.plural != "certificatesigningrequests":
             if not route.subresource:
                 current = self.store.find(rtype, route.namespace, route.name)

@@ -231,3 +231,61 @@ class Authorizer:
         if SUPERUSER_GROUP in groups:
             return True
         return any(rule_allows(rule, attrs) for rule in self.rules_for(user, groups, attrs.namespace))
+
+
+def _rule_attributes(rule: dict[str, Any], namespace: str) -> list[Attributes]:
+    """Every (verb, group, resource, name) a rule grants, for the escalation check."""
+    if rule.get("nonResourceURLs"):
+        return [Attributes(verb=v, path=u) for v in rule.get("verbs") or [] for u in rule["nonResourceURLs"]]
+    out = []
+    for verb in rule.get("verbs") or []:
+        for group in rule.get("apiGroups") or [""]:
+            for item in rule.get("resources") or []:
+                resource, _, subresource = str(item).partition("/")
+                for name in rule.get("resourceNames") or [""]:
+                    out.append(Attributes(verb, group, resource, subresource, namespace, name))
+    return out
+
+
+def escalation_refusal(
+    authorizer: Authorizer, user: str, groups: tuple[str, ...], obj: dict[str, Any], kind: str, namespace: str
+) -> str | None:
+    """Why kube-apiserver's RBAC escalation check refuses this role or binding write, or None.
+
+    A binding needs `bind` on the role it references, or the writer already holds every rule of
+    that role; a role needs `escalate` on roles, or the writer holds every rule it grants.
+    """
+    if SUPERUSER_GROUP in groups:
+        return None
+    cluster_roles, _, roles, _ = authorizer._types()
+    resource = "clusterroles" if kind in ("ClusterRole", "ClusterRoleBinding") else "roles"
+    if kind in ("ClusterRoleBinding", "RoleBinding"):
+        ref = obj.get("roleRef") or {}
+        role_name = str(ref.get("name", ""))
+        ref_kind = ref.get("kind")
+        bind_resource = "clusterroles" if ref_kind == "ClusterRole" else "roles"
+        if authorizer.allowed(
+            user, groups, Attributes("bind", _RBAC, bind_resource, "", namespace, role_name)
+        ):
+            return None
+        if ref_kind == "ClusterRole":
+            role = authorizer.store.find(cluster_roles, "", role_name)
+        else:
+            role = authorizer.store.find(roles, namespace, role_name) if namespace else None
+        rules = list((role or {}).get("rules") or [])
+        verb = "bind"
+    else:
+        role_name = str((obj.get("metadata") or {}).get("name", ""))
+        if authorizer.allowed(
+            user, groups, Attributes("escalate", _RBAC, resource, "", namespace, role_name)
+        ):
+            return None
+        rules = list(obj.get("rules") or [])
+        bind_resource, verb = resource, "escalate"
+    wanted = [a for rule in rules for a in _rule_attributes(rule, namespace)]
+    if all(authorizer.allowed(user, groups, a) for a in wanted):
+        return None
+    return (
+        f'user "{user}" (groups={list(groups)}) is attempting to grant RBAC permissions not currently held '
+        f'and has no "{verb}" permission on {bind_resource} "{role_name}"'
+    )

@@ -38,6 +38,7 @@ from app.integrations.vault import vault_or_none
 from app.models import Cluster, PollRun
 from app.models.base import utcnow
 from app.services.credentials.access import fallback_identity
+from app.services.credentials.identities import READER, own_identity
 from app.services.readiness import records
 from app.services.readiness.catalogue import evaluate
 from app.services.readiness.checks_capacity import node_capacities
@@ -80,7 +81,7 @@ RESOURCES: tuple[tuple[str, str, str], ...] = (
     ("elbv2.k8s.aws/v1beta1", "targetgroupbindings", "TargetGroupBinding"),
 )
 
-NO_X509 = "not configured: no fallback identity or operator kubeconfig for this cluster"
+NO_X509 = "not configured: no reader or fallback identity or operator kubeconfig for this cluster"
 
 
 @dataclass(frozen=True)
@@ -200,8 +201,15 @@ def load_targets(
 def _x509_identity(
     session: Session, settings: Settings, vault: Any, cluster: Cluster
 ) -> tuple[Identity | None, str]:
-    """Lifeline's own fallback identity, else an operator-provided kubeconfig (`<dir>/<cluster>.yaml`);
-    with the message to record when there is none."""
+    """Lifeline's own reader identity, else its fallback identity, else an operator-provided
+    kubeconfig (`<dir>/<cluster>.yaml`); with the message to record when there is none."""
+    try:
+        reader = own_identity(session, vault, cluster.id, READER)
+    except Exception as exc:  # a wrong data key must not stop polling through IAM
+        log.warning("reader identity of %s unavailable: %s", cluster.name, exc)
+        reader = None
+    if reader is not None:
+        return reader, NO_X509
     try:
         identity = fallback_identity(session, vault, cluster.id)
     except Exception as exc:  # a wrong data key must not stop polling through IAM
@@ -336,6 +344,7 @@ def _poll(settings: Settings, target: PollTarget, now: dt.datetime) -> tuple[Pol
             iam_error=auth.iam_error,
             x509_error=auth.x509_error,
             error=error,
+            api_answered=auth.answered,
         )
         return result, 0, 0
     with connection:
@@ -386,6 +395,8 @@ def _poll(settings: Settings, target: PollTarget, now: dt.datetime) -> tuple[Pol
         iam_error=auth.iam_error,
         x509_error=auth.x509_error,
         pods=snapshot.pods.total,
+        api_answered=True,
+        x509_ok=auth.path == "x509" or (auth.x509_probed and auth.x509_error is None),
     )
     return result, collected.requests, sum(collected.counts.values())
 

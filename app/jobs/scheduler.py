@@ -19,6 +19,7 @@ from app.jobs import (
     credentials,
     drills,
     fleet,
+    identities,
     notifications,
     probes,
     readiness,
@@ -37,6 +38,7 @@ JOB_MODULES: tuple[ModuleType, ...] = (
     connectivity,
     probes,
     retention,
+    identities,  # before readiness: its reader identity makes the first poll see everything
     readiness,
     credentials,
     drills,

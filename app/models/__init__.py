@@ -4,7 +4,7 @@ from app.models.account import ApiToken, LoginThrottle, SsoLogin, User, WebSessi
 from app.models.audit import AuditEvent
 from app.models.base import Base
 from app.models.connectivity import ConnectedSample, HourlyRollup, Incident
-from app.models.credential import Credential, CredentialDownload, CredentialEvent
+from app.models.credential import ClusterIdentity, Credential, CredentialDownload, CredentialEvent
 from app.models.drill import Drill, DrillCheck, DrillEvent
 from app.models.fleet import Cluster, Outpost
 from app.models.notification import (
@@ -25,6 +25,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Cluster",
+    "ClusterIdentity",
     "ClusterReadiness",
     "ConnectedSample",
     "Credential",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, utcnow
@@ -100,3 +100,29 @@ class CredentialDownload(Base):
     via_token: Mapped[bool] = mapped_column(default=False)
     client_address: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ClusterIdentity(Base):
+    """Lifeline's own x509 identity on a cluster (`issuer` or `reader`): its ClusterRole, what it may
+    grant, and whether an admin revoked it. Its certificates are `Credential` rows of the same kind."""
+
+    __tablename__ = "cluster_identities"
+    __table_args__ = (UniqueConstraint("cluster_pk", "purpose"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cluster_pk: Mapped[int] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"), index=True)
+    # issuer: issues credentials during a disconnect; reader: the readiness poller's reads.
+    purpose: Mapped[str] = mapped_column(String(16))
+    cluster_role: Mapped[str] = mapped_column(String(200))
+    # The ClusterRoles the issuer may bind (its `bind` resourceNames); empty for the reader.
+    grantable_roles: Mapped[list[Any]] = mapped_column(default=list)
+    # False after an admin revoked it: the upkeep job does not bring it back until re-enabled.
+    enabled: Mapped[bool] = mapped_column(default=True)
+    revoked_at: Mapped[dt.datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(150))
+    last_attempt_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    cluster: Mapped[Cluster] = relationship(lazy="joined")

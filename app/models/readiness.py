@@ -25,6 +25,11 @@ class ClusterReadiness(Base):
     iam_error: Mapped[str | None] = mapped_column(Text)
     x509_error: Mapped[str | None] = mapped_column(Text)
     reachable: Mapped[bool | None]
+    # Whether the API server answered the last poll at all (a 401 to IAM is an answer): a cluster
+    # whose API answers is cut off or locked out, never "unreachable".
+    api_answered: Mapped[bool | None]
+    # When Lifeline's x509 identity last worked (probed on every poll, IAM working or not).
+    x509_last_ok_at: Mapped[dt.datetime | None]
     last_polled_at: Mapped[dt.datetime | None]
     last_success_at: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)

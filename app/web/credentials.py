@@ -26,6 +26,7 @@ from app.services.credentials import access as handout
 from app.services.credentials import queries, reach, runs
 from app.services.credentials.access import Refused
 from app.services.credentials.keys import data_key_problem, vault_from_settings
+from app.services.credentials.paths import issuing_path_for
 from app.services.credentials.vocabulary import (
     ARTIFACTS,
     BUILTIN_ROLES,
@@ -299,6 +300,7 @@ def _form_context(
         "has_data_key": data_key_problem(settings)[0],
         "lifetime_warning": lifetime_warning(lifetime_seconds) if lifetime_seconds else None,
         "default_identity": default_identity(principal.username),
+        "issuing_path": issuing_path_for(db, settings, form.values.get("cluster")),
     }
 
 

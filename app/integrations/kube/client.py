@@ -432,6 +432,33 @@ class KubeConnection:
             return False
         return True
 
+    def apply_cluster_role(
+        self, name: str, rules: Sequence[Mapping[str, Any]], *, labels: Mapping[str, str] | None = None
+    ) -> str:
+        """Create the ClusterRole, or replace its rules when they differ.
+
+        Returns "created", "updated" or "unchanged"."""
+        path = f"/apis/{RBAC_GROUP}/v1/clusterroles"
+        body: dict[str, Any] = {
+            "apiVersion": f"{RBAC_GROUP}/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": name, "labels": dict(labels or {})},
+            "rules": [dict(rule) for rule in rules],
+        }
+        try:
+            current = self._call("GET", f"{path}/{name}")
+        except KubeNotFound:
+            self._call("POST", path, body=body)
+            return "created"
+        if (
+            current.get("rules") == body["rules"]
+            and (current.get("metadata") or {}).get("labels") == body["metadata"]["labels"]
+        ):
+            return "unchanged"
+        body["metadata"]["resourceVersion"] = (current.get("metadata") or {}).get("resourceVersion", "")
+        self._call("PUT", f"{path}/{name}", body=body)
+        return "updated"
+
     def list_cluster_role_bindings(self, *, label_selector: str = "") -> tuple[ClusterRoleBindingInfo, ...]:
         items = self.iter_objects(f"{RBAC_GROUP}/v1", "clusterrolebindings", label_selector=label_selector)
         return tuple(_binding_info(obj) for obj in items)

@@ -1,9 +1,9 @@
 """The one choice of identity Lifeline acts with on a cluster, for the readiness poller and for
-credential runs alike: an EKS IAM token first, else Lifeline's x509 identity (its fallback
-credential, or an operator kubeconfig entry). A candidate is used only after the server has
-accepted it (SelfSubjectReview) and allowed what the caller needs (SelfSubjectAccessReview), so a
-refused IAM token falls through to x509 during a disconnect, and an IAM principal without RBAC
-rights does not shadow an operator's admin kubeconfig.
+credential runs alike: an EKS IAM token first, else Lifeline's x509 identity (its own reader or
+issuer identity, its fallback credential, or an operator kubeconfig entry). A candidate is used
+only after the server has accepted it (SelfSubjectReview) and allowed what the caller needs
+(SelfSubjectAccessReview), so a refused IAM token falls through to x509 during a disconnect, and an
+IAM principal without RBAC rights does not shadow an operator's admin kubeconfig.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from app.integrations.aws import AwsClients
 from app.integrations.eks_token import TokenCache
-from app.integrations.kube.client import KubeConnection, KubeError, connect
+from app.integrations.kube.client import KubeConnection, KubeError, KubeUnreachable, connect
 from app.integrations.kube.types import ClusterTarget, Identity, KubeAuth
 
 IAM = "iam"
@@ -45,6 +45,8 @@ class IdentityChoice:
     iam_error: str | None
     x509_error: str | None
     x509_probed: bool
+    # The API server answered at least one candidate (a 401 or 403 is an answer; a timeout is not).
+    answered: bool = False
 
     @property
     def summary(self) -> dict[str, str]:
@@ -63,11 +65,18 @@ def describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
+def _answered(exc: Exception) -> bool:
+    """Whether an attempt got an HTTP answer from the API server (refused counts, unreachable does not)."""
+    return isinstance(exc, NotAllowed) or (
+        isinstance(exc, KubeError) and not isinstance(exc, KubeUnreachable)
+    )
+
+
 class NotAllowed(Exception):
     """The server accepted the identity, but RBAC does not allow what the caller needs."""
 
 
-def _verified(connection: KubeConnection, requires: Sequence[Permission]) -> KubeConnection:
+def verified_connection(connection: KubeConnection, requires: Sequence[Permission]) -> KubeConnection:
     """Prove the identity is accepted (and allowed `requires`) before trusting the connection."""
     try:
         who = connection.whoami()
@@ -98,12 +107,16 @@ def choose_identity(
     """
     iam_connection: KubeConnection | None = None
     iam_error: str | None = None
+    answered = False
     try:
         token = tokens.get(target.region, target.iam_cluster_id)
         auth = KubeAuth.bearer(token.token)
-        iam_connection = _verified(connect(target.endpoint, target.ca_pem, auth, timeout=timeout), requires)
+        iam_connection = verified_connection(
+            connect(target.endpoint, target.ca_pem, auth, timeout=timeout), requires
+        )
     except Exception as exc:
         iam_error = describe(exc)
+        answered = _answered(exc)
         tokens.forget(target.region, target.iam_cluster_id)
     x509_connection: KubeConnection | None = None
     x509_error: str | None = None
@@ -113,7 +126,7 @@ def choose_identity(
             x509_error = x509_missing
         else:
             try:
-                x509_connection = _verified(
+                x509_connection = verified_connection(
                     connect(
                         target.endpoint,
                         x509.ca_pem or target.ca_pem,
@@ -125,11 +138,12 @@ def choose_identity(
                 )
             except Exception as exc:
                 x509_error = f"{x509.source}: {describe(exc)}"
+                answered = answered or _answered(exc)
     if iam_connection is not None:
         if x509_connection is not None:
             x509_connection.close()
-        return IdentityChoice(iam_connection, IAM, IAM_SOURCE, None, x509_error, probed)
+        return IdentityChoice(iam_connection, IAM, IAM_SOURCE, None, x509_error, probed, True)
     if x509_connection is not None:
         assert x509 is not None
-        return IdentityChoice(x509_connection, X509, x509.source, iam_error, None, probed)
-    return IdentityChoice(None, NONE, "", iam_error, x509_error, probed)
+        return IdentityChoice(x509_connection, X509, x509.source, iam_error, None, probed, True)
+    return IdentityChoice(None, NONE, "", iam_error, x509_error, probed, answered)

@@ -2,9 +2,10 @@
 types, and its implementation over `app.integrations.kube.client` as Lifeline's issuer or as a
 credential.
 
-The issuer identity is the one choice of `app.integrations.kube.identity`: an EKS IAM token first,
-else the operator's admin kubeconfig entry for the cluster's endpoint (`LIFELINE_ISSUER_KUBECONFIG`,
-x509 or token), which keeps working while IAM is down.
+The issuer is tried in this order: the operator's kubeconfig entry for the cluster's endpoint
+(`LIFELINE_ISSUER_KUBECONFIG`, an explicit override), an EKS IAM token, then Lifeline's own x509
+issuer identity (`lifeline:issuer`, created while connected), which keeps working while IAM is down.
+Each candidate is used only once the server accepted it and allowed what issuing needs.
 """
 
 from __future__ import annotations
@@ -13,11 +14,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.integrations.aws import AwsClients
 from app.integrations.kube import client as kube
-from app.integrations.kube.identity import IAM, IAM_SOURCE, Permission, choose_identity, token_cache
+from app.integrations.kube.identity import (
+    IAM,
+    IAM_SOURCE,
+    Permission,
+    choose_identity,
+    describe,
+    token_cache,
+    verified_connection,
+)
 from app.integrations.kube.kubeconfig import KubeconfigError, read_kubeconfig
 from app.integrations.kube.types import (
     ClusterRoleBindingInfo,
@@ -44,9 +53,16 @@ ISSUER_NEEDS: tuple[Permission, ...] = (
     ("create", "certificatesigningrequests", "certificates.k8s.io"),
     ("create", "clusterrolebindings", "rbac.authorization.k8s.io"),
 )
+# What creating Lifeline's own identities needs besides (its ClusterRoles are written first).
+PROVISIONER_NEEDS: tuple[Permission, ...] = (
+    *ISSUER_NEEDS,
+    ("create", "clusterroles", "rbac.authorization.k8s.io"),
+)
+OWN_ISSUER_SOURCE = "Lifeline's own issuer identity (lifeline:issuer)"
+OVERRIDE_SOURCE = "issuer kubeconfig"
 DISCONNECT_HINT = (
-    "IAM authentication fails while the Outpost is disconnected from its Region: set "
-    "LIFELINE_ISSUER_KUBECONFIG to an admin kubeconfig to issue during a disconnect"
+    "IAM authentication fails while the Outpost is disconnected from its Region, and Lifeline has no "
+    "issuer identity of its own on this cluster yet (it creates one while the Region is reachable)"
 )
 
 
@@ -93,6 +109,10 @@ class ClusterApi(Protocol):
 
     def cluster_roles(self) -> list[str]: ...
 
+    def apply_cluster_role(
+        self, name: str, rules: list[dict[str, Any]], *, labels: dict[str, str]
+    ) -> str: ...
+
     def labelled(self, kind: str, selector: str) -> list[str]: ...
 
     def close(self) -> None: ...
@@ -104,6 +124,8 @@ class ClusterAccess:
 
     issuer: Callable[[ClusterTarget], ClusterApi]
     as_client: Callable[[ClusterTarget, str, bytes], ClusterApi]
+    # Who may write Lifeline's own ClusterRoles: the override or IAM, never Lifeline's own identity.
+    provisioner: Callable[[ClusterTarget], ClusterApi] | None = None
 
 
 @contextmanager
@@ -187,6 +209,10 @@ class KubeClusterApi:
             items = self._conn.iter_objects("rbac.authorization.k8s.io/v1", "clusterroles")
             return sorted(str((obj.get("metadata") or {}).get("name", "")) for obj in items)
 
+    def apply_cluster_role(self, name: str, rules: list[dict[str, Any]], *, labels: dict[str, str]) -> str:
+        with _translated(f"writing ClusterRole {name}"):
+            return self._conn.apply_cluster_role(name, rules, labels=labels)
+
     def labelled(self, kind: str, selector: str) -> list[str]:
         """Names of the CSRs (`kind="csr"`) or ClusterRoleBindings (`"binding"`) matching a label selector."""
         api_version, plural = {
@@ -214,30 +240,60 @@ def _issuer_entry(path: Path | None, endpoint: str) -> tuple[Identity | None, st
     return entry, ""
 
 
+OwnIssuer = Callable[[ClusterTarget], Identity | None]
+"""Lifeline's own issuer identity for a cluster (from the database), or None when it has none."""
+
+
 def cluster_access(
     *,
     clients: AwsClients,
     issuer_kubeconfig: Path | None,
     timeout: float = 10.0,
+    own_issuer: OwnIssuer | None = None,
 ) -> ClusterAccess:
-    """Lifeline's issuer (the identity choice: EKS IAM token, else the issuer kubeconfig's entry for
-    the cluster's endpoint), and connections as a credential."""
+    """Lifeline's issuer (override kubeconfig entry, EKS IAM token, then its own issuer identity),
+    the provisioner (override, then IAM) and connections as a credential."""
 
-    def issuer(target: ClusterTarget) -> ClusterApi:
+    def _override(target: ClusterTarget, requires: tuple[Permission, ...]) -> tuple[ClusterApi | None, str]:
         entry, missing = _issuer_entry(issuer_kubeconfig, target.endpoint)
+        if entry is None:
+            return None, missing
+        try:
+            connection = verified_connection(connect_identity(target, entry, timeout=timeout), requires)
+        except Exception as exc:
+            return None, f"{entry.source}: {describe(exc)}"
+        return KubeClusterApi(connection, OVERRIDE_SOURCE), ""
+
+    def _choose(target: ClusterTarget, requires: tuple[Permission, ...], *, own: bool) -> ClusterApi:
+        override, override_error = _override(target, requires)
+        if override is not None:
+            return override
+        identity = own_issuer(target) if (own and own_issuer is not None) else None
+        missing = "Lifeline has no issuer identity of its own on this cluster" if own else "not tried"
         choice = choose_identity(
             target,
             tokens=token_cache(clients),
-            x509=entry,
+            x509=identity,
             x509_missing=missing,
             timeout=timeout,
-            requires=ISSUER_NEEDS,
+            requires=requires,
         )
         if choice.connection is None:
-            message = f"EKS IAM token: {choice.iam_error}; {choice.x509_error}"
-            raise IssuerUnavailable(message if entry else f"{message}. {DISCONNECT_HINT}")
-        description = IAM_SOURCE if choice.path == IAM else "issuer kubeconfig"
+            parts = [override_error, f"EKS IAM token: {choice.iam_error}"]
+            if own:
+                parts.append(choice.x509_error or "")
+            message = "; ".join(p for p in parts if p)
+            raise IssuerUnavailable(
+                message if identity else f"{message}. {DISCONNECT_HINT}" if own else message
+            )
+        description = IAM_SOURCE if choice.path == IAM else OWN_ISSUER_SOURCE
         return KubeClusterApi(choice.connection, description)
+
+    def issuer(target: ClusterTarget) -> ClusterApi:
+        return _choose(target, ISSUER_NEEDS, own=True)
+
+    def provisioner(target: ClusterTarget) -> ClusterApi:
+        return _choose(target, PROVISIONER_NEEDS, own=False)
 
     def as_client(target: ClusterTarget, cert_pem: str, key_pem: bytes) -> ClusterApi:
         auth = KubeAuth.x509(cert_pem, key_pem.decode())
@@ -245,4 +301,15 @@ def cluster_access(
             kube.connect(target.endpoint, target.ca_pem, auth, timeout=timeout), "credential"
         )
 
-    return ClusterAccess(issuer=issuer, as_client=as_client)
+    return ClusterAccess(issuer=issuer, as_client=as_client, provisioner=provisioner)
+
+
+def connect_identity(target: ClusterTarget, identity: Identity, *, timeout: float) -> kube.KubeConnection:
+    """A connection to the cluster as an x509 (or token) identity, with its own CA and TLS name if any."""
+    return kube.connect(
+        target.endpoint,
+        identity.ca_pem or target.ca_pem,
+        identity.auth,
+        tls_server_name=identity.tls_server_name,
+        timeout=timeout,
+    )

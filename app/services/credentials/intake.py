@@ -17,6 +17,7 @@ from app.services.credentials.keys import new_server_key
 from app.services.credentials.queries import get_credential, require_manager
 from app.services.credentials.vocabulary import (
     MIN_LIFETIME_SECONDS,
+    OWN_KINDS,
     SERVER,
     UPLOADED,
     CredentialConflict,
@@ -108,6 +109,11 @@ def validate_request(
         raise CredentialInputError(
             "responders issue credentials only for themselves: the identity must be "
             f"{default_identity(actor.name)}",
+            field="username",
+        )
+    if normalised.kind == "breakglass" and normalised.username in {f"lifeline:{k}" for k in OWN_KINDS}:
+        raise CredentialInputError(
+            f"{normalised.username} is one of Lifeline's own identities; choose another name",
             field="username",
         )
     existing = _current_for(session, cluster.id, normalised.username)

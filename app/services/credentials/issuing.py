@@ -125,6 +125,9 @@ def _obtain_certificate(run: Run, api: ClusterApi, timing: Timing) -> pki.Certif
         )
         credential.csr_name = name
         note.append(f"{name} (signer kubernetes.io/kube-apiserver-client)")
+        acting = getattr(api, "description", "")
+        if acting:
+            note.append(f"as {acting}")
     with run.step("approved") as note:
         message = (
             f"Approved by Outpost Lifeline on behalf of {run.actor.name}: {run.operation} of credential "

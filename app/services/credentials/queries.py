@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.models import Cluster, Credential, CredentialEvent
 from app.models.base import utcnow
 from app.services.audit import Actor
-from app.services.credentials.vocabulary import CredentialNotFound, ExpiryWarning, NotOwner
+from app.services.credentials.vocabulary import OWN_KINDS, CredentialNotFound, ExpiryWarning, NotOwner
 from app.services.readiness.records import find_cluster
 
 
@@ -32,8 +32,8 @@ def find_cluster_for_path(session: Session, cluster: str, region: str | None = N
 
 
 def owns(credential: Credential, actor: Actor) -> bool:
-    """True when `actor` issued it (Lifeline's own fallback identity belongs to nobody)."""
-    if credential.kind == "fallback":
+    """True when `actor` issued it (Lifeline's own identities belong to nobody)."""
+    if credential.kind in OWN_KINDS:
         return False
     if actor.user_id is not None and credential.issued_by_user_id is not None:
         return credential.issued_by_user_id == actor.user_id

@@ -20,13 +20,16 @@ from app.db import session_scope
 from app.integrations.aws import AwsClients
 from app.integrations.eks_network import NetworkLookupError, control_plane_ips, resolve_host
 from app.integrations.kube.kubeconfig import KubeconfigSpec
-from app.integrations.kube.operations import ClusterAccess, cluster_access
-from app.models import Cluster, Credential, CredentialEvent
+from app.integrations.kube.operations import ClusterAccess, ClusterApiError, ClusterTarget, cluster_access
+from app.integrations.kube.types import Identity
+from app.models import Cluster, ClusterIdentity, Credential, CredentialEvent
+from app.models.base import utcnow
 from app.services.audit import SYSTEM, Actor
 from app.services.credentials import access as handout
-from app.services.credentials import intake, issuing, upkeep
+from app.services.credentials import identities, intake, issuing, upkeep
 from app.services.credentials.keys import vault_from_settings
 from app.services.credentials.queries import active_credential_ids
+from app.services.credentials.steps import target_of
 from app.services.credentials.vocabulary import IssueRequest, Timing
 from app.services.errors import ServiceError
 from app.settings import Settings
@@ -36,10 +39,40 @@ log = logging.getLogger(__name__)
 CRASHED = "stopped on an internal error (see the server log)"
 
 
-def build_access(settings: Settings) -> ClusterAccess:
+def build_access(settings: Settings, session_factory: sessionmaker[Session] | None = None) -> ClusterAccess:
+    """How runs reach clusters; with a session factory, Lifeline's own issuer identity is the last
+    resort after the override kubeconfig and IAM."""
+    own_issuer = None
+    if session_factory is not None:
+        factory = session_factory
+
+        def own_issuer(target: ClusterTarget) -> Identity | None:
+            return _own_identity(settings, factory, target, identities.ISSUER)
+
     return cluster_access(
-        clients=AwsClients.from_settings(settings), issuer_kubeconfig=settings.issuer_kubeconfig
+        clients=AwsClients.from_settings(settings),
+        issuer_kubeconfig=settings.issuer_kubeconfig,
+        own_issuer=own_issuer,
     )
+
+
+def _own_identity(
+    settings: Settings, session_factory: sessionmaker[Session], target: ClusterTarget, purpose: str
+) -> Identity | None:
+    """Lifeline's own identity of `purpose` on the target's cluster; None (logged) when its key
+    cannot be opened, so a broken data key never stops the other paths."""
+    try:
+        vault = vault_from_settings(settings)
+        with session_scope(session_factory) as session:
+            cluster = session.scalar(
+                select(Cluster).where(Cluster.name == target.name, Cluster.region == target.region)
+            )
+            if cluster is None:
+                return None
+            return identities.own_identity(session, vault, cluster.id, purpose)
+    except ServiceError as exc:
+        log.warning("own %s identity of %s unavailable: %s", purpose, target.name, exc)
+        return None
 
 
 def timing_from_settings(settings: Settings) -> Timing:
@@ -106,7 +139,7 @@ def run_issue(
     access: ClusterAccess | None = None,
 ) -> str:
     """Run the steps, committing after each; returns the final status."""
-    access = access or build_access(settings)
+    access = access or build_access(settings, session_factory)
     vault = vault_from_settings(settings)
     _refresh_control_plane_ips(settings, session_factory, credential_id)
     with _operation_session(session_factory, credential_id) as session:
@@ -130,7 +163,7 @@ def verify(
     access: ClusterAccess | None = None,
 ) -> str:
     """Re-check an active credential on its cluster; returns the verification message."""
-    access = access or build_access(settings)
+    access = access or build_access(settings, session_factory)
     vault = vault_from_settings(settings)
     with _operation_session(session_factory, credential_id) as session:
         credential = upkeep.verify_credential(
@@ -147,7 +180,7 @@ def revoke(
     access: ClusterAccess | None = None,
 ) -> None:
     """Delete the binding; `ClusterUnreachable` (after the failed step is committed) when it cannot."""
-    access = access or build_access(settings)
+    access = access or build_access(settings, session_factory)
     with _operation_session(session_factory, credential_id) as session:
         upkeep.revoke_credential(session, credential_id, actor, access, checkpoint=session.commit)
 
@@ -159,7 +192,7 @@ def reverify_active(settings: Settings, session_factory: sessionmaker[Session]) 
         has_clusters = session.scalar(select(Cluster.id).limit(1)) is not None
     if not ids or not has_clusters:
         return 0
-    access = build_access(settings)
+    access = build_access(settings, session_factory)
     for credential_id in ids:
         try:
             verify(settings, session_factory, credential_id, SYSTEM, access)
@@ -236,3 +269,158 @@ def _refresh_control_plane_ips(
             ips = resolve_host(hostname) if hostname else ()  # an IP endpoint has no name to pin
         if ips:
             credential.control_plane_ips = list(ips)
+
+
+# ---------------------------------------------------------------- Lifeline's own identities
+
+
+def upkeep_identities(
+    settings: Settings, session_factory: sessionmaker[Session], access: ClusterAccess | None = None
+) -> dict[str, str]:
+    """Create or renew Lifeline's issuer and reader identity on every cluster; one failing cluster
+    never stops the others. Returns {"cluster/purpose": what happened}."""
+    outcomes: dict[str, str] = {}
+    if not settings.own_identities:
+        return outcomes
+    vault = vault_from_settings(settings)
+    if vault is None:
+        return outcomes  # keys must be sealed: without a data key there is nothing to do
+    access = access or build_access(settings, session_factory)
+    with session_scope(session_factory) as session:
+        clusters = [
+            (c.id, c.name)
+            for c in session.scalars(select(Cluster).order_by(Cluster.name))
+            if c.endpoint and c.certificate_authority
+        ]
+    for cluster_pk, name in clusters:
+        for purpose in identities.OWN_PURPOSES:
+            key = f"{name}/{purpose}"
+            try:
+                outcomes[key] = _upkeep_one(settings, session_factory, access, cluster_pk, purpose)
+            except Exception as exc:
+                log.exception("own %s identity of %s: upkeep crashed", purpose, name)
+                outcomes[key] = f"error: {exc}"
+    return outcomes
+
+
+def _upkeep_one(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    access: ClusterAccess,
+    cluster_pk: int,
+    purpose: str,
+) -> str:
+    grantable = list(settings.issuer_grantable_roles)
+    with session_scope(session_factory) as session:
+        cluster = session.get_one(Cluster, cluster_pk)
+        row = identities.ensure_identity(session, cluster, purpose, grantable)
+        plan = identities.due(session, row, grantable, utcnow())
+        target = target_of(cluster)
+        identity_id = row.id
+    if plan.action == "none" and not plan.role_stale:
+        return plan.reason
+    if plan.action == "none" and plan.credential_id is None:
+        return plan.reason
+    # The ClusterRole first (only the override or IAM may write it); a renewal goes on without it.
+    role_error = _apply_role(session_factory, access, target, identity_id, grantable)
+    if role_error and plan.action != "renew":
+        _record(session_factory, identity_id, role_error)
+        return f"not issued: {role_error}"
+    if plan.action == "none":
+        return "ClusterRole updated"
+    with session_scope(session_factory) as session:
+        row = session.get_one(ClusterIdentity, identity_id)
+        if plan.action == "issue":
+            credential = intake.create_credential(
+                session,
+                identities.issue_request(row, settings.own_identity_lifetime_days * 86400),
+                SYSTEM,
+                vault_from_settings(settings),
+            )
+        else:
+            assert plan.credential_id is not None
+            credential = intake.start_renewal(
+                session, plan.credential_id, SYSTEM, vault_from_settings(settings)
+            )
+        credential_id = credential.id
+    status = run_issue(settings, session_factory, credential_id, SYSTEM, access)
+    with session_scope(session_factory) as session:
+        credential = session.get_one(Credential, credential_id)
+        error = None if status == "active" else credential.error
+        _record_in(session, identity_id, error)
+    return f"{plan.action}d: {status}" if status == "active" else f"{plan.action} failed: {error}"
+
+
+def _apply_role(
+    session_factory: sessionmaker[Session],
+    access: ClusterAccess,
+    target: ClusterTarget,
+    identity_id: int,
+    grantable: list[str],
+) -> str | None:
+    """Write the identity's ClusterRole as the override or IAM; the reason it could not be, or None."""
+    with session_scope(session_factory) as session:
+        row = session.get_one(ClusterIdentity, identity_id)
+        purpose, name = row.purpose, row.cluster_role
+    rules = (
+        identities.issuer_rules(grantable) if purpose == identities.ISSUER else list(identities.READER_RULES)
+    )
+    provisioner = access.provisioner or access.issuer
+    try:
+        api = provisioner(target)
+    except ClusterApiError as exc:
+        return f"Lifeline cannot write ClusterRole {name} now ({exc})"
+    try:
+        api.apply_cluster_role(name, rules, labels=identities.ROLE_LABELS)
+    except ClusterApiError as exc:
+        return str(exc)
+    finally:
+        api.close()
+    with session_scope(session_factory) as session:
+        row = session.get_one(ClusterIdentity, identity_id)
+        if row.purpose == identities.ISSUER:
+            row.grantable_roles = sorted(grantable)
+    return None
+
+
+def _record(session_factory: sessionmaker[Session], identity_id: int, error: str | None) -> None:
+    with session_scope(session_factory) as session:
+        _record_in(session, identity_id, error)
+
+
+def _record_in(session: Session, identity_id: int, error: str | None) -> None:
+    row = session.get(ClusterIdentity, identity_id)
+    if row is not None:
+        identities.record_attempt(row, error)
+
+
+def revoke_identity(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    cluster_pk: int,
+    purpose: str,
+    actor: Actor,
+    access: ClusterAccess | None = None,
+) -> None:
+    """An admin revokes Lifeline's own identity: its binding is deleted (through the override, IAM
+    or, for the reader, the issuer identity) and the upkeep job stops bringing it back."""
+    with session_scope(session_factory) as session:
+        row = identities.get_identity(session, cluster_pk, purpose)
+        if not actor.is_admin:
+            identities.set_enabled(session, row, actor, enabled=False)  # raises NotOwner
+        credential = identities.current_credential(session, cluster_pk, purpose)
+        credential_id = credential.id if credential else None
+    if credential_id is not None:
+        revoke(settings, session_factory, credential_id, actor, access)
+    with session_scope(session_factory) as session:
+        row = identities.get_identity(session, cluster_pk, purpose)
+        identities.set_enabled(session, row, actor, enabled=False)
+
+
+def enable_identity(
+    settings: Settings, session_factory: sessionmaker[Session], cluster_pk: int, purpose: str, actor: Actor
+) -> None:
+    """Let the upkeep job create the identity again (run `upkeep_identities` to do it now)."""
+    with session_scope(session_factory) as session:
+        row = identities.get_identity(session, cluster_pk, purpose)
+        identities.set_enabled(session, row, actor, enabled=True)

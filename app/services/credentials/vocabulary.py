@@ -19,6 +19,12 @@ FALLBACK_USER = "lifeline:fallback"
 FALLBACK_GROUP = "lifeline:fallback"
 FALLBACK_ROLE = "view"
 BUILTIN_ROLES = ("cluster-admin", "admin", "edit", "view")
+# Lifeline's own identities per cluster (app.services.credentials.identities): the user, the
+# ClusterRole and the credential kind share one name each.
+ISSUER = "issuer"
+READER = "reader"
+OWN_PURPOSES = (ISSUER, READER)
+OWN_KINDS = ("fallback", ISSUER, READER)
 MIN_LIFETIME_SECONDS = 600
 LONG_LIFETIME_DAYS = 90
 # The product's advice is 90 days or less (a client certificate cannot be revoked), so that is the

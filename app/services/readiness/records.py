@@ -29,6 +29,7 @@ from app.services.readiness.catalogue import (
     score,
 )
 from app.services.readiness.model import CheckContext, CredentialFact, Finding, Severity, Status
+from app.services.readiness.reachability import Reachability, reachability
 from app.services.readiness.specs import ATTESTATION_TOPICS, SPECS
 from app.settings import Settings
 
@@ -159,6 +160,8 @@ class PollResult:
     x509_error: str | None = None
     error: str | None = None
     pods: int | None = None
+    api_answered: bool = False
+    x509_ok: bool = False
 
 
 def record_poll(session: Session, cluster: Cluster, result: PollResult) -> ClusterReadiness:
@@ -173,6 +176,9 @@ def record_poll(session: Session, cluster: Cluster, result: PollResult) -> Clust
     state.iam_error = result.iam_error
     state.x509_error = result.x509_error
     state.last_error = result.error
+    state.api_answered = result.api_answered or result.reachable
+    if result.x509_ok:
+        state.x509_last_ok_at = result.polled_at
     if result.reachable:
         state.last_success_at = result.polled_at
     if result.findings:
@@ -429,6 +435,10 @@ class ClusterView:
     @property
     def counts(self) -> dict[str, int]:
         return counts(self.findings)
+
+    @property
+    def reach(self) -> Reachability:
+        return reachability(self.state)
 
 
 class ClusterNotFound(NotFound):

@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from app.models import Cluster
 from app.schemas import ClusterDetailOut, ClusterReadinessOut, FindingOut, ScorePointOut
+from app.services.credentials.identities import identity_views
 from app.services.drills.lifecycle import list_drills
 from app.services.drills.vocabulary import ATTESTATION_TOPIC as DRILL_TOPIC
 from app.services.errors import ServiceError
@@ -85,6 +86,9 @@ def _detail_context(
         "default_expiry": (dt.datetime.now(dt.UTC) + dt.timedelta(days=90)).strftime("%Y-%m-%d"),
         "interval": settings.readiness_poll_interval_seconds,
         "now": dt.datetime.now(dt.UTC),
+        "identities": identity_views(session, cluster),
+        "own_identities_on": settings.own_identities,
+        "can_manage_identities": principal.role.allows(Role.admin),
     }  # fmt: skip
     context.update(extra)
     return context
@@ -273,6 +277,9 @@ def _summary_out(view: ClusterView) -> ClusterReadinessOut:
         status=cluster.status,
         reachable=state.reachable if state else None,
         auth_path=state.auth_path if state else "none",
+        reachability=view.reach.key,
+        reachability_label=view.reach.label,
+        x509_last_ok_at=view.reach.x509_last_ok_at,
         iam_error=state.iam_error if state else None,
         x509_error=state.x509_error if state else None,
         score=view.score,
