@@ -28,6 +28,7 @@ from app.integrations.cloudwatch import (
     OutpostSeries,
     fetch_connected_status,
 )
+from app.jobs import triggers
 from app.metrics import CLOUDWATCH_REQUESTS, POLL_DURATION, POLL_ERRORS
 from app.models.fleet import Outpost
 from app.models.poll_run import PollRun
@@ -60,6 +61,7 @@ class RegionPoll:
     samples_written: int
     error: str | None
     hole_requests: int = 0  # of `requests`, those spent re-asking for holes in stored history
+    changed: tuple[int, ...] = ()  # Outposts (pk) whose state changed in this poll
 
 
 class PollFailed(RuntimeError):
@@ -214,6 +216,10 @@ def poll_connectivity(
         for region in regions:
             result = _poll_region(settings, session_factory, clients, region, now)
             results.append(result)
+            if result.changed:
+                triggers.outposts_changed(
+                    settings, session_factory, result.changed, "ConnectedStatus changed"
+                )
             CLOUDWATCH_REQUESTS.labels(region=region).inc(result.requests)
             if result.outcome != status.OUTCOME_OK:
                 POLL_ERRORS.labels(job=JOB_ID, region=region, kind=result.outcome).inc()
@@ -322,8 +328,10 @@ def _store(
         if series.status in ("ok", "no_data", "denied", "error"):
             errors[outpost.id] = message
     status.record_outpost_errors(session, errors, now)
-    status.refresh_states(session, reachable, now)
-    status.refresh_states(session, unreachable, now, reachable=False)
+    before = {outpost.id: outpost.state for outpost in outposts.values()}
+    states = status.refresh_states(session, reachable, now)
+    states.update(status.refresh_states(session, unreachable, now, reachable=False))
+    changed = tuple(sorted(pk for pk, state in states.items() if before.get(pk) != state))
     if fetched.region_status == "ok":
         outcome = status.OUTCOME_PARTIAL if fetched.region_error else status.OUTCOME_OK
     elif fetched.region_status == "unreachable":
@@ -337,6 +345,7 @@ def _store(
         len(outposts),
         recorded.inserted + recorded.updated,
         fetched.region_error,
+        changed=changed,
     )
 
 

@@ -33,6 +33,7 @@ from app.integrations.aws import AwsClients
 from app.integrations.kube.identity import token_cache
 from app.integrations.kube.kubeconfig import endpoint_host
 from app.integrations.kube.types import ca_pem_from_data
+from app.jobs import triggers
 from app.metrics import PROBE_DURATION
 from app.models import Cluster, Outpost
 from app.services.connectivity import site
@@ -388,6 +389,8 @@ def probe_cycle(
         count += len(results)
         more, pending = _store(settings, session_factory, runner, targets, results, sorted(pending), clock())
         changed |= more
+    if changed:
+        triggers.outposts_changed(settings, session_factory, changed, "site-probe verdict changed")
     runner.cycles += 1
     if runner.cycles % RECONCILE_EVERY_CYCLES == 1:
         with session_scope(session_factory) as session:

@@ -35,6 +35,7 @@ from app.integrations.kube.kubeconfig import (
 )
 from app.integrations.kube.types import ClusterTarget, Identity, KubeAuth, ca_pem_from_data
 from app.integrations.vault import vault_or_none
+from app.jobs import triggers
 from app.models import Cluster, PollRun
 from app.models.base import utcnow
 from app.services.credentials.access import fallback_identity
@@ -111,6 +112,7 @@ class Collected:
 
 
 def register(scheduler: Any, settings: Settings, session_factory: sessionmaker[Session]) -> None:
+    triggers.attach(scheduler)  # connectivity changes enqueue an immediate poll on this scheduler
     scheduler.add_job(
         run_once,
         "interval",

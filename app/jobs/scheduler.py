@@ -25,6 +25,7 @@ from app.jobs import (
     readiness,
     recovery,
     retention,
+    triggers,
 )
 from app.jobs.leader import Elector, check_interval
 from app.models.base import utcnow
@@ -141,4 +142,5 @@ class LeaderScheduler:
         with self._lock:
             scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
+            triggers.detach(scheduler)
             scheduler.shutdown(wait=False)
