@@ -348,7 +348,8 @@ def _upkeep_one(
         credential = session.get_one(Credential, credential_id)
         error = None if status == "active" else credential.error
         _record_in(session, identity_id, error)
-    return f"{plan.action}d: {status}" if status == "active" else f"{plan.action} failed: {error}"
+    done = {"issue": "issued", "renew": "renewed"}[plan.action]
+    return f"{done}: {status}" if status == "active" else f"{plan.action} failed: {error}"
 
 
 def _apply_role(
