@@ -26,7 +26,7 @@ MASTERS = "system:masters"
 
 
 def _credential_check(
-    check_id: str, kind: str, snapshot: ClusterSnapshot, context: CheckContext, label: str
+    check_id: str, kinds: tuple[str, ...], snapshot: ClusterSnapshot, context: CheckContext, label: str
 ) -> list[Finding]:
     credentials = snapshot.aws.credentials
     shift = context.horizon_shift
@@ -39,7 +39,7 @@ def _credential_check(
                 f"database to check the {label}).",
             )
         ]
-    usable = [c for c in credentials if c.kind == kind and not c.revoked and c.not_after > context.now]
+    usable = [c for c in credentials if c.kind in kinds and not c.revoked and c.not_after > context.now]
     if not usable:
         return [
             finding(check_id, Status.fail, f"No valid {label} exists for this cluster.", horizon_shift=shift)
@@ -101,13 +101,14 @@ def _days(delta: dt.timedelta) -> str:
 
 def check_breakglass_credential(snapshot: ClusterSnapshot, context: CheckContext) -> list[Finding]:
     return _credential_check(
-        "breakglass-credential", "breakglass", snapshot, context, "break-glass x509 credential"
+        "breakglass-credential", ("breakglass",), snapshot, context, "break-glass x509 credential"
     )
 
 
 def check_fallback_identity(snapshot: ClusterSnapshot, context: CheckContext) -> list[Finding]:
+    # Lifeline's own reader identity is the x509 read path too (app.services.credentials.identities).
     return _credential_check(
-        "fallback-identity", "fallback", snapshot, context, "Lifeline fallback x509 identity"
+        "fallback-identity", ("fallback", "reader"), snapshot, context, "Lifeline fallback x509 identity"
     )
 
 
