@@ -39,7 +39,7 @@ def _back(request: Request, cluster: Cluster, notice: str) -> Response:
     return redirect_after_post(request, url + "#cluster-identities")
 
 
-@router.get("/credentials/issuing-path", name="identities.issuing_path")
+@router.get("/credentials/new/issuing-path", name="identities.issuing_path")
 def issuing_path_notice(
     request: Request,
     principal: Responder,
