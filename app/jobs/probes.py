@@ -110,16 +110,21 @@ def _x509_for(
     session: Session, settings: Settings, vault: Any, cluster: Cluster
 ) -> tuple[probes.X509Pair | None, str]:
     """Lifeline's own x509 identity for the cluster, chosen as the readiness poller chooses it (its
-    fallback credential, else `<LIFELINE_READINESS_X509_KUBECONFIG_DIR>/<cluster>.yaml`); kubeconfig
+    reader identity, its fallback credential, else `<LIFELINE_READINESS_X509_KUBECONFIG_DIR>/<cluster>.yaml`); kubeconfig
     files are parsed again only when they change (parsing YAML every 10 s would dominate the cost)."""
     from app.jobs.readiness import NO_X509, kubeconfig_identity
     from app.services.credentials.access import fallback_identity
 
+    from app.services.credentials.identities import READER, own_identity
+
     try:
-        own = fallback_identity(session, vault, cluster.id)
+        reader = own_identity(session, vault, cluster.id, READER)
+        own = fallback_identity(session, vault, cluster.id) if reader is None else None
     except Exception as exc:  # a wrong data key must not stop the IAM probes
-        log.warning("fallback identity of %s unavailable: %s", cluster.name, exc)
-        own = None
+        log.warning("own x509 identity of %s unavailable: %s", cluster.name, exc)
+        reader = own = None
+    if reader is not None and reader.auth.cert_pem and reader.auth.key_pem:
+        return probes.X509Pair(reader.auth.cert_pem, reader.auth.key_pem), NO_X509
     if own is not None:
         return probes.X509Pair(own.certificate_pem, own.key_pem.decode()), NO_X509
     directory = settings.readiness_x509_kubeconfig_dir

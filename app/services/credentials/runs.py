@@ -63,7 +63,8 @@ def _own_identity(
     cannot be opened, so a broken data key never stops the other paths."""
     try:
         vault = vault_from_settings(settings)
-        with session_scope(session_factory) as session:
+        # A reader session: it is asked for while a run's own session may hold SQLite's write lock.
+        with session_factory() as session:
             cluster = session.scalar(
                 select(Cluster).where(Cluster.name == target.name, Cluster.region == target.region)
             )
