@@ -110,11 +110,11 @@ def _x509_for(
     session: Session, settings: Settings, vault: Any, cluster: Cluster
 ) -> tuple[probes.X509Pair | None, str]:
     """Lifeline's own x509 identity for the cluster, chosen as the readiness poller chooses it (its
-    reader identity, its fallback credential, else `<LIFELINE_READINESS_X509_KUBECONFIG_DIR>/<cluster>.yaml`); kubeconfig
-    files are parsed again only when they change (parsing YAML every 10 s would dominate the cost)."""
+    reader identity, its fallback credential, else
+    `<LIFELINE_READINESS_X509_KUBECONFIG_DIR>/<cluster>.yaml`); kubeconfig files are parsed again only
+    when they change (parsing YAML every 10 s would dominate the cost)."""
     from app.jobs.readiness import NO_X509, kubeconfig_identity
     from app.services.credentials.access import fallback_identity
-
     from app.services.credentials.identities import READER, own_identity
 
     try:
