@@ -11,7 +11,13 @@ from sqlalchemy.orm import Session, selectinload
 from app.models import Cluster, Credential, CredentialEvent
 from app.models.base import utcnow
 from app.services.audit import Actor
-from app.services.credentials.vocabulary import OWN_KINDS, CredentialNotFound, ExpiryWarning, NotOwner
+from app.services.credentials.vocabulary import (
+    OWN_KINDS,
+    OWN_PURPOSES,
+    CredentialNotFound,
+    ExpiryWarning,
+    NotOwner,
+)
 from app.services.readiness.records import find_cluster
 
 
@@ -118,10 +124,13 @@ def run_events(credential: Credential) -> list[CredentialEvent]:
 def expiry_warnings(
     session: Session, *, cluster_pk: int | None = None, now: dt.datetime | None = None
 ) -> list[ExpiryWarning]:
-    """Active credentials expiring within 30 days (bad within 7 days or expired), soonest first."""
+    """Active credentials expiring within 30 days (bad within 7 days or expired), soonest first.
+
+    Lifeline's own issuer and reader identities are left out: the upkeep job renews them itself."""
     now = now or utcnow()
     stmt = select(Credential).where(
         Credential.status == "active",
+        Credential.kind.not_in(OWN_PURPOSES),
         Credential.not_after.is_not(None),
         Credential.not_after < now + dt.timedelta(days=30),
     )

@@ -72,7 +72,11 @@ def test_the_issuer_uses_the_same_choice(simulated_cluster: Callable[..., Any], 
     assert read_kubeconfig(kubeconfig).current() is not None
     with_kubeconfig = cluster_access(clients=CLIENTS, issuer_kubeconfig=kubeconfig, timeout=5)
     without = cluster_access(clients=CLIENTS, issuer_kubeconfig=None, timeout=5)
+    # The operator's kubeconfig is an explicit override: tried first, even while IAM works.
     api = with_kubeconfig.issuer(target_of(sim))
+    assert isinstance(api, KubeClusterApi) and api.description == "issuer kubeconfig"
+    api.close()
+    api = without.issuer(target_of(sim))
     assert isinstance(api, KubeClusterApi) and api.description == "EKS IAM token"
     api.close()
     sim.disconnect()
@@ -80,7 +84,7 @@ def test_the_issuer_uses_the_same_choice(simulated_cluster: Callable[..., Any], 
     assert isinstance(api, KubeClusterApi) and api.description == "issuer kubeconfig"
     assert api.whoami().username == "kubernetes-admin"
     api.close()
-    with pytest.raises(IssuerUnavailable, match="LIFELINE_ISSUER_KUBECONFIG"):
+    with pytest.raises(IssuerUnavailable, match=r"LIFELINE_ISSUER_KUBECONFIG is not set.*no issuer identity"):
         without.issuer(target_of(sim))
 
 

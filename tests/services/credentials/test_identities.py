@@ -17,7 +17,7 @@ from app.jobs.readiness import RESOURCES
 from app.models import AuditEvent, Cluster, ClusterIdentity, Credential
 from app.services.audit import Actor
 from app.services.credentials import access as handout
-from app.services.credentials import identities, runs
+from app.services.credentials import identities, queries, runs
 from app.services.credentials.keys import open_key, vault_from_settings
 from app.services.credentials.vocabulary import IssueRequest, NotOwner
 from app.settings import Settings
@@ -76,6 +76,8 @@ def test_identities_are_made_while_connected_with_least_privilege_roles(
         assert credential.not_after - dt.datetime.now(dt.UTC) > dt.timedelta(days=29)
     actions = set(session.scalars(select(AuditEvent.action)))
     assert "credential.issue" in actions
+    # They renew themselves: no "expires within 30 days" warning for a 30-day identity.
+    assert queries.expiry_warnings(session, cluster_pk=sim_env.cluster_id) == []
     # A second run finds both valid and does nothing.
     again = runs.upkeep_identities(settings, session_factory)
     assert again == {"edge-sim/issuer": "valid", "edge-sim/reader": "valid"}
