@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from app.integrations.kube.operations import ClusterAccess, ClusterApi, ClusterApiError, ClusterTarget
 from app.models import Cluster, Credential, CredentialEvent
 from app.models.base import utcnow
-from app.services.audit import Actor, Outcome, record_audit
-from app.services.credentials.vocabulary import STEP_LABELS, KeyUnavailable, StepFailed
+from app.services.audit import Actor, Outcome, Via, record_audit
+from app.services.credentials.vocabulary import OWN_PURPOSES, STEP_LABELS, KeyUnavailable, StepFailed
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,10 @@ def audit_credential(
         },
     )
     event = _NOTIFIED.get(action)
-    if event is not None and outcome == Outcome.success:
+    # Lifeline's own identities are issued and renewed by the upkeep job on its own: the audit row
+    # records it; a notification for every routine renewal would only be noise.
+    routine = credential.kind in OWN_PURPOSES and actor.via == Via.system and event == "issued"
+    if event is not None and outcome == Outcome.success and not routine:
         notify_credential(session, actor, event, credential)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.integrations.kube import client as kube
 from app.jobs.readiness import RESOURCES
-from app.models import AuditEvent, Cluster, ClusterIdentity, Credential
+from app.models import AuditEvent, Cluster, ClusterIdentity, Credential, NotificationEvent
 from app.services.audit import Actor
 from app.services.credentials import access as handout
 from app.services.credentials import identities, queries, runs
@@ -78,6 +78,8 @@ def test_identities_are_made_while_connected_with_least_privilege_roles(
     assert "credential.issue" in actions
     # They renew themselves: no "expires within 30 days" warning for a 30-day identity.
     assert queries.expiry_warnings(session, cluster_pk=sim_env.cluster_id) == []
+    # ...nor a "credential issued" notification for each routine (re)issue; the audit row records it.
+    assert session.scalars(select(NotificationEvent.kind)).all() == []
     # A second run finds both valid and does nothing.
     again = runs.upkeep_identities(settings, session_factory)
     assert again == {"edge-sim/issuer": "valid", "edge-sim/reader": "valid"}
