@@ -2,7 +2,7 @@
 records whether the API answered and when x509 last worked
 
 Revision ID: 0019
-Revises: 0018
+Revises: 0021
 Create Date: 2026-12-02
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from migrations.types import UTCDateTime
 
 revision: str = "0019"
-down_revision: str | None = "0018"
+down_revision: str | None = "0021"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
