@@ -329,6 +329,30 @@ class Settings(BaseSettings):
         description="Lifetime of the credential a drill issues (and revokes) to prove issuing works.",
     )
 
+    # security (issue 12): add settings below this line
+    credential_allowed_groups: list[str] = Field(
+        default_factory=lambda: ["lifeline:breakglass"],
+        description="Groups (certificate O) a credential may carry (JSON list); a group that a binding "
+        "Lifeline does not manage already names is refused even when listed.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="CIDRs of reverse proxies whose X-Forwarded-For is believed (JSON list); default "
+        "none: the TCP peer is the client.",
+    )
+    password_hash_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Password checks (Argon2, 64 MiB each) running at once; more answer 429 with "
+        "Retry-After.",
+    )
+    metrics_public: bool = Field(
+        default=False,
+        description="Without LIFELINE_METRICS_TOKEN, /metrics shows per-Outpost series to anyone when "
+        "true; when false (default) anonymous callers get the aggregate series only.",
+    )
+
     @field_validator("data_key", "data_key_file", "issuer_kubeconfig", mode="before")
     @classmethod
     def _empty_secret_is_none(cls, value: object) -> object:

@@ -14,9 +14,12 @@ from app.models.fleet import Cluster
 
 class Credential(Base):
     __tablename__ = "credentials"
+    # Ids are never reused (SQLite would hand out a deleted maximum again).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    cluster_pk: Mapped[int] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"), index=True)
+    # RESTRICT: a cluster is removed only once no credential record points at it (issue 12).
+    cluster_pk: Mapped[int] = mapped_column(ForeignKey("clusters.id", ondelete="RESTRICT"), index=True)
     # breakglass: a person's emergency access; fallback: Lifeline's own `view` identity per cluster.
     kind: Mapped[str] = mapped_column(String(16), default="breakglass")
     # The Kubernetes user (certificate CN) and group (O) it authenticates as.
@@ -71,6 +74,8 @@ class CredentialEvent(Base):
     """One step of an issue, renewal, verification or revocation, as shown live on the page."""
 
     __tablename__ = "credential_events"
+    # Ids are never reused (SQLite would hand out a deleted maximum again).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     credential_id: Mapped[int] = mapped_column(ForeignKey("credentials.id", ondelete="CASCADE"), index=True)
@@ -91,6 +96,8 @@ class CredentialDownload(Base):
     """Every kubeconfig or bundle handed out (also recorded in the audit log)."""
 
     __tablename__ = "credential_downloads"
+    # Ids are never reused (SQLite would hand out a deleted maximum again).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     credential_id: Mapped[int] = mapped_column(ForeignKey("credentials.id", ondelete="CASCADE"), index=True)

@@ -35,12 +35,12 @@ from app.services.credentials.vocabulary import (
     DEFAULT_ROLE,
     ISSUE_STEPS,
     MIN_LIFETIME_SECONDS,
-    REVOKE_NOTICE,
     STEP_LABELS,
     DuplicateCredential,
     IssueRequest,
     default_identity,
     lifetime_warning,
+    revoke_notice,
 )
 from app.services.errors import Conflict, InvalidInput
 from app.settings import Settings
@@ -219,9 +219,9 @@ def api_renew(
 def api_revoke(
     principal: Responder, credential: PathCredential, request: Request, db: DbSession, settings: AppSettings
 ) -> CredentialRevokedOut:
-    runs.revoke(settings, _factory(request), credential.id, actor_of(principal, request))
+    notice = runs.revoke(settings, _factory(request), credential.id, actor_of(principal, request))
     record = _record(db, credential.id)
-    return CredentialRevokedOut(**record.model_dump(), notice=REVOKE_NOTICE)
+    return CredentialRevokedOut(**record.model_dump(), notice=notice)
 
 
 # ------------------------------------------------------------------ pages
@@ -454,7 +454,7 @@ def _detail_context(
         "can_manage": queries.can_manage(credential, actor),
         "is_admin": principal.role is Role.admin,
         "fmt_fp": format_fingerprint,
-        "revoke_notice": REVOKE_NOTICE,
+        "revoke_notice": revoke_notice(credential.username, credential.group_name, credential.not_after),
         "now": dt.datetime.now(dt.UTC),
         "lifetime_warning": lifetime_warning(credential.requested_lifetime_seconds),
     }

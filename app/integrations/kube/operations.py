@@ -115,6 +115,12 @@ class ClusterApi(Protocol):
 
     def labelled(self, kind: str, selector: str) -> list[str]: ...
 
+    def rbac_bindings(self) -> list[dict[str, Any]]: ...
+
+    def cluster_role_rules(self, name: str) -> list[dict[str, Any]] | None: ...
+
+    def can_i(self, verb: str, resource: str, *, group: str = "") -> bool: ...
+
     def close(self) -> None: ...
 
 
@@ -222,6 +228,29 @@ class KubeClusterApi:
         with _translated(f"listing {plural} labelled {selector}"):
             items = self._conn.iter_objects(api_version, plural, label_selector=selector)
             return sorted(str((obj.get("metadata") or {}).get("name", "")) for obj in items)
+
+    def rbac_bindings(self) -> list[dict[str, Any]]:
+        """Every ClusterRoleBinding and (in all namespaces) RoleBinding, as the API returns them."""
+        with _translated("listing ClusterRoleBindings and RoleBindings"):
+            rbac = "rbac.authorization.k8s.io/v1"
+            return [
+                *self._conn.iter_objects(rbac, "clusterrolebindings"),
+                *self._conn.iter_objects(rbac, "rolebindings"),
+            ]
+
+    def cluster_role_rules(self, name: str) -> list[dict[str, Any]] | None:
+        try:
+            with _translated(f"reading ClusterRole {name}"):
+                obj = self._conn.get_object("rbac.authorization.k8s.io/v1", "clusterroles", name)
+        except ClusterApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return list(obj.get("rules") or [])
+
+    def can_i(self, verb: str, resource: str, *, group: str = "") -> bool:
+        with _translated(f"SelfSubjectAccessReview {verb} {resource}"):
+            return self._conn.can_i(verb, resource, group=group)
 
     def close(self) -> None:
         self._conn.close()

@@ -4,6 +4,7 @@ status issuing, with the server-held key generated and sealed. `issuing` then ru
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 
 from sqlalchemy import select
@@ -13,9 +14,11 @@ from app.integrations import pki
 from app.integrations.vault import Vault
 from app.models import Cluster, Credential, CredentialEvent
 from app.services.audit import Actor
+from app.services.credentials import policy
 from app.services.credentials.keys import new_server_key
 from app.services.credentials.queries import get_credential, require_manager
 from app.services.credentials.vocabulary import (
+    DEFAULT_GROUP,
     MIN_LIFETIME_SECONDS,
     OWN_KINDS,
     SERVER,
@@ -50,7 +53,13 @@ def _check_name(value: str, field: str, what: str) -> None:
 
 
 def validate_request(
-    session: Session, request: IssueRequest, actor: Actor, *, max_lifetime_days: int, has_vault: bool
+    session: Session,
+    request: IssueRequest,
+    actor: Actor,
+    *,
+    max_lifetime_days: int,
+    has_vault: bool,
+    allowed_groups: Sequence[str] = (DEFAULT_GROUP,),
 ) -> IssueRequest:
     """Check an issue request; returns it normalised (an uploaded CSR decides identity and group)."""
     cluster = session.get(Cluster, request.cluster_pk)
@@ -101,6 +110,7 @@ def validate_request(
     _check_name(normalised.username, "username", "identity")
     if normalised.group is not None:
         _check_name(normalised.group, "group", "group")
+        policy.check_allowed_group(normalised.group, allowed_groups)
     if (
         normalised.kind == "breakglass"
         and not actor.is_admin

@@ -18,6 +18,7 @@ from app.integrations.vault import Vault
 from app.models import Cluster, Credential
 from app.models.base import utcnow
 from app.services.audit import Actor, Outcome
+from app.services.credentials import policy
 from app.services.credentials.keys import open_key
 from app.services.credentials.queries import get_credential
 from app.services.credentials.steps import Checkpoint, Run, audit_credential, check_identity, target_of
@@ -58,7 +59,7 @@ def run_issue(
             raise StepFailed("csr_created", f"Lifeline cannot act on {cluster.name}: {exc}") from None
         _obtain_certificate(run, api, timing)
         created_binding = _ensure_binding(run, api, renewal=renewal_of is not None)
-        _verify_as_credential(run, access, cluster, vault)
+        _verify_as_credential(run, access, api, cluster, vault)
         with run.step("stored") as note:
             credential.status = "active"
             credential.issued_at = utcnow()
@@ -115,6 +116,9 @@ def _obtain_certificate(run: Run, api: ClusterApi, timing: Timing) -> pki.Certif
     credential = run.credential
     assert credential.csr_pem is not None
     with run.step("csr_created") as note:
+        # Before any certificate exists: a group some other binding names would carry its rights.
+        if credential.group_name:
+            note.append(policy.check_group_unbound(api, credential.group_name, credential.cluster.name))
         name = f"lifeline-{slug(credential.username)}-{credential.id}-{run.number}-{secrets.token_hex(3)}"
         api.create_csr(
             name,
@@ -196,7 +200,9 @@ def _ensure_binding(run: Run, api: ClusterApi, *, renewal: bool) -> bool:
         return True
 
 
-def _verify_as_credential(run: Run, access: ClusterAccess, cluster: Cluster, vault: Vault | None) -> None:
+def _verify_as_credential(
+    run: Run, access: ClusterAccess, issuer: ClusterApi, cluster: Cluster, vault: Vault | None
+) -> None:
     credential = run.credential
     with run.step("verified") as note:
         if credential.custody != SERVER:
@@ -206,7 +212,8 @@ def _verify_as_credential(run: Run, access: ClusterAccess, cluster: Cluster, vau
             )
             return
         assert vault is not None and credential.certificate_pem is not None
-        message = check_identity(access, cluster, credential, open_key(credential, vault))
+        rules = issuer.cluster_role_rules(credential.cluster_role)
+        message = check_identity(access, cluster, credential, open_key(credential, vault), role_rules=rules)
         credential.last_verified_at, credential.last_verified_ok = utcnow(), True
         credential.last_verified_message = message
         note.append(message)

@@ -92,6 +92,7 @@ def start_issue(
             actor,
             max_lifetime_days=settings.credential_max_lifetime_days,
             has_vault=vault is not None,
+            allowed_groups=settings.credential_allowed_groups,
         )
         return intake.create_credential(session, valid, actor, vault).id
 
@@ -179,11 +180,13 @@ def revoke(
     credential_id: int,
     actor: Actor,
     access: ClusterAccess | None = None,
-) -> None:
-    """Delete the binding; `ClusterUnreachable` (after the failed step is committed) when it cannot."""
+) -> str:
+    """Delete the binding; returns the notice of what remains. `ClusterUnreachable` (after the failed
+    step is committed) when it cannot."""
     access = access or build_access(settings, session_factory)
     with _operation_session(session_factory, credential_id) as session:
-        upkeep.revoke_credential(session, credential_id, actor, access, checkpoint=session.commit)
+        done = upkeep.revoke_credential(session, credential_id, actor, access, checkpoint=session.commit)
+        return done.notice
 
 
 def reverify_active(settings: Settings, session_factory: sessionmaker[Session]) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,6 +15,7 @@ from app.integrations.kube.operations import ClusterAccess, ClusterApi, ClusterA
 from app.models import Cluster, Credential, CredentialEvent
 from app.models.base import utcnow
 from app.services.audit import Actor, Outcome, Via, record_audit
+from app.services.credentials import policy
 from app.services.credentials.vocabulary import OWN_PURPOSES, STEP_LABELS, KeyUnavailable, StepFailed
 
 log = logging.getLogger(__name__)
@@ -194,13 +195,24 @@ def target_of(cluster: Cluster) -> ClusterTarget:
     )
 
 
-def check_identity(access: ClusterAccess, cluster: Cluster, credential: Credential, key_pem: bytes) -> str:
-    """Sign in to the cluster as the credential and confirm who the cluster says it is."""
+def check_identity(
+    access: ClusterAccess,
+    cluster: Cluster,
+    credential: Credential,
+    key_pem: bytes,
+    *,
+    role_rules: list[dict[str, Any]] | Literal["unchecked"] | None = "unchecked",
+) -> str:
+    """Sign in to the cluster as the credential and confirm who the cluster says it is; with
+    `role_rules` (the ClusterRole's rules, None when unreadable) also that it can do no more."""
     assert credential.certificate_pem is not None
     client = access.as_client(target_of(cluster), credential.certificate_pem, key_pem)
+    rights = ""
     try:
         version = client.server_version()
         who = client.whoami()
+        if role_rules != "unchecked":
+            rights = " " + policy.check_effective_rights(client, role_rules, credential.cluster_role)
     finally:
         client.close()
     if who.username != credential.username:
@@ -209,4 +221,4 @@ def check_identity(access: ClusterAccess, cluster: Cluster, credential: Credenti
         )
     if credential.group_name and credential.group_name not in who.groups:
         raise StepFailed("verified", f"the cluster does not report group {credential.group_name!r}")
-    return f"/version {version}; SelfSubjectReview: {who.username} ({', '.join(who.groups)})"
+    return f"/version {version}; SelfSubjectReview: {who.username} ({', '.join(who.groups)});{rights}"

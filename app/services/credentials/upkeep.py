@@ -3,13 +3,16 @@ its binding; Kubernetes cannot revoke a client certificate itself)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy.orm import Session
 
-from app.integrations.kube.operations import ClusterAccess, ClusterApiError
+from app.integrations.kube.operations import ClusterAccess, ClusterApi, ClusterApiError
 from app.integrations.vault import Vault
 from app.models import Credential
 from app.models.base import utcnow
 from app.services.audit import Actor, Outcome
+from app.services.credentials import policy
 from app.services.credentials.keys import open_key
 from app.services.credentials.queries import get_credential, require_manager
 from app.services.credentials.steps import Checkpoint, Run, audit_credential, check_identity, target_of
@@ -18,6 +21,7 @@ from app.services.credentials.vocabulary import (
     ClusterUnreachable,
     CredentialConflict,
     StepFailed,
+    revoke_notice,
 )
 
 
@@ -89,9 +93,21 @@ def verify_credential(
     return credential
 
 
+@dataclass(frozen=True)
+class Revoked:
+    credential: Credential
+    remaining: list[str]
+    """Bindings not managed by Lifeline that still name the identity or its group."""
+
+    @property
+    def notice(self) -> str:
+        c = self.credential
+        return revoke_notice(c.username, c.group_name, c.not_after, self.remaining)
+
+
 def revoke_credential(
     session: Session, credential_id: int, actor: Actor, access: ClusterAccess, *, checkpoint: Checkpoint
-) -> Credential:
+) -> Revoked:
     """Delete the binding; the credential is revoked only when the binding is really gone.
 
     When it cannot be deleted the failed step and its audit row are checkpointed before
@@ -113,12 +129,18 @@ def revoke_credential(
                 ) from None
             try:
                 existed = api.delete_binding(credential.binding_name or "")
+                remaining = _remaining_bindings(api, credential)
             finally:
                 api.close()
             note.append(
                 f"{credential.binding_name} deleted."
                 if existed
                 else f"{credential.binding_name} was already gone."
+            )
+            note.append(
+                f"Still applying (not managed by Lifeline): {', '.join(remaining)}."
+                if remaining
+                else "No other binding names this identity or its group."
             )
     except StepFailed as exc:
         audit_credential(session, actor, "credential.revoke", credential, Outcome.failure, error=str(exc))
@@ -129,7 +151,19 @@ def revoke_credential(
     credential.revoked_at = utcnow()
     credential.revoked_by = actor.name
     credential.encrypted_key = None
-    audit_credential(session, actor, "credential.revoke", credential, Outcome.success)
+    audit_credential(session, actor, "credential.revoke", credential, Outcome.success, still_bound=remaining)
     session.flush()
     checkpoint()
-    return credential
+    return Revoked(credential, remaining)
+
+
+def _remaining_bindings(api: ClusterApi, credential: Credential) -> list[str]:
+    """Bindings Lifeline does not manage naming the identity (User) or its group, after the revoke."""
+    try:
+        bindings = api.rbac_bindings()
+    except ClusterApiError as exc:
+        return [f"(bindings could not be listed: {exc})"]
+    found = set(policy.foreign_bindings_naming(bindings, credential.username, kind="User"))
+    if credential.group_name:
+        found |= set(policy.foreign_bindings_naming(bindings, credential.group_name, kind="Group"))
+    return sorted(found)

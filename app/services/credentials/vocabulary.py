@@ -69,6 +69,32 @@ STEP_FAILURES = {
     "binding_deleted": "The ClusterRoleBinding could not be deleted",
     "cleanup": "Cleaning up after a failed step did not finish",
 }
+
+
+def revoke_notice(
+    username: str | None = None,
+    group: str | None = None,
+    not_after: dt.datetime | None = None,
+    remaining: list[str] | None = None,
+) -> str:
+    """Exactly what revoking leaves: the certificate authenticates until it expires, and any binding
+    Lifeline does not manage that names the identity or its group still applies."""
+    who = f"as {username}" + (f" in group {group}" if group else "") if username else ""
+    until = f"until {not_after:%Y-%m-%d %H:%M} UTC" if not_after else "until it expires"
+    text = (
+        "Lifeline's ClusterRoleBinding is deleted. The certificate can still authenticate "
+        f"{who} {until}: Kubernetes has no revocation for client certificates."
+    ).replace("  ", " ")
+    if remaining:
+        text += f" These bindings not managed by Lifeline still apply to it: {', '.join(remaining)}."
+    elif remaining is not None:
+        subject = f"{username} or {group}" if group else f"{username}"
+        text += f" When revoked, no binding on the cluster named {subject}, so RBAC grants it nothing."
+    else:
+        text += " Any binding not managed by Lifeline that names the identity or its group still applies."
+    return text + " Prefer short lifetimes and renew them."
+
+
 REVOKE_NOTICE = (
     "The ClusterRoleBinding is deleted, so this identity can no longer do anything RBAC grants it. "
     "The certificate itself stays valid for authentication until it expires: Kubernetes has no "

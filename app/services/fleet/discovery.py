@@ -59,8 +59,19 @@ def record_discovered_clusters(session: Session, listing: EksListing, now: dt.da
         if name in seen:
             continue
         label = f"{listing.region}/{name}"
-        if cluster.source == DISCOVERY:
-            session.delete(cluster)
+        live = inventory.live_credentials(session, cluster) if cluster.source == DISCOVERY else []
+        if live:
+            if cluster.status != NOT_FOUND:
+                cluster.status = NOT_FOUND
+                changes.add(
+                    "update",
+                    "cluster",
+                    label,
+                    f"not found in EKS (kept: live credentials {inventory.describe_credentials(live)}; "
+                    "revoke them before it can go)",
+                )
+        elif cluster.source == DISCOVERY:
+            inventory.delete_cluster(session, cluster)
             changes.add("remove", "cluster", label, "no longer in EKS")
             inventory.audit_fleet_change(session, ACTOR, "fleet.cluster.remove", label, "no longer in EKS")
         elif cluster.status != NOT_FOUND:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from app.models import Cluster, Outpost
+from app.models import Cluster, Credential, Outpost
 from app.services.audit import SYSTEM, Actor, Via, record_audit
 from app.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from app.services.fleet import rules
@@ -270,9 +270,57 @@ def remove_cluster(
             f"cluster {name} in {region} is managed by the fleet file; remove it there "
             "(or, for a fleet file no longer in use, `lifeline fleet remove-cluster --force`)"
         )
+    live = live_credentials(session, cluster)
+    if live:
+        raise FleetConflictError(
+            f"cluster {name} in {region} has live credentials ({describe_credentials(live)}): revoke "
+            "them first, or their certificates and bindings would stay on the cluster with nothing in "
+            "Lifeline able to revoke them"
+        )
+    past = delete_cluster(session, cluster)
+    audit_fleet_change(
+        session,
+        actor,
+        "fleet.cluster.remove",
+        f"{region}/{name}",
+        f"{past} past credential records removed" if past else "",
+    )
+
+
+LIVE_STATUSES = ("issuing", "active")
+
+
+def live_credentials(session: Session, cluster: Cluster) -> list[Credential]:
+    """Credentials on the cluster whose certificate or binding may still be in force."""
+    if cluster.id is None:
+        return []
+    return list(
+        session.scalars(
+            select(Credential)
+            .where(Credential.cluster_pk == cluster.id, Credential.status.in_(LIVE_STATUSES))
+            .order_by(Credential.id)
+        )
+    )
+
+
+def describe_credentials(rows: list[Credential]) -> str:
+    return ", ".join(f"#{c.id} {c.username} ({c.status})" for c in rows)
+
+
+def delete_cluster(session: Session, cluster: Cluster) -> int:
+    """Delete a cluster with no live credentials, and its past credential records (revoked, expired,
+    failed: the audit trail keeps their story); returns how many. The foreign key is RESTRICT, so
+    nothing else removes them by accident."""
+    past = list(session.scalars(select(Credential).where(Credential.cluster_pk == cluster.id)))
+    for row in past:
+        row.renewal_of_id = None
+    session.flush()
+    for row in past:
+        session.delete(row)
+    session.flush()
     session.delete(cluster)
     session.flush()
-    audit_fleet_change(session, actor, "fleet.cluster.remove", f"{region}/{name}")
+    return len(past)
 
 
 def _cluster_outpost(session: Session, region: str, outpost_id: str | None) -> Outpost | None:
@@ -358,8 +406,20 @@ def apply_fleet_file(session: Session, fleet: FleetFile, *, actor: Actor = FLEET
 
     for key, cluster in clusters.items():
         if cluster.source == FILE and key not in file_cluster_keys:
-            session.delete(cluster)
-            changes.add("remove", "cluster", f"{cluster.region}/{cluster.name}", "no longer in the file")
+            label = f"{cluster.region}/{cluster.name}"
+            live = live_credentials(session, cluster)
+            if live:
+                changes.add(
+                    "skip",
+                    "cluster",
+                    label,
+                    f"no longer in the file, but kept: live credentials {describe_credentials(live)}; "
+                    "revoke them, then the next sync removes it",
+                )
+                log.warning("fleet file: %s kept, live credentials %s", label, describe_credentials(live))
+                continue
+            delete_cluster(session, cluster)
+            changes.add("remove", "cluster", label, "no longer in the file")
     for outpost_id, outpost in outposts.items():
         if outpost.source == FILE and outpost_id not in file_outpost_ids:
             for cluster in list(outpost.clusters):

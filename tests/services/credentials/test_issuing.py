@@ -84,7 +84,7 @@ def test_kubeconfig_works_while_disconnected_and_revoke_forbids(
     revoked = client.post(f"/api/v1/credentials/{record['id']}/revoke")
     assert revoked.status_code == 200, revoked.text
     assert revoked.json()["status"] == "revoked"
-    assert "stays valid for authentication until it expires" in revoked.json()["notice"]
+    assert "can still authenticate as lifeline:oncall" in revoked.json()["notice"]
     forbidden = kubectl_run(kubectl, config, "get", "nodes")
     assert forbidden.returncode != 0
     assert "Forbidden" in forbidden.stderr or "forbidden" in forbidden.stderr

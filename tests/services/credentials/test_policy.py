@@ -1,0 +1,122 @@
+"""Issue 12, finding 1: the group a credential carries is policy, and its effective rights are checked.
+
+On the landed version a responder asked for group `eks-breakglass` (bound to cluster-admin by a binding
+Lifeline does not manage) with ClusterRole `view`, and got `kubectl auth can-i '*' '*'` = yes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import Credential
+from app.services.credentials.policy import SENTINELS, Sentinel, foreign_bindings_naming, role_grants
+from tests.fixtures.credentials import SimEnv
+from tests.services.credentials.test_issuing import kubectl_run, save_kubeconfig
+
+
+def _allow(app: FastAPI, *groups: str) -> None:
+    app.state.settings = app.state.settings.model_copy(
+        update={"credential_allowed_groups": ["lifeline:breakglass", *groups]}
+    )
+
+
+def _issue(client: Any, env: SimEnv, **body: Any) -> Any:
+    return client.post(f"/api/v1/clusters/{env.cluster_name}/credentials", json=body)
+
+
+def test_a_group_off_the_allow_list_is_refused(client_as: Any, sim_env: SimEnv) -> None:
+    responder = client_as("responder", "rita")
+    refused = _issue(responder, sim_env, group="eks-breakglass", cluster_role="view")
+    assert refused.status_code == 422
+    assert refused.json()["field"] == "group"
+    assert "LIFELINE_CREDENTIAL_ALLOWED_GROUPS" in refused.json()["detail"]
+    assert sim_env.csrs() == []
+
+
+def test_a_group_bound_outside_lifeline_is_refused_naming_the_binding(
+    app: FastAPI, client_as: Any, sim_env: SimEnv, session: Session
+) -> None:
+    sim_env.admin.create_cluster_role_binding("eks-breakglass", "cluster-admin", groups=["eks-breakglass"])
+    _allow(app, "eks-breakglass")  # even an admin listing it does not make it safe
+    responder = client_as("responder", "rita")
+    response = _issue(responder, sim_env, group="eks-breakglass", cluster_role="view")
+    assert response.status_code == 502
+    body = response.json()
+    assert body["status"] == "failed" and body["failed_step"] == "csr_created"
+    assert "ClusterRoleBinding eks-breakglass (→ cluster-admin)" in body["error"]
+    assert "not managed by Lifeline" in body["error"]
+    # Nothing was signed: no CSR, no binding of Lifeline's on the cluster.
+    assert sim_env.csrs() == [] and sim_env.bindings() == []
+
+
+def test_more_rights_than_recorded_fail_the_issue_and_clean_up(
+    client_as: Any, sim_env: SimEnv, session: Session
+) -> None:
+    # A binding Lifeline does not manage already grants the identity cluster-admin.
+    sim_env.admin.create_cluster_role_binding("old-oncall", "cluster-admin", users=["lifeline:rita"])
+    responder = client_as("responder", "rita")
+    response = _issue(responder, sim_env, cluster_role="view", lifetime_seconds=3600)
+    assert response.status_code == 502
+    body = response.json()
+    assert body["failed_step"] == "verified"
+    assert "can do more than ClusterRole view" in body["error"] and "* *" in body["error"]
+    steps = {s["step"]: s["state"] for s in body["steps"]}
+    assert steps["cleanup"] == "done"
+    assert sim_env.csrs() == [] and sim_env.bindings() == []
+    row = session.scalar(select(Credential).where(Credential.id == body["id"]))
+    assert row is not None and row.encrypted_key is None
+
+
+def test_allowed_group_with_view_cannot_escalate_checked_with_kubectl(
+    client_as: Any, sim_env: SimEnv, kubectl: str, tmp_path: Path
+) -> None:
+    sim_env.admin.create_cluster_role_binding("eks-breakglass", "cluster-admin", groups=["eks-breakglass"])
+    responder = client_as("responder", "rita")
+    response = _issue(
+        responder, sim_env, group="lifeline:breakglass", cluster_role="view", lifetime_seconds=3600
+    )
+    assert response.status_code == 201, response.text
+    record = response.json()
+    assert "effective rights match ClusterRole view" in record["last_verified_message"]
+    config = save_kubeconfig(responder, record["id"], tmp_path / "rita.kubeconfig")
+    everything = kubectl_run(kubectl, config, "auth", "can-i", "*", "*")
+    assert everything.stdout.strip() == "no", everything.stdout + everything.stderr
+    bind = kubectl_run(kubectl, config, "auth", "can-i", "create", "clusterrolebindings")
+    assert bind.stdout.strip() == "no"
+    pods = kubectl_run(kubectl, config, "auth", "can-i", "list", "pods")
+    assert pods.stdout.strip() == "yes"
+
+
+def test_revoke_notice_names_what_remains(client_as: Any, sim_env: SimEnv) -> None:
+    responder = client_as("responder", "rita")
+    record = _issue(responder, sim_env, group="lifeline:breakglass", lifetime_seconds=3600).json()
+    revoked = responder.post(f"/api/v1/credentials/{record['id']}/revoke").json()
+    notice = revoked["notice"]
+    assert "authenticate" in notice and "until" in notice
+    assert "lifeline:breakglass" in notice and "no binding" in notice
+
+
+def test_role_rules_match_wildcards_only_where_granted() -> None:
+    admin_rules = [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
+    view_rules = [{"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["get", "list"]}]
+    assert all(role_grants(admin_rules, s) for s in SENTINELS)
+    assert not any(role_grants(view_rules, s) for s in SENTINELS)
+    assert role_grants(
+        [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["*"]}], Sentinel("get", "secrets")
+    )
+    managed = {
+        "metadata": {"name": "lifeline:x", "labels": {"app.kubernetes.io/managed-by": "outpost-lifeline"}},
+        "subjects": [{"kind": "Group", "name": "g"}],
+    }
+    foreign = {
+        "kind": "RoleBinding",
+        "metadata": {"name": "b", "namespace": "ns"},
+        "roleRef": {"name": "edit"},
+        "subjects": [{"kind": "Group", "name": "g"}],
+    }
+    assert foreign_bindings_naming([managed, foreign], "g") == ["RoleBinding ns/b (→ edit)"]
