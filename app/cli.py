@@ -115,7 +115,11 @@ def serve(
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
     app = create_app(settings, start_scheduler=scheduler)
-    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info")
+    # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from any local client;
+    # Lifeline believes it only from LIFELINE_TRUSTED_PROXIES (app.web.security.client_info).
+    uvicorn.run(
+        app, host=host or settings.host, port=port or settings.port, log_level="info", proxy_headers=False
+    )
 
 
 @cli.command("scheduler")

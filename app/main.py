@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.db import WEB_THREADS, create_db_engine, make_session_factory
+from app.services.accounts import hashing
 from app.settings import Settings, get_settings
 from app.web import (
     access,
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = Fals
         openapi_url=None,
     )
     app.state.settings = settings
+    hashing.configure(settings.password_hash_concurrency)
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
 

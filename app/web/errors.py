@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from app.db import describe_unreachable, is_locked, is_unreachable
+from app.services.accounts.hashing import HashingBusy
 from app.services.errors import (
     FORM,
     Conflict,
@@ -172,6 +173,10 @@ def install(app: FastAPI) -> None:
         return error_page(
             request, 503, "Lifeline is overloaded (no database connection free); try again.", RETRY_AFTER
         )
+
+    @app.exception_handler(HashingBusy)
+    async def hashing_busy(request: Request, exc: HashingBusy) -> Response:
+        return error_page(request, 429, str(exc), {"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> Response:

@@ -17,6 +17,7 @@ import datetime as dt
 import enum
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,9 +111,53 @@ def actor_of(principal: Principal, request: Request) -> Actor:
 
 
 def client_info(request: Request) -> ClientInfo:
-    """Client address and user agent for the audit trail (run uvicorn with --proxy-headers behind a proxy)."""
-    address = request.client.host if request.client else None
-    return ClientInfo(address=address, user_agent=request.headers.get("user-agent"))
+    """Client address and user agent for the audit trail and the back-off.
+
+    The TCP peer is the client, unless the peer is one of `LIFELINE_TRUSTED_PROXIES`: then the
+    right-most X-Forwarded-For address that is not itself a trusted proxy (a client can prepend
+    anything; only what the proxies appended is believed).
+    """
+    peer = request.client.host if request.client else None
+    return ClientInfo(
+        address=client_address(peer, request.headers, _trusted(request)),
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+def _trusted(request: Request) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    cached = getattr(request.app.state, "trusted_proxies", None)
+    if cached is None:
+        cached = parse_proxies(_settings(request).trusted_proxies)
+        request.app.state.trusted_proxies = cached
+    return cached  # type: ignore[no-any-return]
+
+
+def parse_proxies(values: list[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(v.strip(), strict=False) for v in values if v.strip())
+
+
+def _in(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def client_address(
+    peer: str | None, headers: Any, trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+) -> str | None:
+    if peer is None or not trusted or not _in(peer, trusted):
+        return peer
+    forwarded = ",".join(headers.getlist("x-forwarded-for")) if hasattr(headers, "getlist") else ""
+    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _in(hop, trusted):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # garbage from the proxy chain: the proxy itself is what we know
+    return peer
 
 
 def session_policy(settings: Settings) -> SessionPolicy:

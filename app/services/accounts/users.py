@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from app.models.account import User
+from app.models.account import ApiToken, User
 from app.models.base import utcnow
-from app.services.accounts.backoff import BackoffPolicy, check_backoff, record_failure, record_success
+from app.services.accounts import hashing
+from app.services.accounts.backoff import BackoffPolicy, claim_attempt, refund_attempt
 from app.services.accounts.sessions import end_user_sessions
 from app.services.audit import Actor, ClientInfo, Outcome, record_audit
 from app.services.errors import InvalidInput
@@ -152,20 +153,24 @@ class SignInResult:
 def authenticate(
     session: Session,
     *,
+    factory: sessionmaker[Session],
     username: str,
     password: str,
     client: ClientInfo,
     policy: BackoffPolicy,
     now: dt.datetime | None = None,
 ) -> SignInResult:
-    """Check a sign-in; every outcome is audited and failures feed the back-off.
+    """Check a sign-in; every outcome is audited and every attempt counts towards the back-off.
 
+    The attempt is counted (committed, through `factory`) before the password is checked, and the
+    hash is read in a short session of its own, so the Argon2 check (capped by `hashing.gate()`)
+    holds no database connection; `session` (the request's) is used only afterwards, for the audit.
     Unknown account, wrong password and disabled account look identical to the caller.
     """
     now = now or utcnow()
     key = username.strip().lower()[:128]
     address = (client.address or "unknown")[:128]
-    wait = check_backoff(session, account=key, address=address, policy=policy, now=now)
+    wait = claim_attempt(factory, account=key, address=address, policy=policy, now=now)
     if wait > 0:
         record_audit(
             session,
@@ -178,15 +183,20 @@ def authenticate(
             now=now,
         )
         return SignInResult(None, wait)
-    user = get_user_by_username(session, key) if key else None
-    valid = False
-    if user is None:
-        _verify(_dummy(), password)
-    else:
-        valid = _verify(user.password_hash, password) and not user.disabled
+    found = _stored_hash(factory, key)
+    try:
+        with hashing.gate().slot():
+            valid = _verify(found[1] if found else _dummy(), password) and found is not None
+    except hashing.HashingBusy:
+        refund_attempt(factory, account=key, address=address, policy=policy, now=now)
+        raise
+    valid = valid and found is not None and not found[2]
+    if valid:
+        # Before the request's session is touched: on SQLite it would hold the write lock.
+        refund_attempt(factory, account=key, address=address, policy=policy, now=now)
+    user = session.get(User, found[0]) if found else None
     if user is None or not valid:
         reason = "unknown account" if user is None else ("disabled" if user.disabled else "wrong password")
-        record_failure(session, account=key, address=address, policy=policy, now=now)
         record_audit(
             session,
             actor=Actor(name=key or "?"),
@@ -198,11 +208,9 @@ def authenticate(
             now=now,
         )
         return SignInResult(None)
-    assert user is not None
     if user.password_hash and password_hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_sign_in_at = now
-    record_success(session, account=key)
     record_audit(
         session,
         actor=Actor(name=user.username, user_id=user.id, role=user.role),
@@ -212,6 +220,44 @@ def authenticate(
         now=now,
     )
     return SignInResult(user)
+
+
+def _stored_hash(factory: sessionmaker[Session], key: str) -> tuple[int, str | None, bool] | None:
+    """(id, password hash, disabled) of the account, read in a short session of its own."""
+    if not key:
+        return None
+    with factory() as short:
+        row = short.execute(
+            select(User.id, User.password_hash, User.disabled).where(User.username_key == key)
+        ).first()
+    return (row[0], row[1], row[2]) if row else None
+
+
+def checked_password(
+    factory: sessionmaker[Session],
+    user: User,
+    password: str,
+    *,
+    client: ClientInfo | None,
+    policy: BackoffPolicy,
+    now: dt.datetime,
+) -> tuple[float, bool]:
+    """A signed-in person's password check (re-auth, password change): (seconds to wait, right),
+    under the same back-off and hashing cap as sign-in."""
+    key = user.username_key
+    address = ((client.address if client else None) or "unknown")[:128]
+    wait = claim_attempt(factory, account=key, address=address, policy=policy, now=now)
+    if wait > 0:
+        return wait, False
+    try:
+        with hashing.gate().slot():
+            ok = verify_user_password(user, password)
+    except hashing.HashingBusy:
+        refund_attempt(factory, account=key, address=address, policy=policy, now=now)
+        raise
+    if ok:
+        refund_attempt(factory, account=key, address=address, policy=policy, now=now)
+    return 0.0, ok
 
 
 def verify_user_password(user: User, password: str) -> bool:
@@ -234,13 +280,20 @@ def change_own_password(
     *,
     current_password: str,
     new_password: str,
+    factory: sessionmaker[Session],
+    policy: BackoffPolicy,
     client: ClientInfo | None = None,
     keep_session_id: int | None = None,
+    end_tokens: bool = True,
     now: dt.datetime | None = None,
-) -> None:
-    """A user changes their own password; their other sessions end."""
+) -> float:
+    """A user changes their own password; their other sessions end, and their API tokens too unless
+    `end_tokens` is false. Returns the back-off wait (0 when the change was made)."""
     now = now or utcnow()
-    if not _verify(user.password_hash, current_password):
+    wait, ok = checked_password(factory, user, current_password, client=client, policy=policy, now=now)
+    if wait:
+        return wait
+    if not ok:
         record_audit(
             session,
             actor=Actor(name=user.username, user_id=user.id, role=user.role),
@@ -254,14 +307,17 @@ def change_own_password(
         raise AccountError("The current password is not correct.", "current_password")
     validate_password(new_password, field="new_password", username=user.username)
     _set_password(session, user, new_password, now=now, keep_session_id=keep_session_id)
+    ended = revoke_user_tokens(session, user, now=now) if end_tokens else 0
     record_audit(
         session,
         actor=Actor(name=user.username, user_id=user.id, role=user.role),
         action="user.password_change",
         target=f"user:{user.username}",
         client=client,
+        details={"tokens_ended": ended},
         now=now,
     )
+    return 0.0
 
 
 def reset_password(
@@ -283,6 +339,25 @@ def reset_password(
         target=f"user:{user.username}",
         now=now,
     )
+
+
+def revoke_user_tokens(session: Session, user: User, *, now: dt.datetime) -> int:
+    """End every API token of the account that still works (one audit row each); returns how many."""
+    rows = session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    ).all()
+    for token in rows:
+        token.revoked_at = now
+        record_audit(
+            session,
+            actor=Actor(name=user.username, user_id=user.id, role=user.role),
+            action="token.revoke",
+            target=f"user:{user.username}",
+            details={"token_id": token.id, "token_prefix": token.prefix, "reason": "password changed"},
+            now=now,
+        )
+    session.flush()
+    return len(rows)
 
 
 def _set_password(
@@ -354,6 +429,7 @@ def confirm_password(
     session: Session,
     user: User,
     *,
+    factory: sessionmaker[Session],
     password: str,
     client: ClientInfo,
     policy: BackoffPolicy,
@@ -361,33 +437,19 @@ def confirm_password(
 ) -> tuple[float, bool]:
     """ "Confirm your password" in a signed-in session: (seconds to wait, confirmed).
 
-    Failures count towards the same back-off as sign-in, so a stolen session is no password oracle.
+    Attempts count towards the same back-off as sign-in, so a stolen session is no password oracle.
     """
     now = now or utcnow()
-    key = user.username_key
-    address = (client.address or "unknown")[:128]
-    wait = check_backoff(session, account=key, address=address, policy=policy, now=now)
-    if wait > 0:
+    wait, ok = checked_password(factory, user, password, client=client, policy=policy, now=now)
+    if wait:
         return wait, False
-    if not verify_user_password(user, password):
-        record_failure(session, account=key, address=address, policy=policy, now=now)
-        record_audit(
-            session,
-            actor=Actor(name=user.username, user_id=user.id, role=user.role),
-            action="auth.reauth",
-            target=f"user:{user.username}",
-            outcome=Outcome.failure,
-            client=client,
-            now=now,
-        )
-        return 0.0, False
-    record_success(session, account=key)
     record_audit(
         session,
         actor=Actor(name=user.username, user_id=user.id, role=user.role),
         action="auth.reauth",
         target=f"user:{user.username}",
+        outcome=Outcome.success if ok else Outcome.failure,
         client=client,
         now=now,
     )
-    return 0.0, True
+    return 0.0, ok

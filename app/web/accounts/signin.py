@@ -15,7 +15,7 @@ from app.services.accounts.sessions import confirm_reauth, end_session, start_se
 from app.services.accounts.users import authenticate, confirm_password
 from app.services.audit import record_audit
 from app.web.accounts.sso import provider_for, vault_for
-from app.web.deps import AppSettings, DbSession
+from app.web.deps import AppSettings, DbSession, end_request_transaction
 from app.web.security import (
     SESSION_COOKIE,
     Viewer,
@@ -75,7 +75,13 @@ def login_submit(
     now = now_utc(request)
     client = client_info(request)
     result = authenticate(
-        db, username=username, password=password, client=client, policy=backoff_policy(settings), now=now
+        db,
+        factory=request.app.state.session_factory,
+        username=username,
+        password=password,
+        client=client,
+        policy=backoff_policy(settings),
+        now=now,
     )
     context = _login_context(request, next, username=username)
     if result.retry_after:
@@ -175,9 +181,13 @@ def reauth_submit(
             return render(request, "accounts/reauth.html", context, status_code=401)
         confirm_reauth(db, web_session, now=now_utc(request))
         return RedirectResponse(safe_next(next), status_code=303)
+    # The request's transaction ends first: the attempt is counted in a transaction of its own, and
+    # the password hash runs with no database connection held.
+    end_request_transaction(request)
     retry_after, ok = confirm_password(
         db,
         web_session.user,
+        factory=request.app.state.session_factory,
         password=password,
         client=client_info(request),
         policy=backoff_policy(settings),
@@ -186,7 +196,13 @@ def reauth_submit(
     context = _reauth_context(request, next, principal)
     if retry_after:
         context["error"] = _backoff_message(retry_after)
-        return render(request, "accounts/reauth.html", context, status_code=429)
+        return render(
+            request,
+            "accounts/reauth.html",
+            context,
+            status_code=429,
+            headers={"Retry-After": str(max(1, round(retry_after)))},
+        )
     if not ok:
         context["error"] = "That is not your password."
         return render(request, "accounts/reauth.html", context, status_code=401)

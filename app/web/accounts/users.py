@@ -31,7 +31,7 @@ from app.services.accounts.users import (
     set_role,
 )
 from app.services.errors import FORM, InvalidInput, NotFound, ServiceError
-from app.web.deps import AppSettings, DbSession, RowId
+from app.web.deps import AppSettings, DbSession, RowId, end_request_transaction
 from app.web.errors import status_for
 from app.web.forms import FormState
 from app.web.security import (
@@ -42,6 +42,7 @@ from app.web.security import (
     Role,
     Viewer,
     actor_of,
+    backoff_policy,
     client_info,
     now_utc,
     session_policy,
@@ -277,19 +278,29 @@ def account_password(
     current_password: Annotated[str, Form(max_length=1024)] = "",
     new_password: Annotated[str, Form(max_length=1024)] = "",
     new_password_confirm: Annotated[str, Form(max_length=1024)] = "",
+    end_tokens: Annotated[bool, Form()] = False,
+    form_sent: Annotated[bool, Form(alias="password_form")] = False,
 ) -> Response:
     assert principal.user_id is not None
     user = _user_or_404(db, principal.user_id)
+    # "End my API tokens" is ticked by default on the page; an API-style post without the form
+    # marker ends them too (the safe side).
+    end = end_tokens or not form_sent
     try:
         if new_password != new_password_confirm:
             raise InvalidInput("The new passwords differ.", field="new_password_confirm")
-        change_own_password(
+        # The attempt is counted in its own transaction; the hash runs with no connection held.
+        end_request_transaction(request)
+        wait = change_own_password(
             db,
             user,
+            factory=request.app.state.session_factory,
+            policy=backoff_policy(settings),
             current_password=current_password,
             new_password=new_password,
             client=client_info(request),
             keep_session_id=principal.session_id,
+            end_tokens=end,
             now=now_utc(request),
         )
     except ServiceError as exc:
@@ -297,6 +308,13 @@ def account_password(
         return _account_page(
             request, db, settings, principal, password_form=form, status_code=status_for(exc)
         )
+    if wait:
+        form = FormState.refused(
+            {}, InvalidInput(f"Too many failed attempts. Wait {max(1, round(wait))} s before trying again.")
+        )
+        response = _account_page(request, db, settings, principal, password_form=form, status_code=429)
+        response.headers["Retry-After"] = str(max(1, round(wait)))
+        return response
     return redirect_after_post(request, "/account?done=password")
 
 

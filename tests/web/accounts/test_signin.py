@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.models import LoginThrottle, User, WebSession
 from app.services.accounts import users as accounts
+from app.services.accounts.backoff import pair_key
 from app.services.audit import Actor
 from app.web.security import CSRF_COOKIE, SESSION_COOKIE, Principal, Role, requires_recent_auth
 from tests.conftest import TEST_PASSWORD, create_account, sign_in
@@ -152,9 +153,11 @@ def test_back_off_per_account(anon_client: TestClient, session: Session, clock: 
     clock.advance(seconds=5)
     assert _login(anon_client, "alice", TEST_PASSWORD).status_code == 303
     row = session.scalar(
-        select(LoginThrottle).where(LoginThrottle.scope == "account", LoginThrottle.key == "alice")
+        select(LoginThrottle).where(
+            LoginThrottle.scope == "pair", LoginThrottle.key == pair_key("alice", "testclient")
+        )
     )
-    assert row is None  # success clears the account's counter
+    assert row is None  # success clears the (account, address) counter
 
 
 def test_back_off_is_the_same_for_unknown_accounts(anon_client: TestClient, clock: Clock) -> None:
@@ -183,7 +186,9 @@ def test_back_off_is_forgotten_after_the_window(
     clock.advance(minutes=16)
     _login(anon_client, "alice", "wrong password!")
     row = session.scalar(
-        select(LoginThrottle).where(LoginThrottle.scope == "account", LoginThrottle.key == "alice")
+        select(LoginThrottle).where(
+            LoginThrottle.scope == "pair", LoginThrottle.key == pair_key("alice", "testclient")
+        )
     )
     assert row is not None and row.failures == 1
 
