@@ -31,6 +31,7 @@ from app.web import (
 )
 from app.web.accounts import signin, sso, users
 from app.web.connectivity import outposts, overview, probes
+from app.web.edge import ControlCharacterMiddleware
 from app.web.readiness import clusters
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
@@ -95,6 +96,8 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = Fals
     ):
         app.include_router(module.router)
     errors.install(app)
+    # Inside the security middleware, so a refusal still carries the security headers.
+    app.add_middleware(ControlCharacterMiddleware)
     security.install(app)
     templating.install_globals(
         aws_vantage=overview.vantage_for_template,

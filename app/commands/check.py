@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from app.commands.common import terminal_safe
 from app.integrations.kube.manifests import ManifestError, ManifestReading, read_manifest_text, read_manifests
 from app.services.readiness.catalogue import evaluate, score, severity_reached, unseen_attestations
 from app.services.readiness.export import dumps, to_json, to_sarif, to_table
@@ -78,7 +79,7 @@ def check(
         return
     reading = _read(manifests)
     for error in reading.errors:
-        typer.echo(f"lifeline check: skipped {error}", err=True)
+        typer.echo(terminal_safe(f"lifeline check: skipped {error}"), err=True)
     if reading.errors and not reading.objects:
         typer.echo("lifeline check: no document could be used; nothing was checked", err=True)
         raise typer.Exit(2)
@@ -93,7 +94,7 @@ def check(
     elif output == OutputFormat.sarif:
         typer.echo(dumps(to_sarif(findings, artifact_uri=str(manifests), skipped=reading.errors)))
     else:
-        typer.echo(to_table(findings))
+        typer.echo(terminal_safe(to_table(findings)))
         typer.echo(f"readiness score {score(findings)}/100 (unknown checks cost a quarter of their weight)")
         if reading.errors:
             typer.echo(
@@ -116,5 +117,5 @@ def _read(manifests: Path) -> ManifestReading:
             raise typer.Exit(2)
         return read_manifests(read_manifest_text(manifests), source=str(manifests))
     except ManifestError as exc:
-        typer.echo(f"lifeline check: {exc}", err=True)
+        typer.echo(terminal_safe(f"lifeline check: {exc}"), err=True)
         raise typer.Exit(2) from None

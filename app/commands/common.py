@@ -6,6 +6,7 @@ a job's `session_scope`), records what it does as `cli_actor()`, and reports a r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -64,3 +65,12 @@ def cli_session(
                 yield session
         except caught as exc:
             fail(str(exc))
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """Text for a terminal: control characters (escape sequences, bells, C1) shown as \\xNN, so a
+    name taken from a manifest cannot move the cursor, recolour or retitle the operator's terminal."""
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
@@ -16,6 +15,7 @@ from starlette.responses import Response
 
 from app.schemas import AuditEventOut, AuditPageOut
 from app.services.audit import AuditFilter, iter_audit_events, list_audit_actions, list_audit_events
+from app.services.csv_cells import SafeWriter
 from app.web.deps import DbSession
 from app.web.security import Admin
 from app.web.templating import render
@@ -107,7 +107,7 @@ def audit_index(
 
 def _csv_rows(db: DbSession, audit_filter: AuditFilter) -> Iterator[str]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = SafeWriter(buffer)
     writer.writerow(CSV_COLUMNS)
     for event in iter_audit_events(db, audit_filter):
         writer.writerow(

@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from app.integrations.nesting import TooDeep, check_depth
+
 
 class ManifestError(ValueError):
     """A manifest document that cannot be used; the message names the document and the reason."""
@@ -131,6 +133,10 @@ def parse_documents(
     `offset` = (documents, lines) before `text` in its file, so numbers and lines stay the file's.
     """
     document, line_offset = offset
+    try:
+        check_depth(text)
+    except TooDeep as exc:
+        raise ManifestError(source, None, str(exc)) from None
     loader = yaml.safe_load_all(text)
     while True:
         document += 1

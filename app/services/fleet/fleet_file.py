@@ -14,6 +14,7 @@ from typing import TypeVar
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from app.integrations.nesting import TooDeep, check_depth
 from app.services.fleet import rules
 
 TOP_LEVEL_KEYS = ("outposts", "clusters", "discovery")
@@ -99,6 +100,10 @@ class _Parser:
         self.problems.append(FleetFileProblem(self.source, line, message))
 
     def parse(self, text: str) -> FleetFile:
+        try:
+            check_depth(text)
+        except TooDeep as exc:
+            raise FleetFileError([FleetFileProblem(self.source, exc.line, str(exc))]) from None
         try:
             root = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.MarkedYAMLError as exc:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from app import __version__
+from app.services.csv_cells import SafeWriter
 from app.services.readiness.model import Finding, Status
 from app.services.readiness.specs import GUIDE_URL, SPECS
 
@@ -48,20 +48,15 @@ def to_json(findings: Iterable[Finding]) -> list[dict[str, Any]]:
 def to_csv(findings: Iterable[Finding]) -> str:
     """One row per evidence object (one row for a finding without evidence)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = SafeWriter(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for item in ordered(findings):
         head = [item.check_id, item.status.value, item.severity.value, item.title, item.summary]
         tail = [item.remediation, item.guide_section]
         for ev in item.evidence or (None,):
             objects = [ev.kind, ev.namespace or "", ev.name, ev.detail] if ev else ["", "", "", ""]
-            writer.writerow([_safe_cell(value) for value in head + objects + tail])
+            writer.writerow(head + objects + tail)
     return buffer.getvalue()
-
-
-def _safe_cell(value: str) -> str:
-    # A cell starting with = + - @ is a formula in spreadsheets (CSV injection).
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
 
 
 def to_sarif(

@@ -3,7 +3,6 @@ under /api/v1/outposts."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from app.models import Outpost, PollRun
 from app.services.audit import record_audit
 from app.services.connectivity import paging, queries, site
 from app.services.connectivity.status import STATES, Uptime
+from app.services.csv_cells import SafeWriter
 from app.services.drills import uptime as drill_uptime
 from app.services.drills.lifecycle import list_drills
 from app.services.errors import InvalidInput, NotFound
@@ -219,7 +219,7 @@ def samples_csv(
     def rows() -> Iterator[str]:
         # The request's session is closed once the handler returns; the stream reads with its own.
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = SafeWriter(buffer, lineterminator="\n")
         writer.writerow(["outpost_id", "timestamp", "connected_status", "period_seconds"])
         with factory() as stream_session:
             for count, sample in enumerate(queries.iter_samples(stream_session, pk, start, end), start=1):
