@@ -8,13 +8,14 @@ import sys
 import typer
 from sqlalchemy.orm import Session
 
-from app.commands.common import cli_actor, cli_session, fail
+from app.commands.common import cli_actor, cli_session, fail, session_factory, settings_or_exit
 from app.models.account import User
 from app.services.accounts.users import (
     ROLES,
     AccountError,
     create_user,
     get_user_by_username,
+    is_demotion,
     list_users,
     reset_password,
     set_disabled,
@@ -92,21 +93,50 @@ def list_command() -> None:
 def set_role_command(
     username: str = typer.Argument(..., help="Account name."),
     role: str = typer.Argument(..., callback=_role, help="viewer, responder or admin."),
+    keep_credentials: bool = typer.Option(
+        False, "--keep-credentials", help="On a demotion, leave their active credentials in force."
+    ),
 ) -> None:
-    """Change an account's role."""
+    """Change an account's role; a demotion revokes the credentials the account issued."""
     with cli_session(refusals=(AccountError,)) as session:
         user = user_or_exit(session, username)
+        before = user.role
         set_role(session, user, role=role, actor=cli_actor())
+        user_id, demoted = user.id, is_demotion(before, role)
         typer.echo(f"{user.username} is now {role}")
+    if demoted and not keep_credentials:
+        _offboard(user_id, f"role now {role}")
+
+
+def _offboard(user_id: int, reason: str) -> None:
+    from app.services.credentials import runs
+
+    settings = settings_or_exit()
+    with session_factory(settings) as factory:
+        results = runs.revoke_for_user(settings, factory, user_id, cli_actor(), reason=reason)
+    for credential_id, outcome in results:
+        typer.echo(f"credential #{credential_id}: {outcome}")
+    failed = [r for r in results if r[1] != "revoked"]
+    typer.echo(f"{len(results) - len(failed)} of {len(results)} active credential(s) revoked")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command("disable")
-def disable(username: str = typer.Argument(..., help="Account name.")) -> None:
-    """Disable an account: its sessions end and its tokens stop working."""
+def disable(
+    username: str = typer.Argument(..., help="Account name."),
+    keep_credentials: bool = typer.Option(
+        False, "--keep-credentials", help="Leave the cluster credentials the account issued in force."
+    ),
+) -> None:
+    """Disable an account: its sessions end, its tokens stop working and its credentials are revoked."""
     with cli_session(refusals=(AccountError,)) as session:
         user = user_or_exit(session, username)
         set_disabled(session, user, disabled=True, actor=cli_actor())
+        user_id = user.id
         typer.echo(f"{user.username} disabled")
+    if not keep_credentials:
+        _offboard(user_id, "account disabled")
 
 
 @app.command("enable")

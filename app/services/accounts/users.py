@@ -370,6 +370,11 @@ def _set_password(
     session.flush()
 
 
+def is_demotion(before: str, after: str) -> bool:
+    """True when `after` ranks below `before` (offboarding revokes credentials then)."""
+    return ROLES.index(after) < ROLES.index(before) if before in ROLES and after in ROLES else False
+
+
 def set_role(
     session: Session,
     user: User,

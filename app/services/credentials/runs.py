@@ -189,6 +189,38 @@ def revoke(
         return done.notice
 
 
+def revoke_for_user(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    user_id: int,
+    actor: Actor,
+    *,
+    reason: str,
+    access: ClusterAccess | None = None,
+) -> list[tuple[int, str]]:
+    """Offboarding: revoke every active credential the account issued (an audit row each, success or
+    failure); returns (credential id, outcome) for each. A cluster that cannot be reached leaves that
+    credential active and says so: nothing is reported revoked that is not."""
+    with session_factory() as session:
+        ids = list(
+            session.scalars(
+                select(Credential.id)
+                .where(Credential.issued_by_user_id == user_id, Credential.status == "active")
+                .order_by(Credential.id)
+            )
+        )
+    access = access or build_access(settings)
+    results: list[tuple[int, str]] = []
+    for credential_id in ids:
+        try:
+            revoke(settings, session_factory, credential_id, actor, access)
+            results.append((credential_id, "revoked"))
+        except ServiceError as exc:
+            results.append((credential_id, f"not revoked: {exc}"))
+        log.info("offboarding (%s): credential %s %s", reason, credential_id, results[-1][1])
+    return results
+
+
 def reverify_active(settings: Settings, session_factory: sessionmaker[Session]) -> int:
     """Re-verify every active credential as the system; one crash does not stop the others."""
     with session_scope(session_factory) as session:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -25,11 +26,13 @@ from app.services.accounts.users import (
     change_own_password,
     create_user,
     get_user_or_none,
+    is_demotion,
     list_users,
     reset_password,
     set_disabled,
     set_role,
 )
+from app.services.credentials import runs
 from app.services.errors import FORM, InvalidInput, NotFound, ServiceError
 from app.web.deps import AppSettings, DbSession, RowId, end_request_transaction
 from app.web.errors import status_for
@@ -154,14 +157,36 @@ def _user_detail(
     return render(request, "accounts/user.html", context, status_code=status_code)
 
 
-def _change(request: Request, db: DbSession, settings: AppSettings, user: User, action: Any) -> Response:
+def _change(
+    request: Request,
+    db: DbSession,
+    settings: AppSettings,
+    user: User,
+    action: Any,
+    *,
+    offboard: Callable[[], bool] | None = None,
+    principal: Principal | None = None,
+) -> Response:
     try:
         action()
     except ServiceError as exc:
         # One form per panel, and each shows its refusal at the top of the page.
         form = FormState(errors={FORM: exc.message})
         return _user_detail(request, db, settings, user, form=form, status_code=status_for(exc))
-    return redirect_after_post(request, f"/users/{user.id}?done=saved")
+    done = "saved"
+    if offboard is not None and principal is not None and offboard():
+        # The change is committed first: the revocations run in sessions of their own.
+        end_request_transaction(request)
+        results = runs.revoke_for_user(
+            settings,
+            request.app.state.session_factory,
+            user.id,
+            actor_of(principal, request),
+            reason="account disabled" if user.disabled else f"role now {user.role}",
+        )
+        revoked = sum(1 for _, outcome in results if outcome == "revoked")
+        done = f"saved-revoked-{revoked}-of-{len(results)}"
+    return redirect_after_post(request, f"/users/{user.id}?done={done}")
 
 
 @router.post("/users/{user_id}/role", name="users.set_role")
@@ -172,19 +197,30 @@ def users_set_role(
     user_id: RowId,
     principal: RecentAdmin,
     role: Annotated[str, Form(max_length=16)] = "",
+    keep_credentials: Annotated[bool, Form()] = False,
 ) -> Response:
     user = _user_or_404(db, user_id)
+    before = user.role
     return _change(
         request,
         db,
         settings,
         user,
         lambda: set_role(db, user, role=role, actor=actor_of(principal, request), now=now_utc(request)),
+        offboard=lambda: not keep_credentials and is_demotion(before, user.role),
+        principal=principal,
     )
 
 
 def _set_disabled(
-    request: Request, db: DbSession, settings: AppSettings, user_id: int, principal: Principal, disabled: bool
+    request: Request,
+    db: DbSession,
+    settings: AppSettings,
+    user_id: int,
+    principal: Principal,
+    disabled: bool,
+    *,
+    revoke: bool = False,
 ) -> Response:
     user = _user_or_404(db, user_id)
     actor = actor_of(principal, request)
@@ -194,14 +230,24 @@ def _set_disabled(
         settings,
         user,
         lambda: set_disabled(db, user, disabled=disabled, actor=actor, now=now_utc(request)),
+        offboard=lambda: revoke,
+        principal=principal,
     )
 
 
 @router.post("/users/{user_id}/disable", name="users.disable")
 def users_disable(
-    request: Request, db: DbSession, settings: AppSettings, user_id: RowId, principal: RecentAdmin
+    request: Request,
+    db: DbSession,
+    settings: AppSettings,
+    user_id: RowId,
+    principal: RecentAdmin,
+    keep_credentials: Annotated[bool, Form()] = False,
 ) -> Response:
-    return _set_disabled(request, db, settings, user_id, principal, disabled=True)
+    """Disable the account; its active credentials are revoked unless `keep_credentials` is ticked."""
+    return _set_disabled(
+        request, db, settings, user_id, principal, disabled=True, revoke=not keep_credentials
+    )
 
 
 @router.post("/users/{user_id}/enable", name="users.enable")
