@@ -176,9 +176,35 @@ class ProbeCollector(Collector):
         yield from (up, latency, checked, site)
 
 
-def render_metrics(session: Session, registry: Any = REGISTRY) -> bytes:
-    """The exposition text: this process's instruments, then the fleet read from the database."""
+class AggregateCollector(Collector):
+    """What an anonymous scrape may see (LIFELINE_METRICS_PUBLIC=false): counts, no Outpost names,
+    ids or endpoints (the per-Outpost series list the whole fleet)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def collect(self) -> Iterator[Metric]:
+        counts = GaugeMetricFamily(
+            "lifeline_outposts",
+            "Outposts by current state (set LIFELINE_METRICS_TOKEN for the per-Outpost series).",
+            labels=["state"],
+        )
+        found = dict(
+            (row[0], row[1])
+            for row in self.session.execute(select(Outpost.state, func.count()).group_by(Outpost.state))
+        )
+        for state in STATES:
+            counts.add_metric([state], float(found.get(state, 0)))
+        yield counts
+
+
+def render_metrics(session: Session, registry: Any = REGISTRY, *, aggregate_only: bool = False) -> bytes:
+    """The exposition text: this process's instruments, then the fleet read from the database
+    (`aggregate_only`: counts per state instead of one series per Outpost and probe target)."""
     fleet = CollectorRegistry(auto_describe=False)
-    fleet.register(FleetCollector(session))
-    fleet.register(ProbeCollector(session))
+    if aggregate_only:
+        fleet.register(AggregateCollector(session))
+    else:
+        fleet.register(FleetCollector(session))
+        fleet.register(ProbeCollector(session))
     return generate_latest(registry) + generate_latest(fleet)

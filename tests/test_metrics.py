@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -20,9 +21,24 @@ def _samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
     return out
 
 
-def test_metrics_one_hot_state_and_poll_figures(
+def test_anonymous_metrics_are_aggregate_only_by_default(
     anon_client: TestClient, session: Session, now: dt.datetime
 ) -> None:
+    """Issue 12: /metrics listed every Outpost anonymously by default."""
+    down = make_outpost(session, state="DISCONNECTED", last_sample_at=now, last_value=0.0)
+    make_outpost(session, state="CONNECTED", last_sample_at=now, last_value=1.0)
+    response = anon_client.get("/metrics")
+    assert response.status_code == 200
+    samples = _samples(response.text)
+    assert "lifeline_outpost_state" not in samples and down.outpost_id not in response.text
+    counts = {lab["state"]: v for lab, v in samples["lifeline_outposts"]}
+    assert counts == {"CONNECTED": 1.0, "DEGRADED": 0.0, "DISCONNECTED": 1.0, "UNKNOWN": 0.0}
+
+
+def test_metrics_one_hot_state_and_poll_figures(
+    app: Any, anon_client: TestClient, session: Session, now: dt.datetime
+) -> None:
+    app.state.settings = app.state.settings.model_copy(update={"metrics_public": True})
     down = make_outpost(
         session,
         state="DISCONNECTED",

@@ -52,6 +52,40 @@ def check_data_key() -> None:
     typer.echo(f"data key ok (id {Vault(key).key_id})")
 
 
+@app.command("rotate-data-key")
+def rotate_data_key_command(
+    new_key_file: Annotated[
+        Path,
+        typer.Option(
+            "--new-key-file",
+            help="File holding the new key (make it with `gen-data-key -o`; mode 0600).",
+        ),
+    ],
+) -> None:
+    """Re-seal every stored secret (server-held keys, channel settings, TOTP secrets) under a new data
+    key, all or nothing, audited. Then point LIFELINE_DATA_KEY_FILE at the new file and restart."""
+    from app.services.rotation import rotate_data_key
+
+    settings = _settings()
+    try:
+        old = Vault(
+            load_data_key(
+                settings.data_key.get_secret_value() if settings.data_key else None, settings.data_key_file
+            )
+        )
+        new = Vault(load_data_key(None, new_key_file))
+    except DataKeyError as exc:
+        fail(str(exc))
+    with cli_session(settings) as session:
+        result = rotate_data_key(session, old, new, cli_actor())
+    typer.echo(
+        f"re-sealed {result.credentials} private key(s), {result.channels} channel setting(s) and "
+        f"{result.totp_secrets} TOTP secret(s): data key {result.old_key_id} -> {result.new_key_id}.\n"
+        f"Now set LIFELINE_DATA_KEY_FILE={new_key_file.resolve()} (and clear LIFELINE_DATA_KEY) on every "
+        "replica and restart; keep the old key offline until then."
+    )
+
+
 @app.command("list")
 def list_command() -> None:
     """List credentials: id, cluster, identity, role, status, expiry."""

@@ -10,12 +10,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = "lv1"
 NONCE_BYTES = 12
@@ -56,12 +60,33 @@ def load_data_key(value: str | None, file: Path | None) -> bytes:
     if value:
         return decode_data_key(value, source="LIFELINE_DATA_KEY")
     if file is not None:
+        _check_permissions(file)
         try:
             text = file.read_text()
         except OSError as exc:
             raise DataKeyError(f"LIFELINE_DATA_KEY_FILE: cannot read {file}: {exc.strerror}") from None
         return decode_data_key(text, source=f"LIFELINE_DATA_KEY_FILE ({file})")
     raise DataKeyError(MISSING_KEY_MESSAGE)
+
+
+def _check_permissions(file: Path) -> None:
+    """Refuse a world-readable key file, warn about a group-readable one (the key opens every sealed
+    private key and secret Lifeline holds)."""
+    try:
+        mode = file.stat().st_mode
+    except OSError:
+        return  # reading it reports the problem
+    if mode & (stat.S_IROTH | stat.S_IWOTH):
+        raise DataKeyError(
+            f"LIFELINE_DATA_KEY_FILE: {file} is readable or writable by every user (mode "
+            f"{stat.S_IMODE(mode):04o}); run `chmod 600 {file}` (owner only) and start again"
+        )
+    if mode & (stat.S_IRGRP | stat.S_IWGRP):
+        log.warning(
+            "LIFELINE_DATA_KEY_FILE %s is group-accessible (mode %04o); chmod 600 keeps it to its owner",
+            file,
+            stat.S_IMODE(mode),
+        )
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from app.web.forms import FormState
 from app.web.security import (
     Admin,
     Principal,
+    RecentAdmin,
     RecentDownload,
     RecentResponder,
     Responder,
@@ -505,7 +506,7 @@ def revoke(
 def fallback(
     request: Request,
     background: BackgroundTasks,
-    principal: Admin,
+    principal: RecentAdmin,
     settings: AppSettings,
     lifetime_days: Annotated[int, Form(ge=1, le=3650)] = 90,
 ) -> Response:

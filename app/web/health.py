@@ -70,4 +70,8 @@ def metrics(request: Request, session: DbSession) -> Response:
         "# TYPE lifeline_scheduler_leading gauge\n"
         f"lifeline_scheduler_leading {1 if _this_process(request) == 'leader' else 0}\n"
     )
-    return Response(render_metrics(session) + extra.encode(), media_type=CONTENT_TYPE_LATEST)
+    settings = request.app.state.settings
+    # No token configured: anyone may scrape, so only aggregates unless LIFELINE_METRICS_PUBLIC=true.
+    aggregate = settings.metrics_token is None and not settings.metrics_public
+    body = render_metrics(session, aggregate_only=aggregate)
+    return Response(body + extra.encode(), media_type=CONTENT_TYPE_LATEST)

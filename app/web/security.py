@@ -478,6 +478,21 @@ def install(app: FastAPI) -> None:
     app.add_middleware(SecurityMiddleware)
 
 
+def own_url(location: str, base_url: str, host: str) -> str:
+    """A redirect target that never names a host the request's Host header chose: an absolute URL on
+    the request's Host that is not LIFELINE_BASE_URL's becomes its path (relative to this site).
+    Every redirect passes here, so `url_for` (built from Host) cannot send anyone to a forged host;
+    redirects to another site (the identity provider) are left alone."""
+    parts = urlsplit(location)
+    if not parts.scheme and not parts.netloc:
+        return location
+    base = urlsplit(base_url)
+    if parts.netloc.lower() != host.lower() or (parts.scheme, parts.netloc) == (base.scheme, base.netloc):
+        return location
+    path = parts.path if parts.path.startswith("/") else "/" + parts.path
+    return path + (f"?{parts.query}" if parts.query else "")
+
+
 class SecurityMiddleware:
     """Security headers on every response; the CSRF token for every request (pure ASGI: streams pass)."""
 
@@ -499,6 +514,8 @@ class SecurityMiddleware:
         mode = scope["app"].state.settings.session_cookie_secure if "app" in scope else "auto"
         secure = mode == "always" or (mode == "auto" and https)
         is_static = scope["path"].startswith("/static/")
+        base_url = scope["app"].state.settings.base_url if "app" in scope else ""
+        host = request.headers.get("host", "")
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -510,6 +527,9 @@ class SecurityMiddleware:
                 if not is_static:
                     # Pages show who holds which credential: never keep them in shared caches.
                     headers.setdefault("Cache-Control", "no-store")
+                for name in ("location", "hx-redirect"):
+                    if name in headers:
+                        headers[name] = own_url(headers[name], base_url, host)
                 if new_cookie is not None and not is_static:
                     cookie = f"{CSRF_COOKIE}={new_cookie}; Path=/; HttpOnly; SameSite=Lax"
                     headers.append("Set-Cookie", cookie + ("; Secure" if secure else ""))

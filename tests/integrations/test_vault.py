@@ -34,6 +34,7 @@ def test_key_sources_and_errors(tmp_path: Path) -> None:
     assert len(vault.load_data_key(key, None)) == 32
     key_file = tmp_path / "data.key"
     key_file.write_text(key + "\n")
+    key_file.chmod(0o600)
     assert vault.load_data_key(None, key_file) == base64.b64decode(key)
     with pytest.raises(vault.DataKeyError, match="lifeline credentials gen-data-key"):
         vault.load_data_key(None, None)
@@ -56,3 +57,16 @@ def test_cli_generates_a_key_file_with_private_mode(tmp_path: Path) -> None:
     assert again.exit_code == 1 and "refusing to overwrite" in again.output
     printed = runner.invoke(cli, ["credentials", "gen-data-key"])
     assert len(base64.b64decode(printed.output.strip())) == 32
+
+
+def test_key_file_permissions_are_checked(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 12: a mode-0644 data key file was accepted silently."""
+    key_file = tmp_path / "data.key"
+    key_file.write_text(vault.generate_data_key())
+    key_file.chmod(0o644)
+    with pytest.raises(vault.DataKeyError, match=r"readable or writable by every user \(mode 0644\).*chmod 600"):
+        vault.load_data_key(None, key_file)
+    key_file.chmod(0o640)
+    with caplog.at_level("WARNING"):
+        assert len(vault.load_data_key(None, key_file)) == 32
+    assert "group-accessible" in caplog.text

@@ -28,6 +28,9 @@ def _context(user: User) -> str:
     return f"totp:user:{user.id}"
 
 
+totp_context = _context  # public: the data key rotation re-seals TOTP secrets
+
+
 def _secret(user: User, vault: Vault | None) -> str:
     if vault is None:
         raise Unavailable(NO_KEY)

@@ -28,8 +28,8 @@ from app.services.credentials.vocabulary import (
     DuplicateCredential,
     IssueRequest,
     NoDataKey,
+    binding_name_for,
     default_identity,
-    slug,
 )
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._@-]{0,126}[A-Za-z0-9]$")
@@ -168,7 +168,7 @@ def create_credential(
         status="issuing",
         issued_by_user_id=actor.user_id,
         issued_by=actor.name,
-        binding_name=f"lifeline:{slug(request.username.removeprefix('lifeline:'))}",
+        binding_name=binding_name_for(request.username),
         control_plane_ips=[],
         download_count=0,
     )

@@ -7,6 +7,7 @@ CLI prints its message; nobody reads the text to decide what happened.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -219,6 +220,16 @@ def lifetime_warning(lifetime_seconds: int) -> str | None:
 def slug(value: str) -> str:
     text = re.sub(r"[^a-z0-9.-]+", "-", value.lower()).strip("-.")
     return text[:60] or "user"
+
+
+def binding_name_for(username: str) -> str:
+    """The ClusterRoleBinding name of an identity: `lifeline:<slug>`, plus a short hash of the exact
+    identity whenever the slug had to change it, so `x_y` and `x-y` (or `X-y`) never share a binding."""
+    name = username.removeprefix("lifeline:")
+    text = slug(name)
+    if text != name:
+        text = f"{text[:53]}-{hashlib.sha256(username.encode()).hexdigest()[:6]}"
+    return f"lifeline:{text}"
 
 
 def key_context(credential_id: int) -> str:

@@ -35,6 +35,9 @@ def _context(channel_id: int) -> str:
     return f"notification-channel:{channel_id}"
 
 
+channel_context = _context  # public: the data key rotation re-seals channel configs
+
+
 def _http_url(value: str, field: str) -> str:
     value = value.strip()
     parts = urlsplit(value)

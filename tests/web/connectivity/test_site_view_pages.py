@@ -148,6 +148,7 @@ def test_cluster_page_and_metrics_show_probe_results(
     assert f"From {vantage} (this dashboard)" in panel
     assert "4.2 ms" in panel and "12.3 ms" in panel and 'data-result="rejected"' in panel
 
+    app.state.settings = app.state.settings.model_copy(update={"metrics_public": True})
     text = anon_client.get("/metrics").text
     samples = {
         (s.name, s.labels.get("kind"), s.labels.get("vantage")): s.value
