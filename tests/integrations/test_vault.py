@@ -64,7 +64,8 @@ def test_key_file_permissions_are_checked(tmp_path: Path, caplog: pytest.LogCapt
     key_file = tmp_path / "data.key"
     key_file.write_text(vault.generate_data_key())
     key_file.chmod(0o644)
-    with pytest.raises(vault.DataKeyError, match=r"readable or writable by every user \(mode 0644\).*chmod 600"):
+    refused = r"readable or writable by every user \(mode 0644\).*chmod 600"
+    with pytest.raises(vault.DataKeyError, match=refused):
         vault.load_data_key(None, key_file)
     key_file.chmod(0o640)
     with caplog.at_level("WARNING"):
