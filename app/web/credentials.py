@@ -48,7 +48,6 @@ from app.web.deps import AppSettings, DbSession, OptionalRowIdQuery, RowId, end_
 from app.web.errors import api_detail, error_page, status_for
 from app.web.forms import FormState
 from app.web.security import (
-    Admin,
     Principal,
     RecentAdmin,
     RecentDownload,

@@ -5,7 +5,7 @@ while live credentials exist), and on SQLite the credential tables get AUTOINCRE
 row's id is never handed to a new one (old audit rows keep pointing at the credential they named).
 
 Revision ID: 0020
-Revises: 0021
+Revises: 0019
 Create Date: 2026-12-02
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0020"
-down_revision: str | None = "0021"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -103,8 +103,10 @@ def issuer_rules(grantable_roles: Sequence[str]) -> list[dict[str, Any]]:
             "resources": ["clusterrolebindings"],
             "verbs": ["create", "get", "list", "delete"],
         },
-        # Issuing checks that the requested ClusterRole exists before binding it.
+        # Issuing checks that the requested ClusterRole exists before binding it, and refuses a group
+        # that a binding Lifeline does not manage already names (policy.py), so it reads RoleBindings.
         {"apiGroups": [RBAC_GROUP], "resources": ["clusterroles"], "verbs": ["get", "list"]},
+        {"apiGroups": [RBAC_GROUP], "resources": ["rolebindings"], "verbs": ["get", "list"]},
         {
             "apiGroups": [RBAC_GROUP],
             "resources": ["clusterroles"],

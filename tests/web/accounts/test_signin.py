@@ -388,7 +388,9 @@ def test_credential_downloads_need_a_recent_password(
     for artifact in ("kubeconfig", "bundle"):
         response = responder.get(f"/credentials/1/{artifact}", follow_redirects=False)
         assert response.status_code == 303
-        assert response.headers["location"] == f"/reauth?next=/credentials/1/{artifact}"
+        # Back to the credential's page, which starts the download (never the file URL itself,
+        # which a browser would save as the confirmation page).
+        assert response.headers["location"] == f"/reauth?next=/credentials/1%3Fdownload%3D{artifact}"
     responder.post("/reauth", data={"password": TEST_PASSWORD})
     assert responder.get("/credentials/1/kubeconfig").status_code == 404  # past the check: no such credential
     # An API token is its own proof.
