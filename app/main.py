@@ -29,7 +29,7 @@ from app.web import (
     security,
     templating,
 )
-from app.web.accounts import signin, sso, users
+from app.web.accounts import signin, sso, totp, users
 from app.web.connectivity import outposts, overview, probes
 from app.web.edge import ControlCharacterMiddleware
 from app.web.readiness import clusters
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = Fals
         access,
         identities,
         users,
+        totp,
         audit,
         notifications,
         drills,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, utcnow
@@ -64,6 +64,9 @@ class WebSession(Base):
     reauth_at: Mapped[dt.datetime | None]
     client_address: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(255))
+    # SSO sessions: the IdP's ID token, sealed with the data key, sent back as `id_token_hint` when
+    # the person also signs out of the IdP (RP-initiated logout). None without a data key.
+    id_token_sealed: Mapped[str | None] = mapped_column(Text)
 
     user: Mapped[User] = relationship(back_populates="sessions")
 
@@ -119,3 +122,17 @@ class SsoLogin(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime]
+
+
+class Policy(Base):
+    """A security switch an admin turns on or off on a page (issue 18), e.g. TOTP for break-glass admins.
+
+    No row: the setting of the same name decides (the default); a row overrides it.
+    """
+
+    __tablename__ = "policies"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled: Mapped[bool]
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(64))

@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.models.base import utcnow
 from app.services.accounts.backoff import BackoffPolicy
+from app.services.accounts.policies import must_enrol_totp
 from app.services.accounts.sessions import SessionPolicy, has_recent_auth, resolve_session
 from app.services.accounts.tokens import resolve_token
 from app.services.audit import Actor, ClientInfo, Via
@@ -52,7 +53,6 @@ CONTENT_SECURITY_POLICY = (
     "frame-ancestors 'none'"
 )
 SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -297,6 +297,30 @@ class ReauthRequired(Exception):
         self.next_path = next_path
 
 
+class TotpEnrolmentRequired(Exception):
+    """A break-glass admin without TOTP while it is required: enrolment comes first (issue 18)."""
+
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
+
+
+# What a session held at TOTP enrolment may still reach.
+ENROLMENT_PATHS = ("/account/totp", "/logout")
+
+
+def _hold_for_enrolment(request: Request, db: Any, principal: Principal) -> None:
+    if principal.via_token or request.url.path.startswith(ENROLMENT_PATHS):
+        return
+    web_session = getattr(request.state, "web_session", None)
+    if web_session is None:
+        return
+    settings = _settings(request)
+    if must_enrol_totp(
+        db, web_session.user, sso_on=bool(settings.oidc_issuer), setting=settings.break_glass_totp_required
+    ):
+        raise TotpEnrolmentRequired(_return_path(request))
+
+
 def current_principal(request: Request, db: Any) -> Principal | None:
     """Resolve the principal (cached per request); raises 401 for a bad bearer token on the API."""
     if hasattr(request.state, "principal_resolved"):
@@ -349,6 +373,7 @@ def requires(role: Role) -> Callable[..., Principal]:
                 403,
                 f"This needs the {role.value} role; {principal.username} is {principal.role.value}.",
             )
+        _hold_for_enrolment(request, db, principal)
         return principal
 
     dependency.__lifeline_role__ = role  # type: ignore[attr-defined]
@@ -475,6 +500,13 @@ def install(app: FastAPI) -> None:
             )
         return _redirect(request, location)
 
+    @app.exception_handler(TotpEnrolmentRequired)
+    async def totp_enrolment_required(request: Request, exc: TotpEnrolmentRequired) -> Response:
+        location = "/account/totp?required=1&next=" + quote(exc.next_path, safe="/")
+        if _wants_json(request):
+            return JSONResponse({"detail": "Set up TOTP first.", "enrolment_url": location}, status_code=403)
+        return _redirect(request, location)
+
     app.add_middleware(SecurityMiddleware)
 
 
@@ -491,6 +523,17 @@ def own_url(location: str, base_url: str, host: str) -> str:
         return location
     path = parts.path if parts.path.startswith("/") else "/" + parts.path
     return path + (f"?{parts.query}" if parts.query else "")
+
+
+def content_security_policy(settings: Settings | None) -> str:
+    """The CSP; with SSO on, `form-action` also names the IdP's origin: sign-out is a form POST that
+    redirects to the IdP's end-session endpoint, and browsers apply form-action to that redirect."""
+    issuer = getattr(settings, "oidc_issuer", None) if settings is not None else None
+    if not issuer:
+        return CONTENT_SECURITY_POLICY
+    parts = urlsplit(issuer)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return CONTENT_SECURITY_POLICY.replace("form-action 'self'", f"form-action 'self' {origin}")
 
 
 class SecurityMiddleware:
@@ -516,10 +559,12 @@ class SecurityMiddleware:
         is_static = scope["path"].startswith("/static/")
         base_url = scope["app"].state.settings.base_url if "app" in scope else ""
         host = request.headers.get("host", "")
+        csp = content_security_policy(scope["app"].state.settings if "app" in scope else None)
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
+                headers.setdefault("Content-Security-Policy", csp)
                 for name, value in SECURITY_HEADERS.items():
                     headers.setdefault(name, value)
                 if https:

@@ -2,8 +2,9 @@
 
 With SSO on, a local password sign-in passes only for accounts an admin marked break-glass; each
 one is recorded as `auth.break_glass_sign_in` (a warning in the audit trail) and announced through
-notifications. TOTP is asked of any account that set it up, and of break-glass admins whenever
-`LIFELINE_BREAK_GLASS_TOTP_REQUIRED` is on.
+notifications. TOTP is asked of any account that set it up. When TOTP is required for break-glass
+admins (`policies.break_glass_totp`) and one has none yet, the password sign-in goes through but the
+session is held at the enrolment page until a code confirms it (`policies.must_enrol_totp`).
 """
 
 from __future__ import annotations
@@ -26,10 +27,6 @@ NOT_BREAK_GLASS = (
 )
 CODE_NEEDED = "Enter the 6-digit code from your authenticator app."
 CODE_WRONG = "That code is not valid (or was already used)."
-TOTP_NOT_SET_UP = (
-    "Break-glass admins need a TOTP code to sign in while SSO is on, and this account has none set "
-    "up: an admin can turn LIFELINE_BREAK_GLASS_TOTP_REQUIRED off, or set TOTP up from the account page."
-)
 
 
 def set_break_glass(session: Session, user: User, allowed: bool, *, actor: Actor, now: dt.datetime) -> None:
@@ -44,10 +41,6 @@ def set_break_glass(session: Session, user: User, allowed: bool, *, actor: Actor
         now=now,
     )
     session.flush()
-
-
-def totp_needed(user: User, *, sso_on: bool, totp_required: bool) -> bool:
-    return user.totp_enabled or (sso_on and totp_required and user.break_glass and user.role == "admin")
 
 
 def gate_local_sign_in(
@@ -69,10 +62,7 @@ def gate_local_sign_in(
     if sso_on and not user.break_glass:
         _deny(session, actor, user, "not break-glass", client, now)
         return NOT_BREAK_GLASS
-    if totp_needed(user, sso_on=sso_on, totp_required=totp_required):
-        if not user.totp_enabled:
-            _deny(session, actor, user, "totp not set up", client, now)
-            return TOTP_NOT_SET_UP
+    if user.totp_enabled:
         if not code.strip():
             return CODE_NEEDED
         if not totp.check_code(session, user, code, vault=vault, now=now):
@@ -92,7 +82,11 @@ def gate_local_sign_in(
             action="auth.break_glass_sign_in",
             target=f"user:{user.username}",
             client=client,
-            details={"totp": user.totp_enabled, "address": client.address},
+            details={
+                "totp": user.totp_enabled,
+                "address": client.address,
+                "totp_enrolment_required": totp_required and user.role == "admin" and not user.totp_enabled,
+            },
             now=now,
         )
         break_glass_sign_in(session, username=user.username, address=client.address or "?", now=now)

@@ -35,11 +35,12 @@ from joserfc.jws import JWSRegistry
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from app.integrations.vault import Vault, VaultError
 from app.models.account import SsoLogin, User
 from app.models.base import utcnow
 from app.services.accounts.sessions import hash_secret
 from app.services.audit import Actor, ClientInfo, Outcome, record_audit
-from app.services.errors import Conflict, Forbidden, InvalidInput, Unavailable
+from app.services.errors import Conflict, Forbidden, Unavailable
 from app.settings import Settings
 
 LOGIN_LIFETIME = dt.timedelta(minutes=10)
@@ -211,17 +212,24 @@ class OidcProvider:
                 self._metadata.value, self._metadata.fetched_at = data, time.monotonic()
         return True
 
-    def end_session_url(self, post_logout_redirect_uri: str) -> str | None:
+    def end_session_url(
+        self, post_logout_redirect_uri: str, *, id_token_hint: str | None = None
+    ) -> str | None:
+        """RP-initiated logout: the IdP's `end_session_endpoint` with `id_token_hint` (when Lifeline
+        kept the ID token) and `post_logout_redirect_uri`; None when the IdP advertises none."""
         try:
             endpoint = self.metadata().get("end_session_endpoint")
         except (IdpUnreachable, Conflict):
             return None
         if not endpoint:
             return None
-        params = httpx2.QueryParams(
-            {"client_id": self.config.client_id, "post_logout_redirect_uri": post_logout_redirect_uri}
-        )
-        return f"{endpoint}?{params}"
+        params: dict[str, str] = {
+            "client_id": self.config.client_id,
+            "post_logout_redirect_uri": post_logout_redirect_uri,
+        }
+        if id_token_hint:
+            params["id_token_hint"] = id_token_hint
+        return f"{endpoint}?{httpx2.QueryParams(params)}"
 
     def _client(self) -> OAuth2Client:
         return OAuth2Client(
@@ -301,6 +309,10 @@ class OidcProvider:
 
     def redeem(self, *, code: str, login: SsoLogin, now: dt.datetime) -> dict[str, Any]:
         """Exchange the code (with the PKCE verifier) and return the verified ID token claims."""
+        return self.redeem_tokens(code=code, login=login, now=now)[0]
+
+    def redeem_tokens(self, *, code: str, login: SsoLogin, now: dt.datetime) -> tuple[dict[str, Any], str]:
+        """Like `redeem`, also returning the raw ID token (kept sealed for RP-initiated logout)."""
         metadata = self.metadata()
         try:
             with self._client() as client:
@@ -320,9 +332,10 @@ class OidcProvider:
         id_token = token.get("id_token")
         if not isinstance(id_token, str):
             raise SsoRefused("The identity provider sent no ID token.")
-        return self.verify_id_token(
+        claims = self.verify_id_token(
             id_token, nonce=login.nonce, access_token=token.get("access_token"), now=now
         )
+        return claims, id_token
 
     def verify_id_token(
         self, id_token: str, *, nonce: str, access_token: str | None = None, now: dt.datetime
@@ -461,14 +474,45 @@ def sign_in_with_claims(
 
 
 def check_reauth_claims(
-    user: User, config: OidcConfig, claims: Mapping[str, Any], *, now: dt.datetime
+    user: User,
+    config: OidcConfig,
+    claims: Mapping[str, Any],
+    *,
+    asked_at: dt.datetime,
+    now: dt.datetime,
 ) -> None:
-    """A fresh IdP sign-in for re-authentication: the same person, who signed in just now."""
+    """A fresh IdP sign-in for re-authentication: the same person, who typed their credentials at the
+    IdP after Lifeline asked (`auth_time` no earlier than the re-auth request, minus clock leeway).
+    An IdP that ignores `max_age=0`/`prompt=login` and answers from its own session is refused."""
     if user.sso_subject != f"{config.issuer} {claims.get('sub')}":
         raise SsoRefused("You signed in at the identity provider as someone else; sign in as yourself.")
     auth_time = claims.get("auth_time")
-    if not isinstance(auth_time, int | float) or now.timestamp() - auth_time > LOGIN_LIFETIME.total_seconds():
-        raise InvalidInput("The identity provider did not ask for your password again; try again.")
+    if not isinstance(auth_time, int | float) or isinstance(auth_time, bool):
+        raise SsoRefused(
+            "The identity provider did not say when you signed in (no auth_time), so this is no fresh "
+            "sign-in; try again, or use your authenticator app's code."
+        )
+    if auth_time < asked_at.timestamp() - LEEWAY_SECONDS or auth_time > now.timestamp() + LEEWAY_SECONDS:
+        raise SsoRefused(
+            "The identity provider did not ask for your password again (its sign-in is older than this "
+            "confirmation); try again, or use your authenticator app's code."
+        )
+
+
+def seal_id_token(vault: Vault | None, id_token: str, *, session_token_hash: str) -> str | None:
+    """The ID token sealed for the session row (None without a data key: logout then sends client_id only)."""
+    if vault is None:
+        return None
+    return vault.seal(id_token.encode(), context=f"id_token:{session_token_hash}")
+
+
+def open_id_token(vault: Vault | None, sealed: str | None, *, session_token_hash: str) -> str | None:
+    if vault is None or not sealed:
+        return None
+    try:
+        return vault.open(sealed, context=f"id_token:{session_token_hash}").decode()
+    except VaultError:
+        return None
 
 
 def _deny(session: Session, label: str, reason: str, client: ClientInfo, now: dt.datetime) -> None:

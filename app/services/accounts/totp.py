@@ -93,3 +93,14 @@ def disable(session: Session, user: User, *, actor: Actor, now: dt.datetime) -> 
     user.totp_secret_sealed = None
     user.totp_last_step = None
     record_audit(session, actor=actor, action="user.totp_disable", target=f"user:{user.username}", now=now)
+
+
+def reset_by_admin(session: Session, user: User, *, actor: Actor, now: dt.datetime) -> None:
+    """Recovery for a lost authenticator: an admin removes it; the person sets up a new one."""
+    if user.totp_secret_sealed is None and not user.totp_enabled:
+        raise Conflict(f"{user.username!r} has no TOTP set up.")
+    user.totp_enabled = False
+    user.totp_secret_sealed = None
+    user.totp_last_step = None
+    record_audit(session, actor=actor, action="user.totp_reset", target=f"user:{user.username}", now=now)
+    session.flush()

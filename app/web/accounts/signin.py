@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -11,10 +12,11 @@ from starlette.responses import Response
 from app.schemas import MeOut
 from app.services.accounts import totp
 from app.services.accounts.breakglass import gate_local_sign_in
+from app.services.accounts.policies import break_glass_totp, must_enrol_totp
 from app.services.accounts.sessions import confirm_reauth, end_session, start_session
 from app.services.accounts.users import authenticate, confirm_password
 from app.services.audit import record_audit
-from app.web.accounts.sso import provider_for, vault_for
+from app.web.accounts.sso import idp_logout_url, provider_for, vault_for
 from app.web.deps import AppSettings, DbSession, end_request_transaction
 from app.web.security import (
     SESSION_COOKIE,
@@ -55,10 +57,6 @@ def _login_context(request: Request, next_path: str, **extra: Any) -> dict[str, 
     context: dict[str, Any] = {"next": safe_next(next_path), "username": "", "notice": None}
     context["sso"] = provider is not None
     context["sso_unreachable"] = provider is not None and not provider.reachable()
-    context["idp_logout_url"] = None
-    if provider is not None and request.query_params.get("signed_out") == "sso":
-        base = request.app.state.settings.base_url.rstrip("/")
-        context["idp_logout_url"] = provider.end_session_url(base + "/login?signed_out=1")
     return context | extra
 
 
@@ -101,7 +99,7 @@ def login_submit(
         result.user,
         code=code,
         sso_on=context["sso"],
-        totp_required=settings.break_glass_totp_required,
+        totp_required=break_glass_totp(db, setting=settings.break_glass_totp_required).enabled,
         vault=vault_for(settings),
         client=client,
         policy=backoff_policy(settings),
@@ -116,13 +114,25 @@ def login_submit(
     if old:
         end_session(db, old)
     raw, _ = start_session(db, result.user, client=client, policy=session_policy(settings), now=now)
-    response = RedirectResponse(safe_next(next), status_code=303)
+    response = RedirectResponse(_after_sign_in(db, settings, result.user, next), status_code=303)
     set_session_cookie(request, response, raw)
     return response
 
 
+def _after_sign_in(db: DbSession, settings: AppSettings, user: Any, next_path: str) -> str:
+    """Where a password sign-in lands: TOTP enrolment first when policy requires it (issue 18)."""
+    target = safe_next(next_path)
+    if must_enrol_totp(
+        db, user, sso_on=bool(settings.oidc_issuer), setting=settings.break_glass_totp_required
+    ):
+        return "/account/totp?" + urlencode({"next": target, "required": "1"})
+    return target
+
+
 @router.post("/logout", name="auth.logout")
 def logout(request: Request, db: DbSession, principal: Viewer) -> Response:
+    # Read before the row goes: an SSO session's ID token is the IdP's `id_token_hint`.
+    idp_url = idp_logout_url(request, getattr(request.state, "web_session", None))
     raw = request.cookies.get(SESSION_COOKIE)
     if raw:
         end_session(db, raw)
@@ -131,12 +141,10 @@ def logout(request: Request, db: DbSession, principal: Viewer) -> Response:
         actor=actor_of(principal, request),
         action="auth.sign_out",
         target=f"user:{principal.username}",
+        details={"idp_logout": True} if idp_url else None,
         now=now_utc(request),
     )
-    user = getattr(request.state, "web_session", None)
-    is_sso = user is not None and user.user.is_sso
-    target = "/login?signed_out=sso" if is_sso and provider_for(request.app) else "/login?signed_out=1"
-    response = redirect_after_post(request, target)
+    response = redirect_after_post(request, idp_url or "/login?signed_out=1")
     clear_session_cookie(request, response)
     return response
 

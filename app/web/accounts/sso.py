@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from app.integrations.vault import Vault, vault_or_none
+from app.models.account import WebSession
 from app.services.accounts.breakglass import set_break_glass
 from app.services.accounts.sessions import confirm_reauth, end_session, start_session
 from app.services.accounts.sso import (
@@ -21,6 +22,8 @@ from app.services.accounts.sso import (
     OidcProvider,
     SsoRefused,
     check_reauth_claims,
+    open_id_token,
+    seal_id_token,
     sign_in_with_claims,
 )
 from app.services.accounts.users import get_user_or_none
@@ -148,29 +151,54 @@ def sso_callback(
             )
         if not code:
             raise SsoRefused("The identity provider sent no sign-in code.")
-        claims = provider.redeem(code=code, login=login, now=now)
+        claims, id_token = provider.redeem_tokens(code=code, login=login, now=now)
         if login.purpose == "reauth":
             principal = current_principal(request, db)
             web_session = getattr(request.state, "web_session", None)
             if principal is None or web_session is None or principal.user_id != login.user_id:
                 raise SsoRefused("Sign in to Lifeline first, then confirm again.")
-            check_reauth_claims(web_session.user, provider.config, claims, now=now)
+            check_reauth_claims(web_session.user, provider.config, claims, asked_at=login.created_at, now=now)
             confirm_reauth(db, web_session, now=now)
+            _keep_id_token(settings, web_session, id_token)
             response: Response = RedirectResponse(next_path, status_code=303)
         else:
             user = sign_in_with_claims(db, provider.config, claims, client=client_info(request), now=now)
             old = request.cookies.get(SESSION_COOKIE)
             if old:
                 end_session(db, old)
-            raw, _ = start_session(
+            raw, new_session = start_session(
                 db, user, client=client_info(request), policy=session_policy(settings), now=now
             )
+            _keep_id_token(settings, new_session, id_token)
             response = RedirectResponse(next_path, status_code=303)
             set_session_cookie(request, response, raw)
     except ServiceError as exc:
         return _refused(request, exc, next_path=next_path)
     response.delete_cookie(STATE_COOKIE, path="/sso/", httponly=True, samesite="lax")
     return response
+
+
+def _keep_id_token(settings: Settings, web_session: WebSession, id_token: str) -> None:
+    """Kept sealed on the session row for `id_token_hint` at sign-out (RP-initiated logout)."""
+    web_session.id_token_sealed = seal_id_token(
+        vault_for(settings), id_token, session_token_hash=web_session.token_hash
+    )
+
+
+def idp_logout_url(request: Request, web_session: WebSession | None) -> str | None:
+    """Where sign-out sends an SSO user: the IdP's end-session endpoint (with `id_token_hint` and
+    `post_logout_redirect_uri` back to /login), or None when SSO is off, the session is local, the IdP
+    advertises no end_session_endpoint or does not answer now (then Lifeline's sign-out is enough)."""
+    provider = provider_for(request.app)
+    if provider is None or web_session is None or not web_session.user.is_sso:
+        return None
+    if not provider.reachable():
+        return None
+    settings: Settings = request.app.state.settings
+    hint = open_id_token(
+        vault_for(settings), web_session.id_token_sealed, session_token_hash=web_session.token_hash
+    )
+    return provider.end_session_url(settings.base_url.rstrip("/") + "/login?signed_out=1", id_token_hint=hint)
 
 
 @router.post("/users/{user_id}/break-glass", name="sso.set_break_glass")
