@@ -109,6 +109,11 @@ def idp_login(idp: httpx.Client, authorize_url: str, user: str, *, stop_at: str)
             continue
         form = re.search(r'action="([^"]+)"', response.text)
         prompt = re.search(r'name="prompt" value="(\w+)"', response.text)
+        if form and not prompt and "document.forms[0].submit()" in response.text:
+            # A page that posts itself (signing the previous person out when another one logs in).
+            hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', response.text))
+            response = idp.post(response.url.join(form.group(1)), data=hidden)
+            continue
         assert form and prompt, f"unexpected provider page {response.status_code}: {response.text[:500]}"
         data = {"prompt": prompt.group(1)}
         if prompt.group(1) == "login":

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -12,11 +15,11 @@ import pyotp
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.integrations.vault import generate_data_key
-from app.models.account import User
+from app.models.account import User, WebSession
 from app.models.audit import AuditEvent
 from app.models.notification import NotificationEvent
 from app.services.accounts import totp
@@ -25,6 +28,7 @@ from app.services.accounts.tokens import create_token
 from app.services.accounts.users import set_disabled
 from app.services.audit import Actor
 from app.web.accounts.sso import vault_for
+from app.web.security import SESSION_COOKIE, csrf_token_for_session
 from tests.conftest import TEST_PASSWORD, create_account
 from tests.fixtures.sso import TEST_ORIGIN, sso_overrides, sso_sign_in
 from tests.support.oidc_provider import OidcServer, idp_login
@@ -251,3 +255,138 @@ def test_admin_marks_a_local_account_break_glass(client: TestClient, session: Se
     assert _user(session, "glass").break_glass
     events = session.scalars(select(AuditEvent).where(AuditEvent.action == "user.break_glass_on")).all()
     assert [e.actor for e in events] == ["admin"]
+
+
+def _signed_in_with_idp(c: TestClient, user: str, idp: httpx.Client, next_path: str = "/account") -> None:
+    """An SSO sign-in that keeps the provider's cookies in `idp` (a browser's IdP session)."""
+    start = c.get("/sso/start", params={"next": next_path}, follow_redirects=False)
+    back = idp_login(idp, start.headers["location"], user, stop_at=TEST_ORIGIN)
+    parts = urlsplit(back)
+    assert c.get(f"{parts.path}?{parts.query}", follow_redirects=False).status_code == 303
+    c.headers["X-CSRF-Token"] = csrf_token_for_session(c.cookies.get(SESSION_COOKIE, ""))
+
+
+def _jwt_claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+def test_sign_out_sends_sso_users_to_the_idp_end_session_endpoint(
+    oidc_server: OidcServer, sso_client: MakeClient, session: Session
+) -> None:
+    c = sso_client()
+    with httpx.Client(follow_redirects=False, timeout=10) as idp:
+        _signed_in_with_idp(c, "alice", idp)
+        sealed = session.scalars(select(WebSession.id_token_sealed)).one()
+        assert sealed and sealed.count(".") != 2  # stored sealed, not as the JWT itself
+        answer = c.post("/logout", follow_redirects=False)
+        assert answer.status_code == 303
+        # The Lifeline session is over.
+        assert session.scalars(select(WebSession)).all() == []
+        assert c.get("/account", follow_redirects=False).headers["location"].startswith("/login")
+        discovery = httpx.get(oidc_server.issuer + "/.well-known/openid-configuration").json()
+        location = answer.headers["location"]
+        assert location.startswith(discovery["end_session_endpoint"] + "?")
+        params = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+        assert params["post_logout_redirect_uri"] == f"{TEST_ORIGIN}/login?signed_out=1"
+        assert params["client_id"] == "lifeline"
+        hint = _jwt_claims(params["id_token_hint"])
+        assert hint["sub"] == "alice" and hint["aud"] == "lifeline" and hint["iss"] == oidc_server.issuer
+        # The provider accepts it: its sign-out confirmation, then back to Lifeline's sign-in page.
+        confirm = idp.get(location)
+        assert confirm.status_code == 200, confirm.text[:500]
+        xsrf = re.search(r'name="xsrf" value="([^"]+)"', confirm.text)
+        action = re.search(r'action="([^"]+)"', confirm.text)
+        assert xsrf and action, confirm.text[:500]
+        done = idp.post(confirm.url.join(action.group(1)), data={"xsrf": xsrf.group(1), "logout": "yes"})
+        assert (
+            done.status_code in (302, 303) and done.headers["location"] == f"{TEST_ORIGIN}/login?signed_out=1"
+        )
+        # The IdP session is over too: the next sign-in asks for the login again.
+        start = c.get("/sso/start", follow_redirects=False)
+        first = idp.get(start.headers["location"])
+        again = idp.get(first.url.join(first.headers["location"]))
+        assert 'name="prompt" value="login"' in again.text
+    page = c.get("/login?signed_out=1").text
+    assert "You are signed out." in page
+    assert [
+        e.details for e in session.scalars(select(AuditEvent).where(AuditEvent.action == "auth.sign_out"))
+    ] == [{"idp_logout": True}]
+
+
+def test_sign_out_of_a_break_glass_account_stays_in_lifeline(
+    oidc_server: OidcServer, sso_client: MakeClient, session: Session
+) -> None:
+    create_account(session, "glass", "admin")
+    set_break_glass(
+        session, _user(session, "glass"), True, actor=Actor(name="t"), now=dt.datetime.now(dt.UTC)
+    )
+    session.commit()
+    c = sso_client()
+    assert _password_sign_in(c, "glass").status_code == 303
+    c.headers["X-CSRF-Token"] = csrf_token_for_session(c.cookies.get(SESSION_COOKIE, ""))
+    answer = c.post("/logout", follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/login?signed_out=1"
+
+
+def _needs_reauth(c: TestClient) -> bool:
+    answer = c.post("/account/tokens", data={"name": "ci"}, follow_redirects=False)
+    return answer.status_code == 303 and answer.headers["location"].startswith("/reauth")
+
+
+def test_sso_reauth_needs_a_fresh_idp_sign_in_and_returns_to_the_action(
+    oidc_server: OidcServer, sso_client: MakeClient, session: Session, app: FastAPI
+) -> None:
+    c = sso_client()
+    with httpx.Client(follow_redirects=False, timeout=10) as idp:
+        _signed_in_with_idp(c, "alice", idp)
+        session.execute(update(WebSession).values(reauth_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)))
+        session.commit()
+        assert _needs_reauth(c)
+        assert 'id="sso-reauth"' in c.get("/reauth", params={"next": "/account"}).text
+
+        # An IdP that answers from its own session (ignores max_age=0 / prompt=login): the ID token's
+        # auth_time is the sign-in of five minutes before Lifeline asked, or missing. Both refused.
+        real = dt.datetime.now(dt.UTC)
+        app.state.clock = lambda: real + dt.timedelta(minutes=5)
+        for lax_params, message in (
+            ({"max_age": "86400"}, "did not ask for your password again"),
+            ({}, "did not say when you signed in"),
+        ):
+            start = c.get("/sso/reauth", params={"next": "/account"}, follow_redirects=False)
+            url = urlsplit(start.headers["location"])
+            query = parse_qs(url.query)
+            assert query["max_age"] == ["0"] and query["prompt"] == ["login"]
+            lax = {k: v[0] for k, v in query.items() if k not in ("max_age", "prompt")} | lax_params
+            lax_url = f"{url.scheme}://{url.netloc}{url.path}?{httpx.QueryParams(lax)}"
+            back = urlsplit(idp_login(idp, lax_url, "alice", stop_at=TEST_ORIGIN))
+            refused = c.get(f"{back.path}?{back.query}", follow_redirects=False)
+            assert refused.status_code == 403
+            assert message in refused.text, re.findall(r'sso-error">([^<]*)', refused.text)
+        app.state.clock = lambda: dt.datetime.now(dt.UTC)
+        assert _needs_reauth(c)
+
+        # A fresh sign-in at the IdP (max_age=0): auth_time is now; back to where the person was going.
+        start = c.get("/sso/reauth", params={"next": "/account"}, follow_redirects=False)
+        first = idp.get(start.headers["location"])
+        prompt = idp.get(first.url.join(first.headers["location"]))
+        assert 'name="prompt" value="login"' in prompt.text  # the provider asked again
+        back = urlsplit(idp_login(idp, start.headers["location"], "alice", stop_at=TEST_ORIGIN))
+        done = c.get(f"{back.path}?{back.query}", follow_redirects=False)
+        assert done.status_code == 303 and done.headers["location"] == "/account"
+        assert not _needs_reauth(c)
+
+
+def test_sso_reauth_as_someone_else_is_refused(
+    oidc_server: OidcServer, sso_client: MakeClient, session: Session
+) -> None:
+    c = sso_client()
+    with httpx.Client(follow_redirects=False, timeout=10) as idp:
+        _signed_in_with_idp(c, "alice", idp)
+        session.execute(update(WebSession).values(reauth_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)))
+        session.commit()
+        start = c.get("/sso/reauth", params={"next": "/account"}, follow_redirects=False)
+        back = urlsplit(idp_login(idp, start.headers["location"], "bob", stop_at=TEST_ORIGIN))
+        refused = c.get(f"{back.path}?{back.query}", follow_redirects=False)
+        assert refused.status_code == 403 and "as someone else" in refused.text
+        assert _needs_reauth(c)
