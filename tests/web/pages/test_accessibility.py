@@ -28,6 +28,8 @@ FIXED_PAGES = (
     "/audit",
     "/users",
     "/account",
+    "/account/totp",
+    "/sign-in-policy",
 )
 
 
