@@ -250,7 +250,11 @@ class Settings(BaseSettings):
         default=60, ge=1, le=10080, description="How long discovery and JWKS are reused before refetching."
     )
     break_glass_totp_required: bool = Field(
-        default=False, description="Break-glass admins must give a TOTP code to sign in while SSO is on."
+        default=False,
+        description=(
+            "Break-glass admins must use TOTP while SSO is on, whatever the Sign-in policy page says "
+            "(off: the page decides)."
+        ),
     )
 
     # notifications (issue 16): add settings below this line

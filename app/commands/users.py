@@ -10,6 +10,9 @@ from sqlalchemy.orm import Session
 
 from app.commands.common import cli_actor, cli_session, fail, session_factory, settings_or_exit
 from app.models.account import User
+from app.models.base import utcnow
+from app.services.accounts import totp
+from app.services.accounts.breakglass import set_break_glass
 from app.services.accounts.users import (
     ROLES,
     AccountError,
@@ -159,3 +162,24 @@ def reset_password_command(
         user = user_or_exit(session, username)
         reset_password(session, user, new_password=password, actor=cli_actor())
         typer.echo(f"password of {user.username} reset; their sessions ended")
+
+
+@app.command("break-glass")
+def break_glass_command(
+    username: str = typer.Argument(..., help="Account name (a local account)."),
+    off: bool = typer.Option(False, "--off", help="Remove the mark instead."),
+) -> None:
+    """Mark a local account break-glass: it may sign in with its password while SSO is on."""
+    with cli_session(refusals=(AccountError,)) as session:
+        user = user_or_exit(session, username)
+        set_break_glass(session, user, not off, actor=cli_actor(), now=utcnow())
+        typer.echo(f"{user.username} is {'no longer ' if off else ''}break-glass")
+
+
+@app.command("reset-totp")
+def reset_totp_command(username: str = typer.Argument(..., help="Account name.")) -> None:
+    """Remove an account's authenticator app (lost phone); they set up a new one at their next sign-in."""
+    with cli_session(refusals=(AccountError,)) as session:
+        user = user_or_exit(session, username)
+        totp.reset_by_admin(session, user, actor=cli_actor(), now=utcnow())
+        typer.echo(f"TOTP of {user.username} reset")

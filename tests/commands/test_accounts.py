@@ -130,3 +130,43 @@ def test_tokens_commands(cli_db: str) -> None:
     code, out, _ = _run("tokens", "list", "--user", "ci")
     assert "revoked" in out
     assert _run("tokens", "create", "--user", "ghost")[0] == 1
+
+
+def test_break_glass_and_totp_reset_from_the_server(cli_db: str) -> None:
+    """Recovery when the only admin lost the authenticator while SSO is on (issue 18)."""
+    assert (
+        _run(
+            "users",
+            "create",
+            "--username",
+            "root",
+            "--role",
+            "admin",
+            "--password-stdin",
+            stdin=TEST_PASSWORD + "\n",
+        )[0]
+        == 0
+    )
+    code, _, err = _run("users", "reset-totp", "root")
+    assert code == 1 and "no TOTP" in err
+    engine = create_db_engine(cli_db)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            user = session.scalars(select(User).where(User.username_key == "root")).one()
+            user.totp_enabled, user.totp_secret_sealed = True, "sealed"
+        code, out, _ = _run("users", "break-glass", "root")
+        assert code == 0 and out.strip() == "root is break-glass"
+        code, out, _ = _run("users", "reset-totp", "root")
+        assert code == 0 and out.strip() == "TOTP of root reset"
+        with session_scope(make_session_factory(engine)) as session:
+            user = session.scalars(select(User).where(User.username_key == "root")).one()
+            assert user.break_glass and not user.totp_enabled and user.totp_secret_sealed is None
+            actions = [e.action for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+            assert actions[-2:] == ["user.break_glass_on", "user.totp_reset"]
+            assert (
+                session.scalars(select(AuditEvent.actor).order_by(AuditEvent.id.desc()))
+                .first()
+                .startswith("cli:")
+            )
+    finally:
+        engine.dispose()
