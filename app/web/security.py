@@ -304,8 +304,8 @@ class TotpEnrolmentRequired(Exception):
         self.next_path = next_path
 
 
-# What a session held at TOTP enrolment may still reach.
-ENROLMENT_PATHS = ("/account/totp", "/logout")
+# What a session held at TOTP enrolment may still reach (starting the set-up may ask for the password).
+ENROLMENT_PATHS = ("/account/totp", "/logout", "/reauth")
 
 
 def _hold_for_enrolment(request: Request, db: Any, principal: Principal) -> None:

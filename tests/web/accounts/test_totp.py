@@ -184,6 +184,7 @@ def test_break_glass_admin_without_totp_is_sent_to_enrolment_before_anything_els
         assert held.status_code == 303 and held.headers["location"].startswith("/account/totp?required=1")
     assert c.get("/api/v1/me", follow_redirects=False).status_code == 403
     assert 'id="totp-required"' in c.get("/account/totp").text
+    assert c.get("/reauth", params={"next": "/account/totp"}, follow_redirects=False).status_code == 200
     generator = _enrol(c)
     assert c.get("/", follow_redirects=False).status_code == 200
     # Once on it cannot be turned off while the policy holds (an admin can reset it).
