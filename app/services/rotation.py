@@ -4,6 +4,8 @@ transaction (all or nothing), audited with both key ids (never the keys).
 Sealed values: server-held private keys (`credentials.encrypted_key`), notification channel
 configurations (`notification_channels.sealed_config`) and TOTP secrets (`users.totp_secret_sealed`).
 A value that does not open under the old key stops the rotation, naming the row: nothing is written.
+The ID tokens kept on SSO sessions (`sessions.id_token_sealed`, only a hint for the IdP's sign-out)
+are re-sealed too; one that does not open is dropped rather than stopping the rotation.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.integrations.vault import Vault, VaultError
-from app.models import Credential, NotificationChannel, User
+from app.models import Credential, NotificationChannel, User, WebSession
 from app.services.accounts.totp import totp_context
 from app.services.audit import Actor, record_audit
 from app.services.credentials.vocabulary import key_context
@@ -67,6 +69,15 @@ def rotate_data_key(session: Session, old: Vault, new: Vault, actor: Actor) -> R
         user.totp_secret_sealed = _reseal(
             old, new, user.totp_secret_sealed, totp_context(user), f"the TOTP secret of {user.username}"
         )
+    for web_session in session.scalars(select(WebSession).where(WebSession.id_token_sealed.is_not(None))):
+        assert web_session.id_token_sealed is not None
+        context = f"id_token:{web_session.token_hash}"
+        try:
+            web_session.id_token_sealed = new.seal(
+                old.open(web_session.id_token_sealed, context=context), context=context
+            )
+        except VaultError:
+            web_session.id_token_sealed = None
     session.flush()
     result = Rotated(len(credentials), len(channels), len(users), old.key_id, new.key_id)
     record_audit(

@@ -1,7 +1,7 @@
 """single sign-on follow-up: admin-set policies, the ID token kept for sign-out, IdP auth time
 
 Revision ID: 0023
-Revises: 0021
+Revises: 0020
 Create Date: 2026-12-02
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from migrations.types import UTCDateTime
 
 revision: str = "0023"
-down_revision: str | None = "0021"
+down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -3,6 +3,7 @@ must be audited `via: cli`."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import zipfile
 from pathlib import Path
@@ -87,3 +88,31 @@ def test_rotation_is_all_or_nothing(
     with session_scope(factory) as session:
         assert session.get(Credential, good).encrypted_key == before  # type: ignore[union-attr]
     engine.dispose()
+
+
+def test_rotation_reseals_the_id_tokens_kept_for_sign_out(
+    database_server: Any, data_key: str, vault: Vault, session: Any
+) -> None:
+    """An SSO session's ID token (the IdP sign-out hint) opens under the new key after a rotation;
+    one that no longer opens is dropped instead of stopping the rotation."""
+    from app.integrations.vault import decode_data_key
+    from app.models import WebSession
+    from app.services.accounts.sso import open_id_token, seal_id_token
+    from app.services.audit import SYSTEM
+    from app.services.rotation import rotate_data_key
+    from tests.conftest import create_account
+
+    user = create_account(session, "sso-bob", "viewer")
+    sessions = []
+    for token_hash, sealer in (("a" * 64, vault), ("b" * 64, Vault(bytes(32)))):
+        row = WebSession(user_id=user.id, token_hash=token_hash, expires_at=dt.datetime.now(dt.UTC))
+        row.id_token_sealed = seal_id_token(sealer, "eyJ.header.sig", session_token_hash=token_hash)
+        session.add(row)
+        sessions.append(row)
+    session.flush()
+    new = Vault(decode_data_key(generate_data_key(), source="test"))
+    rotate_data_key(session, vault, new, SYSTEM)
+    kept, dropped = sessions
+    assert open_id_token(new, kept.id_token_sealed, session_token_hash=kept.token_hash) == "eyJ.header.sig"
+    assert open_id_token(vault, kept.id_token_sealed, session_token_hash=kept.token_hash) is None
+    assert dropped.id_token_sealed is None

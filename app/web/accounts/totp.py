@@ -20,7 +20,7 @@ from app.services.accounts.policies import break_glass_totp, must_enrol_totp, se
 from app.services.accounts.users import confirm_password, get_user_or_none
 from app.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from app.web.accounts.sso import vault_for
-from app.web.deps import AppSettings, DbSession
+from app.web.deps import AppSettings, DbSession, end_request_transaction
 from app.web.errors import status_for
 from app.web.forms import FormState
 from app.web.security import (
@@ -158,9 +158,13 @@ def totp_disable(
         if code.strip() and user.totp_enabled:
             proven = totp.check_code(db, user, code, vault=vault_for(settings), now=now)
         elif password and user.password_hash is not None:
+            # As for every password check: the attempt is counted in its own transaction and the
+            # hash runs with no database connection held.
+            end_request_transaction(request)
             retry_after, proven = confirm_password(
                 db,
                 user,
+                factory=request.app.state.session_factory,
                 password=password,
                 client=client_info(request),
                 policy=backoff_policy(settings),
