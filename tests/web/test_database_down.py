@@ -39,6 +39,12 @@ def test_database_away_gives_503_with_the_reason_then_recovers(database_server: 
             api = client.get("/api/v1/me", headers={"Authorization": "Bearer llt_" + "x" * 43})
             assert api.status_code == 503
             assert api.json()["detail"].startswith("The database is unreachable")
+            # The sign-in page must not offer a form that cannot work.
+            client.cookies.clear()
+            login = client.get("/login")
+            assert login.status_code == 503
+            assert "the database is unreachable" in login.text and "Reason:" in login.text
+            assert 'name="password"' not in login.text
         finally:
             proxy.start()
         deadline = time.monotonic() + 10
@@ -49,4 +55,6 @@ def test_database_away_gives_503_with_the_reason_then_recovers(database_server: 
         assert (
             client.get("/api/v1/me", headers={"Authorization": "Bearer llt_" + "x" * 43}).status_code == 401
         )
+        login = client.get("/login")
+        assert login.status_code == 200 and 'name="password"' in login.text
     proxy.stop()

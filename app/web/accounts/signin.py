@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy import select
 from starlette.responses import Response
 
 from app.schemas import MeOut
@@ -47,6 +48,9 @@ def _backoff_message(seconds: float) -> str:
 def login_page(request: Request, db: DbSession, next: str = "/", expired: bool = False) -> Response:  # noqa: A002
     if current_principal(request, db) is not None:
         return RedirectResponse(safe_next(next), status_code=303)
+    # No form that cannot work: with the database away this raises, and the handler in
+    # app/web/errors.py answers 503 with the "database unreachable" page like every other page.
+    db.execute(select(1))
     notice = "Your session ended; sign in again." if expired else None
     return render(request, "accounts/login.html", _login_context(request, next) | {"notice": notice})
 
