@@ -6,6 +6,8 @@ Real processes (`lifeline scheduler`), real PostgreSQL; about 40 s on PostgreSQL
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import os
 import signal
 import subprocess
@@ -19,8 +21,10 @@ from sqlalchemy import func, select
 
 from app.db import create_db_engine
 from app.jobs.leader import current_leader
-from app.models import PollRun
+from app.models import ConnectedSample, HourlyRollup, PollRun
+from app.services.connectivity import status
 from tests.conftest import DatabaseServer
+from tests.factories import minutes, seed
 
 POLL = 10  # the shortest interval the settings allow
 OP = "op-0123456789abcdef0"
@@ -69,6 +73,18 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
             proc.kill()
 
 
+def conn_count_duplicates(engine) -> int:  # type: ignore[no-untyped-def]
+    """Samples stored twice for one (Outpost, minute): 0 unless the primary key failed."""
+    with engine.connect() as conn:
+        grouped = (
+            select(ConnectedSample.outpost_pk, ConnectedSample.ts)
+            .group_by(ConnectedSample.outpost_pk, ConnectedSample.ts)
+            .having(func.count() > 1)
+            .subquery()
+        )
+        return int(conn.scalar(select(func.count()).select_from(grouped)) or 0)
+
+
 def _wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -83,7 +99,7 @@ def _wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-
 def test_one_leader_and_hand_over_within_an_interval_after_sigkill(
     count: int,
     database_server: DatabaseServer,
-    moto_server: str,
+    aws_endpoint: str,
     fleet_file: Path,
     tmp_path: Path,
     processes: list[subprocess.Popen[bytes]],
@@ -92,8 +108,11 @@ def test_one_leader_and_hand_over_within_an_interval_after_sigkill(
         pytest.skip("leader election is PostgreSQL's; the SQLite refusal is tested below")
     url = database_server.create_migrated("leader")
     engine = create_db_engine(url)
+    # Two hours of minutes with outages in CloudWatch, so every poll writes samples and rollups.
+    start = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) - dt.timedelta(hours=2)
+    seed(aws_endpoint, minutes(start, [0.0 if i % 17 < 3 else 1.0 for i in range(121)], OP))
     try:
-        env = _env(url, moto_server, fleet_file)
+        env = _env(url, aws_endpoint, fleet_file)
         for n in range(count):
             processes.append(_spawn(env, tmp_path / f"scheduler-{n}.log"))
         by_pid = {proc.pid: proc for proc in processes}
@@ -126,6 +145,43 @@ def test_one_leader_and_hand_over_within_an_interval_after_sigkill(
         assert runs() - before <= 3
         logs = [(tmp_path / f"scheduler-{n}.log").read_text() for n in range(count)]
         assert sum(log.count("scheduler leader:") for log in logs) == 2, logs
+
+        # Polls per interval stay one: between two connectivity polls of one leader there is close
+        # to a whole interval (never two pollers interleaved), and the new leader's first poll comes
+        # within an interval of the old leader's last one (nothing skipped). Read from the database.
+        with engine.connect() as conn:
+            polls = list(
+                conn.scalars(
+                    select(PollRun.started_at)
+                    .where(PollRun.job == status.POLL_JOB)
+                    .order_by(PollRun.started_at)
+                )
+            )
+        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(polls)]
+        assert len(polls) >= 4, polls
+        hand_over = max(range(len(gaps)), key=lambda i: abs(gaps[i] - POLL))
+        others = gaps[:hand_over] + gaps[hand_over + 1 :]
+        assert all(gap >= POLL / 2 for gap in others), f"two polls within half an interval: {gaps}"
+        assert gaps[hand_over] <= 2 * POLL, f"an interval was skipped at the hand-over: {gaps}"
+
+        # Rollups equal the samples: every stored hour is the sum of its raw samples, once.
+        with engine.connect() as conn:
+            samples = conn.execute(
+                select(ConnectedSample.ts, ConnectedSample.value, ConnectedSample.period_seconds)
+            ).all()
+            rollups = {
+                row.hour.replace(tzinfo=None): (row.samples, row.connected_seconds, row.known_seconds)
+                for row in conn.execute(select(HourlyRollup))
+            }
+        expected: dict[dt.datetime, tuple[int, float, float]] = {}
+        for ts, value, period in samples:
+            hour = ts.replace(minute=0, second=0, microsecond=0, tzinfo=None)
+            n, connected, known = expected.get(hour, (0, 0.0, 0.0))
+            expected[hour] = (n + 1, connected + period * value, known + period)
+        assert len(samples) >= 100, "the pollers stored CloudWatch's minutes"
+        assert rollups == expected
+        duplicates = conn_count_duplicates(engine)
+        assert duplicates == 0
     finally:
         engine.dispose()
 
