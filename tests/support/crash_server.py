@@ -63,8 +63,8 @@ def _install(point: str, marker: Path) -> None:
     side, method = STEPS[point]
     real_build = runs.build_access
 
-    def build_access(settings: Any) -> ClusterAccess:
-        real = real_build(settings)
+    def build_access(settings: Any, session_factory: Any = None) -> ClusterAccess:
+        real = real_build(settings, session_factory)
 
         def issuer(target: Any) -> Any:
             api = real.issuer(target)
@@ -74,7 +74,7 @@ def _install(point: str, marker: Path) -> None:
             api = real.as_client(target, cert, key)
             return _StopAfter(api, method, marker) if side == "client" else api
 
-        return ClusterAccess(issuer, as_client)
+        return ClusterAccess(issuer, as_client, real.provisioner)
 
     runs.build_access = build_access  # type: ignore[assignment]
 
