@@ -44,8 +44,9 @@ from app.services.readiness import records
 from app.services.readiness.catalogue import evaluate
 from app.services.readiness.checks_capacity import node_capacities
 from app.services.readiness.checks_network import ALB, alb_ingresses
+from app.services.readiness.checks_observability import is_log_agent
 from app.services.readiness.model import AwsFacts, CheckContext, ClusterFacts, CredentialFact
-from app.services.readiness.objects import annotations_of, instance_type_of
+from app.services.readiness.objects import annotations_of, instance_type_of, workload_groups
 from app.services.readiness.records import PollResult
 from app.services.readiness.snapshot import SnapshotBuilder
 from app.settings import Settings
@@ -484,4 +485,36 @@ def collect(connection: KubeConnection, page_size: int) -> Collected:
             continue
         collected.builder.collected(kind)
         collected.counts[kind] = count
+    _collect_agent_config_maps(connection, collected)
     return collected
+
+
+# A live poll does not list every ConfigMap (they can be large and many); it reads only those the
+# log agents mount, which say where the logs go (local-observability), at most this many.
+MAX_AGENT_CONFIG_MAPS = 50
+
+
+def _collect_agent_config_maps(connection: KubeConnection, collected: Collected) -> None:
+    provisional = collected.builder.build("", live=True)  # side-effect free: the real build follows
+    mounted = {
+        (group.namespace, name): None
+        for group in workload_groups(provisional)
+        if is_log_agent(group)
+        for name in group.config_maps
+    }
+    wanted = list(mounted)[:MAX_AGENT_CONFIG_MAPS]
+    if not wanted:
+        return
+    for namespace, name in wanted:
+        try:
+            config_map = connection.get_object("v1", "configmaps", name, namespace=namespace)
+        except KubeNotFound:
+            continue  # a pod mounting a missing ConfigMap: nothing to read
+        except KubeForbidden as exc:
+            collected.skipped["ConfigMap"] = f"forbidden: {exc}"[:200]
+            return
+        finally:
+            collected.requests += 1
+        collected.builder.add(config_map, "ConfigMap")
+    collected.builder.collected("ConfigMap")
+    collected.counts["ConfigMap"] = len(wanted)

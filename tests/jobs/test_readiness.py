@@ -346,3 +346,28 @@ def test_operator_kubeconfig_with_file_paths_works_for_the_poller(
     assert state.iam_error and state.x509_error is None
     assert state.facts["auth"]["x509"] == "ok"
     assert findings["image-sources"].status == Status.passed
+
+
+def test_live_poll_reads_the_config_maps_log_agents_mount(simulated_cluster: Callable[..., Any]) -> None:
+    """Where a log agent ships its logs is in the ConfigMap it mounts: a live poll reads those (and
+    only those), so Fluent Bit shipping to CloudWatch Logs is not taken for local logging."""
+    from tests.services.readiness.test_real_world_shapes import FLUENT_BIT_CLOUDWATCH, log_agent, prometheus
+
+    unrelated = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "dashboards", "namespace": "monitoring"},
+        "data": {"big.json": "{}" * 1000},
+    }
+    manifests = [prometheus(), *log_agent(FLUENT_BIT_CLOUDWATCH, "aws-for-fluent-bit:2.32"), unrelated]
+    sim = simulated_cluster(name="logs-live", manifests=manifests)
+    cert, key = sim.issue_client_certificate("lifeline", ("system:masters",))
+    with connect(sim.url, sim.ca_pem, KubeAuth.x509(cert, key), timeout=10) as conn:
+        collected = job.collect(conn, page_size=50)
+    snapshot = collected.builder.build(sim.name, live=True)
+    assert [cm["metadata"]["name"] for cm in snapshot.of_kind("ConfigMap")] == ["fluent-bit-config"]
+    findings = {f.check_id: f for f in evaluate(snapshot, CheckContext(), attestations=None)}
+    observability = findings["local-observability"]
+    assert observability.status == Status.warn, observability.summary
+    details = " ".join(e.detail for e in observability.evidence)
+    assert "cloudwatch_logs" in details and "judged by image" not in details

@@ -73,6 +73,11 @@ _MATCH = re.compile(r"<match\b[^>]*>(.*?)</match>", re.S | re.I)
 _ATTR = re.compile(r"^\s*(@type|host|endpoint)\s+(\S+)", re.M | re.I)
 
 
+def is_log_agent(group: PodGroup) -> bool:
+    """A pod group running a log agent (whose mounted ConfigMaps say where its logs go)."""
+    return any(image_name(image) in LOG_AGENTS for image in group.images)
+
+
 def image_name(image: str) -> str:
     """`quay.io/prometheus/node-exporter:v1.8` -> `node-exporter`."""
     last = image.rsplit("/", 1)[-1]

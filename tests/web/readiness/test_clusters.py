@@ -70,6 +70,8 @@ def test_list_shows_score_auth_path_and_worst_findings(
     htmx.check(response)
     assert "plant7-local" in response.text
     assert "Workloads need STS credentials" in response.text  # a worst finding, titled by its problem
+    # ... and its badge says the status, not only the severity (a red "high" alone reads as a level).
+    assert 'class="badge fail">fail · high</span> Workloads need STS credentials' in response.text
     assert ">IAM<" in response.text
 
 
