@@ -123,3 +123,25 @@ def test_score_drop_and_new_critical_finding_are_notified(session: Session) -> N
     assert [e.attrs.get("check") for e in _events(session, "readiness.critical_finding")] == [
         "breakglass-credential"
     ]
+
+
+def test_an_own_identity_that_was_not_renewed_is_notified_once(session: Session, vault: Vault) -> None:
+    """Lifeline renews its issuer and reader identities at a third of their lifetime left; one still
+    active at a sixth left means the upkeep fails, and someone must know before it expires."""
+    from tests.factories import make_active_credential, make_cluster
+
+    now = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)
+    cluster = make_cluster(session)
+    overdue = make_active_credential(session, cluster, vault)
+    overdue.kind, overdue.username = "issuer", "lifeline:issuer"
+    overdue.issued_at, overdue.not_after = now - dt.timedelta(days=26), now + dt.timedelta(days=4)
+    fresh = make_active_credential(session, make_cluster(session, "edge-2"), vault)
+    fresh.kind, fresh.username = "reader", "lifeline:reader"
+    fresh.issued_at, fresh.not_after = now - dt.timedelta(days=15), now + dt.timedelta(days=15)
+    session.flush()
+
+    assert notify_expiring(session, now=now) == 1
+    assert notify_expiring(session, now=now + dt.timedelta(hours=6)) == 0  # folded
+    [event] = _events(session, "credential.expiring")
+    assert "lifeline:issuer" in event.title and "not renewed" in event.title
+    assert event.attrs["credential_id"] == overdue.id
