@@ -346,6 +346,7 @@ class Api:
             "selfsubjectreviews",
             "selfsubjectaccessreviews",
             "selfsubjectrulesreviews",
+            "subjectaccessreviews",
         ):
             return self._document(request, self._review(rtype.plural, identity, self._body(request)), 201)
         if verb in ("list", "watch"):
@@ -592,14 +593,20 @@ class Api:
             attrs = Attributes(verb=non_resource.get("verb", ""), path=non_resource.get("path", ""))
         else:
             raise ApiError(422, "spec.resourceAttributes or spec.nonResourceAttributes is required")
-        allowed = self.cluster.authorizer.allowed(identity.user, identity.groups, attrs)
+        user, groups = identity.user, tuple(identity.groups)
+        if plural == "subjectaccessreviews":
+            # Asked about someone else: the subject is the spec's, as the real API server does (it
+            # requires spec.user or spec.groups; the asker needs `create subjectaccessreviews`).
+            user = spec.get("user") or ""
+            groups = tuple(spec.get("groups") or ())
+            if not user and not groups:
+                raise ApiError(422, "spec.user or spec.groups is required")
+        allowed = self.cluster.authorizer.allowed(user, groups, attrs)
         status: dict[str, Any] = {"allowed": allowed}
         if allowed:
-            status["reason"] = (
-                "allowed by RBAC" if "system:masters" not in identity.groups else "system:masters"
-            )
+            status["reason"] = "allowed by RBAC" if "system:masters" not in groups else "system:masters"
         return {
-            "kind": "SelfSubjectAccessReview",
+            "kind": "SubjectAccessReview" if plural == "subjectaccessreviews" else "SelfSubjectAccessReview",
             "apiVersion": api_version,
             "metadata": {"creationTimestamp": None},
             "spec": spec,

@@ -686,6 +686,14 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     ResourceType(
         "authorization.k8s.io",
         "v1",
+        "SubjectAccessReview",
+        "subjectaccessreviews",
+        False,
+        verbs=("create",),
+    ),
+    ResourceType(
+        "authorization.k8s.io",
+        "v1",
         "SelfSubjectRulesReview",
         "selfsubjectrulesreviews",
         False,
@@ -706,7 +714,9 @@ SUBRESOURCE_DISCOVERY: dict[str, tuple[str, list[str]]] = {
 SUBRESOURCE_GROUP_VERSION = {"scale": ("autoscaling", "v1"), "eviction": ("policy", "v1")}
 
 # Review kinds are virtual: created and answered, never stored.
-VIRTUAL = frozenset({"selfsubjectreviews", "selfsubjectaccessreviews", "selfsubjectrulesreviews"})
+VIRTUAL = frozenset(
+    {"selfsubjectreviews", "selfsubjectaccessreviews", "selfsubjectrulesreviews", "subjectaccessreviews"}
+)
 
 BY_GROUP_PLURAL: dict[tuple[str, str], ResourceType] = {(r.group, r.plural): r for r in RESOURCE_TYPES}
 BY_API_VERSION_KIND: dict[tuple[str, str], ResourceType] = {

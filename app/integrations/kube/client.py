@@ -310,6 +310,24 @@ class KubeConnection:
         data = self._call("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=body)
         return bool((data.get("status") or {}).get("allowed"))
 
+    def subject_can(
+        self, user: str, groups: Sequence[str], verb: str, resource: str, *, group: str = ""
+    ) -> bool:
+        """SubjectAccessReview: may `user` in `groups` do `verb` on `resource`? Asked by this client
+        (which needs `create subjectaccessreviews`) about an identity it holds no key for."""
+        attrs = {"verb": verb, "resource": resource, "group": group}
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": user,
+                "groups": list(groups),
+                "resourceAttributes": {k: v for k, v in attrs.items() if v},
+            },
+        }
+        data = self._call("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", body=body)
+        return bool((data.get("status") or {}).get("allowed"))
+
     # -- certificate signing requests
 
     def create_csr(

@@ -10,7 +10,7 @@ Each candidate is used only once the server accepted it and allowed what issuing
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +120,10 @@ class ClusterApi(Protocol):
     def cluster_role_rules(self, name: str) -> list[dict[str, Any]] | None: ...
 
     def can_i(self, verb: str, resource: str, *, group: str = "") -> bool: ...
+
+    def subject_can(
+        self, user: str, groups: Sequence[str], verb: str, resource: str, *, group: str = ""
+    ) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -251,6 +255,12 @@ class KubeClusterApi:
     def can_i(self, verb: str, resource: str, *, group: str = "") -> bool:
         with _translated(f"SelfSubjectAccessReview {verb} {resource}"):
             return self._conn.can_i(verb, resource, group=group)
+
+    def subject_can(
+        self, user: str, groups: Sequence[str], verb: str, resource: str, *, group: str = ""
+    ) -> bool:
+        with _translated(f"SubjectAccessReview for {user}: {verb} {resource}"):
+            return self._conn.subject_can(user, groups, verb, resource, group=group)
 
     def close(self) -> None:
         self._conn.close()

@@ -206,9 +206,16 @@ def _verify_as_credential(
     credential = run.credential
     with run.step("verified") as note:
         if credential.custody != SERVER:
+            # Lifeline cannot sign in without the key, but the issuer can ask the cluster what this
+            # user and group may do: a binding Lifeline does not manage must not widen the grant.
+            groups = [credential.group_name] if credential.group_name else []
+            rules = issuer.cluster_role_rules(credential.cluster_role)
+            message = policy.check_subject_rights(
+                issuer, credential.username, groups, rules, credential.cluster_role
+            )
             note.append(
-                "skipped: the key is on your machine, so Lifeline cannot sign in with it; check with "
-                "`kubectl auth whoami` using the downloaded kubeconfig"
+                f"{message} Lifeline cannot sign in with a key that is on your machine: check who the "
+                "cluster sees with `kubectl auth whoami` using the downloaded kubeconfig"
             )
             return
         assert vault is not None and credential.certificate_pem is not None

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.integrations import pki
 from app.integrations.kube import client as kube
 from app.jobs.readiness import RESOURCES
 from app.models import AuditEvent, Cluster, ClusterIdentity, Credential, NotificationEvent
@@ -119,6 +120,31 @@ def test_issuing_during_a_disconnect_goes_through_the_own_issuer(
     assert nodes.returncode == 0, nodes.stderr
     whoami = kubectl_run(kubectl, config, "auth", "whoami")
     assert "lifeline:oncall" in whoami.stdout
+
+
+def test_an_uploaded_csr_is_verified_through_the_own_issuer_during_a_disconnect(
+    sim_env: SimEnv, settings: Settings, session_factory: sessionmaker[Session], session: Session
+) -> None:
+    """The issuer's ClusterRole lets it ask SubjectAccessReviews, so a credential whose key Lifeline
+    never holds is still checked for rights beyond its ClusterRole while IAM is gone."""
+    provisioned(settings, session_factory)
+    sim_env.sim.disconnect()
+    key = pki.generate_private_key(pki.KeyType.ecdsa_p256)
+    request = IssueRequest(
+        cluster_pk=sim_env.cluster_id,
+        username="lifeline:oncall",
+        group="lifeline:breakglass",
+        cluster_role="view",
+        lifetime_seconds=3600,
+        custody="uploaded-csr",
+        csr_pem=pki.build_csr(key.pem, "lifeline:oncall", ("lifeline:breakglass",)),
+    )
+    credential_id = runs.start_issue(settings, session_factory, request, ADMIN)
+    assert runs.run_issue(settings, session_factory, credential_id, ADMIN) == "active"
+    session.expire_all()
+    verified = next(e for e in session.get_one(Credential, credential_id).events if e.step == "verified")
+    assert "effective rights match ClusterRole view" in verified.message
+    assert "SubjectAccessReviews by the issuer" in verified.message
 
 
 def test_without_own_identity_a_disconnect_leaves_no_way_to_issue(

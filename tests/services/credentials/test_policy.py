@@ -6,15 +6,19 @@ Lifeline does not manage) with ClusterRole `view`, and got `kubectl auth can-i '
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import yaml
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.integrations import pki
 from app.models import Credential
 from app.services.credentials.policy import SENTINELS, Sentinel, foreign_bindings_naming, role_grants
+from tests.factories import write_kubeconfig
 from tests.fixtures.credentials import SimEnv
 from tests.services.credentials.test_issuing import kubectl_run, save_kubeconfig
 
@@ -120,3 +124,86 @@ def test_role_rules_match_wildcards_only_where_granted() -> None:
         "subjects": [{"kind": "Group", "name": "g"}],
     }
     assert foreign_bindings_naming([managed, foreign], "g") == ["RoleBinding ns/b (→ edit)"]
+
+
+def _uploaded_csr(common_name: str, group: str = "lifeline:breakglass") -> str:
+    key = pki.generate_private_key(pki.KeyType.ecdsa_p256)
+    return pki.build_csr(key.pem, common_name, (group,))
+
+
+def test_an_uploaded_csr_with_more_rights_than_recorded_fails_and_cleans_up(
+    client_as: Any, sim_env: SimEnv, session: Session
+) -> None:
+    # The key never reaches Lifeline, so it cannot sign in as the credential: the issuer asks
+    # SubjectAccessReviews instead, and a foreign binding for the CSR's user is caught the same way.
+    sim_env.admin.create_cluster_role_binding("old-oncall", "cluster-admin", users=["lifeline:rita"])
+    responder = client_as("responder", "rita")
+    response = _issue(
+        responder,
+        sim_env,
+        custody="uploaded-csr",
+        csr=_uploaded_csr("lifeline:rita"),
+        cluster_role="view",
+        lifetime_seconds=3600,
+    )
+    assert response.status_code == 502, response.text
+    body = response.json()
+    assert body["failed_step"] == "verified"
+    assert "can do more than ClusterRole view" in body["error"] and "* *" in body["error"]
+    assert {s["step"]: s["state"] for s in body["steps"]}["cleanup"] == "done"
+    assert sim_env.bindings() == [] and sim_env.csrs() == []
+    assert session.get_one(Credential, body["id"]).status == "failed"
+
+
+def test_an_uploaded_csr_is_checked_with_subject_access_reviews(client_as: Any, sim_env: SimEnv) -> None:
+    responder = client_as("responder", "rita")
+    response = _issue(
+        responder,
+        sim_env,
+        custody="uploaded-csr",
+        csr=_uploaded_csr("lifeline:rita"),
+        cluster_role="view",
+        lifetime_seconds=3600,
+    )
+    assert response.status_code == 201, response.text
+    verified = next(s for s in response.json()["steps"] if s["step"] == "verified")
+    assert verified["state"] == "done"
+    assert "effective rights match ClusterRole view" in verified["message"]
+    assert "SubjectAccessReviews by the issuer" in verified["message"]
+
+
+def test_subject_access_review_answers_for_the_named_subject_checked_with_kubectl(
+    sim_env: SimEnv, kubectl: str, tmp_path: Path
+) -> None:
+    """The simulator's SubjectAccessReview judges spec.user/spec.groups, not the asker (who is
+    system:masters here), as the real API server does; kubectl reads the answer."""
+    sim_env.admin.create_cluster_role_binding("eks-breakglass", "cluster-admin", groups=["eks-breakglass"])
+    asker = sim_env.sim.issue_client_certificate("kubernetes-admin", ["system:masters"])
+    config = write_kubeconfig(tmp_path / "admin.kubeconfig", sim_env.sim, cert_key=asker)
+    review = tmp_path / "sar.yaml"
+
+    def ask(groups: list[str]) -> bool:
+        review.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "authorization.k8s.io/v1",
+                    "kind": "SubjectAccessReview",
+                    "spec": {
+                        "user": "someone",
+                        "groups": groups,
+                        "resourceAttributes": {"verb": "get", "resource": "secrets"},
+                    },
+                }
+            )
+        )
+        answer = kubectl_run(kubectl, config, "create", "-f", str(review), "-o", "json")
+        assert answer.returncode == 0, answer.stderr
+        document = json.loads(answer.stdout)
+        assert document["kind"] == "SubjectAccessReview"
+        return bool(document["status"]["allowed"])
+
+    assert ask(["eks-breakglass"]) is True
+    assert ask(["system:authenticated"]) is False
+    # The Python client's call Lifeline uses gives the same answers.
+    assert sim_env.admin.subject_can("someone", ["eks-breakglass"], "get", "secrets") is True
+    assert sim_env.admin.subject_can("someone", [], "get", "secrets") is False
