@@ -39,6 +39,20 @@ class HourlyRollup(Base):
     samples: Mapped[int] = mapped_column(default=0)
 
 
+class DailyRollup(Base):
+    """Per Outpost and UTC day: the sums of that day's hourly rollups, kept up to date when samples
+    land (in the same transaction), so a 30- or 90-day uptime reads one row per day, not 24."""
+
+    __tablename__ = "daily_rollups"
+
+    outpost_pk: Mapped[int] = mapped_column(ForeignKey("outposts.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    connected_seconds: Mapped[float] = mapped_column(default=0.0)
+    known_seconds: Mapped[float] = mapped_column(default=0.0)
+    min_value: Mapped[float | None]
+    samples: Mapped[int] = mapped_column(default=0)
+
+
 class Incident(Base):
     """A contiguous stretch of samples below 1; `ended_at` is NULL while it is ongoing."""
 

@@ -11,20 +11,25 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.db import upsert
 from app.integrations.cloudwatch import Datapoint
-from app.models.connectivity import ConnectedSample, HourlyRollup, Incident
+from app.models.connectivity import ConnectedSample, DailyRollup, HourlyRollup, Incident
 
 Changes = Mapping[int, Sequence[tuple[Datapoint, float | None]]]
 _HOUR = dt.timedelta(hours=1)
+_DAY = dt.timedelta(days=1)
 _IN_CHUNK = 500
 
 
 def _hour(ts: dt.datetime) -> dt.datetime:
     return ts.replace(minute=0, second=0, microsecond=0)
+
+
+def day_floor(ts: dt.datetime) -> dt.datetime:
+    return ts.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 @dataclass
@@ -71,6 +76,75 @@ def update_rollups(session: Session, changes: Changes) -> None:
         conflict_columns=("outpost_pk", "hour"),
         update_columns=("connected_seconds", "known_seconds", "min_value", "avg_value", "samples"),
     )
+    update_daily_rollups(session, {(pk, day_floor(hour)) for pk, hour in touched})
+
+
+def update_daily_rollups(
+    session: Session, keys: set[tuple[int, dt.datetime]] | Sequence[tuple[int, dt.datetime]]
+) -> int:
+    """Recompute the daily rollups of the given (Outpost, UTC day)s from their hourly rollups.
+
+    Recomputed, never incremented (like the hours): a repeated write cannot count twice. A day
+    whose hours are all gone (retention) loses its row. Reads at most 24 hourly rows per key.
+    """
+    keys = sorted(set(keys))
+    if not keys:
+        return 0
+    by_pk: dict[int, set[dt.datetime]] = defaultdict(set)
+    for pk, day in keys:
+        by_pk[pk].add(day)
+    sums: dict[tuple[int, dt.datetime], list[float | int | None]] = {}
+    pks = sorted(by_pk)
+    lo = min(day for _, day in keys)
+    hi = max(day for _, day in keys) + _DAY
+    for start in range(0, len(pks), _IN_CHUNK):
+        chunk = pks[start : start + _IN_CHUNK]
+        rows = session.execute(
+            select(
+                HourlyRollup.outpost_pk,
+                HourlyRollup.hour,
+                HourlyRollup.connected_seconds,
+                HourlyRollup.known_seconds,
+                HourlyRollup.min_value,
+                HourlyRollup.samples,
+            ).where(HourlyRollup.outpost_pk.in_(chunk), HourlyRollup.hour >= lo, HourlyRollup.hour < hi)
+        )
+        for pk, hour, connected, known, low, count in rows:
+            key = (pk, day_floor(hour))
+            if key[1] not in by_pk[pk]:
+                continue
+            agg = sums.setdefault(key, [0.0, 0.0, None, 0])
+            agg[0] = float(agg[0] or 0.0) + connected  # type: ignore[operator]
+            agg[1] = float(agg[1] or 0.0) + known  # type: ignore[operator]
+            if low is not None:
+                agg[2] = low if agg[2] is None else min(agg[2], low)  # type: ignore[type-var]
+            agg[3] = int(agg[3] or 0) + count
+    gone = [key for key in keys if key not in sums]
+    for pk, day in gone:
+        session.execute(
+            delete(DailyRollup)
+            .where(DailyRollup.outpost_pk == pk, DailyRollup.day == day)
+            .execution_options(synchronize_session=False)
+        )
+    rows_out = [
+        {
+            "outpost_pk": pk,
+            "day": day,
+            "connected_seconds": agg[0],
+            "known_seconds": agg[1],
+            "min_value": agg[2],
+            "samples": agg[3],
+        }
+        for (pk, day), agg in sums.items()
+    ]
+    upsert(
+        session,
+        DailyRollup.__table__,  # type: ignore[arg-type]
+        rows_out,
+        conflict_columns=("outpost_pk", "day"),
+        update_columns=("connected_seconds", "known_seconds", "min_value", "samples"),
+    )
+    return len(rows_out)
 
 
 def _recompute_hours(session: Session, keys: Sequence[tuple[int, dt.datetime]]) -> list[dict[str, object]]:
@@ -110,6 +184,7 @@ def rebuild_hour_rollups(session: Session, keys: Sequence[tuple[int, dt.datetime
         conflict_columns=("outpost_pk", "hour"),
         update_columns=("connected_seconds", "known_seconds", "min_value", "avg_value", "samples"),
     )
+    update_daily_rollups(session, {(pk, day_floor(hour)) for pk, hour in keys})
     return len(rows)
 
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from sqlalchemy import Delete, delete, select
 from sqlalchemy.orm import Session
 
-from app.models.connectivity import ConnectedSample, HourlyRollup, Incident
+from app.models.connectivity import ConnectedSample, DailyRollup, HourlyRollup, Incident
 from app.models.poll_run import PollRun
 from app.models.probe import ProbeResult, SiteStretch
-from app.services.connectivity.history import rebuild_hour_rollups
+from app.services.connectivity.history import day_floor, rebuild_hour_rollups, update_daily_rollups
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,13 @@ def apply_retention(
 
     rollup_cutoff = now - dt.timedelta(days=rollup_days)
     rollups_deleted = _delete(session, delete(HourlyRollup).where(HourlyRollup.hour < rollup_cutoff))
+    # The daily rollups follow the hourly ones: whole days before the cut-off go, and the day the
+    # cut-off falls in is recomputed from the hours that remain (so both sum to the same figure).
+    cutoff_day = day_floor(rollup_cutoff)
+    _delete(session, delete(DailyRollup).where(DailyRollup.day < cutoff_day))
+    if cutoff_day < rollup_cutoff:
+        boundary = session.scalars(select(DailyRollup.outpost_pk).where(DailyRollup.day == cutoff_day)).all()
+        update_daily_rollups(session, {(pk, cutoff_day) for pk in boundary})
     incidents_deleted = _delete(
         session, delete(Incident).where(Incident.ended_at.is_not(None), Incident.ended_at < rollup_cutoff)
     )

@@ -13,12 +13,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.db import upsert
 from app.integrations.cloudwatch import Datapoint
-from app.models.connectivity import ConnectedSample, HourlyRollup
+from app.models.connectivity import ConnectedSample, DailyRollup, HourlyRollup
 from app.models.fleet import Outpost
 from app.models.poll_run import PollRun
 from app.services.connectivity.history import rebuild_incidents, update_rollups
@@ -129,6 +129,15 @@ def _hour_floor(ts: dt.datetime) -> dt.datetime:
     return ts.replace(minute=0, second=0, microsecond=0)
 
 
+def _day_floor(ts: dt.datetime) -> dt.datetime:
+    return ts.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _day_ceil(ts: dt.datetime) -> dt.datetime:
+    floored = _day_floor(ts)
+    return floored if floored == ts else floored + dt.timedelta(days=1)
+
+
 def uptime_for(session: Session, outpost_pk: int, window: str | dt.timedelta, now: dt.datetime) -> Uptime:
     """Uptime of one Outpost over [now - window, now); `window`: "24h", "7d", "30d", "90d" or a timedelta."""
     return uptime_bulk(session, [outpost_pk], [window], now)[outpost_pk][_window(window)[0]]
@@ -142,7 +151,8 @@ def uptime_bulk(
 ) -> dict[int, dict[str, Uptime]]:
     """Uptime for many Outposts and windows at once: {outpost_pk: {window: Uptime}}.
 
-    Whole hours come from the hourly rollups (kept for years, maintained as samples arrive); the
+    Whole days come from the daily rollups and the hours beside them from the hourly rollups (both
+    kept for years, maintained as samples arrive, in the same transaction); the
     partial hour at the start of a window comes from raw samples, clipped to the window, or is
     prorated from its rollup when the raw samples are past retention. Costs two or three queries
     whatever the number of Outposts.
@@ -158,28 +168,69 @@ def uptime_bulk(
     first_full_hour = {name: _hour_floor(start) + dt.timedelta(hours=1) for name, start in starts.items()}
     # Bounded above too: at a past instant the hours after `now` must not count.
     end_hour = _hour_floor(now)
-    earliest = min(starts.values())
 
-    # Whole hours: one conditional sum per window over the rollups.
+    # Whole hours: whole UTC days from the daily rollups (one row per day), the hours either side
+    # of them from the hourly rollups (fewer than 48 per window): one conditional sum per window
+    # each, so the rows read per Outpost are bounded by the window's days, not 24 per day.
     sums: dict[int, dict[str, tuple[float, float]]] = defaultdict(dict)
+    day_spans: dict[str, tuple[dt.datetime, dt.datetime] | None] = {}
+    hour_spans: dict[str, list[tuple[dt.datetime, dt.datetime]]] = {}
+    for name, _span in named:
+        lo, hi = first_full_hour[name], end_hour
+        day_lo, day_hi = _day_ceil(lo), _day_floor(hi)
+        if day_lo < day_hi:
+            day_spans[name] = (day_lo, day_hi)
+            hour_spans[name] = [(a, b) for a, b in ((lo, day_lo), (day_hi, hi)) if a < b]
+        else:
+            day_spans[name] = None
+            hour_spans[name] = [(lo, hi)] if lo < hi else []
+    hour_ranges = [r for spans in hour_spans.values() for r in spans]
+    day_ranges = [r for r in day_spans.values() if r is not None]
+
+    def add(pk: int, name: str, connected: Any, known: Any) -> None:
+        before = sums[pk].get(name, (0.0, 0.0))
+        sums[pk][name] = (before[0] + float(connected or 0.0), before[1] + float(known or 0.0))
+
     for chunk in _chunks(pks):
-        columns = []
-        for name, _span in named:
-            cond = and_(HourlyRollup.hour >= first_full_hour[name], HourlyRollup.hour < end_hour)
-            columns.append(func.sum(_case(cond, HourlyRollup.connected_seconds)))
-            columns.append(func.sum(_case(cond, HourlyRollup.known_seconds)))
-        stmt = (
-            select(HourlyRollup.outpost_pk, *columns)
-            .where(
-                HourlyRollup.outpost_pk.in_(chunk),
-                HourlyRollup.hour >= _hour_floor(earliest),
-                HourlyRollup.hour < end_hour,
+        if hour_ranges:
+            columns = []
+            for name, _span in named:
+                cond = or_(
+                    false(),
+                    *(and_(HourlyRollup.hour >= a, HourlyRollup.hour < b) for a, b in hour_spans[name]),
+                )
+                columns.append(func.sum(_case(cond, HourlyRollup.connected_seconds)))
+                columns.append(func.sum(_case(cond, HourlyRollup.known_seconds)))
+            stmt = (
+                select(HourlyRollup.outpost_pk, *columns)
+                .where(
+                    HourlyRollup.outpost_pk.in_(chunk),
+                    or_(*(and_(HourlyRollup.hour >= a, HourlyRollup.hour < b) for a, b in set(hour_ranges))),
+                )
+                .group_by(HourlyRollup.outpost_pk)
             )
-            .group_by(HourlyRollup.outpost_pk)
-        )
-        for row in session.execute(stmt):
-            for index, (name, _span) in enumerate(named):
-                sums[row[0]][name] = (float(row[1 + 2 * index] or 0.0), float(row[2 + 2 * index] or 0.0))
+            for row in session.execute(stmt):
+                for index, (name, _span) in enumerate(named):
+                    add(row[0], name, row[1 + 2 * index], row[2 + 2 * index])
+        if day_ranges:
+            columns = []
+            for name, _span in named:
+                found = day_spans[name]
+                cond = and_(DailyRollup.day >= found[0], DailyRollup.day < found[1]) if found else false()
+                columns.append(func.sum(_case(cond, DailyRollup.connected_seconds)))
+                columns.append(func.sum(_case(cond, DailyRollup.known_seconds)))
+            stmt = (
+                select(DailyRollup.outpost_pk, *columns)
+                .where(
+                    DailyRollup.outpost_pk.in_(chunk),
+                    DailyRollup.day >= min(a for a, _ in day_ranges),
+                    DailyRollup.day < max(b for _, b in day_ranges),
+                )
+                .group_by(DailyRollup.outpost_pk)
+            )
+            for row in session.execute(stmt):
+                for index, (name, _span) in enumerate(named):
+                    add(row[0], name, row[1 + 2 * index], row[2 + 2 * index])
 
     # Partial hours: the first hour of each window and the hour holding `now`, from raw samples
     # clipped to [lo, hi) where we still have them, else prorated from the hour's rollup.
