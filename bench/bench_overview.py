@@ -120,6 +120,14 @@ def seed(url: str, path: Path, now: dt.datetime) -> dict[str, int]:
             """,
             (rollup_hours, rollup_start.strftime("%Y-%m-%d %H:%M:%S")),
         )
+        conn.execute(
+            """
+            INSERT INTO daily_rollups (outpost_pk, day, connected_seconds, known_seconds, min_value, samples)
+            SELECT outpost_pk, strftime('%Y-%m-%d 00:00:00.000000', hour), SUM(connected_seconds),
+                   SUM(known_seconds), MIN(min_value), SUM(samples)
+            FROM hourly_rollups GROUP BY outpost_pk, strftime('%Y-%m-%d 00:00:00.000000', hour)
+            """
+        )
         incidents = []
         for pk in range(1, OUTPOSTS + 1):
             for day in range(1, 60, 3):

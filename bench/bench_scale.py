@@ -141,6 +141,15 @@ def seed_sqlite(path: Path, size: int, now: dt.datetime, cfg: Config) -> None:
             """,  # noqa: S608
             (cfg.rollup_days * 24, _sqlite_ts(rollup_start)),
         )
+        # Daily rollups are kept from the hourly ones at write time (migration 0024 does the same).
+        conn.execute(
+            """
+            INSERT INTO daily_rollups (outpost_pk, day, connected_seconds, known_seconds, min_value, samples)
+            SELECT outpost_pk, strftime('%Y-%m-%d 00:00:00.000000', hour), SUM(connected_seconds),
+                   SUM(known_seconds), MIN(min_value), SUM(samples)
+            FROM hourly_rollups GROUP BY outpost_pk, strftime('%Y-%m-%d 00:00:00.000000', hour)
+            """
+        )
         conn.execute(
             f"""
             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20)
@@ -235,6 +244,15 @@ def seed_postgresql(admin_url: str, database: str, size: int, now: dt.datetime, 
             WHERE (n + o.id) % 97 != 0
             """),
             {"start": rollup_start, "count": cfg.rollup_days * 24},
+        )
+        conn.execute(
+            _pg("""
+            INSERT INTO daily_rollups (outpost_pk, day, connected_seconds, known_seconds, min_value, samples)
+            SELECT outpost_pk, date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+                   SUM(connected_seconds), SUM(known_seconds), MIN(min_value), SUM(samples)
+            FROM hourly_rollups
+            GROUP BY outpost_pk, date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+            """)
         )
         conn.execute(
             _pg("""
