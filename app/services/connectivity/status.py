@@ -521,10 +521,20 @@ def _run_start(session: Session, outpost_pk: int, state: str, latest: dt.datetim
     since = latest
     for ts, value, period in rows:
         gap = (since - (ts + dt.timedelta(seconds=period))).total_seconds()
-        if classify(value) != state or gap >= LIVE_PERIOD * MISSING_PERIODS_FOR_UNKNOWN:
+        if not _same_stretch(state, value) or gap >= LIVE_PERIOD * MISSING_PERIODS_FOR_UNKNOWN:
             break
         since = ts
     return since
+
+
+def _same_stretch(state: str, value: float) -> bool:
+    """Whether a sample belongs to the stretch a state's "since" counts from. Below 1 is one stretch,
+    as an incident is (history.py): an Outpost degraded at 20:30 and disconnected from 20:31 is
+    "Disconnected since 20:30", the start of the incident the same page lists, so the two never
+    disagree. Connected counts from the first sample at 1."""
+    if state == CONNECTED:
+        return classify(value) == CONNECTED
+    return value < 1.0
 
 
 def record_outpost_errors(session: Session, errors: Mapping[int, str | None], now: dt.datetime) -> None:

@@ -183,6 +183,26 @@ def test_state_since_moves_only_when_the_state_changes(session: Session) -> None
     assert outpost.state_since == minute(5)
 
 
+def test_state_since_and_incident_start_follow_the_same_rule(session: Session) -> None:
+    """Issue 19: a degraded minute before the cut made the page say "incident 20:30" and
+    "disconnected since 20:31". Both now count from the first value below 1."""
+    (outpost,) = make_outposts(session, 1)
+    status.record_samples(session, {outpost.id: points(T0, [1, 1, 0.5, 0, 0])})
+    status.refresh_states(session, [outpost], minute(5))
+    (incident,) = incidents(session, outpost.id)
+    assert incident[0] == minute(2)
+    assert (outpost.state, outpost.state_since) == ("DISCONNECTED", minute(2))
+    # Back to degraded within the same incident: still since its start.
+    status.record_samples(session, {outpost.id: points(minute(5), [0.5])})
+    status.refresh_states(session, [outpost], minute(6))
+    assert (outpost.state, outpost.state_since) == ("DEGRADED", minute(2))
+    # Connected again: since the first sample at 1, the incident ended there.
+    status.record_samples(session, {outpost.id: points(minute(6), [1, 1])})
+    status.refresh_states(session, [outpost], minute(8))
+    assert (outpost.state, outpost.state_since) == ("CONNECTED", minute(6))
+    assert incidents(session, outpost.id)[0][1] == minute(6)
+
+
 # ---------------------------------------------------------------- uptime
 
 
