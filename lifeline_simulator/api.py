@@ -13,7 +13,7 @@ import yaml
 
 from lifeline_simulator import fieldvalidation, impersonation, openapi, protobuf, subresources, views, watch
 from lifeline_simulator.authn import AuthenticationFailed, Identity, verify_eks_token
-from lifeline_simulator.errors import ApiError
+from lifeline_simulator.errors import ApiError, invalid
 from lifeline_simulator.patch import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, json_patch, merge_patch
 from lifeline_simulator.pki import CertificateRejected
 from lifeline_simulator.rbac import Attributes
@@ -342,12 +342,7 @@ class Api:
         needs_namespace = rtype.namespaced and route.namespace and writes_or_reads_one
         if needs_namespace and not self.cluster.store.namespace_exists(route.namespace):
             raise ApiError(404, f'namespaces "{route.namespace}" not found', details={"kind": "namespaces"})
-        if verb == "create" and rtype.plural in (
-            "selfsubjectreviews",
-            "selfsubjectaccessreviews",
-            "selfsubjectrulesreviews",
-            "subjectaccessreviews",
-        ):
+        if verb == "create" and rtype.plural in VIRTUAL:
             return self._document(request, self._review(rtype.plural, identity, self._body(request)), 201)
         if verb in ("list", "watch"):
             return self._list(request, route, watch=verb == "watch")
@@ -578,8 +573,27 @@ class Api:
                     "incomplete": False,
                 },
             }
+        user, groups = identity.user, identity.groups
+        if plural == "subjectaccessreviews":
+            # About someone else: exactly the user and groups given (the API server adds neither
+            # system:authenticated nor anything else), evaluated by the same authorizer.
+            user = spec.get("user") or ""
+            raw_groups = spec.get("groups") or []
+            if not isinstance(user, str) or not isinstance(raw_groups, list):
+                raise ApiError(400, "spec.user must be a string and spec.groups a list of strings")
+            if not all(isinstance(g, str) for g in raw_groups):
+                raise ApiError(400, "spec.groups must be a list of strings")
+            groups = tuple(raw_groups)
+            if not user and not groups:
+                raise _invalid_review("spec.user", "at least one of user or group must be specified", user)
         resource_attrs = spec.get("resourceAttributes")
         non_resource = spec.get("nonResourceAttributes")
+        if resource_attrs and non_resource and plural == "subjectaccessreviews":
+            raise _invalid_review(
+                "spec.nonResourceAttributes",
+                "cannot be specified in combination with resourceAttributes",
+                non_resource,
+            )
         if resource_attrs:
             attrs = Attributes(
                 verb=resource_attrs.get("verb", ""),
@@ -591,16 +605,14 @@ class Api:
             )
         elif non_resource:
             attrs = Attributes(verb=non_resource.get("verb", ""), path=non_resource.get("path", ""))
+        elif plural == "subjectaccessreviews":
+            raise _invalid_review(
+                "spec.resourceAttributes",
+                "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+                None,
+            )
         else:
             raise ApiError(422, "spec.resourceAttributes or spec.nonResourceAttributes is required")
-        user, groups = identity.user, tuple(identity.groups)
-        if plural == "subjectaccessreviews":
-            # Asked about someone else: the subject is the spec's, as the real API server does (it
-            # requires spec.user or spec.groups; the asker needs `create subjectaccessreviews`).
-            user = spec.get("user") or ""
-            groups = tuple(spec.get("groups") or ())
-            if not user and not groups:
-                raise ApiError(422, "spec.user or spec.groups is required")
         allowed = self.cluster.authorizer.allowed(user, groups, attrs)
         status: dict[str, Any] = {"allowed": allowed}
         if allowed:
@@ -672,3 +684,14 @@ class Api:
         if "application/yaml" in accept and "application/json" not in accept.split(",")[0]:
             return Response(status, yaml.safe_dump(body, sort_keys=False).encode(), "application/yaml")
         return Response(status, json.dumps(body).encode(), "application/json")
+
+
+def _invalid_review(field: str, message: str, value: Any) -> ApiError:
+    """The API server's 422 for a SubjectAccessReview it cannot evaluate."""
+    shown = "null" if value is None else json.dumps(value)
+    return invalid(
+        "SubjectAccessReview",
+        "",
+        [(field, f"Invalid value: {shown}: {message}")],
+        group="authorization.k8s.io",
+    )

@@ -85,6 +85,20 @@ ACCESS_REVIEW: Schema = {
         },
     ),
 }
+SUBJECT_ACCESS_REVIEW: Schema = {
+    1: ("metadata", "message", OBJECT_META),
+    2: (
+        "spec",
+        "message",
+        {
+            1: ("resourceAttributes", "message", RESOURCE_ATTRIBUTES),
+            2: ("nonResourceAttributes", "message", NON_RESOURCE_ATTRIBUTES),
+            3: ("user", "string", None),
+            4: ("groups", "repeated_string", None),
+            6: ("uid", "string", None),
+        },
+    ),
+}
 RULES_REVIEW: Schema = {
     1: ("metadata", "message", OBJECT_META),
     2: ("spec", "message", {1: ("namespace", "string", None)}),
@@ -127,6 +141,7 @@ KINDS: dict[tuple[str, str], Schema] = {
     ("v1", "Namespace"): NAMESPACE,
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): ACCESS_REVIEW,
     ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): RULES_REVIEW,
+    ("authorization.k8s.io/v1", "SubjectAccessReview"): SUBJECT_ACCESS_REVIEW,
     ("authentication.k8s.io/v1", "SelfSubjectReview"): SELF_REVIEW,
     ("certificates.k8s.io/v1", "CertificateSigningRequest"): CSR,
 }

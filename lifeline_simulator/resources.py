@@ -686,16 +686,17 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     ResourceType(
         "authorization.k8s.io",
         "v1",
-        "SubjectAccessReview",
-        "subjectaccessreviews",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
         False,
         verbs=("create",),
     ),
+    # Asks about someone else (spec.user, spec.groups): needs `create subjectaccessreviews` itself.
     ResourceType(
         "authorization.k8s.io",
         "v1",
-        "SelfSubjectRulesReview",
-        "selfsubjectrulesreviews",
+        "SubjectAccessReview",
+        "subjectaccessreviews",
         False,
         verbs=("create",),
     ),

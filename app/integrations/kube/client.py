@@ -311,11 +311,18 @@ class KubeConnection:
         return bool((data.get("status") or {}).get("allowed"))
 
     def subject_can(
-        self, user: str, groups: Sequence[str], verb: str, resource: str, *, group: str = ""
+        self,
+        user: str,
+        groups: Sequence[str],
+        verb: str,
+        resource: str,
+        *,
+        group: str = "",
+        namespace: str = "",
     ) -> bool:
-        """SubjectAccessReview: may `user` in `groups` do `verb` on `resource`? Asked by this client
-        (which needs `create subjectaccessreviews`) about an identity it holds no key for."""
-        attrs = {"verb": verb, "resource": resource, "group": group}
+        """SubjectAccessReview: may `user` in `groups` (exactly these: the API server adds none) do
+        `verb` on `resource`? Asked by this connection, which needs `create subjectaccessreviews`."""
+        attrs = {"verb": verb, "resource": resource, "group": group, "namespace": namespace}
         body = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SubjectAccessReview",

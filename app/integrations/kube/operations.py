@@ -259,7 +259,7 @@ class KubeClusterApi:
     def subject_can(
         self, user: str, groups: Sequence[str], verb: str, resource: str, *, group: str = ""
     ) -> bool:
-        with _translated(f"SubjectAccessReview for {user}: {verb} {resource}"):
+        with _translated(f"SubjectAccessReview for {user} {verb} {resource}"):
             return self._conn.subject_can(user, groups, verb, resource, group=group)
 
     def close(self) -> None:

@@ -107,15 +107,14 @@ def issuer_rules(grantable_roles: Sequence[str]) -> list[dict[str, Any]]:
         # that a binding Lifeline does not manage already names (policy.py), so it reads RoleBindings.
         {"apiGroups": [RBAC_GROUP], "resources": ["clusterroles"], "verbs": ["get", "list"]},
         {"apiGroups": [RBAC_GROUP], "resources": ["rolebindings"], "verbs": ["get", "list"]},
-        # Verifying a credential from an uploaded CSR (no key to sign in with) asks the cluster about
-        # its user and group with SubjectAccessReviews (policy.check_subject_rights).
-        {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
         {
             "apiGroups": [RBAC_GROUP],
             "resources": ["clusterroles"],
             "resourceNames": sorted(grantable_roles),
             "verbs": ["bind"],
         },
+        # The effective-rights check of a certificate from an uploaded CSR (no key to act as it).
+        {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
     ]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -205,22 +206,37 @@ def _verify_as_credential(
 ) -> None:
     credential = run.credential
     with run.step("verified") as note:
-        if credential.custody != SERVER:
-            # Lifeline cannot sign in without the key, but the issuer can ask the cluster what this
-            # user and group may do: a binding Lifeline does not manage must not widen the grant.
-            groups = [credential.group_name] if credential.group_name else []
-            rules = issuer.cluster_role_rules(credential.cluster_role)
-            message = policy.check_subject_rights(
-                issuer, credential.username, groups, rules, credential.cluster_role
-            )
-            note.append(
-                f"{message} Lifeline cannot sign in with a key that is on your machine: check who the "
-                "cluster sees with `kubectl auth whoami` using the downloaded kubeconfig"
-            )
-            return
-        assert vault is not None and credential.certificate_pem is not None
+        assert credential.certificate_pem is not None
         rules = issuer.cluster_role_rules(credential.cluster_role)
+        if credential.custody != SERVER:
+            # Lifeline cannot sign in with a key it never had: the issuer asks about the identity.
+            note.append(_verify_uploaded(issuer, credential, rules))
+            return
+        assert vault is not None
         message = check_identity(access, cluster, credential, open_key(credential, vault), role_rules=rules)
         credential.last_verified_at, credential.last_verified_ok = utcnow(), True
         credential.last_verified_message = message
         note.append(message)
+
+
+def _verify_uploaded(issuer: ClusterApi, credential: Credential, rules: list[dict[str, Any]] | None) -> str:
+    """The effective-rights check for an uploaded CSR's certificate, by SubjectAccessReviews."""
+    assert credential.certificate_pem is not None
+    info = pki.parse_certificate(credential.certificate_pem)
+    groups = policy.subject_groups(info.organizations)
+    try:
+        rights = policy.check_subject_rights(issuer, info.common_name, groups, rules, credential.cluster_role)
+    except ClusterApiError as exc:
+        if exc.status != 403:
+            raise
+        raise StepFailed(
+            "verified",
+            "the issuer may not create SubjectAccessReviews (authorization.k8s.io), so the rights of a "
+            "certificate whose key Lifeline never holds cannot be checked and it is not handed out; grant "
+            "the issuer `create subjectaccessreviews` (Lifeline's own issuer ClusterRole has it once "
+            f"rewritten) and issue again ({exc})",
+        ) from None
+    return (
+        f"{rights} The key is on your machine: check with `kubectl auth whoami` using the downloaded "
+        "kubeconfig."
+    )

@@ -8,10 +8,10 @@ certificate until it expires: revoking deletes only Lifeline's own binding. So:
   Lifeline's own break-glass group only);
 - a group already named by any (Cluster)RoleBinding Lifeline does not manage is refused, naming the
   binding, before any certificate exists;
-- after issuing, the new identity's effective rights are checked for a few sentinel actions, with
-  SelfSubjectAccessReviews as the credential when Lifeline holds its key, with SubjectAccessReviews by
-  the issuer when the key never left the requester's machine (an uploaded CSR); any right its
-  ClusterRole does not grant fails the issue (and the run cleans up).
+- after issuing, the new identity's effective rights are checked for a few sentinel actions: with
+  SelfSubjectAccessReviews as the credential when Lifeline holds its key, with SubjectAccessReviews as
+  the issuer (the certificate's CN and O values, plus system:authenticated) for an uploaded CSR; any
+  right its ClusterRole does not grant fails the issue (and the run cleans up).
 """
 
 from __future__ import annotations
@@ -51,6 +51,9 @@ SENTINELS = (
 )
 
 
+AUTHENTICATED = "system:authenticated"
+
+
 class RbacReader(Protocol):
     def rbac_bindings(self) -> list[dict[str, Any]]: ...
 
@@ -59,12 +62,6 @@ class RbacReader(Protocol):
 
 class RightsChecker(Protocol):
     def can_i(self, verb: str, resource: str, *, group: str = "") -> bool: ...
-
-
-class SubjectReviewer(Protocol):
-    def subject_can(
-        self, user: str, groups: Sequence[str], verb: str, resource: str, *, group: str = ""
-    ) -> bool: ...
 
 
 def check_allowed_group(group: str | None, allowed: Iterable[str]) -> None:
@@ -147,40 +144,50 @@ def check_effective_rights(
 ) -> str:
     """Ask the cluster, as the new credential, about each sentinel; StepFailed on a right its ClusterRole
     does not grant (a group binding, an aggregated role, a wildcard somewhere else)."""
-    return _compare_rights(
-        lambda s: client.can_i(s.verb, s.resource, group=s.api_group), rules, cluster_role, "sentinel checks"
-    )
+    _compare(lambda s: client.can_i(s.verb, s.resource, group=s.api_group), rules, cluster_role)
+    return f"effective rights match ClusterRole {cluster_role} ({len(SENTINELS)} sentinel checks)."
+
+
+class SubjectRightsChecker(Protocol):
+    def subject_can(
+        self, user: str, groups: Sequence[str], verb: str, resource: str, *, group: str = ""
+    ) -> bool: ...
+
+
+def subject_groups(organizations: Iterable[str]) -> tuple[str, ...]:
+    """The groups the API server gives a client certificate: its O values and system:authenticated."""
+    groups = [o for o in organizations if o != AUTHENTICATED]
+    return (*groups, AUTHENTICATED)
 
 
 def check_subject_rights(
-    reviewer: SubjectReviewer,
+    issuer: SubjectRightsChecker,
     user: str,
     groups: Sequence[str],
     rules: list[dict[str, Any]] | None,
     cluster_role: str,
 ) -> str:
-    """The same comparison for a credential whose key Lifeline never held (an uploaded CSR): the
-    issuer asks SubjectAccessReviews about the certificate's user and groups (as the API server will
-    see them: its O values plus `system:authenticated`)."""
-    seen_as = [*groups, "system:authenticated"]
-    return _compare_rights(
-        lambda s: reviewer.subject_can(user, seen_as, s.verb, s.resource, group=s.api_group),
+    """For a certificate whose key Lifeline never holds (an uploaded CSR): ask as the issuer, with a
+    SubjectAccessReview per sentinel for the certificate's user and groups; the same verdict as
+    `check_effective_rights`."""
+    _compare(
+        lambda s: issuer.subject_can(user, groups, s.verb, s.resource, group=s.api_group),
         rules,
         cluster_role,
-        "SubjectAccessReviews by the issuer",
+    )
+    return (
+        f"effective rights of {user} ({', '.join(groups)}) match ClusterRole {cluster_role} "
+        f"({len(SENTINELS)} SubjectAccessReviews as the issuer)."
     )
 
 
-def _compare_rights(
-    allowed: Callable[[Sentinel], bool], rules: list[dict[str, Any]] | None, cluster_role: str, how: str
-) -> str:
+def _compare(allowed: Callable[[Sentinel], bool], rules: list[dict[str, Any]] | None, role: str) -> None:
     if rules is None:
-        raise StepFailed("verified", f"ClusterRole {cluster_role} could not be read to compare its rights")
+        raise StepFailed("verified", f"ClusterRole {role} could not be read to compare its rights")
     extra = [str(s) for s in SENTINELS if allowed(s) and not role_grants(rules, s)]
     if extra:
         raise StepFailed(
             "verified",
-            f"the credential can do more than ClusterRole {cluster_role} grants ({'; '.join(extra)}): "
+            f"the credential can do more than ClusterRole {role} grants ({'; '.join(extra)}): "
             "another binding applies to this identity or its group",
         )
-    return f"effective rights match ClusterRole {cluster_role} ({len(SENTINELS)} {how})."

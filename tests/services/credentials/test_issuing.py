@@ -122,7 +122,7 @@ def test_uploaded_csr_end_to_end(client: TestClient, sim_env: SimEnv, kubectl: s
     assert record["custody"] == "uploaded-csr" and record["identity"] == "lifeline:admin"
     verified = next(s for s in record["steps"] if s["step"] == "verified")
     assert verified["state"] == "done" and "kubectl auth whoami" in verified["message"]
-    assert "effective rights match ClusterRole" in verified["message"]
+    assert "SubjectAccessReviews as the issuer" in verified["message"]
     directory = tmp_path / "mine"
     directory.mkdir()
     config = save_kubeconfig(client, record["id"], directory / "kubeconfig")

@@ -6,19 +6,18 @@ Lifeline does not manage) with ClusterRole `view`, and got `kubectl auth can-i '
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import yaml
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.integrations import pki
 from app.models import Credential
+from app.services.credentials import policy
 from app.services.credentials.policy import SENTINELS, Sentinel, foreign_bindings_naming, role_grants
-from tests.factories import write_kubeconfig
 from tests.fixtures.credentials import SimEnv
 from tests.services.credentials.test_issuing import kubectl_run, save_kubeconfig
 
@@ -126,84 +125,111 @@ def test_role_rules_match_wildcards_only_where_granted() -> None:
     assert foreign_bindings_naming([managed, foreign], "g") == ["RoleBinding ns/b (→ edit)"]
 
 
-def _uploaded_csr(common_name: str, group: str = "lifeline:breakglass") -> str:
+# ------------------------------------------------------- uploaded CSR: SubjectAccessReviews as the issuer
+
+
+def _uploaded(client: Any, env: SimEnv, cn: str, *groups: str, **body: Any) -> Any:
     key = pki.generate_private_key(pki.KeyType.ecdsa_p256)
-    return pki.build_csr(key.pem, common_name, (group,))
+    csr = pki.build_csr(key.pem, cn, groups)
+    return _issue(client, env, custody="uploaded-csr", csr=csr, lifetime_seconds=3600, **body)
 
 
-def test_an_uploaded_csr_with_more_rights_than_recorded_fails_and_cleans_up(
-    client_as: Any, sim_env: SimEnv, session: Session
-) -> None:
-    # The key never reaches Lifeline, so it cannot sign in as the credential: the issuer asks
-    # SubjectAccessReviews instead, and a foreign binding for the CSR's user is caught the same way.
-    sim_env.admin.create_cluster_role_binding("old-oncall", "cluster-admin", users=["lifeline:rita"])
-    responder = client_as("responder", "rita")
-    response = _issue(
-        responder,
-        sim_env,
-        custody="uploaded-csr",
-        csr=_uploaded_csr("lifeline:rita"),
-        cluster_role="view",
-        lifetime_seconds=3600,
-    )
+def _assert_refused_and_cleaned(response: Any, env: SimEnv, session: Session, *extra: str) -> None:
     assert response.status_code == 502, response.text
     body = response.json()
-    assert body["failed_step"] == "verified"
-    assert "can do more than ClusterRole view" in body["error"] and "* *" in body["error"]
-    assert {s["step"]: s["state"] for s in body["steps"]}["cleanup"] == "done"
-    assert sim_env.bindings() == [] and sim_env.csrs() == []
-    assert session.get_one(Credential, body["id"]).status == "failed"
+    assert body["status"] == "failed" and body["failed_step"] == "verified"
+    assert "can do more than ClusterRole view" in body["error"]
+    for text in extra:
+        assert text in body["error"]
+    steps = {s["step"]: s["state"] for s in body["steps"]}
+    assert steps["verified"] == "failed" and steps["cleanup"] == "done"
+    # The CSR and Lifeline's binding are gone, as on the key-held path.
+    assert env.csrs() == [] and env.bindings() == []
+    assert "stored" not in steps
 
 
-def test_an_uploaded_csr_is_checked_with_subject_access_reviews(client_as: Any, sim_env: SimEnv) -> None:
+def test_uploaded_csr_in_a_group_bound_after_the_pre_check_is_refused_and_cleaned_up(
+    client_as: Any, sim_env: SimEnv, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group escalation: a foreign binding grants the certificate's group cluster-admin. The check
+    before the CSR and the creation are not atomic, so the binding appears right after that check."""
+    real = policy.check_group_unbound
+
+    def then_bound(api: Any, group: str | None, cluster: str) -> str:
+        note = real(api, group, cluster)
+        sim_env.admin.create_cluster_role_binding(
+            "eks-breakglass", "cluster-admin", groups=["lifeline:breakglass"]
+        )
+        return note
+
+    monkeypatch.setattr(policy, "check_group_unbound", then_bound)
     responder = client_as("responder", "rita")
+    response = _uploaded(responder, sim_env, "lifeline:rita", "lifeline:breakglass", cluster_role="view")
+    _assert_refused_and_cleaned(response, sim_env, session, "* *", "create clusterrolebindings")
+
+
+def test_uploaded_csr_refused_when_everyone_authenticated_is_cluster_admin(
+    client_as: Any, sim_env: SimEnv, session: Session
+) -> None:
+    # Not a group the request names, so only the check after issuing sees it.
+    sim_env.admin.create_cluster_role_binding(
+        "everyone-admin", "cluster-admin", groups=["system:authenticated"]
+    )
+    responder = client_as("responder", "rita")
+    response = _uploaded(responder, sim_env, "lifeline:rita", "lifeline:breakglass", cluster_role="view")
+    _assert_refused_and_cleaned(response, sim_env, session, "get secrets")
+
+
+def test_uploaded_csr_refused_when_a_foreign_binding_names_the_user(
+    client_as: Any, sim_env: SimEnv, session: Session
+) -> None:
+    sim_env.admin.create_cluster_role_binding("old-oncall", "cluster-admin", users=["lifeline:rita"])
+    responder = client_as("responder", "rita")
+    response = _uploaded(responder, sim_env, "lifeline:rita", cluster_role="view")
+    _assert_refused_and_cleaned(response, sim_env, session, "* *")
+    row = session.scalar(select(Credential).where(Credential.id == response.json()["id"]))
+    assert row is not None and row.status == "failed"
+
+
+def test_uploaded_csr_with_only_its_role_passes_the_review_checked_with_kubectl(
+    client_as: Any, sim_env: SimEnv, kubectl: str, tmp_path: Path
+) -> None:
+    responder = client_as("responder", "rita")
+    key = pki.generate_private_key(pki.KeyType.ecdsa_p256)
+    csr = pki.build_csr(key.pem, "lifeline:rita", ("lifeline:breakglass",))
     response = _issue(
-        responder,
-        sim_env,
-        custody="uploaded-csr",
-        csr=_uploaded_csr("lifeline:rita"),
-        cluster_role="view",
-        lifetime_seconds=3600,
+        responder, sim_env, custody="uploaded-csr", csr=csr, cluster_role="view", lifetime_seconds=3600
     )
     assert response.status_code == 201, response.text
     verified = next(s for s in response.json()["steps"] if s["step"] == "verified")
     assert verified["state"] == "done"
-    assert "effective rights match ClusterRole view" in verified["message"]
-    assert "SubjectAccessReviews by the issuer" in verified["message"]
+    assert (
+        "effective rights of lifeline:rita (lifeline:breakglass, system:authenticated) match"
+        in (verified["message"])
+    )
+    # What the reviews said is what the certificate can do.
+    directory = tmp_path / "mine"
+    directory.mkdir()
+    config = save_kubeconfig(responder, response.json()["id"], directory / "kubeconfig")
+    (directory / "client.key").write_bytes(key.pem)
+    (directory / "client.key").chmod(0o600)
+    assert kubectl_run(kubectl, config, "auth", "can-i", "*", "*").stdout.strip() == "no"
+    assert kubectl_run(kubectl, config, "auth", "can-i", "list", "pods").stdout.strip() == "yes"
 
 
-def test_subject_access_review_answers_for_the_named_subject_checked_with_kubectl(
-    sim_env: SimEnv, kubectl: str, tmp_path: Path
+def test_an_issuer_that_may_not_review_fails_the_uploaded_csr_and_cleans_up(
+    client_as: Any, sim_env: SimEnv, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The simulator's SubjectAccessReview judges spec.user/spec.groups, not the asker (who is
-    system:masters here), as the real API server does; kubectl reads the answer."""
-    sim_env.admin.create_cluster_role_binding("eks-breakglass", "cluster-admin", groups=["eks-breakglass"])
-    asker = sim_env.sim.issue_client_certificate("kubernetes-admin", ["system:masters"])
-    config = write_kubeconfig(tmp_path / "admin.kubeconfig", sim_env.sim, cert_key=asker)
-    review = tmp_path / "sar.yaml"
+    from app.integrations.kube.operations import ClusterApiError, KubeClusterApi
 
-    def ask(groups: list[str]) -> bool:
-        review.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "authorization.k8s.io/v1",
-                    "kind": "SubjectAccessReview",
-                    "spec": {
-                        "user": "someone",
-                        "groups": groups,
-                        "resourceAttributes": {"verb": "get", "resource": "secrets"},
-                    },
-                }
-            )
-        )
-        answer = kubectl_run(kubectl, config, "create", "-f", str(review), "-o", "json")
-        assert answer.returncode == 0, answer.stderr
-        document = json.loads(answer.stdout)
-        assert document["kind"] == "SubjectAccessReview"
-        return bool(document["status"]["allowed"])
+    def forbidden(self: Any, user: str, *args: Any, **kwargs: Any) -> bool:
+        raise ClusterApiError("subjectaccessreviews.authorization.k8s.io is forbidden", 403)
 
-    assert ask(["eks-breakglass"]) is True
-    assert ask(["system:authenticated"]) is False
-    # The Python client's call Lifeline uses gives the same answers.
-    assert sim_env.admin.subject_can("someone", ["eks-breakglass"], "get", "secrets") is True
-    assert sim_env.admin.subject_can("someone", [], "get", "secrets") is False
+    monkeypatch.setattr(KubeClusterApi, "subject_can", forbidden)
+    responder = client_as("responder", "rita")
+    response = _uploaded(responder, sim_env, "lifeline:rita", cluster_role="view")
+    assert response.status_code == 502
+    body = response.json()
+    assert body["failed_step"] == "verified"
+    assert "may not create SubjectAccessReviews" in body["error"]
+    assert sim_env.csrs() == [] and sim_env.bindings() == []
