@@ -290,6 +290,8 @@ def change_own_password(
     """A user changes their own password; their other sessions end, and their API tokens too unless
     `end_tokens` is false. Returns the back-off wait (0 when the change was made)."""
     now = now or utcnow()
+    if user.is_sso:
+        raise AccountError("Your password is managed by your identity provider; change it there.")
     wait, ok = checked_password(factory, user, current_password, client=client, policy=policy, now=now)
     if wait:
         return wait

@@ -390,3 +390,30 @@ def test_sso_reauth_as_someone_else_is_refused(
         refused = c.get(f"{back.path}?{back.query}", follow_redirects=False)
         assert refused.status_code == 403 and "as someone else" in refused.text
         assert _needs_reauth(c)
+
+
+def test_sso_account_page_says_the_password_is_managed_by_the_identity_provider(
+    oidc_server: OidcServer, sso_client: MakeClient, session: Session
+) -> None:
+    """Issue 12: an SSO account was shown a "Change your password" form it could never use."""
+    c = sso_client()
+    assert sso_sign_in(c, "bob").status_code == 303
+    page = c.get("/account").text
+    assert "Change your password" not in page and 'name="current_password"' not in page
+    assert "Your password is managed by your identity provider" in page
+    # Posting the form anyway is refused with the same words, and nothing is audited as a guess.
+    answer = c.post(
+        "/account/password",
+        data={"current_password": "x", "new_password": TEST_PASSWORD, "new_password_confirm": TEST_PASSWORD},
+        headers={"X-CSRF-Token": csrf_token_for_session(c.cookies.get(SESSION_COOKIE, ""))},
+    )
+    assert answer.status_code == 422
+    assert "Your password is managed by your identity provider; change it there." in answer.text
+    changes = session.scalars(select(AuditEvent).where(AuditEvent.action == "user.password_change")).all()
+    assert changes == []
+
+
+def test_local_account_page_still_offers_the_password_form(client: TestClient) -> None:
+    page = client.get("/account").text
+    assert "Change your password" in page and 'name="current_password"' in page
+    assert "managed by your identity provider" not in page
