@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from app.services.credentials.vocabulary import DEFAULT_GROUP
 from app.services.readiness.model import Evidence, Finding, Severity, Status
 
 GUIDE = "Prepare local Amazon EKS clusters on AWS Outposts for network disconnects"
@@ -57,10 +58,12 @@ SPECS: dict[str, CheckSpec] = {
             "No credential holds irrevocable system:masters membership",
             Severity.high,
             f"{GUIDE}: Authenticating to your local cluster during a network disconnect",
-            "Issue break-glass certificates with a dedicated organisation (for example O=eks-breakglass) "
-            "bound to cluster-admin by a ClusterRoleBinding, never O=system:masters: deleting a binding "
-            "revokes the first, while the second stays superuser until the certificate expires. Keep "
-            "such certificates short-lived and their kubeconfigs out of circulation.",
+            "Issue break-glass certificates through Lifeline: each user gets a ClusterRoleBinding of "
+            f"its own and the group O={DEFAULT_GROUP} (or one on LIFELINE_CREDENTIAL_ALLOWED_GROUPS), "
+            "never O=system:masters: deleting a binding revokes the first, while the second stays "
+            "superuser until the certificate expires. A certificate made by hand should bind its user, "
+            "not a group, since every binding naming its group applies until it expires. Keep such "
+            "certificates short-lived and their kubeconfigs out of circulation.",
             "CertificateSigningRequests approved or issued with O=system:masters (superuser that no "
             "binding change revokes); bindings naming the group are reported as redundant.",
             "manifests",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from app.services.readiness.catalogue import CHECKS, evaluate, score
@@ -99,3 +101,20 @@ def test_score_formula() -> None:
     worse = evaluate(snapshot_from_objects(failing_cluster("system-masters-binding")), CONTEXT)
     assert 0 <= score(worse) < score(ready) < 100  # unknowns cost a quarter of their weight
     assert score([]) == 100
+
+
+def test_advice_never_suggests_a_group_the_credential_policy_refuses() -> None:
+    """The system:masters advice used to suggest O=eks-breakglass, which issuing now refuses (issue
+    12): no remediation may name a group off the default allow-list."""
+    from app.services.credentials.policy import check_allowed_group
+    from app.services.credentials.vocabulary import DEFAULT_GROUP, CredentialInputError
+
+    for check_id, spec in SPECS.items():
+        for group in (g.rstrip(".,;:") for g in re.findall(r"O=([^\s,;)]+)", spec.remediation)):
+            if group == "system:masters":
+                continue  # named as what never to do
+            try:
+                check_allowed_group(group, [DEFAULT_GROUP])
+            except CredentialInputError:
+                pytest.fail(f"{check_id}: the advice suggests O={group}, which issuing refuses")
+    assert f"O={DEFAULT_GROUP}" in SPECS["system-masters-binding"].remediation
