@@ -32,7 +32,12 @@ from app.settings import Settings
 from app.web.deps import AppSettings, DbSession
 from app.web.errors import status_for
 from app.web.forms import FormState
-from app.web.readiness.view import FindingFilter, grouped_by_severity, score_chart
+from app.web.readiness.view import (
+    FindingFilter,
+    grouped_by_status_and_severity,
+    readiness_summary,
+    score_chart,
+)
 from app.web.security import Admin, Principal, Responder, Role, Viewer, actor_of
 from app.web.templating import is_htmx_partial, redirect_after_post, render
 
@@ -69,7 +74,8 @@ def _detail_context(
         "cluster": cluster,
         "state": view.state,
         "filter": flt,
-        "groups": grouped_by_severity(shown),
+        "groups": grouped_by_status_and_severity(shown),
+        "summary": readiness_summary(view.findings, view.score),
         "shown": len(shown),
         "chart": score_chart(records.score_history(session, cluster, days=30)),
         "exemptions": records.exemptions(session, cluster),
@@ -103,7 +109,7 @@ def cluster_page(
     principal: Viewer,
     region: str | None = None,
 ) -> Response:
-    """One cluster: state, auth path, nodes, findings by severity (filterable), forms, score history."""
+    """One cluster: a summary first, then access, nodes, findings by status and severity, forms."""
     row = records.find_cluster(session, cluster, region)
     context = _detail_context(request, session, settings, principal, row)
     return render(request, "readiness/detail.html", context, partial="readiness/_findings.html")

@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from app.models.readiness import ReadinessSample
-from app.services.readiness.export import ordered
+from app.services.readiness.catalogue import worst
+from app.services.readiness.export import STATUS_ORDER, ordered
 from app.services.readiness.model import Finding, Severity, Status
 
 SEVERITIES = [s.value for s in Severity]
@@ -56,13 +57,58 @@ class FindingFilter:
         return "&".join(f"{k}={v}" for k, v in values.items() if v)
 
 
-def grouped_by_severity(findings: Sequence[Finding]) -> list[tuple[str, list[Finding]]]:
+@dataclass(frozen=True)
+class FindingGroup:
+    """Findings of one status and one severity, e.g. every failing critical check."""
+
+    status: str
+    severity: str
+    items: list[Finding]
+
+    @property
+    def folded(self) -> bool:
+        """Passing (and accepted) checks start closed: they need no action."""
+        return self.status in (Status.passed.value, Status.accepted.value)
+
+
+def grouped_by_status_and_severity(findings: Sequence[Finding]) -> list[FindingGroup]:
+    """Fail before warn, unknown, accepted and pass; critical first within each status."""
     groups = []
-    for severity in Severity:
-        items = [f for f in findings if f.severity == severity]
-        if items:
-            groups.append((severity.value, items))
+    for status in sorted(Status, key=lambda s: STATUS_ORDER[s]):
+        for severity in Severity:
+            items = [f for f in findings if f.status == status and f.severity == severity]
+            if items:
+                groups.append(FindingGroup(status.value, severity.value, items))
     return groups
+
+
+@dataclass(frozen=True)
+class ReadinessSummary:
+    """What the cluster page says first: the score, what fails by severity, what to do first."""
+
+    score: int | None
+    total: int
+    failing: list[tuple[str, int]]  # (severity, count) of failing findings, critical first
+    warnings: int
+    passing: int
+    first_actions: list[Finding]  # the top three fail/warn findings, most severe first
+
+    @property
+    def failing_total(self) -> int:
+        return sum(count for _, count in self.failing)
+
+
+def readiness_summary(findings: Sequence[Finding], score: int | None) -> ReadinessSummary:
+    fails = [f for f in findings if f.status == Status.fail]
+    failing = [(s.value, n) for s in Severity if (n := sum(1 for f in fails if f.severity == s))]
+    return ReadinessSummary(
+        score=score,
+        total=len(findings),
+        failing=failing,
+        warnings=sum(1 for f in findings if f.status == Status.warn),
+        passing=sum(1 for f in findings if f.status == Status.passed),
+        first_actions=worst(findings, limit=3),
+    )
 
 
 @dataclass(frozen=True)

@@ -192,3 +192,28 @@ def test_attestation_and_horizon_forms(client: TestClient, session: Session) -> 
     assert client.get("/api/v1/clusters/plant7-local").json()["horizon_hours"] == 720
     bad = client.post("/clusters/plant7-local/horizon", data={"horizon_hours": "soon"}, headers=HTMX)
     assert bad.status_code == 422 and "whole number" in bad.text
+
+
+def test_cluster_page_leads_with_a_summary_and_groups_by_status_then_severity(
+    client: TestClient, session: Session
+) -> None:
+    seed(session)
+    export_before = client.get("/api/v1/clusters/plant7-local/findings?format=csv").text
+    page = client.get("/clusters/plant7-local").text
+    summary, findings = page.index('id="summary"'), page.index('id="findings"')
+    assert summary < findings and summary < page.index('id="access-h"')  # the summary comes first
+    head = page[summary:findings]
+    assert "failing" in head and "What to do first" in head
+    assert 'data-check="iam-dependent-workloads"' in head  # the failing high check is a first action
+    groups = [g.split('"')[0] for g in page.split('data-group="')[1:]]
+    status_rank = {"fail": 0, "warn": 1, "unknown": 2, "accepted": 3, "pass": 4}
+    severity_rank = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+    keys = [(status_rank[g.split("-")[0]], severity_rank[g.split("-")[1]]) for g in groups]
+    assert keys == sorted(keys) and groups[0].startswith("fail-") and groups[-1].startswith("pass-")
+    # A failing check is open; a passing one is folded (a <details> without `open`).
+    failing = page[page.rindex("<details", 0, page.index('id="finding-iam-dependent-workloads"')) :]
+    assert failing.split(">", 1)[0].count(" open") == 1
+    passing = page[page.rindex("<details", 0, page.index('id="finding-ebs-snapshots"')) :]
+    assert " open" not in passing.split(">", 1)[0]
+    # The exports are untouched by the page's new layout.
+    assert client.get("/api/v1/clusters/plant7-local/findings?format=csv").text == export_before
