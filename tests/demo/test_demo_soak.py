@@ -4,8 +4,10 @@ the API (every answer 201) and the CLI writes to the same database file beside i
 `tokens create`, `fleet add-outpost`, every run exit 0). Afterwards: no `database is locked` in the
 demo's log and no failed job run in `poll_runs`.
 
-The issue asks for three minutes; SOAK_SECONDS is 90 so the test stays inside CI's budget on a
-2-core machine (about 18 connectivity polls, 9 discovery runs and 3 readiness rounds happen in it).
+SOAK_SECONDS is the issue's three minutes (about 18 connectivity polls at 10 s, discovery runs and 6
+readiness rounds at 30 s happen in it); the test is marked slow. Nothing else in it waits for time to
+pass: start-up and discovery are polled every half second, and the CLI writer and the issuing rounds
+stop at the same deadline.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import pytest
 
 from tests.conftest import free_port
 
-SOAK_SECONDS = 90
+SOAK_SECONDS = 180
 CLUSTERS = 3
 PASSWORD = "soak password, long enough\n"
 REGION = "us-west-2"
