@@ -78,7 +78,7 @@ def test_table_output_names_objects_and_fixes(tmp_path: Path) -> None:
     result = run_check("--manifests", str(path))
     assert result.exit_code == 1
     assert "FAIL" in result.stdout and "CertificateSigningRequest/ops-admin" in result.stdout
-    assert "fix: Issue break-glass certificates with a dedicated organisation" in result.stdout
+    assert "fix: Issue break-glass certificates through Lifeline" in result.stdout
     assert "readiness score " in result.stdout
 
 
