@@ -74,25 +74,19 @@ RESOURCE_ATTRIBUTES: Schema = {
     7: ("name", "string", None),
 }
 NON_RESOURCE_ATTRIBUTES: Schema = {1: ("path", "string", None), 2: ("verb", "string", None)}
-ACCESS_REVIEW: Schema = {
-    1: ("metadata", "message", OBJECT_META),
-    2: (
-        "spec",
-        "message",
-        {
-            1: ("resourceAttributes", "message", RESOURCE_ATTRIBUTES),
-            2: ("nonResourceAttributes", "message", NON_RESOURCE_ATTRIBUTES),
-        },
-    ),
+_ATTRIBUTES: Schema = {
+    1: ("resourceAttributes", "message", RESOURCE_ATTRIBUTES),
+    2: ("nonResourceAttributes", "message", NON_RESOURCE_ATTRIBUTES),
 }
+ACCESS_REVIEW: Schema = {1: ("metadata", "message", OBJECT_META), 2: ("spec", "message", _ATTRIBUTES)}
+# A SubjectAccessReviewSpec is the self review's plus the subject asked about.
 SUBJECT_ACCESS_REVIEW: Schema = {
     1: ("metadata", "message", OBJECT_META),
     2: (
         "spec",
         "message",
         {
-            1: ("resourceAttributes", "message", RESOURCE_ATTRIBUTES),
-            2: ("nonResourceAttributes", "message", NON_RESOURCE_ATTRIBUTES),
+            **_ATTRIBUTES,
             3: ("user", "string", None),
             4: ("groups", "repeated_string", None),
             6: ("uid", "string", None),

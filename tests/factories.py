@@ -114,6 +114,21 @@ def make_cluster(
     return cluster
 
 
+def add_simulated_cluster(session: Session, sim: Any, name: str, region: str = "us-west-2") -> Cluster:
+    """A fleet cluster whose cached endpoint and CA are a simulated cluster's."""
+    cluster = Cluster(
+        name=name,
+        region=region,
+        endpoint=sim.url,
+        certificate_authority=sim.ca_data,
+        cluster_uid=sim.cluster_uid,
+        health_issues=[],
+    )
+    session.add(cluster)
+    session.flush()
+    return cluster
+
+
 # ---------------------------------------------------------------- connectivity: CloudWatch in moto, rows
 
 

@@ -16,9 +16,10 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.db import session_scope
 from app.main import create_app
-from app.models import Cluster, Credential
+from app.models import Credential
 from app.models.audit import AuditEvent
 from tests.conftest import DatabaseServer, create_account, make_settings, sign_in
+from tests.factories import add_simulated_cluster
 from tests.fixtures.credentials import MANAGED
 
 runner = CliRunner()
@@ -81,16 +82,7 @@ def fleet(
     factory = application.state.session_factory
     sim = simulated_cluster(name="edge-sim", endpoint_hostname="abc123.gr7.us-west-2.eks.amazonaws.com")
     with session_scope(factory) as session:
-        session.add(
-            Cluster(
-                name="edge-sim",
-                region="us-west-2",
-                endpoint=sim.url,
-                certificate_authority=sim.ca_data,
-                cluster_uid=sim.cluster_uid,
-                health_issues=[],
-            )
-        )
+        add_simulated_cluster(session, sim, "edge-sim")
     monkeypatch.setenv("LIFELINE_DATABASE_URL", url)
     monkeypatch.setenv("LIFELINE_DATA_KEY", data_key)
     monkeypatch.setenv("LIFELINE_AWS_ENDPOINT_URL", aws_endpoint)

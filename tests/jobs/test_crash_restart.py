@@ -32,7 +32,7 @@ from app.integrations.vault import generate_data_key
 from app.models import Cluster, ConnectedSample, Credential, Outpost, PollRun
 from app.services.accounts.tokens import create_token
 from app.services.audit import Actor
-from app.services.credentials.vocabulary import CREDENTIAL_LABEL
+from app.services.credentials.vocabulary import CREDENTIAL_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from tests.conftest import DatabaseServer, create_account, free_port
 from tests.factories import minutes, seed
 from tests.fixtures.credentials import MANAGED
@@ -144,10 +144,7 @@ def _test_objects(admin: Any, engine: Engine, api_version: str, plural: str) -> 
     names = []
     for obj in admin.iter_objects(api_version, plural):
         labels = obj["metadata"].get("labels") or {}
-        if (
-            plural == "clusterrolebindings"
-            and labels.get("app.kubernetes.io/managed-by") != "outpost-lifeline"
-        ):
+        if plural == "clusterrolebindings" and labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
             continue
         if labels.get(CREDENTIAL_LABEL) not in own:
             names.append(str(obj["metadata"]["name"]))

@@ -25,7 +25,7 @@ from lifeline_simulator.subresources import NO_CONTAINERS
 from tests.factories import SAMPLE_MANIFESTS, write_kubeconfig
 from tests.factories import _reported_node as node
 from tests.factories import _running_pod as pod
-from tests.fixtures.kube import Kubectl
+from tests.fixtures.kube import Kubectl, python_client
 
 VERSIONS = ("1.29.14", "1.31.9")
 
@@ -216,20 +216,8 @@ def test_create_ignores_a_client_sent_null_creation_timestamp(cluster: Cluster, 
 # ----------------------------------------------------------------------- the official Python client
 
 
-def _api_client(sim: SimulatedCluster, tmp_path: Path) -> k8s.ApiClient:
-    cert, key = sim.issue_client_certificate("kubernetes-admin", ["system:masters"])
-    files = {}
-    for name, text in (("ca", sim.ca_pem), ("cert", cert), ("key", key)):
-        files[name] = tmp_path / f"{name}.pem"
-        files[name].write_text(text)
-    config = k8s.Configuration()
-    config.host = sim.url
-    config.ssl_ca_cert, config.cert_file, config.key_file = (str(files[n]) for n in ("ca", "cert", "key"))
-    return k8s.ApiClient(config)
-
-
 def test_python_client_reads_the_same(cluster: Cluster, tmp_path: Path) -> None:
-    api = _api_client(cluster.sim, tmp_path)
+    api = python_client(cluster.sim, tmp_path)
     try:
         apps = k8s.AppsV1Api(api)
         core = k8s.CoreV1Api(api)
@@ -271,7 +259,7 @@ def test_python_client_reads_the_same(cluster: Cluster, tmp_path: Path) -> None:
 
 
 def test_openapi_documents_through_the_client(cluster: Cluster, tmp_path: Path) -> None:
-    api = _api_client(cluster.sim, tmp_path)
+    api = python_client(cluster.sim, tmp_path)
 
     def get(path: str) -> Any:
         response = api.rest_client.request("GET", cluster.sim.url + path)
@@ -373,7 +361,7 @@ def test_client_sent_generation_and_uid_are_ignored(cluster: Cluster, tmp_path: 
 
 
 def test_python_client_sees_the_defaults(cluster: Cluster, tmp_path: Path) -> None:
-    api = _api_client(cluster.sim, tmp_path)
+    api = python_client(cluster.sim, tmp_path)
     try:
         apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
         core.create_namespace({"metadata": {"name": "py-defaults"}})
@@ -616,7 +604,7 @@ def test_endpoints_follow_the_ready_pods(cluster: Cluster, tmp_path: Path) -> No
     assert len(_rows(cluster, "endpoints", "web", "-n", "endpoints")[0][1].split(",")) == 1
     slices = _rows(cluster, "endpointslices", "-n", "endpoints", "-l", "kubernetes.io/service-name=web")
     assert slices[0][1:3] == ["IPv4", "8080"] and len(slices[0][3].split(",")) == 1
-    api = _api_client(cluster.sim, tmp_path)
+    api = python_client(cluster.sim, tmp_path)
     try:
         endpoints = k8s.CoreV1Api(api).read_namespaced_endpoints("web", "endpoints")
         assert [a.target_ref.kind for a in endpoints.subsets[0].addresses] == ["Pod"]
@@ -685,7 +673,7 @@ def test_a_file_with_a_crd_and_its_resource_applies(cluster: Cluster, tmp_path: 
         '{.status.conditions[?(@.type=="Established")].status}',
     )
     assert established == "True"
-    api = _api_client(cluster.sim, tmp_path)
+    api = python_client(cluster.sim, tmp_path)
     try:
         widget = k8s.CustomObjectsApi(api).get_namespaced_custom_object(
             "example.com", "v1", "crds", "widgets", "w1"

@@ -14,7 +14,7 @@ from kubernetes import client as k8s
 
 from lifeline_simulator import SimulatedCluster
 from tests.factories import write_kubeconfig
-from tests.fixtures.kube import Kubectl
+from tests.fixtures.kube import Kubectl, python_client
 
 QUESTIONS = (
     ("*", "*", ""),
@@ -131,15 +131,7 @@ def test_a_review_without_user_or_group_is_invalid(admin_kubectl_sar: Kubectl, t
 
 
 def test_the_python_client_creates_a_review(sample_cluster: SimulatedCluster, tmp_path: Path) -> None:
-    cert, key = sample_cluster.issue_client_certificate("kubernetes-admin", ["system:masters"])
-    files = {}
-    for name, text in (("ca", sample_cluster.ca_pem), ("cert", cert), ("key", key)):
-        files[name] = tmp_path / f"{name}.pem"
-        files[name].write_text(text)
-    config = k8s.Configuration()
-    config.host = sample_cluster.url
-    config.ssl_ca_cert, config.cert_file, config.key_file = (str(files[n]) for n in ("ca", "cert", "key"))
-    with k8s.ApiClient(config) as api:
+    with python_client(sample_cluster, tmp_path) as api:
         rbac = k8s.RbacAuthorizationV1Api(api)
         rbac.create_cluster_role_binding(
             k8s.V1ClusterRoleBinding(

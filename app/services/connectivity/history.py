@@ -87,16 +87,12 @@ def update_daily_rollups(
     Recomputed, never incremented (like the hours): a repeated write cannot count twice. A day
     whose hours are all gone (retention) loses its row. Reads at most 24 hourly rows per key.
     """
-    keys = sorted(set(keys))
-    if not keys:
+    days: dict[tuple[int, dt.datetime], _DayAgg] = {key: _DayAgg() for key in keys}
+    if not days:
         return 0
-    by_pk: dict[int, set[dt.datetime]] = defaultdict(set)
-    for pk, day in keys:
-        by_pk[pk].add(day)
-    sums: dict[tuple[int, dt.datetime], list[float | int | None]] = {}
-    pks = sorted(by_pk)
-    lo = min(day for _, day in keys)
-    hi = max(day for _, day in keys) + _DAY
+    pks = sorted({pk for pk, _ in days})
+    lo = min(day for _, day in days)
+    hi = max(day for _, day in days) + _DAY
     for start in range(0, len(pks), _IN_CHUNK):
         chunk = pks[start : start + _IN_CHUNK]
         rows = session.execute(
@@ -110,33 +106,16 @@ def update_daily_rollups(
             ).where(HourlyRollup.outpost_pk.in_(chunk), HourlyRollup.hour >= lo, HourlyRollup.hour < hi)
         )
         for pk, hour, connected, known, low, count in rows:
-            key = (pk, day_floor(hour))
-            if key[1] not in by_pk[pk]:
-                continue
-            agg = sums.setdefault(key, [0.0, 0.0, None, 0])
-            agg[0] = float(agg[0] or 0.0) + connected  # type: ignore[operator]
-            agg[1] = float(agg[1] or 0.0) + known  # type: ignore[operator]
-            if low is not None:
-                agg[2] = low if agg[2] is None else min(agg[2], low)  # type: ignore[type-var]
-            agg[3] = int(agg[3] or 0) + count
-    gone = [key for key in keys if key not in sums]
-    for pk, day in gone:
+            agg = days.get((pk, day_floor(hour)))
+            if agg is not None:
+                agg.add(connected, known, low, count)
+    for pk, day in (key for key, agg in days.items() if not agg.hours):
         session.execute(
             delete(DailyRollup)
             .where(DailyRollup.outpost_pk == pk, DailyRollup.day == day)
             .execution_options(synchronize_session=False)
         )
-    rows_out = [
-        {
-            "outpost_pk": pk,
-            "day": day,
-            "connected_seconds": agg[0],
-            "known_seconds": agg[1],
-            "min_value": agg[2],
-            "samples": agg[3],
-        }
-        for (pk, day), agg in sums.items()
-    ]
+    rows_out = [agg.row(*key) for key, agg in days.items() if agg.hours]
     upsert(
         session,
         DailyRollup.__table__,  # type: ignore[arg-type]
@@ -145,6 +124,35 @@ def update_daily_rollups(
         update_columns=("connected_seconds", "known_seconds", "min_value", "samples"),
     )
     return len(rows_out)
+
+
+@dataclass
+class _DayAgg:
+    """A UTC day's sums over its hourly rollups."""
+
+    connected: float = 0.0
+    known: float = 0.0
+    min_value: float | None = None
+    samples: int = 0
+    hours: int = 0
+
+    def add(self, connected: float, known: float, low: float | None, samples: int) -> None:
+        self.connected += connected
+        self.known += known
+        if low is not None:
+            self.min_value = low if self.min_value is None else min(self.min_value, low)
+        self.samples += samples
+        self.hours += 1
+
+    def row(self, pk: int, day: dt.datetime) -> dict[str, object]:
+        return {
+            "outpost_pk": pk,
+            "day": day,
+            "connected_seconds": self.connected,
+            "known_seconds": self.known,
+            "min_value": self.min_value,
+            "samples": self.samples,
+        }
 
 
 def _recompute_hours(session: Session, keys: Sequence[tuple[int, dt.datetime]]) -> list[dict[str, object]]:
