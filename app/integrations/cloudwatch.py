@@ -65,6 +65,9 @@ class FetchResult:
     region_status: Status = "ok"
     region_error: str | None = None
     windows: tuple[tuple[dt.datetime, dt.datetime, int], ...] = field(default=())
+    # Per Outpost ID, the indexes (into `windows`) of the windows it did not fully get: the request
+    # failed, was skipped after CloudWatch became unreachable, or answered InternalError for it.
+    incomplete: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 class _RequestCounter:
@@ -114,7 +117,8 @@ def fetch_connected_status(
     # Once CloudWatch is unreachable or keeps throttling, the remaining requests of this cycle
     # would only wait out the same timeouts and back-offs: they are skipped and marked alike.
     given_up: tuple[Status, str] | None = None
-    for start, end, period, outpost_ids in windows:
+    incomplete: dict[str, list[int]] = {}
+    for window_index, (start, end, period, outpost_ids) in enumerate(windows):
         for offset in range(0, len(outpost_ids), MAX_QUERIES_PER_REQUEST):
             chunk = list(outpost_ids[offset : offset + MAX_QUERIES_PER_REQUEST])
             for outpost_id in chunk:
@@ -123,6 +127,7 @@ def fetch_connected_status(
                 statuses.append(given_up[0])
                 for outpost_id in chunk:
                     failures.setdefault(outpost_id, given_up)
+                    incomplete.setdefault(outpost_id, []).append(window_index)
                 continue
             queries = [
                 {
@@ -160,6 +165,7 @@ def fetch_connected_status(
                             failures[outpost_id] = ("denied", _messages(result) or "Forbidden")
                         elif code == "InternalError":
                             partial_messages[outpost_id] = _messages(result) or "InternalError"
+                            incomplete.setdefault(outpost_id, []).append(window_index)
                         for ts, value in zip(
                             result.get("Timestamps", []), result.get("Values", []), strict=False
                         ):
@@ -175,6 +181,7 @@ def fetch_connected_status(
                 errors.append(message)
                 for outpost_id in chunk:
                     failures.setdefault(outpost_id, (status, message))
+                    incomplete.setdefault(outpost_id, []).append(window_index)
                 if status in ("unreachable", "throttled"):
                     given_up = (status, message)
     series: dict[str, OutpostSeries] = {}
@@ -205,6 +212,7 @@ def fetch_connected_status(
         region_status=region_status,
         region_error=region_error,
         windows=tuple((start, end, period) for start, end, period, _ in windows),
+        incomplete={outpost_id: tuple(sorted(set(indexes))) for outpost_id, indexes in incomplete.items()},
     )
 
 

@@ -1,7 +1,8 @@
 """The connectivity poller: every interval, ConnectedStatus for every Outpost, one region at a time.
 
 Each region gets its own PollRun; one failing region does not stop the others. Each cycle re-reads
-a trailing window and, after a gap, backfills from each Outpost's last stored sample. Every
+a trailing window and, after a gap, backfills from each Outpost's last stored sample (or from the
+start of an earlier cycle's backfill window whose request failed: `Outpost.backfill_from`). Every
 LIFELINE_POLL_HOLE_RECHECK_MINUTES, holes in the stored history (hours not fully known, an
 Outpost that buffered while its link was down, a delayed publish) are asked for again, spending at
 most LIFELINE_POLL_HOLE_REQUESTS requests, until CloudWatch's 15 days of one-minute data (or the
@@ -236,10 +237,12 @@ def _poll_region(
     started = time.monotonic()
     trailing = dt.timedelta(minutes=settings.poll_trailing_window_minutes)
     with session_scope(session_factory) as session:
+        # Each Outpost's history is complete up to its newest sample, or up to `backfill_from` when
+        # an earlier cycle's backfill request failed after the trailing window moved that sample on.
         rows = [
-            (pk, outpost_id, last)
-            for pk, outpost_id, last in session.execute(
-                select(Outpost.id, Outpost.outpost_id, Outpost.last_sample_at)
+            (pk, outpost_id, resume_from(last, backfill_from))
+            for pk, outpost_id, last, backfill_from in session.execute(
+                select(Outpost.id, Outpost.outpost_id, Outpost.last_sample_at, Outpost.backfill_from)
                 .where(Outpost.region == region)
                 .order_by(Outpost.outpost_id)
             )
@@ -264,6 +267,7 @@ def _poll_region(
         )
         with session_scope(session_factory) as session:
             result = replace(_store(session, settings, fetched, region, now), hole_requests=len(holes))
+            _mark_backfill(session, region, windows, fetched, {o: since for _, o, since in rows})
             run = session.get_one(PollRun, run_id)
             run.finished_at = now + dt.timedelta(seconds=time.monotonic() - started)
             run.outcome = result.outcome
@@ -347,6 +351,52 @@ def _store(
         fetched.region_error,
         changed=changed,
     )
+
+
+def resume_from(last_sample_at: dt.datetime | None, backfill_from: dt.datetime | None) -> dt.datetime | None:
+    """Where an Outpost's ordinary backfill starts: its newest sample, or an earlier failed window."""
+    if backfill_from is None or last_sample_at is None:
+        return last_sample_at
+    return min(last_sample_at, backfill_from)
+
+
+def _mark_backfill(
+    session: Session,
+    region: str,
+    windows: Sequence[Window],
+    fetched: FetchResult,
+    resumed: Mapping[str, dt.datetime | None],
+) -> None:
+    """Move each Outpost's `backfill_from` to where its history stopped being complete this cycle.
+
+    History was complete up to `resumed` (where this cycle's ordinary windows started); a failed
+    ordinary window [a, b) leaves [max(a, resumed), b) to ask again. The mark is cleared when every
+    window succeeded, or when the newest sample did not move past it (the planner starts there
+    anyway). Hole re-check windows (after the ordinary ones) keep their own schedule.
+    """
+    failed: dict[str, dt.datetime] = {}
+    for outpost_id, indexes in fetched.incomplete.items():
+        since = resumed.get(outpost_id)
+        starts = [
+            windows[i].start if since is None else max(windows[i].start, _floor(since, windows[i].period))
+            for i in indexes
+            if i < len(windows)
+        ]
+        if starts:
+            failed[outpost_id] = min(starts)
+    for outpost in session.scalars(select(Outpost).where(Outpost.region == region)):
+        mark = failed.get(outpost.outpost_id)
+        if mark is not None and (outpost.last_sample_at is None or mark >= outpost.last_sample_at):
+            mark = None
+        if outpost.backfill_from != mark:
+            if mark is not None:
+                log.warning(
+                    "connectivity %s: %s incomplete from %s; the next cycle asks again",
+                    region,
+                    outpost.outpost_id,
+                    f"{mark:%Y-%m-%d %H:%M}",
+                )
+            outpost.backfill_from = mark
 
 
 def _outpost_message(series: OutpostSeries, outpost: Outpost) -> str | None:

@@ -26,6 +26,9 @@ class Outpost(Base):
     state_since: Mapped[dt.datetime | None]
     last_sample_at: Mapped[dt.datetime | None]
     last_value: Mapped[float | None]
+    # Where the next cycle's backfill must start again: the earliest window whose request failed
+    # while a later one (the trailing window) moved `last_sample_at` past it. None when complete.
+    backfill_from: Mapped[dt.datetime | None]
     # The last polling problem specific to this Outpost (AccessDenied, no data: wrong account?).
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[dt.datetime | None]

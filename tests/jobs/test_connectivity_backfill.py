@@ -9,12 +9,14 @@ import itertools
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.integrations.aws import AwsClients
 from app.jobs import connectivity
 from app.models.connectivity import ConnectedSample, Incident
 from app.services.connectivity import status
 from app.settings import Settings
 from tests.conftest import free_port, make_settings
 from tests.factories import make_outposts, minutes, seed
+from tests.support.fake_cloudwatch import fake_cloudwatch
 
 PLAN = {
     "trailing": dt.timedelta(minutes=15),
@@ -232,3 +234,66 @@ def test_plan_for_a_new_outpost_fetches_the_initial_history() -> None:
     windows = connectivity.plan_windows([("new", None)], NOW, **PLAN)
     covered = sum(((w.end - w.start) for w in windows), dt.timedelta())
     assert covered == dt.timedelta(hours=24, minutes=15)
+
+
+def test_a_dropped_backfill_request_is_asked_again_by_the_next_cycle(
+    session_factory: sessionmaker[Session],
+    session: Session,
+    aws_endpoint: str,
+    database_url: str,
+    now: dt.datetime,
+) -> None:
+    """Restart after 6 h; the first backfill request is dropped while the trailing window arrives.
+
+    The trailing window moves every Outpost's newest sample to now, so a planner that starts from
+    the newest sample alone never asks for those hours again (the hole check is off here).
+    """
+    outposts = make_outposts(session, 3)
+    end = now.replace(second=0)
+    start = end - dt.timedelta(hours=6)
+    expected: dict[int, list[tuple[dt.datetime, float]]] = {}
+    for n, outpost in enumerate(outposts):
+        # each Outpost loses its link for 20 minutes inside the hours whose request is dropped
+        values = [1.0] * 300 + [0.0] * 20 + [1.0] * 40
+        values = values[n:] + values[:n]
+        seed(aws_endpoint, minutes(start, values, outpost.outpost_id))
+        expected[outpost.id] = [(start + dt.timedelta(minutes=i), v) for i, v in enumerate(values)]
+        session.add(ConnectedSample(outpost_pk=outpost.id, ts=start, value=1.0, period_seconds=60))
+        outpost.last_sample_at = start
+        outpost.last_value = 1.0
+    session.commit()
+
+    with fake_cloudwatch(aws_endpoint, ["proxy", "drop"]) as (endpoint, fake):
+        settings = make_settings(
+            database_url,
+            aws_endpoint_url=endpoint,
+            poll_trailing_window_minutes=5,
+            poll_hole_requests=0,
+        )
+        # No retry (botocore counts `max_attempts` as retries), so the one drop fails the request
+        # the way a request fails once its retries are spent.
+        clients = AwsClients(endpoint_url=endpoint, connect_timeout=2, read_timeout=120, max_attempts=0)
+        (first,) = connectivity.poll_connectivity(settings, session_factory, now=now, clients=clients)
+        assert fake.answers[:2] == ["proxy", "drop"]
+        assert first.outcome == "partial"
+        session.expire_all()
+        marks = {o.id: session.get_one(type(o), o.id).backfill_from for o in outposts}
+        # the dropped window and the one after it (skipped: CloudWatch counted as unreachable)
+        assert set(marks.values()) == {start}
+        assert all(len(_stored(session, o.id)) == 1 + 5 for o in outposts)  # the trailing window only
+
+        (second,) = connectivity.poll_connectivity(
+            settings, session_factory, now=now + dt.timedelta(minutes=1), clients=clients
+        )
+        assert second.outcome == "ok"
+
+    session.expire_all()
+    for outpost in outposts:
+        stored = [(ts, value) for ts, value, _ in _stored(session, outpost.id)]
+        assert stored == expected[outpost.id]  # the stored history equals CloudWatch's
+        assert session.get_one(type(outpost), outpost.id).backfill_from is None
+    incidents = {(i.outpost_pk, i.started_at, i.ended_at) for i in session.scalars(select(Incident))}
+    assert incidents == {
+        (o.id, start + dt.timedelta(minutes=300 - n), start + dt.timedelta(minutes=320 - n))
+        for n, o in enumerate(outposts)
+    }

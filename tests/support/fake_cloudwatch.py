@@ -9,6 +9,7 @@ plus the query-compatible `x-amzn-query-error: <Code>;Sender` header carrying th
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,7 +40,11 @@ ERRORS = {
 
 
 class FakeCloudWatch:
-    """Answers requests from `script` in order ("deny", "throttle", "proxy"); then `default`."""
+    """Answers requests from `script` in order ("deny", "throttle", "proxy", "drop"); then `default`.
+
+    "drop" reads the request and closes the connection without an answer: to botocore a dropped
+    connection (ConnectionClosedError), as when a request dies half-way.
+    """
 
     def __init__(self, upstream: str, script: list[str], default: str = "proxy") -> None:
         self.upstream = upstream
@@ -66,6 +71,10 @@ def fake_cloudwatch(
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             answer = fake.next_answer()
+            if answer == "drop":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             if answer.startswith("page:"):
                 # One page of a paginated answer: a datapoint for query q0 at the given epoch second,
                 # StatusCode PartialData and a NextToken, the way CloudWatch splits large results.
