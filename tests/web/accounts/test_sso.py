@@ -343,7 +343,12 @@ def test_sso_reauth_needs_a_fresh_idp_sign_in_and_returns_to_the_action(
         session.execute(update(WebSession).values(reauth_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)))
         session.commit()
         assert _needs_reauth(c)
-        assert 'id="sso-reauth"' in c.get("/reauth", params={"next": "/account"}).text
+        reauth_page = c.get("/reauth", params={"next": "/account"}).text
+        assert 'id="sso-reauth"' in reauth_page
+        # an SSO account has no password: no page asks for one
+        assert "Confirm it is you" in reauth_page and "password" not in reauth_page.lower()
+        hint = c.get("/account").text
+        assert "Sign in again with your identity provider" in hint and "Confirm your password" not in hint
 
         # An IdP that answers from its own session (ignores max_age=0 / prompt=login): the ID token's
         # auth_time is the sign-in of five minutes before Lifeline asked, or missing. Both refused.
