@@ -235,7 +235,7 @@ def _inventory_context(
     cluster: int | None,
     person: str | None = None,
 ) -> dict[str, Any]:
-    rows = queries.list_credentials(db, cluster_pk=cluster, issued_by=person)
+    rows = queries.list_credentials(db, cluster_pk=cluster, issued_by=person, people_only=True)
     has_key, key_problem = data_key_problem(settings)
     clusters = queries.list_clusters(db)
     all_rows = rows if cluster is None and not person else queries.list_credentials(db)

@@ -61,9 +61,15 @@ def list_credentials(
     cluster_pk: int | None = None,
     include_history: bool = False,
     issued_by: str | None = None,
+    people_only: bool = False,
 ) -> list[Credential]:
-    """The inventory, newest first; `issued_by` keeps one person's (the account name that issued)."""
+    """The inventory, newest first; `issued_by` keeps one person's (the account name that issued).
+
+    `people_only` leaves out Lifeline's own issuer and reader identities (the cluster's readiness
+    page lists those); the fallback `view` identity stays, since people use it too."""
     stmt = select(Credential).order_by(Credential.created_at.desc(), Credential.id.desc())
+    if people_only:
+        stmt = stmt.where(Credential.kind.not_in(OWN_PURPOSES))
     if cluster_pk is not None:
         stmt = stmt.where(Credential.cluster_pk == cluster_pk)
     if issued_by:
@@ -75,7 +81,12 @@ def list_credentials(
 
 def issuers(session: Session) -> list[str]:
     """Everyone who issued a credential (the inventory's person filter), by name."""
-    stmt = select(Credential.issued_by).distinct().order_by(Credential.issued_by)
+    stmt = (
+        select(Credential.issued_by)
+        .where(Credential.kind.not_in(OWN_PURPOSES))
+        .distinct()
+        .order_by(Credential.issued_by)
+    )
     return [name for name in session.scalars(stmt) if name]
 
 

@@ -155,8 +155,11 @@ def test_inventory_filters_downloads_cut_off_marker_and_failures_in_words(
     make_active_credential(session, other, vault, username="lifeline:bob", issued_by="bob")
     failed = make_active_credential(session, other, vault, username="lifeline:carl", issued_by="carl")
     failed.status, failed.failed_step, failed.error = "failed", "csr_created", "no issuer"
+    own = make_active_credential(session, other, vault, username="lifeline:issuer", issued_by="lifeline")
+    own.kind = "issuer"  # Lifeline's own identity: on the readiness page, not among people's
     session.commit()
     everything = client.get("/credentials", headers=htmx.headers).text
+    assert f"/credentials/{own.id}" not in everything and "lifeline:issuer" not in everything
     assert "csr_created" not in everything
     assert vocabulary.STEP_FAILURES["csr_created"] in everything
     assert "⚠ cut off now" in everything
@@ -167,6 +170,7 @@ def test_inventory_filters_downloads_cut_off_marker_and_failures_in_words(
 
     by_cluster = table(f"/credentials?cluster={cut.id}")
     assert "lifeline:admin" in by_cluster and "lifeline:bob" not in by_cluster
+    assert '<option value="lifeline"' not in client.get("/credentials").text  # not a person to filter by
     by_person = table("/credentials?person=bob")
     assert "lifeline:bob" in by_person and "lifeline:admin" not in by_person
     none = table(f"/credentials?cluster={cut.id}&person=bob")
