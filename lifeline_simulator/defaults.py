@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-SERVICE_CIDR = ipaddress.ip_network("10.100.0.0/16")  # EKS' default service range
+SERVICE_CIDR = ipaddress.ip_network("127.100.0.0/16")  # EKS uses 10.100.0.0/16; here loopback only
 NODE_PORTS = range(30000, 32768)
 
 
