@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 PORT ?=
 RUN_ENV := $(if $(PORT),LIFELINE_PORT=$(PORT))
 
-.PHONY: install test-deps run serve demo migrate test lint fmt bench clean
+.PHONY: install test-deps run serve demo migrate test lint fmt bench clean screenshots
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,11 @@ fmt: install
 
 test: install test-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Rewrites the screenshot references (tests/web/pages/screenshots/*.png) from this checkout's pages;
+# CI=true so a missing chromium fails instead of skipping without writing anything.
+screenshots: install
+	CI=true LIFELINE_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/web/pages/test_screenshots.py
 
 bench: install
 	$(BIN)/python -m bench
