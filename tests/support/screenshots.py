@@ -74,6 +74,10 @@ def check_screenshot(
         return None
     failures_dir.mkdir(parents=True, exist_ok=True)
     actual_path = failures_dir / f"{reference.stem}.actual.png"
+    diff_path = failures_dir / f"{reference.stem}.diff.png"
+    # What an earlier run left for this page must not be taken for this run's result.
+    actual_path.unlink(missing_ok=True)
+    diff_path.unlink(missing_ok=True)
     if not reference.exists():
         actual.save(actual_path)
         return (
@@ -84,7 +88,6 @@ def check_screenshot(
         diff = compare_images(actual, expected)
     if diff.matches():
         return None
-    diff_path = failures_dir / f"{reference.stem}.diff.png"
     actual.save(actual_path)
     diff.image.save(diff_path)
     size = (
