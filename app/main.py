@@ -18,6 +18,7 @@ from app.settings import Settings, get_settings
 from app.web import (
     access,
     audit,
+    credential_policy,
     credentials,
     drills,
     errors,
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = Fals
         fleet,
         clusters,
         credentials,
+        credential_policy,
         access,
         identities,
         users,

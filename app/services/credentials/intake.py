@@ -35,7 +35,8 @@ from app.services.credentials.vocabulary import (
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._@-]{0,126}[A-Za-z0-9]$")
 
 
-def _check_name(value: str, field: str, what: str) -> None:
+def check_name(value: str, field: str, what: str) -> None:
+    """A user, group or ClusterRole name Lifeline writes: 2-128 safe characters, none in `system:`."""
     if not _NAME_RE.match(value):
         raise CredentialInputError(
             f"{what} {value!r} must be 2-128 characters of letters, digits and : . _ @ -", field=field
@@ -79,7 +80,7 @@ def validate_request(
             f"lifetime must be at most {max_lifetime_days} days (LIFELINE_CREDENTIAL_MAX_LIFETIME_DAYS)",
             field="lifetime",
         )
-    _check_name(request.cluster_role, "cluster_role", "ClusterRole")
+    check_name(request.cluster_role, "cluster_role", "ClusterRole")
     normalised = replace(
         request, username=request.username.strip(), group=(request.group or "").strip() or None
     )
@@ -107,9 +108,9 @@ def validate_request(
         normalised = replace(normalised, csr_pem=None)
     else:
         raise CredentialInputError("custody must be 'server' or 'uploaded-csr'", field="custody")
-    _check_name(normalised.username, "username", "identity")
+    check_name(normalised.username, "username", "identity")
     if normalised.group is not None:
-        _check_name(normalised.group, "group", "group")
+        check_name(normalised.group, "group", "group")
         policy.check_allowed_group(normalised.group, allowed_groups)
     if (
         normalised.kind == "breakglass"

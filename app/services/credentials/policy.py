@@ -4,8 +4,8 @@ The identity a credential carries is decided by policy, not by the requester. A 
 organisation (O) becomes a Kubernetes group, and every binding naming that group applies to the
 certificate until it expires: revoking deletes only Lifeline's own binding. So:
 
-- a group must be on the admin-managed allow-list (`LIFELINE_CREDENTIAL_ALLOWED_GROUPS`, default
-  Lifeline's own break-glass group only);
+- a group must be on the admin-managed allow-list (the Credential policy page, `groups.py`; until an
+  admin saves one, `LIFELINE_CREDENTIAL_ALLOWED_GROUPS`, default Lifeline's own break-glass group only);
 - a group already named by any (Cluster)RoleBinding Lifeline does not manage is refused, naming the
   binding, before any certificate exists;
 - after issuing, the new identity's effective rights are checked for a few sentinel actions: with
@@ -65,15 +65,16 @@ class RightsChecker(Protocol):
 
 
 def check_allowed_group(group: str | None, allowed: Iterable[str]) -> None:
-    """Refuse a group that is not on the allow-list (the setting names it)."""
+    """Refuse a group that is not on the allow-list (`groups.allowed_groups`)."""
     if group is None:
         return
     allowed = list(allowed)
     if group not in allowed:
         listed = ", ".join(allowed) if allowed else "none"
         raise CredentialInputError(
-            f"group {group!r} is not on the allowed list (LIFELINE_CREDENTIAL_ALLOWED_GROUPS: {listed}); "
-            "an admin decides which groups a credential may carry",
+            f"group {group!r} is not on the allowed list ({listed}); an admin decides which groups a "
+            "credential may carry, on the Credential policy page (LIFELINE_CREDENTIAL_ALLOWED_GROUPS "
+            "until one is saved there)",
             field="group",
         )
 

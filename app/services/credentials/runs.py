@@ -26,7 +26,7 @@ from app.models import Cluster, ClusterIdentity, Credential, CredentialEvent
 from app.models.base import utcnow
 from app.services.audit import SYSTEM, Actor
 from app.services.credentials import access as handout
-from app.services.credentials import identities, intake, issuing, upkeep
+from app.services.credentials import groups, identities, intake, issuing, upkeep
 from app.services.credentials.keys import vault_from_settings
 from app.services.credentials.queries import active_credential_ids
 from app.services.credentials.steps import target_of
@@ -92,7 +92,7 @@ def start_issue(
             actor,
             max_lifetime_days=settings.credential_max_lifetime_days,
             has_vault=vault is not None,
-            allowed_groups=settings.credential_allowed_groups,
+            allowed_groups=groups.allowed_groups(session, setting=settings.credential_allowed_groups).groups,
         )
         return intake.create_credential(session, valid, actor, vault).id
 

@@ -30,6 +30,7 @@ FIXED_PAGES = (
     "/account",
     "/account/totp",
     "/sign-in-policy",
+    "/credential-policy",
 )
 
 
