@@ -23,7 +23,7 @@ from app.models import Cluster, Credential
 from app.schemas import CredentialIssue, CredentialOut, CredentialRevokedOut
 from app.services.audit import Actor
 from app.services.credentials import access as handout
-from app.services.credentials import queries, reach, runs
+from app.services.credentials import groups, queries, reach, runs
 from app.services.credentials.access import Refused
 from app.services.credentials.keys import data_key_problem, vault_from_settings
 from app.services.credentials.paths import issuing_path_for
@@ -301,6 +301,7 @@ def _form_context(
         "lifetime_warning": lifetime_warning(lifetime_seconds) if lifetime_seconds else None,
         "default_identity": default_identity(principal.username),
         "issuing_path": issuing_path_for(db, settings, form.values.get("cluster")),
+        "allowed_groups": groups.allowed_groups(db, setting=settings.credential_allowed_groups).groups,
     }
 
 
@@ -317,11 +318,14 @@ def _lifetime_seconds(values: dict[str, str]) -> int:
         return 0
 
 
-def _default_values(principal: Principal, cluster: int | None, settings: Settings) -> dict[str, str]:
+def _default_values(
+    principal: Principal, cluster: int | None, settings: Settings, allowed_groups: tuple[str, ...]
+) -> dict[str, str]:
+    # Lifeline's own group while it is allowed; otherwise none (an admin's list may drop it).
     return {
         "cluster": str(cluster) if cluster is not None else "",
         "username": default_identity(principal.username),
-        "group": DEFAULT_GROUP,
+        "group": DEFAULT_GROUP if DEFAULT_GROUP in allowed_groups else "",
         "cluster_role": DEFAULT_ROLE,
         "other_role": "",
         "lifetime": str(reach.default_lifetime_days(settings)),
@@ -339,7 +343,8 @@ def new_form(
     settings: AppSettings,
     cluster: OptionalRowIdQuery = None,
 ) -> Response:
-    form = FormState(_default_values(principal, cluster, settings))
+    allowed = groups.allowed_groups(db, setting=settings.credential_allowed_groups).groups
+    form = FormState(_default_values(principal, cluster, settings, allowed))
     context = _form_context(db, principal, settings, form, [])
     chosen = db.get(Cluster, cluster) if cluster is not None else None
     if chosen is not None:

@@ -41,6 +41,31 @@ def test_a_group_off_the_allow_list_is_refused(client_as: Any, sim_env: SimEnv) 
     assert sim_env.csrs() == []
 
 
+def test_issuing_follows_the_list_an_admin_saved(client_as: Any, sim_env: SimEnv, session: Session) -> None:
+    """Removed from the list: refused on the API and the web form; added: issued (the setting still
+    lists lifeline:breakglass, so the stored list is what decides)."""
+    admin = client_as("admin", "root")
+    saved = admin.post("/credential-policy/groups", data={"groups": "oncall-view"}, follow_redirects=False)
+    assert saved.status_code == 303
+    responder = client_as("responder", "rita")
+    refused = _issue(responder, sim_env, group="lifeline:breakglass", cluster_role="view")
+    assert refused.status_code == 422 and refused.json()["field"] == "group"
+    assert "not on the allowed list (oncall-view)" in refused.json()["detail"]
+    form = {"cluster": str(sim_env.cluster_id), "group": "lifeline:breakglass", "cluster_role": "view"}
+    page = responder.post("/credentials", data=form, headers={"HX-Request": "true"})
+    assert page.status_code == 422
+    assert "not on the allowed list" in page.context["f"].errors["group"]  # type: ignore[attr-defined]
+    assert sim_env.csrs() == [] and session.scalars(select(Credential)).all() == []
+    # The form offers what is allowed now, and no longer pre-fills the removed group.
+    blank = responder.get(f"/credentials/new?cluster={sim_env.cluster_id}")
+    assert blank.context["allowed_groups"] == ("oncall-view",)  # type: ignore[attr-defined]
+    assert blank.context["f"].values["group"] == ""  # type: ignore[attr-defined]
+
+    issued = _issue(responder, sim_env, group="oncall-view", cluster_role="view", lifetime_seconds=3600)
+    assert issued.status_code == 201, issued.text
+    assert issued.json()["group"] == "oncall-view"
+
+
 def test_a_group_bound_outside_lifeline_is_refused_naming_the_binding(
     app: FastAPI, client_as: Any, sim_env: SimEnv, session: Session
 ) -> None:
