@@ -118,6 +118,49 @@ def issuer_rules(grantable_roles: Sequence[str]) -> list[dict[str, Any]]:
     ]
 
 
+_RULE_FIELDS = ("apiGroups", "resources", "resourceNames", "nonResourceURLs", "verbs")
+
+
+def _rule_key(rule: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
+    # The API server may return the lists in another order or omit an empty one: same rule.
+    return tuple(tuple(sorted(str(v) for v in rule.get(f) or ())) for f in _RULE_FIELDS)
+
+
+def describe_rule(rule: dict[str, Any]) -> str:
+    groups = ",".join(rule.get("apiGroups") or ()) or "core"
+    names = f" named {','.join(rule['resourceNames'])}" if rule.get("resourceNames") else ""
+    return f"{','.join(rule.get('verbs') or ())} {groups}/{','.join(rule.get('resources') or ())}{names}"
+
+
+def role_drift(found: list[dict[str, Any]] | None, wanted: list[dict[str, Any]]) -> list[str]:
+    """How a ClusterRole on the cluster differs from the rules Lifeline writes (`missing: ...`,
+    `extra: ...`), empty when they match; a role written by an older version lacks newer rules."""
+    if found is None:
+        return ["the ClusterRole is missing"]
+    have = {_rule_key(r): r for r in found}
+    want = {_rule_key(r): r for r in wanted}
+    return [f"missing: {describe_rule(r)}" for k, r in want.items() if k not in have] + [
+        f"extra: {describe_rule(r)}" for k, r in have.items() if k not in want
+    ]
+
+
+def record_role_repair(session: Session, identity: ClusterIdentity, drift: list[str], actor: Actor) -> None:
+    """The audit row of an upkeep that rewrote the identity's ClusterRole because it had drifted."""
+    record_audit(
+        session,
+        actor=actor,
+        action="identity.role_updated",
+        target=f"cluster:{identity.cluster_pk}",
+        details={
+            "cluster": identity.cluster.name,
+            "identity": username_of(identity.purpose),
+            "cluster_role": identity.cluster_role,
+            "drift": drift,
+        },
+    )
+    session.flush()
+
+
 def username_of(purpose: str) -> str:
     return f"lifeline:{purpose}"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -352,17 +353,27 @@ def _upkeep_one(
         row = identities.ensure_identity(session, cluster, purpose, grantable)
         plan = identities.due(session, row, grantable, utcnow())
         target = target_of(cluster)
-        identity_id = row.id
-    if plan.action == "none" and not plan.role_stale:
-        return plan.reason
+        identity_id, role_name = row.id, row.cluster_role
     if plan.action == "none" and plan.credential_id is None:
         return plan.reason
+    drift: list[str] = []
+    if plan.action == "none" and not plan.role_stale:
+        drift = _role_drift(access, target, purpose, role_name, grantable)
+        if not drift:
+            return plan.reason
+        log.warning("own %s identity of %s: ClusterRole drifted (%s)", purpose, target.name, "; ".join(drift))
     # The ClusterRole first (only the override or IAM may write it); a renewal goes on without it.
     role_error = _apply_role(session_factory, access, target, identity_id, grantable)
     if role_error and plan.action != "renew":
         _record(session_factory, identity_id, role_error)
-        return f"not issued: {role_error}"
+        done = "ClusterRole not updated" if plan.action == "none" else "not issued"
+        return f"{done}: {role_error}"
     if plan.action == "none":
+        if drift:
+            with session_scope(session_factory) as session:
+                identities.record_role_repair(
+                    session, session.get_one(ClusterIdentity, identity_id), drift, SYSTEM
+                )
         return "ClusterRole updated"
     with session_scope(session_factory) as session:
         row = session.get_one(ClusterIdentity, identity_id)
@@ -388,6 +399,33 @@ def _upkeep_one(
     return f"{done}: {status}" if status == "active" else f"{plan.action} failed: {error}"
 
 
+def _role_drift(
+    access: ClusterAccess, target: ClusterTarget, purpose: str, role_name: str, grantable: list[str]
+) -> list[str]:
+    """How the identity's ClusterRole on the cluster differs from what Lifeline writes; empty when it
+    matches or cannot be read now (no override or IAM during a disconnect: nothing could rewrite it)."""
+    if access.provisioner is None:
+        return []
+    try:
+        api = access.provisioner(target)
+    except ClusterApiError:
+        return []
+    try:
+        found = api.cluster_role_rules(role_name)
+    except ClusterApiError as exc:
+        log.info("ClusterRole of own %s identity on %s not read: %s", purpose, target.name, exc)
+        return []
+    finally:
+        api.close()
+    return identities.role_drift(found, _rules_of(purpose, grantable))
+
+
+def _rules_of(purpose: str, grantable: list[str]) -> list[dict[str, Any]]:
+    if purpose == identities.ISSUER:
+        return identities.issuer_rules(grantable)
+    return list(identities.READER_RULES)
+
+
 def _apply_role(
     session_factory: sessionmaker[Session],
     access: ClusterAccess,
@@ -399,9 +437,7 @@ def _apply_role(
     with session_scope(session_factory) as session:
         row = session.get_one(ClusterIdentity, identity_id)
         purpose, name = row.purpose, row.cluster_role
-    rules = (
-        identities.issuer_rules(grantable) if purpose == identities.ISSUER else list(identities.READER_RULES)
-    )
+    rules = _rules_of(purpose, grantable)
     provisioner = access.provisioner or access.issuer
     try:
         api = provisioner(target)

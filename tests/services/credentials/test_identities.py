@@ -278,3 +278,51 @@ def test_the_override_kubeconfig_is_tried_before_iam(
         assert api.description == "issuer kubeconfig"  # type: ignore[attr-defined]
     finally:
         api.close()
+
+
+def test_upkeep_brings_an_older_issuer_role_up_to_date(
+    sim_env: SimEnv,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    session: Session,
+    kubectl: str,
+    tmp_path: Path,
+) -> None:
+    """A ClusterRole written by a version before the SubjectAccessReview rule: the next upkeep adds
+    the rule while the certificate is still valid (not only at renewal), and says so in the trail."""
+    provisioned(settings, session_factory)
+    wanted = identities.issuer_rules(["cluster-admin", "admin", "edit", "view"])
+    older = [r for r in wanted if r["resources"] != ["subjectaccessreviews"]]
+    assert len(older) == len(wanted) - 1
+    sim_env.admin.apply_cluster_role("lifeline:issuer", older, labels=identities.ROLE_LABELS)
+    config = own_kubeconfig(session, settings, sim_env, "issuer", tmp_path / "issuer.kubeconfig")
+    can_review = ("auth", "can-i", "create", "subjectaccessreviews.authorization.k8s.io")
+    assert kubectl_run(kubectl, config, *can_review).stdout.strip() == "no"
+
+    outcomes = runs.upkeep_identities(settings, session_factory)
+    assert outcomes == {"edge-sim/issuer": "ClusterRole updated", "edge-sim/reader": "valid"}, outcomes
+    role = sim_env.admin.get_object("rbac.authorization.k8s.io/v1", "clusterroles", "lifeline:issuer")
+    assert role["rules"] == wanted
+    assert kubectl_run(kubectl, config, *can_review).stdout.strip() == "yes"
+    session.expire_all()
+    [event] = session.scalars(select(AuditEvent).where(AuditEvent.action == "identity.role_updated")).all()
+    assert event.actor == "lifeline" and event.details["identity"] == "lifeline:issuer"
+    assert event.details["drift"] == ["missing: create authorization.k8s.io/subjectaccessreviews"]
+    # Matching rules (however the API server orders them) are left alone: no write, no audit row.
+    assert runs.upkeep_identities(settings, session_factory) == {
+        "edge-sim/issuer": "valid",
+        "edge-sim/reader": "valid",
+    }
+    assert (
+        len(session.scalars(select(AuditEvent).where(AuditEvent.action == "identity.role_updated")).all())
+        == 1
+    )
+
+
+def test_role_drift_ignores_order_and_names_what_differs() -> None:
+    wanted = identities.issuer_rules(["view", "edit"])
+    shuffled = [dict(r, verbs=sorted(r["verbs"], reverse=True)) for r in reversed(wanted)]
+    assert identities.role_drift(shuffled, wanted) == []
+    extra = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
+    assert identities.role_drift([*wanted, extra], wanted) == ["extra: get core/secrets"]
+    assert identities.role_drift(None, wanted) == ["the ClusterRole is missing"]
