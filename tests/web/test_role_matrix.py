@@ -171,3 +171,10 @@ def test_matrix_covers_the_accounts_routes(app: FastAPI) -> None:
         ("GET", "/healthz"),
     ]:
         assert expected in paths
+
+
+def test_matrix_covers_the_credential_policy_routes(app: FastAPI) -> None:
+    rows = {(m, p): policy for m, p, policy in _matrix(app)}
+    assert rows[("GET", "/credential-policy")] == Role.admin
+    assert rows[("POST", "/credential-policy/groups")] == Role.admin
+    assert rows[("POST", "/credential-policy/groups/reset")] == Role.admin
