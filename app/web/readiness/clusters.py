@@ -77,7 +77,7 @@ def _detail_context(
         "groups": grouped_by_status_and_severity(shown),
         "summary": readiness_summary(view.findings, view.score),
         "shown": len(shown),
-        "chart": score_chart(records.score_history(session, cluster, days=30)),
+        "chart": score_chart(records.score_history(session, cluster, days=30), height=120),
         "exemptions": records.exemptions(session, cluster),
         "attestations": records.attestations(session, cluster),
         "attestation_topics": [
