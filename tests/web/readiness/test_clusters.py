@@ -19,6 +19,7 @@ from app.services.readiness.model import CheckContext
 from app.services.readiness.records import PollResult, record_poll
 from app.services.readiness.snapshot import snapshot_from_objects
 from tests.factories import LOCAL_REGISTRY, failing_cluster, pod
+from tests.fixtures.readiness import DEMO_CLUSTER, seed_demo_cluster
 from tests.support.htmx import Rendering
 
 HTMX = {"HX-Request": "true"}
@@ -217,3 +218,22 @@ def test_cluster_page_leads_with_a_summary_and_groups_by_status_then_severity(
     assert " open" not in passing.split(">", 1)[0]
     # The exports are untouched by the page's new layout.
     assert client.get("/api/v1/clusters/plant7-local/findings?format=csv").text == export_before
+
+
+def test_passing_checks_fold_into_one_disclosure_that_a_pass_filter_opens(
+    client: TestClient, session: Session, htmx: Rendering
+) -> None:
+    seed_demo_cluster(session)
+    url = f"/clusters/{DEMO_CLUSTER}"
+    page = client.get(url, headers=htmx.headers).text
+    assert page.count('class="passing-checks"') == 1
+    passing = page[page.index('<details class="passing-checks"') :]
+    assert passing.split(">", 1)[0].split('class="passing-checks"')[1].strip() == ""  # closed
+    assert "15 checks pass</summary>" in passing
+    assert passing.count('class="finding status-pass"') == 15 and 'status-fail"' not in passing
+    for query in ("status=pass", "check=ebs-snapshots", "q=snapshot"):
+        filtered = client.get(f"{url}?{query}", headers=htmx.headers).text
+        assert '<details class="passing-checks" open>' in filtered, query
+    if not htmx.partial:  # eight nodes fold behind a count; the hosts lines fold while reachable
+        assert '<details class="nodes-more" >' in page and "8 nodes: all Ready" in page
+        assert '<details class="hosts-lines" >' in page
