@@ -25,6 +25,7 @@ from app.services.drills.lifecycle import list_drills
 from app.services.errors import InvalidInput, NotFound
 from app.services.fleet import inventory
 from app.web.connectivity.chart import timeline_svg
+from app.web.connectivity.windows import window_cells
 from app.web.deps import DbSession
 from app.web.security import Responder, Role, Viewer, actor_of, requires
 from app.web.templating import redirect_after_post, render
@@ -166,6 +167,12 @@ def detail(
         "chart_svg": timeline_svg(chart),
         "ranges": list(queries.RANGES),
         "uptime": uptime,
+        "uptime_cells": {
+            cell.window: cell
+            for cell in window_cells(
+                uptime, list(uptime), queries.data_since(session, [outpost.id]).get(outpost.id), now
+            )
+        },
         "incidents": incidents,
         "drill_incidents": drill_incidents,
         "drill_lane": drill_uptime.drill_lane(session, outpost.id, chart.start, chart.end),

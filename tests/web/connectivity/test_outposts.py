@@ -130,3 +130,22 @@ def test_csv_bad_range_is_422_with_reason(client: TestClient, session: Session) 
     )
     assert response.status_code == 422
     assert "must be before end" in response.text
+
+
+def test_uptime_table_says_when_a_window_is_longer_than_the_data(
+    client: TestClient, session: Session, now: dt.datetime
+) -> None:
+    # One day of history: 7 d, 30 d and 90 d hold the same data as 24 h (issue 19).
+    outpost = make_outpost(session)
+    add_samples(session, outpost, now - dt.timedelta(hours=24), [1.0] * 1380 + [0.0] * 60)
+
+    html = client.get(f"/outposts/{outpost.outpost_id}").text
+
+    table = html[html.index('id="uptime-table"') : html.index("</table>", html.index('id="uptime-table"'))]
+    rows = dict(re.findall(r'<tr data-window="(\w+)">(.*?)</tr>', table, re.S))
+    assert "95.8" in rows["24h"] and "of data" not in rows["24h"]
+    since = f"since {(now - dt.timedelta(hours=24)):%b} {(now - dt.timedelta(hours=24)).day}, 1 d of data"
+    for window in ("7d", "30d", "90d"):
+        assert since in rows[window], window
+        # Neither the 24 h figure again nor the days before the history as "unknown".
+        assert "95.8" not in rows[window] and " 6 d" not in rows[window] and "29 d" not in rows[window]
