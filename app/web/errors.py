@@ -7,7 +7,9 @@ answers the same status on the API and on the page.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -106,6 +108,64 @@ def page_choices(request: Request, status_code: int, *, bad_query: bool = False)
     return choices
 
 
+# `^(json|csv)$`: a Query pattern that is a plain list of choices.
+_ALTERNATIVES = re.compile(r"^\^\(([\w.-]+(?:\|[\w.-]+)*)\)\$$")
+
+
+def _choices_of(error: dict[str, Any]) -> list[str]:
+    """The valid values of a parameter, when the error says them: our own errors carry
+    `ctx.choices`; a Query pattern like `^(json|csv)$` lists them too."""
+    ctx = error.get("ctx") or {}
+    if isinstance(ctx.get("choices"), list | tuple):
+        return [str(c) for c in ctx["choices"]]
+    found = _ALTERNATIVES.match(str(ctx.get("pattern", "")))
+    return found.group(1).split("|") if found else []
+
+
+def plain_message(error: dict[str, Any]) -> str:
+    """A validation error in a person's words, naming the parameter: "credential_id must be a
+    whole number (got 'abc')" rather than pydantic's "Input should be a valid integer, ..."."""
+    name, msg, kind = field_name(error.get("loc", ())), str(error.get("msg", "")), error.get("type", "")
+    ctx, got = error.get("ctx") or {}, f" (got {error.get('input')!r})" if "input" in error else ""
+    if msg.startswith(name):
+        return msg  # our own messages already name the parameter ("outpost_id must be ...")
+    choices = _choices_of(error)
+    plain = {
+        "int_parsing": f"{name} must be a whole number{got}",
+        "int_from_float": f"{name} must be a whole number{got}",
+        "greater_than_equal": f"{name} must be at least {ctx.get('ge')}{got}",
+        "less_than_equal": f"{name} must be at most {ctx.get('le')}{got}",
+        "string_too_long": f"{name} must be at most {ctx.get('max_length')} characters long",
+        "missing": f"{name} is required",
+        "string_pattern_mismatch": f"{name} must be one of {', '.join(choices)}{got}" if choices else "",
+    }.get(kind)
+    return plain or f"{name}: {msg}"
+
+
+def valid_links(request: Request, errors: list[dict[str, Any]]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """For each bad query parameter with a known set of values: links to this page with each value
+    in its place (the other parameters kept)."""
+    if request.method != "GET":
+        return []
+    result = []
+    for error in errors:
+        loc = list(error.get("loc", ()))
+        choices = _choices_of(error)
+        if len(loc) != 2 or loc[0] != "query" or not choices:
+            continue
+        param = str(loc[1])
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k != param]
+        links = [(f"{request.url.path}?{urlencode([*kept, (param, c)])}", c) for c in choices]
+        result.append((param, links))
+    return result
+
+
+def _refused_query(request: Request) -> bool:
+    """A GET refused as invalid while it carries a query string (a filter that is not a date): the
+    page without the query is the choice to offer."""
+    return request.method == "GET" and bool(request.url.query)
+
+
 def field_name(location: list[Any] | tuple[Any, ...]) -> str:
     """A person's name for where bad input was: the parameter, without "query."/"path."/"body."."""
     parts = [str(p) for p in location if p not in ("query", "path", "body", "header", "cookie")]
@@ -119,6 +179,7 @@ def _page(
     headers: dict[str, str] | None,
     *,
     bad_query: bool = False,
+    valid: list[tuple[str, list[tuple[str, str]]]] | None = None,
 ) -> Response:
     _resolve_principal(request)
     return render(
@@ -129,6 +190,7 @@ def _page(
             "detail": problems[0] if len(problems) == 1 else "",
             "problems": problems if len(problems) > 1 else [],
             "choices": page_choices(request, status_code, bad_query=bad_query),
+            "valid": valid or [],
         },
         status_code=status_code,
         headers=headers,
@@ -136,12 +198,17 @@ def _page(
 
 
 def error_page(
-    request: Request, status_code: int, detail: Any, headers: dict[str, str] | None = None
+    request: Request,
+    status_code: int,
+    detail: Any,
+    headers: dict[str, str] | None = None,
+    *,
+    bad_query: bool = False,
 ) -> Response:
     if wants_json(request):
         return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
     problems = [detail] if isinstance(detail, str) else [str(d.get("msg", d)) for d in detail]
-    return _page(request, status_code, problems, headers)
+    return _page(request, status_code, problems, headers, bad_query=bad_query)
 
 
 def database_unavailable(request: Request, reason: str) -> Response:
@@ -180,11 +247,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> Response:
-        return error_page(request, status_for(exc), api_detail(exc))
+        bad_query = isinstance(exc, InvalidInput) and _refused_query(request)
+        return error_page(request, status_for(exc), api_detail(exc), bad_query=bad_query)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return error_page(request, exc.status_code, exc.detail, getattr(exc, "headers", None))
+        bad_query = exc.status_code == 422 and _refused_query(request)
+        return error_page(
+            request, exc.status_code, exc.detail, getattr(exc, "headers", None), bad_query=bad_query
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -194,10 +265,7 @@ def install(app: FastAPI) -> None:
         ]
         if wants_json(request):
             return JSONResponse({"detail": errors}, status_code=422)
-        problems = []
-        for e in errors:
-            name, msg = field_name(e["loc"]), str(e["msg"])
-            # Our own messages already name the parameter ("outpost_id must be ..."); FastAPI's do not.
-            problems.append(msg if msg.startswith(name) else f"{name}: {msg}")
+        raw = [dict(err) for err in exc.errors()]
+        problems = [plain_message(e) for e in raw]
         bad_query = bool(errors) and all(e["loc"][:1] == ["query"] for e in errors)
-        return _page(request, 422, problems, None, bad_query=bad_query)
+        return _page(request, 422, problems, None, bad_query=bad_query, valid=valid_links(request, raw))

@@ -48,8 +48,14 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _invalid(location: tuple[str, ...], message: str, value: object = None) -> RequestValidationError:
-    return RequestValidationError([{"loc": location, "msg": message, "type": "value_error", "input": value}])
+def _invalid(
+    location: tuple[str, ...], message: str, value: object = None, choices: list[str] | None = None
+) -> RequestValidationError:
+    """A 422 naming the parameter; with `choices`, the error page links to each valid value."""
+    error = {"loc": location, "msg": message, "type": "value_error", "input": value}
+    if choices:
+        error["ctx"] = {"choices": choices}
+    return RequestValidationError([error])
 
 
 def _outpost_or_error(session: DbSession, outpost_id: str) -> Outpost:
@@ -146,7 +152,10 @@ def detail(
     outpost = _outpost_or_error(session, outpost_id)
     if range_key not in queries.RANGES:
         raise _invalid(
-            ("query", "range"), f"range must be one of {', '.join(queries.RANGES)} (got {range_key!r})"
+            ("query", "range"),
+            f"range must be one of {', '.join(queries.RANGES)} (got {range_key!r})",
+            range_key,
+            list(queries.RANGES),
         )
     now = _now()
     chart = queries.timeline(session, outpost, range_key, now)
@@ -272,7 +281,12 @@ def api_list(
     ] = 100,
 ) -> schemas.OutpostListOut:
     if state and state.upper() not in STATES:
-        raise _invalid(("query", "state"), f"state must be one of {', '.join(STATES)} (got {state!r})")
+        raise _invalid(
+            ("query", "state"),
+            f"state must be one of {', '.join(STATES)} (got {state!r})",
+            state,
+            list(STATES),
+        )
     now = _now()
     try:
         page = paging.api_page(

@@ -82,8 +82,35 @@ def test_422_has_no_developer_prefixes_and_offers_the_valid_choices(client: Test
     assert 'href="/"' in page.text
 
 
+def _choices(html: str) -> list[tuple[str, str]]:
+    """The error page's offered links (not the navigation's): (href, text)."""
+    return re.findall(r'<a class="button[^"]*" href="([^"]+)">([^<]+)</a>', html)
+
+
 def test_422_on_a_query_offers_the_page_with_default_settings(client: TestClient) -> None:
     page = client.get("/audit?since=yesterday-ish", headers={"Accept": "text/html"})
     assert page.status_code == 422
     assert "query." not in page.text
-    assert 'href="/audit"' in page.text
+    assert ("/audit", "This page with the default settings") in _choices(page.text)
+
+
+def test_422_on_a_bad_range_offers_each_valid_range(client: TestClient, session: Any) -> None:
+    from tests.factories import make_outpost
+
+    outpost = make_outpost(session)
+    session.commit()
+    path = f"/outposts/{outpost.outpost_id}"
+    page = client.get(f"{path}?range=1y")
+    assert page.status_code == 422
+    valid = re.findall(r'<a href="([^"]+)" rel="nofollow">([^<]+)</a>', page.text)
+    assert [text for _, text in valid] == ["6h", "24h", "7d", "30d", "90d"]
+    for href, text in valid:
+        assert href == f"{path}?range={text}"
+        assert client.get(href).status_code == 200
+
+
+def test_422_in_plain_words_for_a_malformed_number(client: TestClient) -> None:
+    page = client.get("/credentials/abc")
+    assert page.status_code == 422
+    assert "credential_id must be a whole number (got &#39;abc&#39;)" in page.text
+    assert "Input should be" not in page.text
