@@ -84,6 +84,19 @@ def format_time(value: dt.datetime | None) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "—"
 
 
+def format_when(value: dt.datetime | None, now: dt.datetime | None = None, *, inline: bool = False) -> Markup:
+    """A relative time with its absolute one as visible text, not in a tooltip only (keyboard and
+    touch users see it too): `<time datetime="…">3 min ago <span class="when-abs">2026-11-30
+    20:31 UTC</span></time>`, the absolute time on its own line (in a table cell) or, `inline`, in
+    parentheses within a sentence."""
+    if value is None:
+        return Markup('<span class="muted">never</span>')
+    absolute = f"({format_time(value)})" if inline else format_time(value)
+    return Markup('<time datetime="{}">{} <span class="when-abs{}">{}</span></time>').format(
+        value.astimezone(dt.UTC).isoformat(), humanize_age(value, now), " inline" if inline else "", absolute
+    )
+
+
 def install_globals(**functions: Callable[..., Any]) -> None:
     """Add page-wide template functions (the layout's banners); create_app calls this, so no module
     registers a global as a side effect of being imported."""
@@ -101,6 +114,7 @@ templates.env.filters.update(
     age=humanize_age,
     duration=humanize_duration,
     utc=format_time,
+    when=format_when,
     state_label=lambda state: STATE_LABELS.get(state, state),
     plural=lambda count, word, words=None: f"{count} {word if count == 1 else (words or word + 's')}",
 )

@@ -83,3 +83,29 @@ def test_one_outpost_in_the_fleet_is_singular(client: TestClient, session: Sessi
     session.commit()
     body = client.get("/?state=DISCONNECTED").text
     assert "1 Outpost in the fleet, none in state Disconnected" in body
+
+
+# An absolute time kept in a `title` attribute only: no keyboard or touch access.
+TIME_IN_TITLE_ONLY = re.compile(r'title="\{\{[^}"]*\|\s*utc\s*\}\}"')
+
+
+def test_no_absolute_time_lives_only_in_a_title() -> None:
+    offenders = []
+    for path in sorted(TEMPLATES.rglob("*.html")):
+        name = path.relative_to(TEMPLATES).as_posix()
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if TIME_IN_TITLE_ONLY.search(line) and name not in ELSEWHERE:
+                offenders.append(f"{name}:{number}: {line.strip()[:120]}")
+    assert not offenders, "\n".join(offenders)
+    assert TIME_IN_TITLE_ONLY.search('<span title="{{ v.since|utc }}">{{ v.since|age(now) }}</span>')
+
+
+def test_overview_times_show_their_date_as_text(client: TestClient, session: Session) -> None:
+    (outpost,) = make_outposts(session, 1)
+    since = dt.datetime(2026, 11, 30, 20, 31, tzinfo=dt.UTC)
+    outpost.state, outpost.state_since = "DISCONNECTED", since
+    session.commit()
+    row = client.get("/").text.split(f'data-outpost-id="{outpost.outpost_id}"', 1)[1].split("</tr>", 1)[0]
+    stamp = r'<time datetime="2026-11-30T20:31:00\+00:00">'
+    shown = stamp + r'[^<]+ ago <span class="when-abs">2026-11-30 20:31 UTC</span></time>'
+    assert re.search(shown, row), row
