@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.db import time_bucket
 from app.models import ConnectedSample, HourlyRollup, Incident, Outpost, PollRun
 from app.services.connectivity import paging
+from app.services.connectivity.spans import dated_span
 from app.services.connectivity.status import STATES, WINDOWS, Uptime, Vantage, aws_vantage, uptime_bulk
 from app.services.fleet.rules import OUTPOST_ID_RE
 
@@ -79,14 +80,6 @@ class Bucket:
         return "connected"
 
 
-def _dated_span(start: dt.datetime, end: dt.datetime) -> str:
-    """ "Nov 30 20:30 to 21:00 UTC"; the end carries its own date when the span crosses midnight."""
-    first = f"{start:%b} {start.day} {start:%H:%M}"
-    if end.date() == start.date():
-        return f"{first} to {end:%H:%M} UTC"
-    return f"{first} to {end:%b} {end.day} {end:%H:%M} UTC"
-
-
 @dataclass(frozen=True)
 class StripSegment:
     """A run of equal-state strip buckets, rendered as one span with a tooltip."""
@@ -105,7 +98,7 @@ class StripSegment:
     @property
     def title(self) -> str:
         unknown = max(0.0, (self.end - self.start).total_seconds() - self.known_seconds)
-        span = f"{_dated_span(self.start, self.end)}: {self.state}"
+        span = f"{dated_span(self.start, self.end)}: {self.state}"
         if self.known_seconds > 0:
             span += f", {100 * self.connected_seconds / self.known_seconds:.1f}% connected of known time"
         if unknown >= 60:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from app.db import upsert
 from app.integrations import probes
 from app.models import ConnectedSample, Outpost, ProbeResult, SiteStretch, SiteView
+from app.services.connectivity.spans import dated, dated_span
 from app.services.connectivity.status import CONNECTED, DISCONNECTED, LIVE_PERIOD, UNKNOWN, Vantage
 
 SITE_VIEW = "site view"
@@ -65,7 +66,7 @@ class Verdict:
     def text(self) -> str:
         words = {DISCONNECTED: "Cut off from the Region", CONNECTED: "Connected to the Region"}
         head = words.get(self.state, f"{self.state.title()}")
-        since = f" since {self.since:%H:%M:%S} UTC" if self.since else ""
+        since = f" since {dated(self.since, seconds=True)} UTC" if self.since else ""
         evidence = f" (site view from {self.vantage}: {', '.join(self.evidence)})" if self.evidence else ""
         return f"{head}{since}{evidence}" + (f"; {self.note}" if self.note else "")
 
@@ -429,7 +430,7 @@ class LaneSegment:
             "differs": "CloudWatch differs",
             "pending": "not yet compared with CloudWatch",
         }.get(self.cloudwatch, self.cloudwatch)
-        return f"{self.start:%H:%M:%S} to {self.end:%H:%M:%S} UTC: {self.state.lower()} (site view; {record})"
+        return f"{dated_span(self.start, self.end, seconds=True)}: {self.state.lower()} (site view; {record})"
 
 
 def site_lane(

@@ -104,3 +104,19 @@ def test_timeline_gap_is_unknown(session: Session) -> None:
     assert states[120:240] == ["unknown"] * 120
     assert states[240:360] == ["connected"] * 120
     assert all(b.connected_seconds == 0 for b in chart.buckets[120:240])
+
+
+def test_site_lane_and_verdict_times_carry_their_dates() -> None:
+    """A site-view stretch over several days, and a state since yesterday, say which days (issue 19)."""
+    from app.services.connectivity.site import LaneSegment, Verdict
+
+    start, end = (
+        dt.datetime(2026, 9, 3, 18, 0, tzinfo=dt.UTC),
+        dt.datetime(2026, 12, 2, 14, 22, 29, tzinfo=dt.UTC),
+    )
+    lane = LaneSegment("GAP", start, end, 100.0, "pending")
+    assert lane.title.startswith("Sep 3 18:00:00 to Dec 2 14:22:29 UTC: gap")
+    same_day = LaneSegment("CONNECTED", end - dt.timedelta(seconds=30), end, 1.0, "agrees")
+    assert same_day.title.startswith("Dec 2 14:21:59 to 14:22:29 UTC: connected")
+    verdict = Verdict("CONNECTED", start, "CloudWatch", "here", "CONNECTED", None, (), "")
+    assert verdict.text == "Connected to the Region since Sep 3 18:00:00 UTC"
