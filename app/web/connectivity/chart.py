@@ -14,6 +14,7 @@ from markupsafe import Markup, escape
 
 from app.services.connectivity.queries import Bucket, Timeline
 from app.web.connectivity.axis import span_label, ticks
+from app.web.templating import humanize_duration
 
 WIDTH, HEIGHT = 960, 220
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 8, 28
@@ -93,7 +94,7 @@ def timeline_svg(timeline: Timeline) -> Markup:
         unknown_s = max(0.0, (col.end - col.start).total_seconds() - col.known)
         ratio = f"{100 * col.connected / col.known:.2f}% connected" if col.known else "no data"
         title = f"{span_label(col.start, col.end, timeline.end)}: {ratio}" + (
-            f", {int(unknown_s // 60)} min unknown" if unknown_s >= 60 else ""
+            f", {humanize_duration(unknown_s)} unknown" if unknown_s >= 60 else ""
         )
         parts.append(f'<g class="col"><title>{escape(title)}</title>')
         y = TOP + PLOT_H

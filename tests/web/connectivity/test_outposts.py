@@ -47,8 +47,8 @@ def test_gap_is_drawn_unknown_not_connected(client: TestClient, session: Session
     html = client.get(f"/outposts/{outpost.outpost_id}?range=6h").text
     svg = html[html.index('<svg class="chart timeline"') : html.index("</svg>")]
     titles = re.findall(r"<title>([^<]+)</title>", svg)
-    assert any("no data, 120 min unknown" in t for t in titles)
-    gap = svg[svg.index("no data, 120 min unknown") :]
+    assert any("no data, 2 h unknown" in t for t in titles)
+    gap = svg[svg.index("no data, 2 h unknown") :]
     first_rect = re.search(r'<rect class="(\w)"', gap)
     assert first_rect and first_rect.group(1) == "u"
 
@@ -149,3 +149,15 @@ def test_uptime_table_says_when_a_window_is_longer_than_the_data(
         assert since in rows[window], window
         # Neither the 24 h figure again nor the days before the history as "unknown".
         assert "95.8" not in rows[window] and " 6 d" not in rows[window] and "29 d" not in rows[window]
+
+
+def test_chart_tooltips_give_long_unknown_stretches_in_days(
+    client: TestClient, session: Session, now: dt.datetime
+) -> None:
+    outpost = make_outpost(session)
+    add_samples(session, outpost, now - dt.timedelta(hours=24), [1.0] * 1440)
+    html = client.get(f"/outposts/{outpost.outpost_id}?range=90d").text
+    svg = html[html.index('<svg class="chart timeline"') : html.index("</svg>")]
+    titles = re.findall(r"<title>([^<]+)</title>", svg)
+    assert re.search(r"no data, 8\d d( \d+ h)? unknown", titles[0]), titles[0]
+    assert not any(re.search(r"\d{4,} min", t) for t in titles), titles
