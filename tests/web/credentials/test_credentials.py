@@ -203,3 +203,15 @@ def test_overview_and_cluster_page_load_the_expiry_warnings(client: TestClient, 
     page = client.get(f"/clusters/{cluster.name}?region={cluster.region}")
     assert page.status_code == 200, page.text
     assert f'/credentials/expiry?cluster={cluster.id}" hx-trigger="load"' in page.text
+
+
+def test_active_credential_heading_no_longer_says_issuing(
+    client: TestClient, session: Session, vault: Vault
+) -> None:
+    """The heading follows the credential's status: "Issued" once it is active (issue 19)."""
+    credential = make_active_credential(session, make_cluster(session), vault, issued_by="admin")
+    session.commit()
+    html = client.get(f"/credentials/{credential.id}").text
+    heading = html[html.index('<section class="panel">') :].split("</h2>", 1)[0]
+    assert "Issued" in heading and "Issuing" not in heading
+    assert '<span class="badge ok">active</span>' in heading
