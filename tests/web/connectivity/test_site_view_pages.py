@@ -112,6 +112,11 @@ def test_outpost_page_has_a_site_lane(app: FastAPI, client: TestClient, session:
     assert f"probes from {vantage}" in lane[:400]
     assert 'data-state="DISCONNECTED"' in lane and 'data-state="CONNECTED"' in lane
     assert 'id="outpost-verdict"' in html and "Cut off from the Region since" in html
+    # The lane's stretches are listed in a disclosure too, not in tooltips alone (issue 19).
+    details = lane[lane.index('<details class="strip-details') : lane.index("</details>")]
+    items = re.findall(r"<li>.*?</li>", details)
+    assert len(items) == lane[: lane.index("<details")].count("data-state=")
+    assert any("disconnected (site view" in item and " UTC: " in item for item in items)
 
 
 def test_cluster_page_and_metrics_show_probe_results(
