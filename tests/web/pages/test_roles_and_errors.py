@@ -114,3 +114,23 @@ def test_422_in_plain_words_for_a_malformed_number(client: TestClient) -> None:
     assert page.status_code == 422
     assert "credential_id must be a whole number (got &#39;abc&#39;)" in page.text
     assert "Input should be" not in page.text
+
+
+def test_plain_messages_for_pydantic_errors() -> None:
+    from app.web.errors import plain_message
+
+    alternatives = "^(json|csv|sarif)$"
+    pattern = {
+        "loc": ("query", "format"),
+        "msg": f"String should match pattern '{alternatives}'",
+        "type": "string_pattern_mismatch",
+        "input": "xml",
+        "ctx": {"pattern": alternatives},
+    }
+    assert plain_message(pattern) == "format must be one of json, csv, sarif (got 'xml')"
+    low = {"loc": ("query", "page"), "msg": "Input should be greater than or equal to 1",
+           "type": "greater_than_equal", "input": "0", "ctx": {"ge": 1}}  # fmt: skip
+    assert plain_message(low) == "page must be at least 1 (got '0')"
+    # A kind without a plain wording keeps pydantic's message, named by the parameter.
+    odd = {"loc": ("query", "x"), "msg": "Something else", "type": "odd"}
+    assert plain_message(odd) == "x: Something else"
