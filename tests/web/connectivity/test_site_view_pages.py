@@ -64,7 +64,7 @@ def test_overview_state_and_since_come_from_the_faster_site_view(
     assert f"site view from {vantage}" in row and "CloudWatch has not reported yet" in row
     assert "IAM rejected by plant7-local" in row  # the evidence, in the cell's title
     # "Since" is the site view's first observation (seconds ago), not CloudWatch's 3 h.
-    assert re.search(r"\b1\d s ago<", row) and "3 h ago" not in row
+    assert re.search(r"\b1\d s ago <span class=\"when-abs\">", row) and "3 h ago" not in row
     assert 'data-state-count="DISCONNECTED">1<' in html and 'data-state-count="CONNECTED">0<' in html
     # The state filter follows the same verdict.
     filtered = client.get("/?state=DISCONNECTED", headers=htmx.headers).text
