@@ -40,3 +40,12 @@ function markScrollRegions() {
 document.addEventListener("DOMContentLoaded", markScrollRegions);
 document.addEventListener("htmx:afterSettle", markScrollRegions);
 window.addEventListener("resize", markScrollRegions);
+// On a phone the navigation is one row that scrolls sideways: show the current page's link in it.
+document.addEventListener("DOMContentLoaded", () => {
+  const current = document.querySelector(".mainnav [aria-current=page]");
+  const nav = current && current.closest(".mainnav");
+  if (nav && nav.scrollWidth > nav.clientWidth) {
+    const offset = current.getBoundingClientRect().left - nav.getBoundingClientRect().left;
+    nav.scrollLeft += offset - (nav.clientWidth - current.offsetWidth) / 2;
+  }
+});

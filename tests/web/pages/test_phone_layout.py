@@ -128,6 +128,11 @@ def test_phone_folds_the_navigation_and_the_filters(phone: Any) -> None:
     # The navigation scrolls sideways inside itself; the page does not.
     assert phone.evaluate("() => document.querySelector('.mainnav').scrollWidth") > nav["width"]
     assert phone.locator(".mainnav a[href='/users']").count() == 1
+    # The current page's link is scrolled into the row, even when it is far along it.
+    phone.goto("/users")
+    current = _box(phone, ".mainnav a[aria-current=page]")
+    assert current["x"] >= 0 and current["x"] + current["width"] <= PHONE["width"], current
+    phone.goto("/")
     state_filter = phone.locator(".overview-filters select[name=state]")
     assert not state_filter.is_visible()
     phone.locator(".filters-fold > summary").click()
