@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import IN_CI, TEST_PASSWORD, LiveServer, create_account
-from tests.factories import add_poll_run, add_samples, make_cluster, make_outpost
+from tests.factories import add_credential, add_poll_run, add_samples, make_cluster, make_outpost
 
 pytestmark = pytest.mark.browser
 
@@ -52,7 +52,10 @@ def _seed(live_server: LiveServer) -> dict[str, str]:
         down = make_outpost(session, name="Plant 9, rack B", state="DISCONNECTED", last_sample_at=now)
         add_samples(session, down, now - dt.timedelta(hours=6), [1.0] * 200 + [0.0] * 160)
         # On the disconnected Outpost: the banner, the row's Get in link and the access panel show.
-        make_cluster(session, "edge-1").outpost_pk = down.id
+        cluster = make_cluster(session, "edge-1")
+        cluster.outpost_pk = down.id
+        # A credential, so the credentials table (a list of cards on a phone) is checked too.
+        add_credential(session, cluster, "breakglass", 30)
         add_poll_run(session, finished_at=now)
         for role in ROLES:
             create_account(session, f"axe-{role}", role)
