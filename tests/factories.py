@@ -214,7 +214,8 @@ def add_rollups(
 ) -> None:
     """One rollup per hour from `start_hour`: (connected_seconds, known_seconds); None = no row.
 
-    Hours that already have a rollup (made from samples by `add_samples`) are left as they are.
+    Hours that already have a rollup (made from samples by `add_samples`) are left as they are;
+    the daily rollups of the days touched are brought up to date.
     """
     rows = []
     for i, pair in enumerate(hours):
@@ -234,6 +235,10 @@ def add_rollups(
             }
         )
     upsert(session, HourlyRollup.__table__, rows, conflict_columns=("outpost_pk", "hour"))  # type: ignore[arg-type]
+    # The daily rollups follow the hours, as when samples land.
+    from app.services.connectivity.history import day_floor, update_daily_rollups
+
+    update_daily_rollups(session, {(outpost.id, day_floor(row["hour"])) for row in rows})  # type: ignore[arg-type]
     session.flush()
 
 

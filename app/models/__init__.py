@@ -3,7 +3,7 @@
 from app.models.account import ApiToken, LoginThrottle, SsoLogin, User, WebSession
 from app.models.audit import AuditEvent
 from app.models.base import Base
-from app.models.connectivity import ConnectedSample, DailyRollup, HourlyRollup, Incident
+from app.models.connectivity import ConnectedSample, DailyRollup, HalfHourRollup, HourlyRollup, Incident
 from app.models.credential import ClusterIdentity, Credential, CredentialDownload, CredentialEvent
 from app.models.drill import Drill, DrillCheck, DrillEvent
 from app.models.fleet import Cluster, Outpost
@@ -35,6 +35,7 @@ __all__ = [
     "Drill",
     "DrillCheck",
     "DrillEvent",
+    "HalfHourRollup",
     "HourlyRollup",
     "Incident",
     "LoginThrottle",

@@ -1,4 +1,4 @@
-"""Connectivity history: ConnectedStatus samples, hourly rollups and incidents."""
+"""Connectivity history: ConnectedStatus samples, half-hour, hourly and daily rollups, incidents."""
 
 from __future__ import annotations
 
@@ -36,6 +36,21 @@ class HourlyRollup(Base):
     known_seconds: Mapped[float] = mapped_column(default=0.0)
     min_value: Mapped[float | None]
     avg_value: Mapped[float | None]
+    samples: Mapped[int] = mapped_column(default=0)
+
+
+class HalfHourRollup(Base):
+    """Per Outpost and UTC half-hour: the overview's 24-hour strip buckets, kept up to date when
+    samples land (in the same transaction), so a strip reads 48 rows, never the raw samples.
+    Kept as long as the raw samples they are made from."""
+
+    __tablename__ = "halfhour_rollups"
+
+    outpost_pk: Mapped[int] = mapped_column(ForeignKey("outposts.id", ondelete="CASCADE"), primary_key=True)
+    start: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    connected_seconds: Mapped[float] = mapped_column(default=0.0)
+    known_seconds: Mapped[float] = mapped_column(default=0.0)
+    min_value: Mapped[float | None]
     samples: Mapped[int] = mapped_column(default=0)
 
 

@@ -1,6 +1,7 @@
-"""Derived connectivity history kept in step with the samples: hourly rollups and incidents.
+"""Derived connectivity history kept in step with the samples: half-hour, hourly and daily rollups
+and incidents.
 
-Both are updated only for what a batch of samples changed, so a poll costs the same whatever the
+All are updated only for what a batch of samples changed, so a poll costs the same whatever the
 history's length, and late or backfilled datapoints extend, merge or split incidents correctly.
 """
 
@@ -16,16 +17,21 @@ from sqlalchemy.orm import Session
 
 from app.db import upsert
 from app.integrations.cloudwatch import Datapoint
-from app.models.connectivity import ConnectedSample, DailyRollup, HourlyRollup, Incident
+from app.models.connectivity import ConnectedSample, DailyRollup, HalfHourRollup, HourlyRollup, Incident
 
 Changes = Mapping[int, Sequence[tuple[Datapoint, float | None]]]
 _HOUR = dt.timedelta(hours=1)
+HALF_HOUR = dt.timedelta(minutes=30)
 _DAY = dt.timedelta(days=1)
 _IN_CHUNK = 500
 
 
 def _hour(ts: dt.datetime) -> dt.datetime:
     return ts.replace(minute=0, second=0, microsecond=0)
+
+
+def half_hour_floor(ts: dt.datetime) -> dt.datetime:
+    return ts.replace(minute=ts.minute - ts.minute % 30, second=0, microsecond=0)
 
 
 def day_floor(ts: dt.datetime) -> dt.datetime:
@@ -58,6 +64,16 @@ class _Agg:
             "samples": self.count,
         }
 
+    def half_hour_row(self, pk: int, start: dt.datetime) -> dict[str, object]:
+        return {
+            "outpost_pk": pk,
+            "start": start,
+            "connected_seconds": self.connected,
+            "known_seconds": self.known,
+            "min_value": self.min_value,
+            "samples": self.count,
+        }
+
 
 def update_rollups(session: Session, changes: Changes) -> None:
     """Bring the hourly rollups of every (Outpost, hour) the changes touched up to date.
@@ -68,13 +84,22 @@ def update_rollups(session: Session, changes: Changes) -> None:
     touched = sorted({(pk, _hour(point.ts)) for pk, per in changes.items() for point, _ in per})
     if not touched:
         return
-    rows = _recompute_hours(session, touched)
+    halves: dict[tuple[int, dt.datetime], _Agg] = {}
+    rows = _recompute_hours(session, touched, halves)
     upsert(
         session,
         HourlyRollup.__table__,  # type: ignore[arg-type]
         rows,
         conflict_columns=("outpost_pk", "hour"),
         update_columns=("connected_seconds", "known_seconds", "min_value", "avg_value", "samples"),
+    )
+    # The strip's half-hours come from the same samples, read once for both levels.
+    upsert(
+        session,
+        HalfHourRollup.__table__,  # type: ignore[arg-type]
+        [agg.half_hour_row(*key) for key, agg in halves.items()],
+        conflict_columns=("outpost_pk", "start"),
+        update_columns=("connected_seconds", "known_seconds", "min_value", "samples"),
     )
     update_daily_rollups(session, {(pk, day_floor(hour)) for pk, hour in touched})
 
@@ -155,7 +180,13 @@ class _DayAgg:
         }
 
 
-def _recompute_hours(session: Session, keys: Sequence[tuple[int, dt.datetime]]) -> list[dict[str, object]]:
+def _recompute_hours(
+    session: Session,
+    keys: Sequence[tuple[int, dt.datetime]],
+    halves: dict[tuple[int, dt.datetime], _Agg] | None = None,
+) -> list[dict[str, object]]:
+    """The hourly rollup rows of `keys` from their raw samples; with `halves`, also fills in the
+    sums of each half-hour of those hours that holds a sample."""
     if not keys:
         return []
     by_pk: dict[int, set[dt.datetime]] = defaultdict(set)
@@ -179,6 +210,8 @@ def _recompute_hours(session: Session, keys: Sequence[tuple[int, dt.datetime]]) 
             agg = aggs.get((pk, _hour(ts)))
             if agg is not None:
                 agg.add(value, period)
+                if halves is not None:
+                    halves.setdefault((pk, half_hour_floor(ts)), _Agg()).add(value, period)
     return [agg.row(*key) for key, agg in aggs.items()]
 
 

@@ -9,12 +9,13 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.db import time_bucket
-from app.models import ConnectedSample, HourlyRollup, Incident, Outpost, PollRun
+from app.models import ConnectedSample, DailyRollup, HalfHourRollup, HourlyRollup, Incident, Outpost, PollRun
 from app.services.connectivity import paging
 from app.services.connectivity.spans import dated_span
 from app.services.connectivity.status import STATES, WINDOWS, Uptime, Vantage, aws_vantage, uptime_bulk
@@ -23,16 +24,18 @@ from app.services.fleet.rules import OUTPOST_ID_RE
 # Worst first: the default sort puts the Outposts that need attention on top.
 SEVERITY = {"DISCONNECTED": 0, "DEGRADED": 1, "UNKNOWN": 2, "CONNECTED": 3}
 
-# Timelines up to this length read raw samples; longer ones read hourly rollups.
+# Timelines up to this length read raw samples; longer ones read hourly rollups, and those with
+# day-wide columns the daily rollups (a fixed row per column, whatever the history).
 RAW_WINDOW_LIMIT = dt.timedelta(hours=24)
+DAY_SECONDS = 86400
 
 # Timeline ranges: (length, bucket width). Buckets are aligned to multiples of their width.
 RANGES: dict[str, tuple[dt.timedelta, int]] = {
     "6h": (dt.timedelta(hours=6), 60),
     "24h": (dt.timedelta(hours=24), 300),
     "7d": (dt.timedelta(days=7), 3600),
-    "30d": (dt.timedelta(days=30), 7200),
-    "90d": (dt.timedelta(days=90), 21600),
+    "30d": (dt.timedelta(days=30), DAY_SECONDS),
+    "90d": (dt.timedelta(days=90), DAY_SECONDS),
 }
 STRIP_BUCKETS = 48
 STRIP_BUCKET_SECONDS = 1800
@@ -113,7 +116,7 @@ class Timeline:
     end: dt.datetime
     bucket_seconds: int
     buckets: list[Bucket]
-    source: str  # "samples" or "rollups"
+    source: str  # "samples", "rollups" (hourly) or "daily"
 
 
 @dataclass(frozen=True)
@@ -317,6 +320,19 @@ def _rollup_buckets(
     }
 
 
+def _stored_buckets(
+    rows: Iterable[tuple[Any, ...]], origin: dt.datetime, seconds: int
+) -> dict[int, dict[int, tuple[float, float, float]]]:
+    """{pk: {bucket index: (known, connected, min value)}} from pre-bucketed rollup rows
+    (pk, start, known, connected, min value), each exactly one bucket wide."""
+    out: dict[int, dict[int, tuple[float, float, float]]] = defaultdict(dict)
+    for pk, start, known, conn, low in rows:
+        if known:
+            index = int((start - origin).total_seconds()) // seconds
+            out[pk][index] = (float(known), float(conn or 0), float(low) if low is not None else 1.0)
+    return out
+
+
 def _merge(a: tuple[float, float, float] | None, b: tuple[float, float, float]) -> tuple[float, float, float]:
     if a is None:
         return b
@@ -358,10 +374,22 @@ def data_since(session: Session, outpost_pks: Sequence[int]) -> dict[int, dt.dat
 def status_strips(
     session: Session, outpost_pks: Sequence[int], now: dt.datetime
 ) -> dict[int, list[StripSegment]]:
-    """The last 24 hours of each Outpost as STRIP_BUCKETS buckets, merged into equal-state runs."""
+    """The last 24 hours of each Outpost as STRIP_BUCKETS buckets, merged into equal-state runs.
+
+    One query over the half-hour rollups (kept when samples land, the current half-hour included)
+    for every Outpost asked: at most 48 rows each, never the raw samples.
+    """
     end = _ceil(now, STRIP_BUCKET_SECONDS)
     origin = end - dt.timedelta(seconds=STRIP_BUCKETS * STRIP_BUCKET_SECONDS)
-    data = _raw_buckets(session, outpost_pks, origin, end, STRIP_BUCKET_SECONDS) if outpost_pks else {}
+    data: dict[int, dict[int, tuple[float, float, float]]] = {}
+    if outpost_pks:
+        half = HalfHourRollup
+        rows = session.execute(
+            select(
+                half.outpost_pk, half.start, half.known_seconds, half.connected_seconds, half.min_value
+            ).where(half.outpost_pk.in_(list(outpost_pks)), half.start >= origin, half.start < end)
+        )
+        data = _stored_buckets(rows, origin, STRIP_BUCKET_SECONDS)
     strips = {}
     for pk in outpost_pks:
         buckets = _make_buckets(origin, STRIP_BUCKETS, STRIP_BUCKET_SECONDS, now, data.get(pk, {}))
@@ -389,12 +417,22 @@ def merge_segments(buckets: Sequence[Bucket]) -> list[StripSegment]:
 
 
 def timeline(session: Session, outpost: Outpost, range_key: str, now: dt.datetime) -> Timeline:
-    """Buckets for the Outpost page's chart: raw samples up to 24 h, hourly rollups beyond."""
+    """Buckets for the Outpost page's chart: raw samples up to 24 h, hourly rollups for 7 d, daily
+    rollups (one row per column, the current day included) for 30 d and 90 d."""
     length, seconds = RANGES[range_key]
     end = _ceil(now, seconds)
     count = int(length.total_seconds() // seconds)
     origin = end - dt.timedelta(seconds=count * seconds)
-    if length <= RAW_WINDOW_LIMIT:
+    if seconds == DAY_SECONDS:
+        day = DailyRollup
+        rows = session.execute(
+            select(day.outpost_pk, day.day, day.known_seconds, day.connected_seconds, day.min_value).where(
+                day.outpost_pk == outpost.id, day.day >= origin, day.day < end
+            )
+        )
+        data = _stored_buckets(rows, origin, seconds).get(outpost.id, {})
+        source = "daily"
+    elif length <= RAW_WINDOW_LIMIT:
         data = _raw_buckets(session, [outpost.id], origin, end, seconds).get(outpost.id, {})
         source = "samples"
     else:

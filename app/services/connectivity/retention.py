@@ -9,10 +9,15 @@ from dataclasses import dataclass
 from sqlalchemy import Delete, delete, select
 from sqlalchemy.orm import Session
 
-from app.models.connectivity import ConnectedSample, DailyRollup, HourlyRollup, Incident
+from app.models.connectivity import ConnectedSample, DailyRollup, HalfHourRollup, HourlyRollup, Incident
 from app.models.poll_run import PollRun
 from app.models.probe import ProbeResult, SiteStretch
-from app.services.connectivity.history import day_floor, rebuild_hour_rollups, update_daily_rollups
+from app.services.connectivity.history import (
+    day_floor,
+    half_hour_floor,
+    rebuild_hour_rollups,
+    update_daily_rollups,
+)
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,8 @@ def apply_retention(
     keep_run_id: int | None = None,
 ) -> RetentionResult:
     """Delete raw samples older than `raw_days` (after making sure each of their hours has a complete
-    rollup), rollups and closed incidents older than `rollup_days`, poll runs older than `poll_run_days`.
+    rollup) with their half-hour rollups; hourly and daily rollups and closed incidents older than
+    `rollup_days`; poll runs older than `poll_run_days`.
 
     The site view keeps the same horizon as CloudWatch's: stretches that ended before `rollup_days`
     go (the one that lasts stays), and a probe result not refreshed for `raw_days` (a vantage renamed
@@ -89,6 +95,9 @@ def apply_retention(
         stale = [key for key, count in counts.items() if rolled.get(key, 0) < count]
         rebuilt = rebuild_hour_rollups(session, stale)
     samples_deleted = _delete(session, delete(ConnectedSample).where(ConnectedSample.ts < raw_cutoff))
+    # Half-hour rollups only feed the 24-hour strip: they go with the raw samples they are made of
+    # (whole half-hours before the cut-off; the one it falls in keeps its row, as an hour does).
+    _delete(session, delete(HalfHourRollup).where(HalfHourRollup.start < half_hour_floor(raw_cutoff)))
 
     rollup_cutoff = now - dt.timedelta(days=rollup_days)
     rollups_deleted = _delete(session, delete(HourlyRollup).where(HourlyRollup.hour < rollup_cutoff))

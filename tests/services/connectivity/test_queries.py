@@ -78,8 +78,8 @@ def test_bucket_state_rules() -> None:
         ("6h", 360, "samples"),
         ("24h", 288, "samples"),
         ("7d", 168, "rollups"),
-        ("30d", 360, "rollups"),
-        ("90d", 360, "rollups"),
+        ("30d", 30, "daily"),
+        ("90d", 90, "daily"),
     ],
 )
 def test_timeline_ranges(session: Session, range_key: str, count: int, source: str) -> None:
@@ -91,6 +91,11 @@ def test_timeline_ranges(session: Session, range_key: str, count: int, source: s
 
     assert chart.source == source
     assert len(chart.buckets) == count
+    if source == "daily":
+        # One row per day-wide column (the daily rollups kept beside the hourly ones).
+        assert all(b.seconds == 86400 for b in chart.buckets[:-1])
+        assert all(b.state == "connected" for b in chart.buckets[1:])
+        return
     last_six_hours = [b for b in chart.buckets if b.start >= NOW - 6 * HOUR and b.end <= NOW]
     assert last_six_hours and all(b.state == "connected" for b in last_six_hours)
 
