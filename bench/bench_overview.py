@@ -30,6 +30,27 @@ from pathlib import Path
 
 import httpx
 
+# The half-hour rollups the strip reads, filled from the samples as migration 0025's backfill does
+# (record_samples keeps them when the poller writes).
+HALF_HOUR_SQL = {
+    "sqlite": """
+        INSERT INTO halfhour_rollups (outpost_pk, start, connected_seconds, known_seconds, min_value, samples)
+        SELECT outpost_pk, strftime('%Y-%m-%d %H:', ts)
+                 || CASE WHEN CAST(strftime('%M', ts) AS INTEGER) < 30
+                         THEN '00:00.000000' ELSE '30:00.000000' END,
+               SUM(value * period_seconds), SUM(period_seconds), MIN(value), COUNT(*)
+        FROM connected_samples GROUP BY 1, 2
+        """,
+    "postgresql": """
+        INSERT INTO halfhour_rollups (outpost_pk, start, connected_seconds, known_seconds, min_value, samples)
+        SELECT outpost_pk, (date_trunc('hour', ts AT TIME ZONE 'UTC')
+                 + floor(extract(minute FROM ts AT TIME ZONE 'UTC') / 30) * interval '30 minutes')
+                 AT TIME ZONE 'UTC',
+               SUM(value * period_seconds), SUM(period_seconds), MIN(value), COUNT(*)
+        FROM connected_samples GROUP BY 1, 2
+        """,
+}
+
 ROOT = Path(__file__).resolve().parents[1]
 STATIC_DIR = ROOT / "static"
 OUTPOSTS = 200
@@ -128,6 +149,7 @@ def seed(url: str, path: Path, now: dt.datetime) -> dict[str, int]:
             FROM hourly_rollups GROUP BY outpost_pk, strftime('%Y-%m-%d 00:00:00.000000', hour)
             """
         )
+        conn.execute(HALF_HOUR_SQL["sqlite"])
         incidents = []
         for pk in range(1, OUTPOSTS + 1):
             for day in range(1, 60, 3):

@@ -16,6 +16,7 @@ Run: `python -m bench bench_scale`. Knobs (environment):
   LIFELINE_BENCH_DATABASES    "sqlite,postgresql" (default both)
   LIFELINE_BENCH_PG_URL       server to create the scratch database on
                               (default postgresql+psycopg://postgres@127.0.0.1:5432/postgres)
+  LIFELINE_BENCH_PG_PREFIX    scratch databases are <prefix>_<size>, default lifeline_bench_scale
   LIFELINE_BENCH_ROLLUP_DAYS  days of hourly rollups, default 365
   LIFELINE_BENCH_RAW_HOURS    hours of 60-second samples, default 48
   LIFELINE_BENCH_SECONDS      time cap per measured case, default 8
@@ -41,7 +42,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.bench_overview import create_viewer, free_port, pct, sign_in
+from bench.bench_overview import HALF_HOUR_SQL, create_viewer, free_port, pct, sign_in
 
 ROOT = Path(__file__).resolve().parents[1]
 STATIC_DIR = ROOT / "static"
@@ -72,6 +73,8 @@ class Config:
     pg_url: str = os.environ.get(
         "LIFELINE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
     )
+    # Scratch databases are named <prefix>_<size> (two benchmarks on one server need two prefixes).
+    pg_prefix: str = os.environ.get("LIFELINE_BENCH_PG_PREFIX", "lifeline_bench_scale")
     rollup_days: int = int(os.environ.get("LIFELINE_BENCH_ROLLUP_DAYS", "365"))
     raw_hours: int = int(os.environ.get("LIFELINE_BENCH_RAW_HOURS", "48"))
     seconds: float = float(os.environ.get("LIFELINE_BENCH_SECONDS", "8"))
@@ -150,6 +153,7 @@ def seed_sqlite(path: Path, size: int, now: dt.datetime, cfg: Config) -> None:
             FROM hourly_rollups GROUP BY outpost_pk, strftime('%Y-%m-%d 00:00:00.000000', hour)
             """
         )
+        conn.execute(HALF_HOUR_SQL["sqlite"])
         conn.execute(
             f"""
             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20)
@@ -254,6 +258,7 @@ def seed_postgresql(admin_url: str, database: str, size: int, now: dt.datetime, 
             GROUP BY outpost_pk, date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
             """)
         )
+        conn.execute(HALF_HOUR_SQL["postgresql"])
         conn.execute(
             _pg("""
             INSERT INTO incidents (outpost_pk, started_at, ended_at, worst_value, last_below_at)
@@ -284,7 +289,7 @@ def seed(db: str, size: int, tmp: Path, now: dt.datetime, cfg: Config) -> str:
         migrate.upgrade(url)
         seed_sqlite(path, size, now, cfg)
         return url
-    return seed_postgresql(cfg.pg_url, f"lifeline_bench_scale_{size}", size, now, cfg)
+    return seed_postgresql(cfg.pg_url, f"{cfg.pg_prefix}_{size}", size, now, cfg)
 
 
 def drop(db: str, url: str, cfg: Config) -> None:

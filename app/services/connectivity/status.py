@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import and_, case, false, func, or_, select
 from sqlalchemy.orm import Session
 
-from app.db import upsert
+from app.db import time_bucket, upsert
 from app.integrations.cloudwatch import Datapoint
 from app.models.connectivity import ConnectedSample, DailyRollup, HourlyRollup
 from app.models.fleet import Outpost
@@ -152,10 +152,11 @@ def uptime_bulk(
     """Uptime for many Outposts and windows at once: {outpost_pk: {window: Uptime}}.
 
     Whole days come from the daily rollups and the hours beside them from the hourly rollups (both
-    kept for years, maintained as samples arrive, in the same transaction); the
-    partial hour at the start of a window comes from raw samples, clipped to the window, or is
-    prorated from its rollup when the raw samples are past retention. Costs two or three queries
-    whatever the number of Outposts.
+    kept for years, maintained as samples arrive, in the same transaction); the partial hour at the
+    start of a window and the one holding `now` come from their raw samples, clipped to the window
+    and summed in SQL (about 60 rows an Outpost, none of them sent to Python), or are prorated from
+    their rollup when the raw samples are past retention. Costs a fixed number of queries whatever
+    the number of Outposts.
     """
     if now is None:
         raise ValueError("uptime_bulk needs `now` (an aware UTC datetime)")
@@ -243,24 +244,30 @@ def uptime_bulk(
             spans.append((end_hour, end_hour, now))
         partials[name] = spans
     partial_hours = {hour for spans in partials.values() for hour, _lo, _hi in spans}
-    raw: dict[tuple[int, dt.datetime], list[tuple[dt.datetime, float, int]]] = defaultdict(list)
+    # Each partial span's samples are clipped to it and summed in SQL (one grouped query per span
+    # for every Outpost), so no sample row crosses into Python; `count` says whether the hour still
+    # has its raw samples at all.
+    clipped: dict[tuple[int, dt.datetime, dt.datetime], tuple[int, float, float]] = {}
     rollups: dict[tuple[int, dt.datetime], tuple[float, float]] = {}
+    spans_wanted = {(hour, lo, hi) for spans in partials.values() for hour, lo, hi in spans}
     for chunk in _chunks(pks):
-        for hour in partial_hours:
-            sample_rows = session.execute(
+        for hour, lo, hi in spans_wanted:
+            overlap = _clipped_seconds(lo, hi)
+            for pk, count, known_part, connected_part in session.execute(
                 select(
                     ConnectedSample.outpost_pk,
-                    ConnectedSample.ts,
-                    ConnectedSample.value,
-                    ConnectedSample.period_seconds,
-                ).where(
+                    func.count(),
+                    func.sum(overlap),
+                    func.sum(ConnectedSample.value * overlap),
+                )
+                .where(
                     ConnectedSample.outpost_pk.in_(chunk),
                     ConnectedSample.ts >= hour,
                     ConnectedSample.ts < hour + dt.timedelta(hours=1),
                 )
-            )
-            for pk, ts, value, period in sample_rows:
-                raw[(pk, hour)].append((ts, value, period))
+                .group_by(ConnectedSample.outpost_pk)
+            ):
+                clipped[(pk, lo, hi)] = (int(count), float(known_part or 0.0), float(connected_part or 0.0))
         rollup_rows = session.execute(
             select(
                 HourlyRollup.outpost_pk,
@@ -276,13 +283,10 @@ def uptime_bulk(
         for name, span in named:
             connected, known = sums.get(pk, {}).get(name, (0.0, 0.0))
             for hour, lo, hi in partials[name]:
-                samples = raw.get((pk, hour))
-                if samples:
-                    for ts, value, period in samples:
-                        overlap = min(ts + dt.timedelta(seconds=period), hi) - max(ts, lo)
-                        seconds = max(0.0, overlap.total_seconds())
-                        connected += value * seconds
-                        known += seconds
+                part = clipped.get((pk, lo, hi))
+                if part is not None and part[0] > 0:
+                    known += part[1]
+                    connected += part[2]
                 elif (pk, hour) in rollups and (lo > hour or hi < hour + dt.timedelta(hours=1)):
                     fraction = (hi - lo).total_seconds() / 3600.0
                     connected += rollups[(pk, hour)][0] * fraction
@@ -295,6 +299,15 @@ def uptime_bulk(
             connected = min(connected, known)
             result[pk][name] = Uptime(name, starts[name], now, connected, known, total - known)
     return result
+
+
+def _clipped_seconds(lo: dt.datetime, hi: dt.datetime) -> Any:
+    """SQL for the seconds of a sample's [ts, ts + period) inside [lo, hi) (0 when outside)."""
+    start = time_bucket(ConnectedSample.ts, 0, 1)
+    end = start + ConnectedSample.period_seconds
+    lo_s, hi_s = lo.timestamp(), hi.timestamp()
+    overlap = case((end < hi_s, end), else_=hi_s) - case((start > lo_s, start), else_=lo_s)
+    return case((overlap > 0, overlap), else_=0.0)
 
 
 def _case(cond: Any, value: Any) -> Any:
