@@ -247,7 +247,7 @@ def sign_in(base: str, password: str | None) -> dict[str, str]:
     """The session cookies of the bench viewer (none before accounts exist)."""
     if password is None:
         return {}
-    with httpx.Client(base_url=base, follow_redirects=False) as client:
+    with httpx.Client(base_url=base, follow_redirects=False, timeout=60) as client:
         form = client.get("/login").text
         token = re.search(r'name="csrf_token" value="([^"]*)"', form)
         data = {"username": "bench", "password": password, "next": "/"}
