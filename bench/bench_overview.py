@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx
 
-# The half-hour rollups the strip reads, filled from the samples as migration 0025's backfill does
+# The half-hour rollups the strip reads, filled from the samples as migration 0026's backfill does
 # (record_samples keeps them when the poller writes).
 HALF_HOUR_SQL = {
     "sqlite": """

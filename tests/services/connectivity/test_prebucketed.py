@@ -236,7 +236,7 @@ def test_retention_prunes_half_hours_with_the_raw_samples(session: Session) -> N
 
 def test_the_migration_backfills_half_hours_from_the_samples(database_server: DatabaseServer) -> None:
     url = database_server.create("halfhours")
-    migrate.upgrade(url, "0024")
+    migrate.upgrade(url, "0025")
     engine = create_db_engine(url)
     rng = random.Random(11)
     start = dt.datetime(2026, 11, 29, 22, 17, tzinfo=dt.UTC)  # crosses midnight, off a boundary
