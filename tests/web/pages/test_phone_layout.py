@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from app.models.fleet import Outpost
 from tests.conftest import TEST_PASSWORD, LiveServer, create_account
 from tests.factories import add_credential, add_poll_run, add_samples, make_cluster, make_outpost
 
@@ -153,5 +155,18 @@ def test_desktop_keeps_the_tables(desktop: Any, path: str) -> None:
     # Filters stay open on the desktop, without a disclosure to click.
     for summary in desktop.locator(".filters-fold > summary").all():
         assert not summary.is_visible()
-    for select in desktop.locator(".filters-fold select").all():
-        assert select.is_visible()
+    for dropdown in desktop.locator(".filters-fold select").all():
+        assert dropdown.is_visible()
+
+
+def test_phone_outpost_and_cluster_pages_do_not_scroll_sideways(phone: Any, live_server: LiveServer) -> None:
+    """Pages that keep their tables (uptime, incidents, findings) scroll them inside, not the page."""
+    with live_server.session_factory() as session:
+        outpost = session.scalars(select(Outpost).where(Outpost.name == "Plant 9, rack B")).one()
+        paths = [f"/outposts/{outpost.outpost_id}", "/clusters/edge-1"]
+    for path in paths:
+        phone.goto(path)
+        phone.wait_for_load_state("networkidle")
+        assert phone.locator("main h1").first.is_visible(), path
+        width = phone.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"{path}: the page scrolls sideways ({width} px wide)"
