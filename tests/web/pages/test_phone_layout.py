@@ -119,6 +119,16 @@ def test_phone_outpost_card_shows_state_since_and_strip_on_the_first_screen(phon
         assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], f"{part} at {box}"
         assert box["y"] + box["height"] <= PHONE["height"], f"{part} below the first screen: {box}"
     assert "ago" in phone.locator(f"{card} td[data-label='Since']").inner_text()
+    # The strip keeps its time axis in the card (the table's header, which has it, is hidden).
+    axis = phone.locator(f"{card} .strip-axis.card-axis")
+    assert axis.is_visible() and len(axis.locator("span").all()) >= 3
+    for tick in axis.locator("span").all():
+        tick_box = tick.bounding_box()
+        assert (
+            tick_box is not None
+            and tick_box["x"] >= 0
+            and tick_box["x"] + tick_box["width"] <= PHONE["width"]
+        )
     # The card's first line is the Outpost, well up the screen: the header, banner and filters fold.
     assert _box(phone, card)["y"] < 600
 
