@@ -34,6 +34,10 @@ def test_issue_in_the_browser_shows_the_steps_live(
     expect(page.get_by_text("No emergency credentials yet")).to_be_visible()
     page.get_by_role("link", name="Issue a credential").first.click()
     page.select_option("select[name=cluster]", label="edge-browser (us-west-2)")
+    # Choosing a cluster swaps in its issuing path (HTMX): let it land before clicking below it,
+    # or the click can hit where a radio was before the form grew.
+    expect(page.locator("#issuing-path [data-can-issue]")).to_have_count(1)
+    page.wait_for_load_state("networkidle")
     # The CSR upload only shows for "I upload my own CSR" (CSS :has, no script).
     expect(page.locator("textarea[name=csr]")).to_be_hidden()
     page.check("input[name=custody][value=uploaded-csr]")
