@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import session_scope
@@ -384,7 +384,12 @@ def _mark_backfill(
         ]
         if starts:
             failed[outpost_id] = min(starts)
-    for outpost in session.scalars(select(Outpost).where(Outpost.region == region)):
+    # Only Outposts whose mark may change: those marked before and those with a failed window.
+    touched = select(Outpost).where(
+        Outpost.region == region,
+        or_(Outpost.backfill_from.is_not(None), Outpost.outpost_id.in_(failed)),
+    )
+    for outpost in session.scalars(touched):
         mark = failed.get(outpost.outpost_id)
         if mark is not None and (outpost.last_sample_at is None or mark >= outpost.last_sample_at):
             mark = None
