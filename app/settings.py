@@ -89,7 +89,10 @@ class Settings(BaseSettings):
         default=15,
         ge=0,
         le=300,
-        description="Seconds the overview table is reused between polls (0: render every request).",
+        description=(
+            "Seconds the overview table and the cut-off banner list are reused between polls"
+            " (0: read every request)."
+        ),
     )
     overview_refresh_seconds: int = Field(
         default=30, ge=1, le=3600, description="How often an open overview page refreshes its table."

@@ -6,16 +6,18 @@ Outpost or cluster it is the "Get in" page), the cut-off banner on every page, a
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from fastapi import Request
 from fastapi.routing import APIRouter
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import selectinload
 from starlette.responses import Response
 
 from app.models import Cluster, Outpost
+from app.services.connectivity import queries, site
 from app.services.credentials import reach
 from app.services.credentials.vocabulary import failure_phrase
 from app.services.errors import NotFound
@@ -39,10 +41,32 @@ def _cut_off(request: Request) -> list[reach.CutOff]:
     settings = getattr(request.app.state, "settings", None)
     if session is not None and settings is not None:
         try:
-            found = reach.cut_off_outposts(session, settings.vantage)
+            found = _cut_off_shared(request, session, settings.vantage, settings.overview_cache_seconds)
         except SQLAlchemyError:
             log.warning("cut-off banner: database not readable", exc_info=True)
     request.state.cut_off = found
+    return found
+
+
+def _cut_off_shared(request: Request, session: Any, vantage: str, ttl: float) -> list[reach.CutOff]:
+    """The banner's Outposts, shared by every request of this process while what they are read from
+    is unchanged (newest poll runs, Outpost and cluster edits, site views) and for at most `ttl`
+    seconds (the overview cache's setting; 0 reads them on every request). The key costs three
+    indexed reads; the list itself reads every cut-off Outpost with its clusters and verdicts."""
+    if ttl <= 0:
+        return reach.cut_off_outposts(session, vantage)
+    key = (
+        queries.data_fingerprint(session),
+        site.marker(session, vantage),
+        tuple(session.execute(select(func.max(Cluster.updated_at), func.count(Cluster.id))).one()),
+        vantage,
+    )
+    memo: tuple[object, float, list[reach.CutOff]] | None = getattr(request.app.state, "cut_off_memo", None)
+    now = time.monotonic()
+    if memo is not None and memo[0] == key and now - memo[1] < ttl:
+        return memo[2]
+    found = reach.cut_off_outposts(session, vantage)
+    request.app.state.cut_off_memo = (key, now, found)
     return found
 
 
