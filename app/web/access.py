@@ -11,9 +11,9 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.routing import APIRouter
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 from starlette.responses import Response
 
 from app.models import Cluster, Outpost
@@ -48,19 +48,14 @@ def _cut_off(request: Request) -> list[reach.CutOff]:
     return found
 
 
-def _cut_off_shared(request: Request, session: Any, vantage: str, ttl: float) -> list[reach.CutOff]:
+def _cut_off_shared(request: Request, session: Session, vantage: str, ttl: float) -> list[reach.CutOff]:
     """The banner's Outposts, shared by every request of this process while what they are read from
     is unchanged (newest poll runs, Outpost and cluster edits, site views) and for at most `ttl`
     seconds (the overview cache's setting; 0 reads them on every request). The key costs three
     indexed reads; the list itself reads every cut-off Outpost with its clusters and verdicts."""
     if ttl <= 0:
         return reach.cut_off_outposts(session, vantage)
-    key = (
-        queries.data_fingerprint(session),
-        site.marker(session, vantage),
-        tuple(session.execute(select(func.max(Cluster.updated_at), func.count(Cluster.id))).one()),
-        vantage,
-    )
+    key = (queries.data_fingerprint(session), site.marker(session, vantage), vantage)
     memo: tuple[object, float, list[reach.CutOff]] | None = getattr(request.app.state, "cut_off_memo", None)
     now = time.monotonic()
     if memo is not None and memo[0] == key and now - memo[1] < ttl:

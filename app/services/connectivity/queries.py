@@ -15,7 +15,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.db import time_bucket
-from app.models import ConnectedSample, DailyRollup, HalfHourRollup, HourlyRollup, Incident, Outpost, PollRun
+from app.models import (
+    Cluster,
+    ConnectedSample,
+    DailyRollup,
+    HalfHourRollup,
+    HourlyRollup,
+    Incident,
+    Outpost,
+    PollRun,
+)
 from app.services.connectivity import paging
 from app.services.connectivity.spans import dated_span
 from app.services.connectivity.status import STATES, WINDOWS, Uptime, Vantage, aws_vantage, uptime_bulk
@@ -503,9 +512,11 @@ def overview(
 
 
 def data_fingerprint(session: Session) -> tuple[object, ...]:
-    """Changes whenever a poll or a fleet edit changes what the overview shows (cache key)."""
+    """Changes whenever a poll or a fleet edit (an Outpost's or a cluster's) changes what the overview
+    and the cut-off banner show (their cache key)."""
     fleet = session.execute(select(func.max(Outpost.updated_at), func.count(Outpost.id))).one()
-    return (poll_runs_marker(session), *fleet)
+    clusters = session.execute(select(func.max(Cluster.updated_at), func.count(Cluster.id))).one()
+    return (poll_runs_marker(session), *fleet, *clusters)
 
 
 # ---------------------------------------------------------------- incidents and samples

@@ -16,22 +16,28 @@ from app.services.credentials import reach
 from tests.factories import make_cluster, make_outpost
 
 
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per time the banner's list is read from the database."""
+    calls: list[int] = []
+    real = reach.cut_off_outposts
+
+    def counting(*args: Any, **kwargs: Any) -> list[reach.CutOff]:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(reach, "cut_off_outposts", counting)
+    return calls
+
+
 def test_the_banner_list_is_shared_until_the_fleet_changes(
-    client_as: Any, session: Session, monkeypatch: pytest.MonkeyPatch
+    client_as: Any, session: Session, reads: list[int]
 ) -> None:
     since = utcnow() - dt.timedelta(minutes=7)
     outpost = make_outpost(session, name="Plant 7 Reno", state="DISCONNECTED", state_since=since)
     cluster = make_cluster(session, "plant7-local")
     cluster.outpost_pk = outpost.id
     session.commit()
-    reads: list[int] = []
-    real = reach.cut_off_outposts
-
-    def counting(*args: Any, **kwargs: Any) -> list[reach.CutOff]:
-        reads.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(reach, "cut_off_outposts", counting)
     viewer: TestClient = client_as("viewer")
     for path in ("/clusters", "/account", "/clusters"):
         html = viewer.get(path).text
@@ -53,19 +59,11 @@ def test_the_banner_list_is_shared_until_the_fleet_changes(
 
 
 def test_with_the_cache_off_every_page_reads_the_banner(
-    client_as: Any, session: Session, settings: Any, monkeypatch: pytest.MonkeyPatch
+    client_as: Any, session: Session, settings: Any, reads: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(settings, "overview_cache_seconds", 0)
     make_outpost(session, name="Plant 7 Reno", state="DISCONNECTED", state_since=utcnow())
     session.commit()
-    reads: list[int] = []
-    real = reach.cut_off_outposts
-
-    def counting(*args: Any, **kwargs: Any) -> list[reach.CutOff]:
-        reads.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(reach, "cut_off_outposts", counting)
     viewer: TestClient = client_as("viewer")
     for _ in range(3):
         assert "<title>(1) Disconnected · " in viewer.get("/clusters").text
