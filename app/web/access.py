@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session, selectinload
 from starlette.responses import Response
 
 from app.models import Cluster, Outpost
-from app.services.connectivity import queries, site
 from app.services.credentials import reach
 from app.services.credentials.vocabulary import failure_phrase
 from app.services.errors import NotFound
 from app.web.deps import AppSettings, DbSession, OptionalRowIdQuery
+from app.web.page_cache import data_version
 from app.web.security import Role, Viewer, actor_of, now_utc
 from app.web.templating import render
 
@@ -49,13 +49,13 @@ def _cut_off(request: Request) -> list[reach.CutOff]:
 
 
 def _cut_off_shared(request: Request, session: Session, vantage: str, ttl: float) -> list[reach.CutOff]:
-    """The banner's Outposts, shared by every request of this process while what they are read from
-    is unchanged (newest poll runs, Outpost and cluster edits, site views) and for at most `ttl`
-    seconds (the overview cache's setting; 0 reads them on every request). The key costs three
-    indexed reads; the list itself reads every cut-off Outpost with its clusters and verdicts."""
+    """The banner's Outposts, shared by every request of this process while the data version is
+    unchanged (`page_cache.data_version`: newest poll runs, Outpost, cluster and drill edits, site
+    views) and for at most `ttl` seconds (the overview cache's setting; 0 reads them on every
+    request). The list itself reads every cut-off Outpost with its clusters and verdicts."""
     if ttl <= 0:
         return reach.cut_off_outposts(session, vantage)
-    key = (queries.data_fingerprint(session), site.marker(session, vantage), vantage)
+    key = (data_version(request, session), vantage)
     memo: tuple[object, float, list[reach.CutOff]] | None = getattr(request.app.state, "cut_off_memo", None)
     now = time.monotonic()
     if memo is not None and memo[0] == key and now - memo[1] < ttl:

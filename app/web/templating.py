@@ -103,8 +103,13 @@ def install_globals(**functions: Callable[..., Any]) -> None:
     templates.env.globals.update(functions)
 
 
+# The cut-off banner (every page) lists this many Outposts, worst first, and counts the rest: at
+# 5,000 Outposts a bad hour is hundreds of them, which belong on the overview, not atop every page.
+CUT_OFF_BANNER_LIMIT = 5
+
 templates.env.globals.update(
     app_version=__version__,
+    cut_off_banner_limit=CUT_OFF_BANNER_LIMIT,
     failure_phrase=failure_phrase,
     step_label=step_label,
     csrf_input=_csrf_input,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -27,6 +27,7 @@ from app.services.fleet import inventory
 from app.web.connectivity.chart import timeline_svg
 from app.web.connectivity.windows import window_cells
 from app.web.deps import DbSession
+from app.web.page_cache import data_version, shared_cache
 from app.web.security import Responder, Role, Viewer, actor_of, requires
 from app.web.templating import redirect_after_post, render
 
@@ -141,31 +142,15 @@ def _poll_out(run: PollRun | None) -> schemas.PollStatusOut | None:
 # ---------------------------------------------------------------- pages
 
 
-@router.get("/outposts/{outpost_id}", name="outposts.detail", response_class=HTMLResponse)
-def detail(
-    request: Request,
-    session: DbSession,
-    principal: Viewer,
-    outpost_id: str,
-    range_key: Annotated[str, Query(alias="range", description="6h, 24h, 7d, 30d or 90d")] = "24h",
-) -> Response:
-    outpost = _outpost_or_error(session, outpost_id)
-    if range_key not in queries.RANGES:
-        raise _invalid(
-            ("query", "range"),
-            f"range must be one of {', '.join(queries.RANGES)} (got {range_key!r})",
-            range_key,
-            list(queries.RANGES),
-        )
+def _detail_data(session: DbSession, outpost: Outpost, range_key: str, vantage: str) -> dict[str, Any]:
+    """The Outpost page's reads (chart, uptime, incidents, drills, site view): the same for everyone."""
     now = _now()
     chart = queries.timeline(session, outpost, range_key, now)
     uptime = queries.uptime_by_outpost(session, [outpost.id], now)[outpost.id]
     incidents = queries.list_incidents(session, outpost.id, now)
-    drill_incidents = drill_uptime.drill_incident_ids(session, outpost.id, incidents, now)
     last_run, _ = queries.latest_poll_runs(session)
-    vantage = request.app.state.settings.vantage
-    context = {
-        "outpost": outpost,
+    span = queries.RANGES[range_key][0]
+    return {
         "verdict": site.verdict(
             outpost, site.views_by_outpost(session, vantage, [outpost.id]).get(outpost.id), vantage
         ),
@@ -183,15 +168,43 @@ def detail(
             )
         },
         "incidents": incidents,
-        "drill_incidents": drill_incidents,
+        "drill_incidents": drill_uptime.drill_incident_ids(session, outpost.id, incidents, now),
         "drill_lane": drill_uptime.drill_lane(session, outpost.id, chart.start, chart.end),
         "drills_here": list_drills(session, outpost_pk=outpost.id, limit=10),
         "now": now,
         "last_run": last_run,
-        "csv_start": (now - queries.RANGES[range_key][0]).strftime("%Y-%m-%dT%H:%M:%SZ")
-        if queries.RANGES[range_key][0] <= MAX_SAMPLE_RANGE
-        else (now - MAX_SAMPLE_RANGE).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "csv_start": (now - min(span, MAX_SAMPLE_RANGE)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "csv_end": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+@router.get("/outposts/{outpost_id}", name="outposts.detail", response_class=HTMLResponse)
+def detail(
+    request: Request,
+    session: DbSession,
+    principal: Viewer,
+    outpost_id: str,
+    range_key: Annotated[str, Query(alias="range", description="6h, 24h, 7d, 30d or 90d")] = "24h",
+) -> Response:
+    outpost = _outpost_or_error(session, outpost_id)
+    if range_key not in queries.RANGES:
+        raise _invalid(
+            ("query", "range"),
+            f"range must be one of {', '.join(queries.RANGES)} (got {range_key!r})",
+            range_key,
+            list(queries.RANGES),
+        )
+    # What every viewer sees alike is read once per data version and range (page_cache); the
+    # Outpost row itself, the notice and the person's own controls are per request.
+    vantage = request.app.state.settings.vantage
+    shown = shared_cache(request, "outpost").get_or_render(
+        (outpost.id, range_key),
+        data_version(request, session),
+        lambda: _detail_data(session, outpost, range_key, vantage),
+    )
+    context = {
+        **shown,
+        "outpost": outpost,
         "notice": request.query_params.get("notice", "")[:200],
         "can_poll": principal.role.allows(Role.responder),
     }
@@ -279,7 +292,7 @@ def api_list(
     limit: Annotated[
         int, Query(ge=1, le=paging.MAX_API_LIMIT, description="At most this many Outposts per page.")
     ] = 100,
-) -> schemas.OutpostListOut:
+) -> Response:
     if state and state.upper() not in STATES:
         raise _invalid(
             ("query", "state"),
@@ -287,24 +300,36 @@ def api_list(
             state,
             list(STATES),
         )
-    now = _now()
-    try:
-        page = paging.api_page(
-            session, state=state.upper() if state else None, region=region, cursor=cursor, limit=limit
+    wanted = state.upper() if state else None
+
+    def answer() -> bytes:
+        now = _now()
+        try:
+            page = paging.api_page(session, state=wanted, region=region, cursor=cursor, limit=limit)
+        except InvalidInput as exc:
+            raise _invalid(("query", "cursor"), str(exc), cursor) from None
+        uptime = queries.uptime_by_outpost(session, [o.id for o in page.outposts], now)
+        last_run, _ = queries.latest_poll_runs(session)
+        return (
+            schemas.OutpostListOut(
+                generated_at=now,
+                last_poll=_poll_out(last_run),
+                counts=queries.count_by_state(session),
+                total=page.total,
+                limit=limit,
+                next_cursor=page.next_cursor,
+                outposts=[_outpost_out(request, o, uptime[o.id]) for o in page.outposts],
+            )
+            .model_dump_json(by_alias=True)
+            .encode()
         )
-    except InvalidInput as exc:
-        raise _invalid(("query", "cursor"), str(exc), cursor) from None
-    uptime = queries.uptime_by_outpost(session, [o.id for o in page.outposts], now)
-    last_run, _ = queries.latest_poll_runs(session)
-    return schemas.OutpostListOut(
-        generated_at=now,
-        last_poll=_poll_out(last_run),
-        counts=queries.count_by_state(session),
-        total=page.total,
-        limit=limit,
-        next_cursor=page.next_cursor,
-        outposts=[_outpost_out(request, o, uptime[o.id]) for o in page.outposts],
+
+    # The answer holds nothing per person: one per data version and query serves every client
+    # (a Grafana scraping every few seconds costs one read per poll); `generated_at` says when.
+    body = shared_cache(request, "api").get_or_render(
+        (wanted, region, cursor, limit, str(request.base_url)), data_version(request, session), answer
     )
+    return Response(body, media_type="application/json")
 
 
 @router.get(

@@ -1,8 +1,9 @@
 """The overview page (`/`): every Outpost's state, uptime and 24-hour strip, refreshed by HTMX.
 
-The table fragment is cached per query for a few seconds and keyed on a fingerprint of the data
-(latest poll run, fleet edits), so many open dashboards cost one render per poll, not one per view.
-Only the fragment is cached: the page around it (user box, CSRF token) is rendered per request.
+The table fragment is cached per query for a few seconds and keyed on the data version
+(`app.web.page_cache`: latest poll runs, fleet edits), so many open dashboards cost one render per
+poll, not one per view. Only the fragment is cached: the page around it (user box, CSRF token) is
+rendered per request.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import threading
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -34,94 +33,13 @@ from app.web.access import cut_off_for_template, title_prefix
 from app.web.connectivity.axis import ticks
 from app.web.connectivity.windows import window_cells
 from app.web.deps import AppSettings, DbSession
+from app.web.page_cache import data_version, shared_cache
 from app.web.security import Role, requires
 from app.web.templating import is_htmx_partial, render, templates
 
 router = APIRouter()
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class _Entry:
-    fingerprint: object
-    rendered_at: float
-    body: Any
-
-
-class FragmentCache:
-    """Rendered fragments per query, reused while the data fingerprint is unchanged and the entry
-    is younger than `ttl` seconds.
-
-    Stale-while-revalidate: when an entry is stale, one request re-renders it and concurrent ones
-    get the previous rendering at once instead of queueing behind the render (a render reads the
-    whole fleet's history; a burst of refreshes must not pile up behind it). With no entry, or one
-    older than `max_stale`, requests wait for the render.
-    """
-
-    def __init__(
-        self, ttl: float, max_stale: float = 300.0, max_entries: int = 64, fingerprint_memo: float = 2.0
-    ) -> None:
-        self.ttl = ttl
-        self.fingerprint_memo = fingerprint_memo
-        self._fingerprint: tuple[float, Any] | None = None
-        self.max_stale = max_stale
-        self.max_entries = max_entries
-        self._entries: dict[tuple[Any, ...], _Entry] = {}
-        self._locks: dict[tuple[Any, ...], threading.Lock] = {}
-        self._guard = threading.Lock()
-
-    def fingerprint(self, read: Callable[[], T]) -> T:
-        """The data fingerprint, read from the database at most every `fingerprint_memo` seconds:
-        polls land once a minute, so a cached page costs no database round trip at all."""
-        memo = self._fingerprint
-        now = time.monotonic()
-        if memo is not None and now - memo[0] < self.fingerprint_memo:
-            return memo[1]  # type: ignore[no-any-return]
-        value = read()
-        self._fingerprint = (now, value)
-        return value
-
-    def _lock(self, key: tuple[Any, ...]) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
-
-    def _fresh(self, entry: _Entry | None, fingerprint: object, now: float) -> bool:
-        return entry is not None and entry.fingerprint == fingerprint and now - entry.rendered_at < self.ttl
-
-    def _store(self, key: tuple[Any, ...], fingerprint: object, body: object) -> None:
-        if len(self._entries) >= self.max_entries and key not in self._entries:
-            self._entries.clear()
-        self._entries[key] = _Entry(fingerprint, time.monotonic(), body)
-
-    def get_or_render(self, key: tuple[Any, ...], fingerprint: object, render_fn: Callable[[], T]) -> T:
-        if self.ttl <= 0:
-            return render_fn()
-        entry = self._entries.get(key)
-        if self._fresh(entry, fingerprint, time.monotonic()):
-            return entry.body  # type: ignore[union-attr,no-any-return]
-        lock = self._lock(key)
-        if entry is not None and time.monotonic() - entry.rendered_at < self.max_stale:
-            if not lock.acquire(blocking=False):
-                return entry.body  # type: ignore[no-any-return] # another request re-renders it
-        else:
-            lock.acquire()
-        try:
-            entry = self._entries.get(key)
-            if self._fresh(entry, fingerprint, time.monotonic()):
-                return entry.body  # type: ignore[union-attr,no-any-return]
-            body = render_fn()
-            self._store(key, fingerprint, body)
-            return body
-        finally:
-            lock.release()
-
-
-def _cache(request: Request, ttl: float) -> FragmentCache:
-    cache: FragmentCache | None = getattr(request.app.state, "overview_cache", None)
-    if cache is None:
-        cache = request.app.state.overview_cache = FragmentCache(ttl, fingerprint_memo=min(2.0, ttl))
-    return cache
 
 
 def overview_query(filters: dict[str, str], **changes: str) -> str:
@@ -213,12 +131,8 @@ def index(
     now = _now()
     status_code = 200
     try:
-        cache = _cache(request, settings.overview_cache_seconds)
-        fingerprint = cache.fingerprint(
-            lambda: (queries.data_fingerprint(session), site.marker(session, settings.vantage))
-        )
-        # The banner (base.html) reuses it: no second look at poll_runs for this request.
-        request.state.poll_marker = fingerprint[0][0]
+        cache = shared_cache(request, "overview")
+        fingerprint = data_version(request, session)
         key = (state, region, sort, page_number, group, settings.overview_refresh_seconds)
 
         def render_fragment() -> tuple[list[str], str]:

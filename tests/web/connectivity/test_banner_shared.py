@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.models.base import utcnow
 from app.services.credentials import reach
+from app.web.templating import CUT_OFF_BANNER_LIMIT
 from tests.factories import make_cluster, make_outpost
 
 
@@ -68,3 +69,25 @@ def test_with_the_cache_off_every_page_reads_the_banner(
     for _ in range(3):
         assert "<title>(1) Disconnected · " in viewer.get("/clusters").text
     assert len(reads) == 3
+
+
+def test_a_bad_hour_across_the_fleet_lists_the_worst_and_counts_the_rest(
+    client_as: Any, session: Session
+) -> None:
+    """At 5,000 Outposts a bad hour is hundreds of them: the banner on every page lists the first
+    few, worst first, and counts the rest with a link to them on the overview."""
+    since = utcnow() - dt.timedelta(minutes=3)
+    for index in range(CUT_OFF_BANNER_LIMIT + 2):
+        make_outpost(session, name=f"Down {index:02d}", state="DISCONNECTED", state_since=since)
+    for index in range(3):
+        make_outpost(session, name=f"Slow {index:02d}", state="DEGRADED", state_since=since)
+    session.commit()
+    html = client_as("viewer").get("/clusters").text
+    banner = html.split('id="cutoff-banner"')[1].split("</ul>")[0]
+    assert f"{CUT_OFF_BANNER_LIMIT + 5} Outposts cut off or degraded now" in banner
+    assert banner.count("data-cut-off=") == CUT_OFF_BANNER_LIMIT
+    assert "Down 00" in banner and "Slow 00" not in banner
+    assert '<a href="/?state=DISCONNECTED">5 more</a>' in banner
+    assert "(2 disconnected, 3 degraded) on the overview" in banner
+    # The tab title still counts every one.
+    assert f"<title>({CUT_OFF_BANNER_LIMIT + 2}) Disconnected, (3) Degraded · " in html

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.web.connectivity.overview import FragmentCache
+from app.web.page_cache import DataVersion
 from tests.factories import add_poll_run, add_samples, make_outpost
 from tests.support.htmx import Rendering
 
@@ -168,8 +168,9 @@ def test_database_error_is_a_503_that_says_what_failed(client: TestClient, sessi
 
 @pytest.fixture
 def fresh_fingerprint(app: FastAPI) -> None:
-    """Read the data fingerprint on every request (production memoizes it for 2 s)."""
-    app.state.overview_cache = FragmentCache(15, fingerprint_memo=0)
+    """Read the data version on every request (production memoizes it for 2 s between commits; these
+    tests change data with a flush, which is not a commit)."""
+    app.state.data_version = DataVersion(memo=0)
 
 
 @pytest.mark.usefixtures("fresh_fingerprint")

@@ -1,0 +1,196 @@
+"""What pages and the API reuse between requests (issue 20): a read costs what it shows, not the fleet.
+
+Two parts:
+
+- `DataVersion`: the key of everything cached, read from the database (newest poll runs, Outpost,
+  cluster and drill edits, this vantage's site views: a few indexed reads) at most every
+  `memo` seconds per process, and at once after a commit through the app's session factory (a
+  poll of the scheduler in this process, an edit on a page). Another process's writes (the CLI)
+  show within `memo` seconds.
+- `FragmentCache`: rendered fragments or answers per query, reused while the version is unchanged
+  and for at most `ttl` seconds (`LIFELINE_OVERVIEW_CACHE_SECONDS`; 0 turns every cache off), with
+  stale-while-revalidate so a burst of requests never queues behind one render.
+
+Only what is the same for every signed-in person is cached: user box, CSRF token and access panels
+are rendered per request around it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from fastapi import Request
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+
+from app.models import Drill, DrillEvent
+from app.services.connectivity import queries, site
+
+T = TypeVar("T")
+
+# Longest a process answers from a version another process may have changed since.
+VERSION_MEMO_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class _Entry:
+    fingerprint: object
+    rendered_at: float
+    body: Any
+
+
+class FragmentCache:
+    """Rendered fragments per query, reused while the data fingerprint is unchanged and the entry
+    is younger than `ttl` seconds.
+
+    Stale-while-revalidate: when an entry is stale, one request re-renders it and concurrent ones
+    get the previous rendering at once instead of queueing behind the render (a render reads the
+    whole fleet's history; a burst of refreshes must not pile up behind it). With no entry, or one
+    older than `max_stale`, requests wait for the render.
+    """
+
+    def __init__(self, ttl: float, max_stale: float = 300.0, max_entries: int = 64) -> None:
+        self.ttl = ttl
+        self.max_stale = max_stale
+        self.max_entries = max_entries
+        self._entries: dict[tuple[Any, ...], _Entry] = {}
+        self._locks: dict[tuple[Any, ...], threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock(self, key: tuple[Any, ...]) -> threading.Lock:
+        with self._guard:
+            if len(self._locks) > 4 * self.max_entries:
+                # Keys come from query strings: forget the locks nobody holds.
+                self._locks = {k: lock for k, lock in self._locks.items() if lock.locked()}
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _fresh(self, entry: _Entry | None, fingerprint: object, now: float) -> bool:
+        return entry is not None and entry.fingerprint == fingerprint and now - entry.rendered_at < self.ttl
+
+    def _store(self, key: tuple[Any, ...], fingerprint: object, body: object) -> None:
+        if len(self._entries) >= self.max_entries and key not in self._entries:
+            # Memory stays bounded whatever queries arrive: the oldest half goes.
+            oldest = sorted(self._entries, key=lambda k: self._entries[k].rendered_at)
+            for old in oldest[: max(1, len(oldest) // 2)]:
+                self._entries.pop(old, None)
+        self._entries[key] = _Entry(fingerprint, time.monotonic(), body)
+
+    def get_or_render(self, key: tuple[Any, ...], fingerprint: object, render_fn: Callable[[], T]) -> T:
+        if self.ttl <= 0:
+            return render_fn()
+        entry = self._entries.get(key)
+        if self._fresh(entry, fingerprint, time.monotonic()):
+            return entry.body  # type: ignore[union-attr,no-any-return]
+        lock = self._lock(key)
+        if entry is not None and time.monotonic() - entry.rendered_at < self.max_stale:
+            if not lock.acquire(blocking=False):
+                return entry.body  # type: ignore[no-any-return] # another request re-renders it
+        else:
+            lock.acquire()
+        try:
+            entry = self._entries.get(key)
+            if self._fresh(entry, fingerprint, time.monotonic()):
+                return entry.body  # type: ignore[union-attr,no-any-return]
+            body = render_fn()
+            self._store(key, fingerprint, body)
+            return body
+        finally:
+            lock.release()
+
+
+def drills_marker(session: Session) -> tuple[object, ...]:
+    """Changes when a drill is planned, started, changed or ended (each writes a drill event):
+    the Outpost page's drill lane and the uptime's drill exclusion follow drills."""
+    return (
+        session.scalar(select(func.max(Drill.id))),
+        session.scalar(select(func.max(DrillEvent.id))),
+    )
+
+
+_WROTE = "lifeline_page_cache_wrote"
+
+
+def _mark_written(session: Session, _flush_context: object) -> None:
+    session.info[_WROTE] = True
+
+
+class DataVersion:
+    """The version of what connectivity pages show, read at most every `memo` seconds, and again
+    after a commit that wrote something through the session factory it watches (`watch`)."""
+
+    def __init__(self, memo: float = VERSION_MEMO_SECONDS) -> None:
+        self.memo = memo
+        self._value: tuple[float, object] | None = None
+        self._generation = 0
+        self._guard = threading.Lock()
+        self._watched: list[Any] = []
+
+    def invalidate(self, *_args: object) -> None:
+        with self._guard:
+            self._generation += 1
+            self._value = None
+
+    def watch(self, factory: Any) -> None:
+        """Forget the version after every commit of a session from `factory` that flushed a change
+        (once per factory; the commit of a request that only read keeps it)."""
+        if factory is None or any(f is factory for f in self._watched):
+            return
+        with self._guard:
+            if any(f is factory for f in self._watched):
+                return
+            event.listen(factory, "after_flush", _mark_written)
+            event.listen(factory, "after_commit", self._after_commit)
+            self._watched.append(factory)
+
+    def _after_commit(self, session: Session) -> None:
+        # Every request commits; only a transaction that wrote something changes the version.
+        if session.info.pop(_WROTE, False):
+            self.invalidate()
+
+    def read(self, session: Session, vantage: str, *, fresh: bool = False) -> tuple[object, ...]:
+        held = self._value
+        now = time.monotonic()
+        if held is not None and not fresh and now - held[0] < self.memo:
+            return held[1]  # type: ignore[return-value]
+        generation = self._generation
+        value = (queries.data_fingerprint(session), site.marker(session, vantage), drills_marker(session))
+        with self._guard:
+            # A commit while we read: our value may predate it, so it is not kept.
+            if generation == self._generation:
+                self._value = (now, value)
+        return value
+
+
+def data_version(request: Request, session: Session) -> tuple[object, ...]:
+    """The data version for this request (read once per request, shared by banner, page and API)."""
+    known: tuple[object, ...] | None = getattr(request.state, "data_version", None)
+    if known is not None:
+        return known
+    state = request.app.state
+    version: DataVersion | None = getattr(state, "data_version", None)
+    if version is None:
+        version = state.data_version = DataVersion()
+    version.watch(getattr(state, "session_factory", None))
+    # With the caches off (ttl 0) the version is read on every request too.
+    value = version.read(session, state.settings.vantage, fresh=state.settings.overview_cache_seconds <= 0)
+    request.state.data_version = value
+    # The vantage banner reuses the poll-runs marker: no second look at poll_runs for this request.
+    request.state.poll_marker = value[0][0]  # type: ignore[index]
+    return value
+
+
+def shared_cache(request: Request, name: str) -> FragmentCache:
+    """The process's cache called `name` (overview, outpost, api), with the overview cache's ttl."""
+    state = request.app.state
+    caches: dict[str, FragmentCache] | None = getattr(state, "page_caches", None)
+    if caches is None:
+        caches = state.page_caches = {}
+    cache = caches.get(name)
+    if cache is None:
+        cache = caches[name] = FragmentCache(state.settings.overview_cache_seconds)
+    cache.ttl = state.settings.overview_cache_seconds
+    return cache
