@@ -44,6 +44,7 @@ from app.services.credentials.vocabulary import (
 )
 from app.services.errors import Conflict, InvalidInput
 from app.settings import Settings
+from app.web.access import cut_off_for_template
 from app.web.deps import AppSettings, DbSession, OptionalRowIdQuery, RowId, end_request_transaction
 from app.web.errors import api_detail, error_page, status_for
 from app.web.forms import FormState
@@ -234,6 +235,7 @@ def _inventory_context(
     settings: Settings,
     cluster: int | None,
     person: str | None = None,
+    cut_off: list[reach.CutOff] | None = None,
 ) -> dict[str, Any]:
     rows = queries.list_credentials(db, cluster_pk=cluster, issued_by=person, people_only=True)
     has_key, key_problem = data_key_problem(settings)
@@ -246,7 +248,10 @@ def _inventory_context(
         "person_filter": person or "",
         "people": queries.issuers(db),
         "filter_query": urlencode({k: v for k, v in (("cluster", cluster), ("person", person)) if v}),
-        "cut_off": reach.cut_off_clusters(reach.cut_off_outposts(db, settings.vantage)),
+        # The banner's list (read once per data version, not once per page) when the page has it.
+        "cut_off": reach.cut_off_clusters(
+            cut_off if cut_off is not None else reach.cut_off_outposts(db, settings.vantage)
+        ),
         "warnings": queries.expiry_warnings(db, cluster_pk=cluster),
         "principal": principal,
         "actor_is_admin": principal.role is Role.admin,
@@ -271,7 +276,9 @@ def index(
         str | None, Query(max_length=150, description="Only credentials this account issued.")
     ] = None,
 ) -> Response:
-    context = _inventory_context(db, principal, actor_of(principal, request), settings, cluster, person)
+    context = _inventory_context(
+        db, principal, actor_of(principal, request), settings, cluster, person, cut_off_for_template(request)
+    )
     return render(request, "credentials/index.html", context, partial="credentials/_table.html")
 
 

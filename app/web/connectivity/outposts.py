@@ -12,6 +12,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, StreamingResponse
+from markupsafe import Markup
 from starlette.responses import Response
 
 from app import schemas
@@ -29,7 +30,7 @@ from app.web.connectivity.windows import window_cells
 from app.web.deps import DbSession
 from app.web.page_cache import data_version, shared_cache
 from app.web.security import Responder, Role, Viewer, actor_of, requires
-from app.web.templating import redirect_after_post, render
+from app.web.templating import redirect_after_post, render, templates
 
 router = APIRouter()
 viewer = [Depends(requires(Role.viewer))]
@@ -142,15 +143,18 @@ def _poll_out(run: PollRun | None) -> schemas.PollStatusOut | None:
 # ---------------------------------------------------------------- pages
 
 
-def _detail_data(session: DbSession, outpost: Outpost, range_key: str, vantage: str) -> dict[str, Any]:
-    """The Outpost page's reads (chart, uptime, incidents, drills, site view): the same for everyone."""
+def _detail_data(
+    request: Request, session: DbSession, outpost: Outpost, range_key: str, vantage: str
+) -> dict[str, Any]:
+    """The Outpost page's reads (chart, uptime, incidents, drills, site view) and its history
+    section rendered from them: the same for everyone."""
     now = _now()
     chart = queries.timeline(session, outpost, range_key, now)
     uptime = queries.uptime_by_outpost(session, [outpost.id], now)[outpost.id]
     incidents = queries.list_incidents(session, outpost.id, now)
     last_run, _ = queries.latest_poll_runs(session)
     span = queries.RANGES[range_key][0]
-    return {
+    data = {
         "verdict": site.verdict(
             outpost, site.views_by_outpost(session, vantage, [outpost.id]).get(outpost.id), vantage
         ),
@@ -176,6 +180,10 @@ def _detail_data(session: DbSession, outpost: Outpost, range_key: str, vantage: 
         "csv_start": (now - min(span, MAX_SAMPLE_RANGE)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "csv_end": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    history = templates.get_template("connectivity/_outpost_history.html")
+    # Rendered once per data version and range: the markup is ours (autoescaped), not input.
+    data["history_html"] = Markup(history.render({**data, "outpost": outpost, "request": request}))  # noqa: S704
+    return data
 
 
 @router.get("/outposts/{outpost_id}", name="outposts.detail", response_class=HTMLResponse)
@@ -200,7 +208,7 @@ def detail(
     shown = shared_cache(request, "outpost").get_or_render(
         (outpost.id, range_key),
         data_version(request, session),
-        lambda: _detail_data(session, outpost, range_key, vantage),
+        lambda: _detail_data(request, session, outpost, range_key, vantage),
     )
     context = {
         **shown,
