@@ -369,14 +369,20 @@ def _make_buckets(
 
 
 def data_since(session: Session, outpost_pks: Sequence[int]) -> dict[int, dt.datetime]:
-    """The start of each Outpost's recorded history (its first hourly rollup), in one query."""
+    """The start of each Outpost's recorded history (its first hourly rollup with known time), in
+    one query: per Outpost an index seek on (outpost_pk, hour) that stops at its first row, so the
+    cost follows the Outposts asked, not the years of history each has (a GROUP BY min() read
+    every rollup of every Outpost shown)."""
     if not outpost_pks:
         return {}
-    stmt = (
-        select(HourlyRollup.outpost_pk, func.min(HourlyRollup.hour))
-        .where(HourlyRollup.outpost_pk.in_(list(outpost_pks)), HourlyRollup.known_seconds > 0)
-        .group_by(HourlyRollup.outpost_pk)
+    first = (
+        select(HourlyRollup.hour)
+        .where(HourlyRollup.outpost_pk == Outpost.id, HourlyRollup.known_seconds > 0)
+        .order_by(HourlyRollup.hour)
+        .limit(1)
+        .scalar_subquery()
     )
+    stmt = select(Outpost.id, first).where(Outpost.id.in_(list(outpost_pks)))
     return {pk: hour for pk, hour in session.execute(stmt) if hour is not None}
 
 

@@ -125,3 +125,45 @@ def test_site_lane_and_verdict_times_carry_their_dates() -> None:
     assert same_day.title.startswith("Dec 2 14:21:59 to 14:22:29 UTC: connected")
     verdict = Verdict("CONNECTED", start, "CloudWatch", "here", "CONNECTED", None, (), "")
     assert verdict.text == "Connected to the Region since Sep 3 18:00:00 UTC"
+
+
+def test_data_since_is_each_outposts_first_known_hour_read_by_seek(session: Session) -> None:
+    """The start of history: the first hourly rollup with known time (an hour with no datapoint
+    does not count), read per Outpost by an index seek rather than a grouped scan of its history."""
+    from sqlalchemy import event
+
+    from app.models import HourlyRollup
+
+    old, new = make_outpost(session, name="old"), make_outpost(session, name="new")
+    empty = make_outpost(session, name="empty")
+    start = dt.datetime(2025, 12, 1, tzinfo=dt.UTC)
+    for pk, first in ((old.id, start), (new.id, start + dt.timedelta(days=300))):
+        hours = [(first - dt.timedelta(hours=1), 0.0)] + [
+            (first + dt.timedelta(hours=h), 3600.0) for h in range(48)
+        ]
+        for hour, known in hours:
+            session.add(
+                HourlyRollup(
+                    outpost_pk=pk,
+                    hour=hour,
+                    connected_seconds=known,
+                    known_seconds=known,
+                    min_value=1.0,
+                    avg_value=1.0,
+                    samples=int(known // 60),
+                )
+            )
+    session.flush()
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement)
+
+    bind = session.connection()
+    event.listen(bind, "before_cursor_execute", seen)
+    try:
+        found = queries.data_since(session, [old.id, new.id, empty.id])
+    finally:
+        event.remove(bind, "before_cursor_execute", seen)
+    assert found == {old.id: start, new.id: start + dt.timedelta(days=300)}
+    assert len(statements) == 1 and "GROUP BY" not in statements[0].upper()
