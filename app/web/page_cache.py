@@ -128,11 +128,27 @@ class DataVersion:
         self._generation = 0
         self._guard = threading.Lock()
         self._watched: list[Any] = []
+        self._remembered: dict[str, tuple[float, Any]] = {}
 
     def invalidate(self, *_args: object) -> None:
         with self._guard:
             self._generation += 1
             self._value = None
+            self._remembered.clear()
+
+    def remember(self, name: str, read: Callable[[], T], *, fresh: bool = False) -> T:
+        """Another per-process read kept like the version (at most `memo` seconds, forgotten after
+        a commit that wrote): the vantage banner's look at the site probes."""
+        held = self._remembered.get(name)
+        now = time.monotonic()
+        if held is not None and not fresh and now - held[0] < self.memo:
+            return held[1]  # type: ignore[no-any-return]
+        generation = self._generation
+        value = read()
+        with self._guard:
+            if generation == self._generation:
+                self._remembered[name] = (now, value)
+        return value
 
     def watch(self, factory: Any) -> None:
         """Forget the version after every commit of a session from `factory` that flushed a change
@@ -165,16 +181,23 @@ class DataVersion:
         return value
 
 
+def process_version(request: Request) -> DataVersion:
+    """This process's DataVersion, watching the app's session factory."""
+    state = request.app.state
+    version: DataVersion | None = getattr(state, "data_version", None)
+    if version is None:
+        version = state.data_version = DataVersion()
+    version.watch(getattr(state, "session_factory", None))
+    return version
+
+
 def data_version(request: Request, session: Session) -> tuple[object, ...]:
     """The data version for this request (read once per request, shared by banner, page and API)."""
     known: tuple[object, ...] | None = getattr(request.state, "data_version", None)
     if known is not None:
         return known
     state = request.app.state
-    version: DataVersion | None = getattr(state, "data_version", None)
-    if version is None:
-        version = state.data_version = DataVersion()
-    version.watch(getattr(state, "session_factory", None))
+    version = process_version(request)
     # With the caches off (ttl 0) the version is read on every request too.
     value = version.read(session, state.settings.vantage, fresh=state.settings.overview_cache_seconds <= 0)
     request.state.data_version = value

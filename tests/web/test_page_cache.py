@@ -126,3 +126,13 @@ def test_a_drill_changes_the_version(session_factory: sessionmaker[Session]) -> 
         db.flush()
         assert version.read(db, "site") != planned
         assert version.read(db, "site") != before
+
+
+def test_remembered_reads_follow_the_version() -> None:
+    version = DataVersion(memo=60)
+    reads = iter([1, 2, 3])
+    assert version.remember("probe", lambda: next(reads)) == 1
+    assert version.remember("probe", lambda: next(reads)) == 1  # within the memo: not read again
+    version.invalidate()  # a commit that wrote
+    assert version.remember("probe", lambda: next(reads)) == 2
+    assert version.remember("probe", lambda: next(reads), fresh=True) == 3  # caches off

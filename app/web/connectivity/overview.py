@@ -33,7 +33,7 @@ from app.web.access import cut_off_for_template, title_prefix
 from app.web.connectivity.axis import ticks
 from app.web.connectivity.windows import window_cells
 from app.web.deps import AppSettings, DbSession
-from app.web.page_cache import data_version, shared_cache
+from app.web.page_cache import data_version, process_version, shared_cache
 from app.web.security import Role, requires
 from app.web.templating import is_htmx_partial, render, templates
 
@@ -271,11 +271,17 @@ def vantage_for_template(request: Request) -> Vantage | None:
     settings = getattr(request.app.state, "settings", None)
     if settings is not None and settings.probes_enabled:
         # The site probes answer within seconds; the poll runs decide only when they are stale.
-        # One indexed read per page (probe_results' unique key leads with vantage and kind).
-        try:
+        # One indexed read (probe_results' unique key leads with vantage and kind), shared briefly.
+        # Kept per process like the data version (2 s, or until a commit that wrote).
+        def probe() -> Vantage | None:
             with reading() as session:
                 fresh = dt.timedelta(seconds=5 * settings.probe_interval_seconds)
-                probed = site.probe_vantage(session, settings.vantage, _now(), fresh)
+                return site.probe_vantage(session, settings.vantage, _now(), fresh)
+
+        try:
+            probed = process_version(request).remember(
+                "probe_vantage", probe, fresh=settings.overview_cache_seconds <= 0
+            )
         except SQLAlchemyError:
             probed = None
         if probed is not None:
