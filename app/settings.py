@@ -90,8 +90,8 @@ class Settings(BaseSettings):
         ge=0,
         le=300,
         description=(
-            "Seconds the overview table and the cut-off banner list are reused between polls"
-            " (0: read every request)."
+            "Seconds the overview table, the Outpost page's history, the GET /api/v1/outposts answer"
+            " and the cut-off banner list are reused between polls (0: read every request)."
         ),
     )
     overview_refresh_seconds: int = Field(

@@ -106,7 +106,9 @@ def end_request_transaction(request: Request) -> None:
         session.commit()
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
+    # async: FastAPI runs a plain `def` dependency in the thread pool, a hop per request for a read
+    # of app state (issue 20's per-request cost).
     settings: Settings = request.app.state.settings
     return settings
 

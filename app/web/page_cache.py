@@ -72,12 +72,15 @@ class FragmentCache:
         return entry is not None and entry.fingerprint == fingerprint and now - entry.rendered_at < self.ttl
 
     def _store(self, key: tuple[Any, ...], fingerprint: object, body: object) -> None:
-        if len(self._entries) >= self.max_entries and key not in self._entries:
-            # Memory stays bounded whatever queries arrive: the oldest half goes.
-            oldest = sorted(self._entries, key=lambda k: self._entries[k].rendered_at)
-            for old in oldest[: max(1, len(oldest) // 2)]:
-                self._entries.pop(old, None)
-        self._entries[key] = _Entry(fingerprint, time.monotonic(), body)
+        # Renders of different keys finish at once: the eviction must not iterate the entries
+        # while another thread adds one (lookups stay lock-free: a dict read is atomic).
+        with self._guard:
+            if len(self._entries) >= self.max_entries and key not in self._entries:
+                # Memory stays bounded whatever queries arrive: the oldest half goes.
+                oldest = sorted(self._entries.items(), key=lambda item: item[1].rendered_at)
+                for old, _entry in oldest[: max(1, len(oldest) // 2)]:
+                    del self._entries[old]
+            self._entries[key] = _Entry(fingerprint, time.monotonic(), body)
 
     def get_or_render(self, key: tuple[Any, ...], fingerprint: object, render_fn: Callable[[], T]) -> T:
         if self.ttl <= 0:

@@ -3,6 +3,7 @@ stale-while-revalidate) and the data version it is keyed on."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -136,3 +137,31 @@ def test_remembered_reads_follow_the_version() -> None:
     version.invalidate()  # a commit that wrote
     assert version.remember("probe", lambda: next(reads)) == 2
     assert version.remember("probe", lambda: next(reads), fresh=True) == 3  # caches off
+
+
+def test_many_keys_stored_at_once_stay_bounded_and_never_fail() -> None:
+    """Sixteen clients on different Outposts and ranges render at once: eviction runs while other
+    threads store their entries, and memory stays within max_entries."""
+    cache = FragmentCache(ttl=60, max_entries=8)
+    failures: list[BaseException] = []
+
+    def client(offset: int) -> None:
+        try:
+            for index in range(300):
+                key = ("outpost", offset * 1000 + index)
+                assert cache.get_or_render(key, 1, lambda k=key: k) == key
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(16)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can: races show
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not failures
+    assert len(cache._entries) <= 8

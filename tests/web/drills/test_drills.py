@@ -177,5 +177,10 @@ def test_outpost_page_shows_the_drill_on_its_timeline_and_beside_uptime(
     assert "(drill time excluded: 45 min" in page
     assert "1 during drills, not counted" in page and 'badge drill-running">drill<' in page
     assert f'href="/drills/{drill_id}"' in page
+    # The drills panel is in the page, not in its <title> (where it was, as text in the tab's name).
+    title = page.split("<title>")[1].split("</title>")[0]
+    assert "<" not in title and "Disconnect drills" not in title
+    main = page.split('<main id="main"')[1]
+    assert 'id="drill-links"' in main and f'href="/drills/{drill_id}"' in main
     api = client.get(f"/api/v1/outposts/{outpost.outpost_id}").json()
     assert api["uptime"]["24h"] == 1.0 and api["drill_seconds"]["24h"] == 2700.0
