@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from app.models import Cluster, Credential, Outpost
 from app.services.audit import SYSTEM, Actor, Via, record_audit
@@ -108,8 +108,12 @@ def list_clusters(session: Session) -> list[Cluster]:
     return list(session.scalars(stmt))
 
 
-def get_outpost_or_none(session: Session, outpost_id: str) -> Outpost | None:
-    return session.scalar(select(Outpost).where(Outpost.outpost_id == outpost_id))
+def get_outpost_or_none(session: Session, outpost_id: str, *, with_clusters: bool = False) -> Outpost | None:
+    """`with_clusters`: its clusters in the same round trip (the Outpost page lists them)."""
+    stmt = select(Outpost).where(Outpost.outpost_id == outpost_id)
+    if with_clusters:
+        stmt = stmt.options(joinedload(Outpost.clusters))
+    return session.execute(stmt).unique().scalar_one_or_none()
 
 
 def get_cluster_or_none(session: Session, name: str, region: str) -> Cluster | None:

@@ -60,7 +60,7 @@ def _invalid(
     return RequestValidationError([error])
 
 
-def _outpost_or_error(session: DbSession, outpost_id: str) -> Outpost:
+def _outpost_or_error(session: DbSession, outpost_id: str, *, with_clusters: bool = False) -> Outpost:
     """422 for an ID that cannot be an Outpost's, 404 for one that is not in the fleet."""
     canonical = queries.normalize_outpost_id(outpost_id)
     if canonical is None:
@@ -70,7 +70,7 @@ def _outpost_or_error(session: DbSession, outpost_id: str) -> Outpost:
             f"(got {outpost_id!r})",
             outpost_id,
         )
-    outpost = inventory.get_outpost_or_none(session, canonical)
+    outpost = inventory.get_outpost_or_none(session, canonical, with_clusters=with_clusters)
     if outpost is None:
         raise NotFound(f"No Outpost {canonical} in the fleet. Add it on the Fleet page, or check the ID.")
     return outpost
@@ -194,7 +194,7 @@ def detail(
     outpost_id: str,
     range_key: Annotated[str, Query(alias="range", description="6h, 24h, 7d, 30d or 90d")] = "24h",
 ) -> Response:
-    outpost = _outpost_or_error(session, outpost_id)
+    outpost = _outpost_or_error(session, outpost_id, with_clusters=True)
     if range_key not in queries.RANGES:
         raise _invalid(
             ("query", "range"),

@@ -16,7 +16,7 @@ from app.models.base import utcnow
 from app.services.audit import Actor
 from app.services.connectivity import queries
 from app.services.drills import lifecycle
-from tests.factories import add_poll_run, make_outpost
+from tests.factories import add_poll_run, make_cluster, make_outpost
 
 
 @pytest.fixture
@@ -108,3 +108,35 @@ def test_with_the_cache_off_every_request_reads(
         assert viewer.get(f"/outposts/{outpost.outpost_id}").status_code == 200
         assert api.get("/api/v1/outposts").status_code == 200
     assert len(uptime_reads) == 4
+
+
+def test_a_cached_outpost_page_reads_its_clusters_with_the_outpost(
+    client_as: Any, session: Session, app: Any
+) -> None:
+    """Each round trip counts on PostgreSQL: the Outpost and its clusters come in one query, not
+    one for the Outpost and a lazy load for the clusters."""
+    from sqlalchemy import event
+
+    outpost = make_outpost(session, name="Plant 7 Reno", state="CONNECTED")
+    for name in ("plant7-a", "plant7-b"):
+        make_cluster(session, name).outpost_pk = outpost.id
+    session.commit()
+    viewer: TestClient = client_as("viewer")
+    path = f"/outposts/{outpost.outpost_id}"
+    assert viewer.get(path).status_code == 200  # fills the shared cache
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement)
+
+    bind = session.get_bind()
+    event.listen(bind, "before_cursor_execute", seen)
+    try:
+        html = viewer.get(path).text
+    finally:
+        event.remove(bind, "before_cursor_execute", seen)
+    assert 'href="/clusters/plant7-a?region=us-west-2"' in html and "plant7-b" in html
+    from_clusters_alone = [
+        s for s in statements if "FROM clusters" in s and "outposts" not in s.split("WHERE")[0]
+    ]
+    assert not from_clusters_alone, from_clusters_alone
