@@ -1037,3 +1037,23 @@ def failing_cluster(check_id: str) -> list[Obj]:
     objects = copy.deepcopy(ready_cluster())
     FAILING[check_id][0](objects)
     return objects
+
+
+def start_drill_now(session: Session, outpost: Outpost, title: str = "service link drill") -> Any:
+    """A drill planned and started now on `outpost` through the lifecycle (events written)."""
+    from app.models.base import utcnow
+    from app.services.audit import Actor
+    from app.services.drills import lifecycle
+
+    actor = Actor(name="ada", role="admin")
+    drill = lifecycle.plan_drill(
+        session,
+        outpost_id=outpost.outpost_id,
+        title=title,
+        planned_start=None,
+        duration_minutes=30,
+        actor=actor,
+        now=utcnow(),
+    )
+    lifecycle.start_drill(session, drill, actor, utcnow())
+    return drill

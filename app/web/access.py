@@ -6,7 +6,6 @@ Outpost or cluster it is the "Get in" page), the cut-off banner on every page, a
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from fastapi import Request
@@ -21,7 +20,7 @@ from app.services.credentials import reach
 from app.services.credentials.vocabulary import failure_phrase
 from app.services.errors import NotFound
 from app.web.deps import AppSettings, DbSession, OptionalRowIdQuery
-from app.web.page_cache import data_version
+from app.web.page_cache import data_version, shared_cache
 from app.web.security import Role, Viewer, actor_of, now_utc
 from app.web.templating import render
 
@@ -41,28 +40,21 @@ def _cut_off(request: Request) -> list[reach.CutOff]:
     settings = getattr(request.app.state, "settings", None)
     if session is not None and settings is not None:
         try:
-            found = _cut_off_shared(request, session, settings.vantage, settings.overview_cache_seconds)
+            found = _cut_off_shared(request, session, settings.vantage)
         except SQLAlchemyError:
             log.warning("cut-off banner: database not readable", exc_info=True)
     request.state.cut_off = found
     return found
 
 
-def _cut_off_shared(request: Request, session: Session, vantage: str, ttl: float) -> list[reach.CutOff]:
+def _cut_off_shared(request: Request, session: Session, vantage: str) -> list[reach.CutOff]:
     """The banner's Outposts, shared by every request of this process while the data version is
-    unchanged (`page_cache.data_version`: newest poll runs, Outpost, cluster and drill edits, site
-    views) and for at most `ttl` seconds (the overview cache's setting; 0 reads them on every
-    request). The list itself reads every cut-off Outpost with its clusters and verdicts."""
-    if ttl <= 0:
-        return reach.cut_off_outposts(session, vantage)
-    key = (data_version(request, session), vantage)
-    memo: tuple[object, float, list[reach.CutOff]] | None = getattr(request.app.state, "cut_off_memo", None)
-    now = time.monotonic()
-    if memo is not None and memo[0] == key and now - memo[1] < ttl:
-        return memo[2]
-    found = reach.cut_off_outposts(session, vantage)
-    request.app.state.cut_off_memo = (key, now, found)
-    return found
+    unchanged (`page_cache`: newest poll runs, Outpost, cluster and drill edits, site views), for
+    at most `LIFELINE_OVERVIEW_CACHE_SECONDS` (0 reads them on every request). The list itself
+    reads every cut-off Outpost with its clusters and verdicts."""
+    return shared_cache(request, "cut_off").get_or_render(
+        (vantage,), data_version(request, session), lambda: reach.cut_off_outposts(session, vantage)
+    )
 
 
 def cut_off_for_template(request: Request) -> list[reach.CutOff]:

@@ -234,8 +234,8 @@ def _inventory_context(
     actor: Actor,
     settings: Settings,
     cluster: int | None,
-    person: str | None = None,
-    cut_off: list[reach.CutOff] | None = None,
+    person: str | None,
+    cut_off: list[reach.CutOff],
 ) -> dict[str, Any]:
     rows = queries.list_credentials(db, cluster_pk=cluster, issued_by=person, people_only=True)
     has_key, key_problem = data_key_problem(settings)
@@ -248,10 +248,8 @@ def _inventory_context(
         "person_filter": person or "",
         "people": queries.issuers(db),
         "filter_query": urlencode({k: v for k, v in (("cluster", cluster), ("person", person)) if v}),
-        # The banner's list (read once per data version, not once per page) when the page has it.
-        "cut_off": reach.cut_off_clusters(
-            cut_off if cut_off is not None else reach.cut_off_outposts(db, settings.vantage)
-        ),
+        # The banner's list: read once per data version, not once per page.
+        "cut_off": reach.cut_off_clusters(cut_off),
         "warnings": queries.expiry_warnings(db, cluster_pk=cluster),
         "principal": principal,
         "actor_is_admin": principal.role is Role.admin,

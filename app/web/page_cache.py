@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import Request
-from sqlalchemy import event, func, select
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from app.models import Drill, DrillEvent
 from app.services.connectivity import queries, site
+from app.services.drills import uptime as drill_uptime
 
 T = TypeVar("T")
 
@@ -105,15 +105,6 @@ class FragmentCache:
             lock.release()
 
 
-def drills_marker(session: Session) -> tuple[object, ...]:
-    """Changes when a drill is planned, started, changed or ended (each writes a drill event):
-    the Outpost page's drill lane and the uptime's drill exclusion follow drills."""
-    return (
-        session.scalar(select(func.max(Drill.id))),
-        session.scalar(select(func.max(DrillEvent.id))),
-    )
-
-
 _WROTE = "lifeline_page_cache_wrote"
 
 
@@ -127,7 +118,6 @@ class DataVersion:
 
     def __init__(self, memo: float = VERSION_MEMO_SECONDS) -> None:
         self.memo = memo
-        self._value: tuple[float, object] | None = None
         self._generation = 0
         self._guard = threading.Lock()
         self._watched: list[Any] = []
@@ -136,12 +126,11 @@ class DataVersion:
     def invalidate(self, *_args: object) -> None:
         with self._guard:
             self._generation += 1
-            self._value = None
             self._remembered.clear()
 
     def remember(self, name: str, read: Callable[[], T], *, fresh: bool = False) -> T:
-        """Another per-process read kept like the version (at most `memo` seconds, forgotten after
-        a commit that wrote): the vantage banner's look at the site probes."""
+        """A per-process read kept at most `memo` seconds and forgotten after a commit that wrote:
+        the version itself, and the vantage banner's look at the site probes."""
         held = self._remembered.get(name)
         now = time.monotonic()
         if held is not None and not fresh and now - held[0] < self.memo:
@@ -171,17 +160,15 @@ class DataVersion:
             self.invalidate()
 
     def read(self, session: Session, vantage: str, *, fresh: bool = False) -> tuple[object, ...]:
-        held = self._value
-        now = time.monotonic()
-        if held is not None and not fresh and now - held[0] < self.memo:
-            return held[1]  # type: ignore[return-value]
-        generation = self._generation
-        value = (queries.data_fingerprint(session), site.marker(session, vantage), drills_marker(session))
-        with self._guard:
-            # A commit while we read: our value may predate it, so it is not kept.
-            if generation == self._generation:
-                self._value = (now, value)
-        return value
+        return self.remember(
+            "version",
+            lambda: (
+                queries.data_fingerprint(session),
+                site.marker(session, vantage),
+                drill_uptime.marker(session),
+            ),
+            fresh=fresh,
+        )
 
 
 def process_version(request: Request) -> DataVersion:

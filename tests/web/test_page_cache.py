@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.models.base import utcnow
 from app.services.audit import Actor
 from app.services.drills import lifecycle
-from app.web import page_cache
+from app.services.drills import uptime as drill_uptime
 from app.web.page_cache import DataVersion, FragmentCache
 from tests.factories import make_outpost
+from tests.support.counting import count_calls
 
 
 def test_reuses_until_the_fingerprint_changes() -> None:
@@ -88,18 +89,17 @@ def test_a_commit_during_the_read_is_not_hidden_by_the_memo(
     session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     version = DataVersion(memo=60)
-    real = page_cache.drills_marker
+    real = drill_uptime.marker
 
     def commit_meanwhile(session: Session) -> tuple[object, ...]:
         version.invalidate()  # another thread's commit lands while this read runs
         return real(session)
 
-    monkeypatch.setattr(page_cache, "drills_marker", commit_meanwhile)
+    monkeypatch.setattr(drill_uptime, "marker", commit_meanwhile)
     with session_factory() as reader:
         version.read(reader, "site")
-    monkeypatch.setattr(page_cache, "drills_marker", real)
-    calls: list[int] = []
-    monkeypatch.setattr(page_cache, "drills_marker", lambda s: calls.append(1) or real(s))
+    monkeypatch.setattr(drill_uptime, "marker", real)
+    calls = count_calls(monkeypatch, drill_uptime, "marker")
     with session_factory() as reader:
         version.read(reader, "site")
     assert calls == [1], "the value read before the commit must not be kept"

@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import ConnectedSample, Drill
+from app.models import ConnectedSample, Drill, DrillEvent
 
 Window = tuple[dt.datetime, dt.datetime]
 
@@ -30,6 +30,17 @@ class DrillWindow:
     start: dt.datetime
     end: dt.datetime
     state: str
+
+
+def marker(session: Session) -> tuple[object, ...]:
+    """Changes when a drill is planned, started, changed or ended (each writes a drill event): a
+    cache key for what follows drills (the Outpost page's lane, uptime's drill exclusion)."""
+    row = session.execute(
+        select(
+            select(func.max(Drill.id)).scalar_subquery(), select(func.max(DrillEvent.id)).scalar_subquery()
+        )
+    ).one()
+    return (row[0], row[1])
 
 
 def drill_windows(

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -38,7 +38,6 @@ from app.web.security import Role, requires
 from app.web.templating import is_htmx_partial, render, templates
 
 router = APIRouter()
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 

@@ -15,20 +15,13 @@ from app.models.base import utcnow
 from app.services.credentials import reach
 from app.web.templating import CUT_OFF_BANNER_LIMIT
 from tests.factories import make_cluster, make_outpost
+from tests.support.counting import count_calls
 
 
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """One entry per time the banner's list is read from the database."""
-    calls: list[int] = []
-    real = reach.cut_off_outposts
-
-    def counting(*args: Any, **kwargs: Any) -> list[reach.CutOff]:
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(reach, "cut_off_outposts", counting)
-    return calls
+    return count_calls(monkeypatch, reach, "cut_off_outposts")
 
 
 def test_the_banner_list_is_shared_until_the_fleet_changes(

@@ -13,24 +13,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.models.base import utcnow
-from app.services.audit import Actor
 from app.services.connectivity import queries
-from app.services.drills import lifecycle
-from tests.factories import add_poll_run, make_cluster, make_outpost
+from tests.factories import add_poll_run, make_cluster, make_outpost, start_drill_now
+from tests.support.counting import count_calls
 
 
 @pytest.fixture
 def uptime_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """One entry per uptime read (the costliest read of both the page and the API)."""
-    calls: list[int] = []
-    real = queries.uptime_by_outpost
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(queries, "uptime_by_outpost", counting)
-    return calls
+    return count_calls(monkeypatch, queries, "uptime_by_outpost")
 
 
 def test_the_api_answer_is_shared_until_a_poll_lands(
@@ -76,16 +67,7 @@ def test_the_outpost_page_shares_its_reads_but_not_what_is_per_person(
     assert viewer.get(path, params={"range": "7d"}).status_code == 200
     assert len(uptime_reads) == 2
 
-    drill = lifecycle.plan_drill(
-        session,
-        outpost_id=outpost.outpost_id,
-        title="service link drill",
-        planned_start=None,
-        duration_minutes=30,
-        actor=Actor(name="ada", role="admin"),
-        now=utcnow(),
-    )
-    lifecycle.start_drill(session, drill, Actor(name="ada", role="admin"), utcnow())
+    start_drill_now(session, outpost)
     session.commit()
     assert "service link drill" in viewer.get(path).text
     assert len(uptime_reads) == 3
