@@ -202,19 +202,18 @@ def upsert(
         return
     dialect = session.get_bind().dialect.name
     insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # Keep statements under the bind-parameter limits of both drivers.
-    per_row = max(1, len(rows[0]))
-    chunk = max(1, 30000 // per_row)
-    for start in range(0, len(rows), chunk):
-        stmt = insert_fn(table).values(list(rows[start : start + chunk]))
-        if update_columns:
-            stmt = stmt.on_conflict_do_update(
-                index_elements=list(conflict_columns),
-                set_={name: stmt.excluded[name] for name in update_columns},
-            )
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict_columns))
-        session.execute(stmt)
+    stmt = insert_fn(table)
+    if update_columns:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(conflict_columns),
+            set_={name: stmt.excluded[name] for name in update_columns},
+        )
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict_columns))
+    # One statement compiled once (and cached) and the rows as executemany parameters: SQLAlchemy
+    # batches them into multi-row VALUES within both drivers' parameter limits ("insertmanyvalues").
+    # Building `.values([...])` instead compiled one bind parameter per cell on every call.
+    session.execute(stmt, list(rows))
 
 
 class time_bucket(FunctionElement[int]):
