@@ -209,6 +209,11 @@ class OutpostOut(BaseModel):
     last_error_at: dt.datetime | None
     uptime: UptimeWindows = Field(description="Connected seconds / known seconds, 0..1, per window.")
     unknown_seconds: UptimeWindows = Field(description="Seconds without any datapoint, per window.")
+    uptime_as_of: dt.datetime | None = Field(
+        default=None,
+        description="Where the uptime windows end: the last poll, which stored them, or when they "
+        "were computed for this answer (before the first poll, or once polling stopped).",
+    )
     drill_seconds: dict[str, float] = Field(
         default_factory=dict,
         description="Drill time left out of uptime and unknown time, per window (only windows with drills).",

@@ -2,11 +2,12 @@
 
 A poll cycle is a fetch from CloudWatch (bench_poll: its cost has nothing to do with the database)
 and the storage of what came back: `status.record_samples` (samples, half-hour, hourly and daily
-rollups, incidents, in one transaction) and `status.refresh_states`. This benchmark seeds 1,000
-Outposts with 2 days, 90 days and a year of history (bench_scale's set-based seeding), then times
-that storage for 1 and for 5 new minutes of samples per Outpost. The 2-day database is the
-baseline measured in the same run: the target is a cost that follows the new samples (5 minutes
-about 5x one minute) and not the stored history (a year about the same as 2 days).
+rollups, incidents, in one transaction), `status.refresh_states` and `status.store_uptime` (every
+Outpost's uptime per window, kept for readers; its share is printed beside the total). This
+benchmark seeds 1,000 Outposts with 2 days, 90 days and a year of history (bench_scale's set-based
+seeding), then times that storage for 1 and for 5 new minutes of samples per Outpost. The 2-day
+database is the baseline measured in the same run: the target is a cost that follows the new samples
+(5 minutes about 5x one minute) and not the stored history (a year about the same as 2 days).
 
 CPU is this process's (`time.process_time`: on SQLite the database's work is in it, on PostgreSQL
 the server's is not), wall time beside it. Run: `python -m bench bench_write`. Knobs:
@@ -33,8 +34,9 @@ from bench.bench_scale import ROOT, Config, _env_list, drop, seed
 ROUNDS = 3
 
 
-def _store(url: str, minutes: int, start: dt.datetime) -> tuple[float, float, int]:
-    """CPU and wall seconds to store `minutes` new samples per Outpost, and how many were written."""
+def _store(url: str, minutes: int, start: dt.datetime) -> tuple[float, float, int, float]:
+    """CPU and wall seconds to store `minutes` new samples per Outpost, how many were written, and
+    the CPU seconds of storing the uptime windows (inside the first figure)."""
     from sqlalchemy import select
 
     from app.db import create_db_engine, make_session_factory, session_scope
@@ -54,11 +56,15 @@ def _store(url: str, minutes: int, start: dt.datetime) -> tuple[float, float, in
                 ]
                 for o in outposts
             }
+            end = start + dt.timedelta(minutes=minutes)
             cpu, wall = time.process_time(), time.perf_counter()
             recorded = status.record_samples(session, points)
-            status.refresh_states(session, outposts, start + dt.timedelta(minutes=minutes))
+            status.refresh_states(session, outposts, end)
+            uptime_cpu = time.process_time()
+            status.store_uptime(session, [o.id for o in outposts], end, valid_for=dt.timedelta(minutes=3))
+            uptime_cpu = time.process_time() - uptime_cpu
             session.flush()
-        return time.process_time() - cpu, time.perf_counter() - wall, recorded.inserted
+        return time.process_time() - cpu, time.perf_counter() - wall, recorded.inserted, uptime_cpu
     finally:
         engine.dispose()
 
@@ -72,8 +78,9 @@ def main() -> None:
     lines: list[str] = []
     print(f"storage of one poll cycle for {size:,} Outposts; median of {ROUNDS} cycles per case")
     header = (
-        "| database | history | new samples | CPU ms | wall ms | CPU vs 2 d (same new samples) |\n"
-        "|---|---|---|---|---|---|"
+        "| database | history | new samples | CPU ms | of which uptime | wall ms "
+        "| CPU vs 2 d (same new samples) |\n"
+        "|---|---|---|---|---|---|---|"
     )
     try:
         for db in databases:
@@ -96,10 +103,12 @@ def main() -> None:
                             at += dt.timedelta(minutes=minutes)
                         cpu = statistics.median(r[0] for r in runs) * 1000
                         wall = statistics.median(r[1] for r in runs) * 1000
+                        uptime = statistics.median(r[3] for r in runs) * 1000
                         written = runs[0][2]
                         baseline.setdefault(minutes, cpu)
                         line = (
-                            f"| {db} | {days} d | {written:,} ({minutes} min) | {cpu:.0f} | {wall:.0f} "
+                            f"| {db} | {days} d | {written:,} ({minutes} min) | {cpu:.0f} | {uptime:.0f} "
+                            f"| {wall:.0f} "
                             f"| {cpu / baseline[minutes]:.2f} |"
                         )
                         print(line, flush=True)

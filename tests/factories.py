@@ -239,6 +239,9 @@ def add_rollups(
     from app.services.connectivity.history import day_floor, update_daily_rollups
 
     update_daily_rollups(session, {(outpost.id, day_floor(row["hour"])) for row in rows})  # type: ignore[arg-type]
+    from app.services.connectivity.status import forget_uptime
+
+    forget_uptime(session, [outpost.id])
     session.flush()
 
 

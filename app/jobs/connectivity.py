@@ -335,6 +335,9 @@ def _store(
     before = {outpost.id: outpost.state for outpost in outposts.values()}
     states = status.refresh_states(session, reachable, now)
     states.update(status.refresh_states(session, unreachable, now, reachable=False))
+    # Uptime moves on every cycle (known time grows, or unknown time while unreachable): stored
+    # here, with the samples, for readers until a missed cycle later.
+    status.store_uptime(session, [o.id for o in outposts.values()], now, valid_for=uptime_valid_for(settings))
     changed = tuple(sorted(pk for pk, state in states.items() if before.get(pk) != state))
     if fetched.region_status == "ok":
         outcome = status.OUTCOME_PARTIAL if fetched.region_error else status.OUTCOME_OK
@@ -351,6 +354,13 @@ def _store(
         fetched.region_error,
         changed=changed,
     )
+
+
+def uptime_valid_for(settings: Settings) -> dt.timedelta:
+    """How long readers may take the uptime a poll stored: two poll intervals and a minute, so one
+    slow or missed cycle does not send every page back to summing rollups, and a stopped poller's
+    figures are not shown as current for long."""
+    return dt.timedelta(seconds=2 * settings.poll_interval_seconds + 60)
 
 
 def resume_from(last_sample_at: dt.datetime | None, backfill_from: dt.datetime | None) -> dt.datetime | None:

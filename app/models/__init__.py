@@ -3,7 +3,14 @@
 from app.models.account import ApiToken, LoginThrottle, SsoLogin, User, WebSession
 from app.models.audit import AuditEvent
 from app.models.base import Base
-from app.models.connectivity import ConnectedSample, DailyRollup, HalfHourRollup, HourlyRollup, Incident
+from app.models.connectivity import (
+    ConnectedSample,
+    DailyRollup,
+    HalfHourRollup,
+    HourlyRollup,
+    Incident,
+    UptimeWindow,
+)
 from app.models.credential import ClusterIdentity, Credential, CredentialDownload, CredentialEvent
 from app.models.drill import Drill, DrillCheck, DrillEvent
 from app.models.fleet import Cluster, Outpost
@@ -55,6 +62,7 @@ __all__ = [
     "SiteStretch",
     "SiteView",
     "SsoLogin",
+    "UptimeWindow",
     "User",
     "WebSession",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base
@@ -66,6 +66,28 @@ class DailyRollup(Base):
     known_seconds: Mapped[float] = mapped_column(default=0.0)
     min_value: Mapped[float | None]
     samples: Mapped[int] = mapped_column(default=0)
+
+
+class UptimeWindow(Base):
+    """Per Outpost and uptime window (24h, 7d, 30d, 90d): connected and known seconds over
+    [as_of - window, as_of), written by each poll in the transaction that stores its samples, so
+    a page or API call reads one row per Outpost and window instead of summing rollups.
+
+    Readers take a row while `as_of <= now < valid_until` (the poll interval with room for one
+    missed cycle); otherwise, and for an Outpost whose samples changed since, they compute it.
+    Drill time is not left out here: readers take it out (it changes outside polls)."""
+
+    __tablename__ = "uptime_windows"
+    __table_args__ = (Index("ix_uptime_windows_window_key_ratio", "window_key", "ratio"),)
+
+    outpost_pk: Mapped[int] = mapped_column(ForeignKey("outposts.id", ondelete="CASCADE"), primary_key=True)
+    window_key: Mapped[str] = mapped_column(String(8), primary_key=True)
+    as_of: Mapped[dt.datetime]
+    valid_until: Mapped[dt.datetime]
+    connected_seconds: Mapped[float] = mapped_column(default=0.0)
+    known_seconds: Mapped[float] = mapped_column(default=0.0)
+    # connected / known (NULL when nothing is known): the overview sorts on it in SQL.
+    ratio: Mapped[float | None]
 
 
 class Incident(Base):

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.jobs import connectivity as job
-from app.models.connectivity import ConnectedSample, HourlyRollup, Incident
+from app.models.connectivity import ConnectedSample, HourlyRollup, Incident, UptimeWindow
 from app.models.fleet import Outpost
 from app.models.poll_run import PollRun
 from app.services.connectivity import status
@@ -264,3 +264,52 @@ def test_an_unreachable_endpoint_is_not_retried_for_every_backfill_chunk(
     assert (result.outcome, result.requests) == ("unreachable", 1)
     session.expire_all()
     assert set(session.scalars(select(Outpost.state))) == {"UNKNOWN"}
+
+
+def test_every_cycle_stores_each_outposts_uptime_with_its_samples(
+    poll_settings: Settings,
+    session_factory: sessionmaker[Session],
+    session: Session,
+    aws_endpoint: str,
+    database_url: str,
+    now: dt.datetime,
+) -> None:
+    up, half = make_outposts(session, 2)
+    session.commit()
+    t0 = now.replace(second=0) - dt.timedelta(minutes=5)
+    seed(
+        aws_endpoint,
+        minutes(t0, [1] * 5, up.outpost_id) + minutes(t0, [1, 1, 0.5, 0.5, 0.5], half.outpost_id),
+    )
+
+    def stored(at: dt.datetime) -> dict[tuple[int, str], tuple[float, float, dt.datetime, dt.datetime]]:
+        session.expire_all()
+        rows = session.scalars(select(UptimeWindow)).all()
+        assert {r.as_of for r in rows} == {at}
+        return {
+            (r.outpost_pk, r.window_key): (r.connected_seconds, r.known_seconds, r.as_of, r.valid_until)
+            for r in rows
+        }
+
+    job.poll_connectivity(poll_settings, session_factory, now=now)
+    first = stored(now)
+    computed = status.uptime_bulk(session, [up.id, half.id], tuple(status.WINDOWS), now)
+    valid_until = now + job.uptime_valid_for(poll_settings)
+    assert first == {
+        (pk, name): (u.connected_seconds, u.known_seconds, now, valid_until)
+        for pk, by_window in computed.items()
+        for name, u in by_window.items()
+    }
+    assert first[(half.id, "24h")][0] == 2 * 60 + 3 * 30 and first[(up.id, "24h")][0] == 5 * 60
+
+    # AWS unreachable: no sample lands, yet the cycle moves every window on (its unknown time grows).
+    closed = make_settings(
+        database_url,
+        aws_endpoint_url=f"http://127.0.0.1:{free_port()}",
+        aws_max_attempts=1,
+        aws_connect_timeout_seconds=1,
+    )
+    later = now + dt.timedelta(minutes=1)
+    (result,) = job.poll_connectivity(closed, session_factory, now=later)
+    assert result.outcome == "unreachable"
+    assert set(stored(later)) == set(first)

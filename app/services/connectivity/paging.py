@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from app.models import Outpost
-from app.services.connectivity.status import STATES
+from app.models import Outpost, UptimeWindow
+from app.services.connectivity.status import STATES, fresh_uptime_clause
 from app.services.errors import InvalidInput
 
 # Worst first, as in queries.SEVERITY, but as SQL so the database sorts and limits.
@@ -115,7 +116,7 @@ def page_outposts(
 ) -> Page:
     """One page of the filtered fleet, sorted in SQL by a key of _ORDER ('-' reverses).
 
-    "uptime" is not a stored column: the caller sorts that one itself (see queries.overview).
+    "uptime" is `page_by_uptime`'s (it joins the stored uptime rows).
     """
     key = sort.lstrip("-")
     columns = _ORDER[key]()
@@ -125,6 +126,40 @@ def page_outposts(
         _filtered(select(Outpost), state, region).order_by(*columns, Outpost.id).offset(offset).limit(limit)
     )
     outposts = list(session.scalars(stmt))
+    return Page(outposts, count_matching(session, state=state, region=region), offset, limit)
+
+
+def page_by_uptime(
+    session: Session,
+    *,
+    now: dt.datetime,
+    state: str | None = None,
+    region: str | None = None,
+    descending: bool = False,
+    offset: int = 0,
+    limit: int = 50,
+    ratios: Mapping[int, float | None] | None = None,
+) -> Page | None:
+    """One page sorted by 24-hour uptime (lowest first; no known time sorts below 0), in SQL on the
+    rows the last poll stored. `ratios` overrides the stored ratio of a few Outposts (those whose
+    drill time is left out). None when a matching Outpost has no stored row valid at `now`: the
+    caller then computes every matching Outpost's uptime and sorts it itself."""
+    fresh = and_(
+        UptimeWindow.outpost_pk == Outpost.id, UptimeWindow.window_key == "24h", fresh_uptime_clause(now)
+    )
+    unstored = select(func.count(Outpost.id)).outerjoin(UptimeWindow, fresh)
+    unstored = _filtered(unstored.where(UptimeWindow.outpost_pk.is_(None)), state, region)
+    if session.scalar(unstored):
+        return None
+    ratio: Any = func.coalesce(UptimeWindow.ratio, -1.0)
+    known = {pk: -1.0 if value is None else value for pk, value in (ratios or {}).items()}
+    if known:
+        ratio = case(known, value=Outpost.id, else_=ratio)
+    columns = [ratio, func.lower(Outpost.name), Outpost.id]
+    if descending:
+        columns = [column.desc() for column in columns]
+    stmt = _filtered(select(Outpost).join(UptimeWindow, fresh), state, region)
+    outposts = list(session.scalars(stmt.order_by(*columns).offset(offset).limit(limit)))
     return Page(outposts, count_matching(session, state=state, region=region), offset, limit)
 
 
@@ -196,6 +231,7 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "groups_by_region",
+    "page_by_uptime",
     "page_outposts",
     "sort_by_uptime",
 ]

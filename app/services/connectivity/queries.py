@@ -27,7 +27,7 @@ from app.models import (
 )
 from app.services.connectivity import paging
 from app.services.connectivity.spans import dated_span
-from app.services.connectivity.status import STATES, WINDOWS, Uptime, Vantage, aws_vantage, uptime_bulk
+from app.services.connectivity.status import STATES, WINDOWS, Uptime, Vantage, aws_vantage, current_uptime
 from app.services.fleet.rules import OUTPOST_ID_RE
 
 # Worst first: the default sort puts the Outposts that need attention on top.
@@ -262,10 +262,10 @@ def uptime_by_outpost(
     *,
     exclude_drills: bool = True,
 ) -> dict[int, dict[str, Uptime]]:
-    """Uptime of many Outposts per window: conncore's bulk query (rollups for whole hours, raw
-    samples for the partial first hour), in a fixed number of queries. Drill time is left out by
-    default and reported as each window's `drill_seconds` (issue 17)."""
-    found = uptime_bulk(session, outpost_pks, list(windows), now)
+    """Uptime of many Outposts per window: the rows the last poll stored (one per Outpost and
+    window), computed from the rollups where there are none valid at `now`. Drill time is left out
+    by default and reported as each window's `drill_seconds` (issue 17)."""
+    found = current_uptime(session, outpost_pks, list(windows), now)
     if not exclude_drills:
         return found
     from app.services.drills.uptime import exclude_drill_time
@@ -479,17 +479,14 @@ def overview(
     """What the overview shows: counts per state and per region (one GROUP BY each) and one page of
     rows, sorted and limited in SQL, with uptime and strips read for that page only.
 
-    Sorting by uptime is the exception: uptime is not a stored column, so that sort reads the
-    uptime of every matching Outpost before it cuts the page.
+    Sorting by uptime joins the uptime rows the last poll stored (the few Outposts with drill time
+    left out are sorted on their figure without it); only when a matching Outpost has no valid
+    stored row does it compute every matching Outpost's uptime before it cuts the page.
     """
     offset = (max(1, page) - 1) * page_size
     if sort.lstrip("-") == "uptime":
-        candidates = list_outposts(session, state=state, region=region, sort="name")
-        all_uptime = uptime_by_outpost(session, [o.id for o in candidates], now, windows)
-        ordered = paging.sort_by_uptime(candidates, all_uptime, sort.startswith("-"))  # type: ignore[arg-type]
-        shown = ordered[offset : offset + page_size]
-        matching = len(candidates)
-        uptime = {o.id: all_uptime[o.id] for o in shown}
+        shown, matching = _page_by_uptime(session, now, state, region, sort, offset, page_size)
+        uptime = uptime_by_outpost(session, [o.id for o in shown], now, windows)
     else:
         found = paging.page_outposts(
             session, state=state, region=region, sort=sort, offset=offset, limit=page_size
@@ -515,6 +512,38 @@ def overview(
         page_size=page_size,
         groups=groups,
     )
+
+
+def _page_by_uptime(
+    session: Session,
+    now: dt.datetime,
+    state: str | None,
+    region: str | None,
+    sort: str,
+    offset: int,
+    limit: int,
+) -> tuple[list[Outpost], int]:
+    from app.services.drills.uptime import outposts_with_drills
+
+    descending = sort.startswith("-")
+    drilled = outposts_with_drills(session, now - WINDOWS["24h"], now)
+    without_drills = uptime_by_outpost(session, drilled, now, ["24h"])
+    found = paging.page_by_uptime(
+        session,
+        now=now,
+        state=state,
+        region=region,
+        descending=descending,
+        offset=offset,
+        limit=limit,
+        ratios={pk: by_window["24h"].ratio for pk, by_window in without_drills.items()},
+    )
+    if found is not None:
+        return found.outposts, found.total
+    candidates = list_outposts(session, state=state, region=region, sort="name")
+    all_uptime = uptime_by_outpost(session, [o.id for o in candidates], now, ["24h"])
+    ordered = paging.sort_by_uptime(candidates, all_uptime, descending)  # type: ignore[arg-type]
+    return ordered[offset : offset + limit], len(candidates)
 
 
 def data_fingerprint(session: Session) -> tuple[object, ...]:

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from sqlalchemy import Delete, delete, select
 from sqlalchemy.orm import Session
 
-from app.models.connectivity import ConnectedSample, DailyRollup, HalfHourRollup, HourlyRollup, Incident
+from app.models.connectivity import (
+    ConnectedSample,
+    DailyRollup,
+    HalfHourRollup,
+    HourlyRollup,
+    Incident,
+    UptimeWindow,
+)
 from app.models.poll_run import PollRun
 from app.models.probe import ProbeResult, SiteStretch
 from app.services.connectivity.history import (
@@ -117,6 +124,11 @@ def apply_retention(
         delete(SiteStretch).where(SiteStretch.ended_at.is_not(None), SiteStretch.ended_at < rollup_cutoff),
     )
     probes_deleted = _delete(session, delete(ProbeResult).where(ProbeResult.checked_at < raw_cutoff))
+
+    if rebuilt or samples_deleted or rollups_deleted:
+        # What a window sums may have changed (a rebuilt rollup, a partial hour now prorated from
+        # its rollup): the next poll stores the uptime again, readers compute it until then.
+        _delete(session, delete(UptimeWindow))
 
     run_cutoff = now - dt.timedelta(days=poll_run_days)
     runs = delete(PollRun).where(PollRun.started_at < run_cutoff)

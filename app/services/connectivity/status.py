@@ -1,8 +1,9 @@
 """Connectivity use cases: record ConnectedStatus samples, derive states, incidents and rollups,
 and answer uptime and "can the dashboard reach AWS" for readers. Flush, never commit.
 
-Readers (pages, API, /metrics) call `uptime_for`, `uptime_bulk` and `aws_vantage`; the poll job
-calls `record_samples`, `refresh_states` and `record_outpost_errors`.
+Readers (pages, API, /metrics) call `current_uptime`, `uptime_for`, `uptime_bulk` and
+`aws_vantage`; the poll job calls `record_samples`, `refresh_states`, `store_uptime` and
+`record_outpost_errors`.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, false, func, or_, select
+from sqlalchemy import and_, case, delete, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.db import time_bucket, upsert
 from app.integrations.cloudwatch import Datapoint
-from app.models.connectivity import ConnectedSample, DailyRollup, HourlyRollup
+from app.models.connectivity import ConnectedSample, DailyRollup, HourlyRollup, UptimeWindow
 from app.models.fleet import Outpost
 from app.models.poll_run import PollRun
 from app.services.connectivity.history import rebuild_incidents, update_rollups
@@ -193,26 +194,23 @@ def uptime_bulk(
         sums[pk][name] = (before[0] + float(connected or 0.0), before[1] + float(known or 0.0))
 
     for chunk in _chunks(pks):
-        if hour_ranges:
-            columns = []
-            for name, _span in named:
-                cond = or_(
-                    false(),
-                    *(and_(HourlyRollup.hour >= a, HourlyRollup.hour < b) for a, b in hour_spans[name]),
-                )
-                columns.append(func.sum(_case(cond, HourlyRollup.connected_seconds)))
-                columns.append(func.sum(_case(cond, HourlyRollup.known_seconds)))
+        # One query per distinct hour range (the range ending at `now`'s hour is shared by every
+        # window with whole days): each is an index range on (outpost_pk, hour). OR-ing the ranges
+        # in one query made SQLite read every hourly rollup of each Outpost, a year of them.
+        for a, b in sorted(set(hour_ranges)):
+            names = [name for name, _span in named if (a, b) in hour_spans[name]]
             stmt = (
-                select(HourlyRollup.outpost_pk, *columns)
-                .where(
-                    HourlyRollup.outpost_pk.in_(chunk),
-                    or_(*(and_(HourlyRollup.hour >= a, HourlyRollup.hour < b) for a, b in set(hour_ranges))),
+                select(
+                    HourlyRollup.outpost_pk,
+                    func.sum(HourlyRollup.connected_seconds),
+                    func.sum(HourlyRollup.known_seconds),
                 )
+                .where(HourlyRollup.outpost_pk.in_(chunk), HourlyRollup.hour >= a, HourlyRollup.hour < b)
                 .group_by(HourlyRollup.outpost_pk)
             )
-            for row in session.execute(stmt):
-                for index, (name, _span) in enumerate(named):
-                    add(row[0], name, row[1 + 2 * index], row[2 + 2 * index])
+            for pk, connected, known in session.execute(stmt):
+                for name in names:
+                    add(pk, name, connected, known)
         if day_ranges:
             columns = []
             for name, _span in named:
@@ -301,13 +299,115 @@ def uptime_bulk(
     return result
 
 
+# ---------------------------------------------------------------- stored uptime (written by polls)
+
+
+def store_uptime(
+    session: Session, outpost_pks: Sequence[int], now: dt.datetime, *, valid_for: dt.timedelta
+) -> int:
+    """Write every window's uptime of these Outposts as of `now` (uptime_windows), for readers until
+    `now + valid_for`. The poll calls it in the transaction that stored its samples, so a reader
+    sees the samples and the uptime made from them together. Returns the rows written."""
+    pks = list(dict.fromkeys(outpost_pks))
+    if not pks:
+        return 0
+    until = now + valid_for
+    rows = [
+        {
+            "outpost_pk": pk,
+            "window_key": name,
+            "as_of": now,
+            "valid_until": until,
+            "connected_seconds": found.connected_seconds,
+            "known_seconds": found.known_seconds,
+            "ratio": found.ratio,
+        }
+        for pk, by_window in uptime_bulk(session, pks, tuple(WINDOWS), now).items()
+        for name, found in by_window.items()
+    ]
+    upsert(
+        session,
+        UptimeWindow.__table__,  # type: ignore[arg-type]
+        rows,
+        conflict_columns=("outpost_pk", "window_key"),
+        update_columns=("as_of", "valid_until", "connected_seconds", "known_seconds", "ratio"),
+    )
+    return len(rows)
+
+
+def forget_uptime(session: Session, outpost_pks: Iterable[int]) -> None:
+    """Drop the stored uptime of Outposts whose samples changed: it no longer says what they hold
+    (readers compute it until the next poll stores it again)."""
+    for chunk in _chunks(list(outpost_pks)):
+        session.execute(delete(UptimeWindow).where(UptimeWindow.outpost_pk.in_(chunk)))
+
+
+def fresh_uptime_clause(now: dt.datetime) -> Any:
+    """SQL: a stored uptime row a reader at `now` may take."""
+    return and_(UptimeWindow.as_of <= now, UptimeWindow.valid_until > now)
+
+
+def current_uptime(
+    session: Session,
+    outpost_pks: Sequence[int],
+    windows: Sequence[str] = tuple(WINDOWS),
+    now: dt.datetime | None = None,
+) -> dict[int, dict[str, Uptime]]:
+    """Uptime for many Outposts: the rows the last poll stored (one per Outpost and window, an
+    index read) where they are still valid at `now`, computed by `uptime_bulk` for the rest (no poll
+    yet, polling stopped, samples written since, or a window that is not stored). A stored figure
+    covers [as_of - window, as_of): its `end` says as of when."""
+    if now is None:
+        raise ValueError("current_uptime needs `now` (an aware UTC datetime)")
+    pks = list(dict.fromkeys(outpost_pks))
+    names = list(dict.fromkeys(windows))
+    if not pks or not names or any(name not in WINDOWS for name in names):
+        return uptime_bulk(session, pks, names, now)
+    result: dict[int, dict[str, Uptime]] = {pk: {} for pk in pks}
+    for chunk in _chunks(pks):
+        rows = session.execute(
+            select(
+                UptimeWindow.outpost_pk,
+                UptimeWindow.window_key,
+                UptimeWindow.as_of,
+                UptimeWindow.connected_seconds,
+                UptimeWindow.known_seconds,
+            ).where(
+                UptimeWindow.outpost_pk.in_(chunk),
+                UptimeWindow.window_key.in_(names),
+                fresh_uptime_clause(now),
+            )
+        )
+        for pk, name, as_of, connected, known in rows:
+            total = WINDOWS[name].total_seconds()
+            result[pk][name] = Uptime(name, as_of - WINDOWS[name], as_of, connected, known, total - known)
+    missing = [pk for pk in pks if len(result[pk]) < len(names)]
+    if missing:
+        result.update(uptime_bulk(session, missing, names, now))
+    return result
+
+
+# A sample of at most this period that starts in [lo, hi - this) lies wholly inside [lo, hi).
+_INSIDE_PERIOD = 300
+
+
 def _clipped_seconds(lo: dt.datetime, hi: dt.datetime) -> Any:
-    """SQL for the seconds of a sample's [ts, ts + period) inside [lo, hi) (0 when outside)."""
+    """SQL for the seconds of a sample's [ts, ts + period) inside [lo, hi) (0 when outside).
+
+    A sample wholly inside counts its period and one wholly outside 0, decided by comparing the
+    stored `ts` with bound values; only the few samples near an edge have their epoch seconds
+    computed (the CASE stops at the first branch that holds): on SQLite that computation for every
+    sample was most of the cost of a window's partial hours.
+    """
     start = time_bucket(ConnectedSample.ts, 0, 1)
     end = start + ConnectedSample.period_seconds
     lo_s, hi_s = lo.timestamp(), hi.timestamp()
     overlap = case((end < hi_s, end), else_=hi_s) - case((start > lo_s, start), else_=lo_s)
-    return case((overlap > 0, overlap), else_=0.0)
+    short = ConnectedSample.period_seconds <= _INSIDE_PERIOD
+    edge = dt.timedelta(seconds=_INSIDE_PERIOD)
+    inside = and_(ConnectedSample.ts >= lo, ConnectedSample.ts < hi - edge, short)
+    outside = or_(ConnectedSample.ts >= hi, and_(ConnectedSample.ts < lo - edge, short))
+    return case((inside, ConnectedSample.period_seconds), (outside, 0.0), (overlap > 0, overlap), else_=0.0)
 
 
 def _case(cond: Any, value: Any) -> Any:
@@ -398,6 +498,7 @@ def record_samples(
     if changes:
         outposts = _outposts_by_pk(session, list(changes))
         update_rollups(session, changes)
+        forget_uptime(session, changes)
         rebuild_incidents(
             session, changes, {pk: outposts[pk].last_sample_at for pk in changes if pk in outposts}
         )
@@ -579,10 +680,14 @@ __all__ = [
     "Vantage",
     "aws_vantage",
     "classify",
+    "current_uptime",
     "derive_state",
+    "forget_uptime",
+    "fresh_uptime_clause",
     "record_outpost_errors",
     "record_samples",
     "refresh_states",
+    "store_uptime",
     "uptime_bulk",
     "uptime_for",
 ]

@@ -119,6 +119,7 @@ def _outpost_out(request: Request, outpost: Outpost, uptime: dict[str, Uptime]) 
         last_error_at=outpost.last_error_at,
         uptime=ratios,
         unknown_seconds=unknown,
+        uptime_as_of=max((u.end for u in uptime.values()), default=None),
         drill_seconds={w: round(u.drill_seconds, 1) for w, u in uptime.items() if u.drill_seconds},
         url=str(request.url_for("outposts.detail", outpost_id=outpost.outpost_id)),
     )

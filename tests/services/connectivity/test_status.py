@@ -265,3 +265,84 @@ def test_no_data_means_no_uptime_not_full_uptime(session: Session) -> None:
     uptime = status.uptime_for(session, outpost.id, "7d", T0)
     assert uptime.ratio is None
     assert uptime.unknown_seconds == 7 * 86400
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_partial_hour_counts_each_samples_overlap_with_the_window(session: Session, seed: int) -> None:
+    """The SQL that clips samples to a window's partial hours (it decides inside and outside
+    without computing epoch seconds, and computes them only near an edge) against a plain sum."""
+    from sqlalchemy import func
+
+    from app.services.connectivity.status import _clipped_seconds
+
+    rng = random.Random(seed)
+    (outpost,) = make_outposts(session, 1)
+    stored: list[tuple[dt.datetime, int, float]] = []
+    ts = T0 + dt.timedelta(seconds=rng.randrange(0, 90))
+    while ts < T0 + dt.timedelta(hours=3):
+        period = rng.choice([60, 60, 60, 300, 900])
+        stored.append((ts, period, rng.choice([0.0, 0.5, 1.0])))
+        ts += dt.timedelta(seconds=period + rng.choice([0, 0, 0, 7, 61, 400]))
+    status.record_samples(session, {outpost.id: [Datapoint(t, v, p) for t, p, v in stored]})
+
+    for _ in range(25):
+        lo = T0 + dt.timedelta(seconds=rng.randrange(0, 3 * 3600))
+        hi = lo + dt.timedelta(seconds=rng.randrange(1, 3600))
+        overlap = _clipped_seconds(lo, hi)
+        known, connected = session.execute(
+            select(func.sum(overlap), func.sum(ConnectedSample.value * overlap)).where(
+                ConnectedSample.outpost_pk == outpost.id
+            )
+        ).one()
+        want_known = want_connected = 0.0
+        for t, p, v in stored:
+            part = max(0.0, (min(t + dt.timedelta(seconds=p), hi) - max(t, lo)).total_seconds())
+            want_known += part
+            want_connected += v * part
+        assert (float(known), float(connected)) == pytest.approx((want_known, want_connected)), (lo, hi)
+
+
+def test_uptime_reads_an_index_range_of_each_outposts_rows_never_all_its_history(session: Session) -> None:
+    """Every statement of a bulk uptime seeks (outpost, time range) in its table's key. Ranges OR-ed
+    in one statement made SQLite read every hourly rollup of each Outpost: a year of history made
+    a poll's uptime 6 s for 1,000 Outposts (bench_write)."""
+    from sqlalchemy import event
+
+    outposts = make_outposts(session, 3)
+    for outpost in outposts:
+        status.record_samples(session, {outpost.id: points(T0 - dt.timedelta(hours=30), [1.0] * 1800)})
+    captured: list[tuple[str, object]] = []
+
+    def record(_conn: object, _cursor: object, statement: str, params: object, *_: object) -> None:
+        captured.append((statement, params))
+
+    bind = session.connection()
+    event.listen(bind, "before_cursor_execute", record)
+    try:
+        status.uptime_bulk(
+            session, [o.id for o in outposts], tuple(status.WINDOWS), T0 + dt.timedelta(minutes=17)
+        )
+    finally:
+        event.remove(bind, "before_cursor_execute", record)
+
+    postgres = bind.dialect.name == "postgresql"
+    if postgres:
+        bind.exec_driver_sql("SET LOCAL enable_seqscan = off")  # tiny tables: ask for the plan at scale
+    columns = {"hourly_rollups": "hour", "daily_rollups": "day", "connected_samples": "ts"}
+    checked = 0
+    for statement, params in captured:
+        table = next((t for t in columns if f"from {t}" in statement.lower()), None)
+        if table is None:
+            continue
+        plan = " ".join(
+            " ".join(str(cell) for cell in row)
+            for row in bind.exec_driver_sql(
+                ("EXPLAIN " if postgres else "EXPLAIN QUERY PLAN ") + statement, params
+            )
+        )
+        column = columns[table]
+        # A range (>=, <) or a list of values (IN) on the time column, inside the key seek.
+        marks = (f"{column}>?", f"{column}=?") if not postgres else (f"({column} >= ", f"({column} = ANY")
+        assert any(mark in plan for mark in marks), f"{table} read without a range on {column}: {plan}"
+        checked += 1
+    assert checked >= 6
