@@ -34,6 +34,7 @@ from app.web.accounts import signin, sso, totp, users
 from app.web.connectivity import outposts, overview, probes
 from app.web.edge import ControlCharacterMiddleware
 from app.web.readiness import clusters
+from app.web.url_paths import cache_url_paths
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 
@@ -110,4 +111,5 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = Fals
         cut_off_title=access.title_prefix_for_template,
         access_way=access.way_for_template,
     )
+    cache_url_paths(app)
     return app
