@@ -11,7 +11,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from app.models.account import User, WebSession
@@ -36,6 +36,16 @@ class SessionPolicy:
             max_age=dt.timedelta(hours=settings.session_max_hours),
             reauth_window=dt.timedelta(minutes=settings.reauth_minutes),
         )
+
+
+# Every request resolves its session, and the user always comes with it (one round trip). The
+# statement is built once: building it per request (select, options, where) cost as much as the
+# ORM's loading of the row (issue 20's per-request floor).
+_BY_TOKEN_HASH = (
+    select(WebSession)
+    .options(joinedload(WebSession.user))
+    .where(WebSession.token_hash == bindparam("token_hash"))
+)
 
 
 def hash_secret(raw: str) -> str:
@@ -76,12 +86,7 @@ def resolve_session(
     now = now or utcnow()
     if not raw or len(raw) > 128:
         return None
-    # One round trip: every request resolves its session, and the user always comes with it.
-    web_session = session.scalar(
-        select(WebSession)
-        .options(joinedload(WebSession.user))
-        .where(WebSession.token_hash == hash_secret(raw))
-    )
+    web_session = session.scalar(_BY_TOKEN_HASH, {"token_hash": hash_secret(raw)})
     if web_session is None:
         return None
     expired = web_session.expires_at <= now or web_session.last_seen_at + policy.idle <= now
@@ -120,12 +125,7 @@ def confirm_reauth(session: Session, web_session: WebSession, *, now: dt.datetim
 
 def end_session(session: Session, raw: str) -> WebSession | None:
     """Sign-out: delete the session row; returns it (for the audit) or None if already gone."""
-    # One round trip: every request resolves its session, and the user always comes with it.
-    web_session = session.scalar(
-        select(WebSession)
-        .options(joinedload(WebSession.user))
-        .where(WebSession.token_hash == hash_secret(raw))
-    )
+    web_session = session.scalar(_BY_TOKEN_HASH, {"token_hash": hash_secret(raw)})
     if web_session is not None:
         session.delete(web_session)
         session.flush()

@@ -1,0 +1,37 @@
+"""What every signed-in request pays, whatever the page (issue 20's per-request floor): thread-pool
+hops and round trips to the database. Each one counts at 16 clients, and on PostgreSQL a round
+trip is a network wait."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from tests.factories import make_outpost
+
+
+def test_an_api_call_resolves_its_token_and_owner_in_one_statement(
+    api_client_as: Any, session: Session
+) -> None:
+    make_outpost(session, name="Plant 7 Reno", state="CONNECTED")
+    session.commit()
+    api: TestClient = api_client_as("viewer")
+    assert api.get("/api/v1/outposts").status_code == 200
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement)
+
+    bind = session.get_bind()
+    event.listen(bind, "before_cursor_execute", seen)
+    try:
+        assert api.get("/api/v1/outposts").status_code == 200
+    finally:
+        event.remove(bind, "before_cursor_execute", seen)
+    token_reads = [s for s in statements if "FROM api_tokens" in s]
+    assert len(token_reads) == 1 and "JOIN users" in token_reads[0], token_reads
+    # No lazy load of the owner after it.
+    assert not [s for s in statements if "FROM users" in s], statements
