@@ -13,11 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from app.db import session_scope, writer_bind
 from app.models.base import utcnow
@@ -78,8 +79,12 @@ def record_bookkeeping(request: Request) -> None:
         log.warning("could not record sign-in bookkeeping: %s", exc)
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: commit on success, roll back on error."""
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One transaction per request: commit on success, roll back on error.
+
+    `async`, with the end in the thread pool: making a Session does no I/O (it connects at its first
+    statement), so only the commit, which does, takes a thread-pool hop. A plain generator took two
+    per request, one to start it and one to end it (issue 20's per-request floor)."""
     factory: sessionmaker[Session] = request.app.state.session_factory
     if request.method in READ_METHODS:
         session = factory()
@@ -88,13 +93,27 @@ def get_session(request: Request) -> Iterator[Session]:
     request.state.db_session = session
     try:
         yield session
-        session.commit()
+    except BaseException:
+        await run_in_threadpool(_end, request, session, commit=False)
+        raise
+    await run_in_threadpool(_end, request, session, commit=True)
+
+
+def _end(request: Request, session: Session, *, commit: bool) -> None:
+    """The request transaction's end: commit (or roll back), close, then the sign-in bookkeeping
+    in its own transaction (after a commit only)."""
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
-    record_bookkeeping(request)
+    if commit:
+        record_bookkeeping(request)
 
 
 def end_request_transaction(request: Request) -> None:

@@ -19,6 +19,9 @@ from app.services.credentials.vocabulary import failure_phrase, step_label
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+# Templates are part of the release, not edited while it runs: no stat() of each template and each
+# include on every render to see whether it changed (issue 20's per-request floor).
+templates.env.auto_reload = False
 
 
 def is_htmx_partial(request: Request) -> bool:

@@ -6,11 +6,30 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio.to_thread
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from tests.factories import make_outpost
+from tests.support.counting import count_calls
+
+
+def test_a_signed_in_page_takes_three_thread_pool_hops(
+    client_as: Any, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The role check, the page and the transaction's end, each a hop (they do I/O). Starting the
+    request's Session does none, so it takes none: as a plain generator it took two, one to start
+    and one to end."""
+    outpost = make_outpost(session, name="Plant 7 Reno", state="CONNECTED")
+    session.commit()
+    viewer: TestClient = client_as("viewer")
+    path = f"/outposts/{outpost.outpost_id}"
+    assert viewer.get(path).status_code == 200
+    hops = count_calls(monkeypatch, anyio.to_thread, "run_sync")
+    assert viewer.get(path).status_code == 200
+    assert len(hops) == 3
 
 
 def test_an_api_call_resolves_its_token_and_owner_in_one_statement(
