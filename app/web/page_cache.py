@@ -11,8 +11,14 @@ Two parts:
   and for at most `ttl` seconds (`LIFELINE_OVERVIEW_CACHE_SECONDS`; 0 turns every cache off), with
   stale-while-revalidate so a burst of requests never queues behind one render.
 
-Only what is the same for every signed-in person is cached: user box, CSRF token and access panels
-are rendered per request around it.
+Only what is the same for every signed-in person is shared between people: user box, CSRF token and
+access panels are rendered per sign-in around it.
+
+- `for_sign_in`: a page's whole response, reused for the same sign-in (session or API token) and
+  URL while the version is unchanged, no write was committed in this process since, and for at most
+  `ttl` seconds. The sign-in is checked on every request before it (a revoked session or a
+  disabled user is refused at once); what it skips is rendering the page again for a wall
+  display's tabs, an HTMX refresh or a reload within one poll.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from sqlalchemy import event
 from sqlalchemy.orm import Session
+from starlette.responses import Response, StreamingResponse
 
 from app.services.connectivity import queries, site
 from app.services.drills import uptime as drill_uptime
@@ -82,7 +89,14 @@ class FragmentCache:
                     del self._entries[old]
             self._entries[key] = _Entry(fingerprint, time.monotonic(), body)
 
-    def get_or_render(self, key: tuple[Any, ...], fingerprint: object, render_fn: Callable[[], T]) -> T:
+    def get_or_render(
+        self,
+        key: tuple[Any, ...],
+        fingerprint: object,
+        render_fn: Callable[[], T],
+        keep: Callable[[T], bool] | None = None,
+    ) -> T:
+        """The entry for `key` if it is fresh, else `render_fn()`, stored unless `keep` says no."""
         if self.ttl <= 0:
             return render_fn()
         entry = self._entries.get(key)
@@ -99,7 +113,8 @@ class FragmentCache:
             if self._fresh(entry, fingerprint, time.monotonic()):
                 return entry.body  # type: ignore[union-attr,no-any-return]
             body = render_fn()
-            self._store(key, fingerprint, body)
+            if keep is None or keep(body):
+                self._store(key, fingerprint, body)
             return body
         finally:
             lock.release()
@@ -122,6 +137,12 @@ class DataVersion:
         self._guard = threading.Lock()
         self._watched: list[Any] = []
         self._remembered: dict[str, tuple[float, Any]] = {}
+
+    @property
+    def generation(self) -> int:
+        """How many commits that wrote something this process has seen (`for_sign_in`'s key: a
+        person's own credentials, tokens or notification settings are not in the version)."""
+        return self._generation
 
     def invalidate(self, *_args: object) -> None:
         with self._guard:
@@ -196,14 +217,83 @@ def data_version(request: Request, session: Session) -> tuple[object, ...]:
     return value
 
 
-def shared_cache(request: Request, name: str) -> FragmentCache:
-    """The process's cache called `name` (overview, outpost, api), with the overview cache's ttl."""
+def shared_cache(request: Request, name: str, **options: Any) -> FragmentCache:
+    """The process's cache called `name` (overview, outpost, api), with the overview cache's ttl;
+    `options` (max_stale, max_entries) apply when it is first made."""
     state = request.app.state
     caches: dict[str, FragmentCache] | None = getattr(state, "page_caches", None)
     if caches is None:
         caches = state.page_caches = {}
     cache = caches.get(name)
     if cache is None:
-        cache = caches[name] = FragmentCache(state.settings.overview_cache_seconds)
+        cache = caches[name] = FragmentCache(state.settings.overview_cache_seconds, **options)
     cache.ttl = state.settings.overview_cache_seconds
     return cache
+
+
+# Whole responses kept per sign-in and URL: 16 sign-ins x 7 pages with room to spare. At the
+# overview's size (about 180 KiB) that is at most 45 MiB, and the oldest half goes when it is full.
+SIGN_IN_ENTRIES = 256
+# Headers a cached answer must not carry to another request: its length is the body's again, and
+# a cookie belongs to the request that set it (such an answer is not kept at all).
+_NOT_REPLAYED = frozenset({b"content-length", b"set-cookie"})
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status_code: int
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+
+
+def _keepable(response: Response) -> _Answer | Response:
+    """The response as a replayable answer, or itself when it must not be reused: anything but a
+    200 (a refusal, an error, a 503 while the database is away), a streamed body, a cookie."""
+    body = getattr(response, "body", None)
+    if (
+        response.status_code != 200
+        or not isinstance(body, bytes)
+        or isinstance(response, StreamingResponse)
+        or any(name == b"set-cookie" for name, _ in response.raw_headers)
+    ):
+        return response
+    headers = tuple((name, value) for name, value in response.raw_headers if name not in _NOT_REPLAYED)
+    return _Answer(response.status_code, headers, body)
+
+
+def for_sign_in(request: Request, session: Session, build: Callable[[], Response]) -> Response:
+    """`build()`'s response, or the same response made for this sign-in and URL before, while the
+    data version is the same, no write was committed in this process since, and it is younger than
+    `LIFELINE_OVERVIEW_CACHE_SECONDS` (0: built every time).
+
+    Call it after the route's role check: the sign-in is verified on every request, a reused
+    answer only saves building it. The key is the session (its CSRF token and user box are in the
+    page) or the API token, the role, the URL with its query, the host and the HTMX headers
+    (fragment or page). Only 200s without cookies are kept. Requests of one sign-in for one URL
+    that arrive while it is built wait for that build rather than get an older answer.
+    """
+    principal = getattr(request.state, "principal", None)
+    settings = request.app.state.settings
+    if principal is None or request.method != "GET" or settings.overview_cache_seconds <= 0:
+        return build()
+    hx = tuple(sorted((k, v) for k, v in request.headers.items() if k.startswith("hx-")))
+    key = (
+        principal.session_id,
+        principal.token_id,
+        principal.user_id,
+        principal.role,
+        request.url.path,
+        request.url.query,
+        request.headers.get("host"),
+        hx,
+    )
+    fingerprint = (data_version(request, session), process_version(request).generation)
+    cache = shared_cache(request, "sign_in", max_stale=0.0, max_entries=SIGN_IN_ENTRIES)
+    answer = cache.get_or_render(
+        key, fingerprint, lambda: _keepable(build()), keep=lambda made: isinstance(made, _Answer)
+    )
+    if isinstance(answer, Response):
+        return answer
+    replay = Response(answer.body, status_code=answer.status_code)
+    replay.raw_headers = [*answer.headers, (b"content-length", str(len(answer.body)).encode())]
+    return replay

@@ -65,6 +65,39 @@ def test_concurrent_requests_get_the_stale_copy_while_one_renders() -> None:
     assert cache.get_or_render(("q",), 2, lambda: "never called") == "new"
 
 
+def test_an_answer_keep_refuses_is_returned_but_not_stored() -> None:
+    cache = FragmentCache(ttl=60)
+    assert cache.get_or_render(("q",), 1, lambda: "error page", keep=lambda body: body == "ok") == "error page"
+    assert cache.get_or_render(("q",), 1, lambda: "ok", keep=lambda body: body == "ok") == "ok"
+    assert cache.get_or_render(("q",), 1, lambda: "never called") == "ok"
+
+
+def test_without_stale_answers_a_changed_entry_is_waited_for() -> None:
+    """`for_sign_in`'s cache (max_stale 0): a person's second tab waits for the new page rather than
+    get the one from before their own change."""
+    cache = FragmentCache(ttl=60, max_stale=0)
+    cache.get_or_render(("q",), 1, lambda: "old")
+    started, release = threading.Event(), threading.Event()
+
+    def slow_render() -> str:
+        started.set()
+        release.wait(5)
+        return "new"
+
+    results: list[str] = []
+    refresher = threading.Thread(target=lambda: results.append(cache.get_or_render(("q",), 2, slow_render)))
+    refresher.start()
+    assert started.wait(5)
+    waiter = threading.Thread(target=lambda: results.append(cache.get_or_render(("q",), 2, lambda: "again")))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()  # waiting for the render, not answered with "old"
+    release.set()
+    refresher.join(5)
+    waiter.join(5)
+    assert results == ["new", "new"]
+
+
 def test_the_version_is_memoized_between_commits(session_factory: sessionmaker[Session]) -> None:
     version = DataVersion(memo=60)
     version.watch(session_factory)

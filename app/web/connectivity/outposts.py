@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, StreamingResponse
 from markupsafe import Markup
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from app import schemas
@@ -28,8 +29,8 @@ from app.services.fleet import inventory
 from app.web.connectivity.chart import timeline_svg
 from app.web.connectivity.windows import window_cells
 from app.web.deps import DbSession
-from app.web.page_cache import data_version, shared_cache
-from app.web.security import Responder, Role, Viewer, actor_of, requires
+from app.web.page_cache import data_version, for_sign_in, shared_cache
+from app.web.security import Principal, Responder, Role, Viewer, actor_of, requires
 from app.web.templating import redirect_after_post, render, templates
 
 router = APIRouter()
@@ -194,6 +195,13 @@ def detail(
     principal: Viewer,
     outpost_id: str,
     range_key: Annotated[str, Query(alias="range", description="6h, 24h, 7d, 30d or 90d")] = "24h",
+) -> Response:
+    # The whole page is reused for this sign-in and URL until the data changes (page_cache).
+    return for_sign_in(request, session, lambda: _detail(request, session, principal, outpost_id, range_key))
+
+
+def _detail(
+    request: Request, session: Session, principal: Principal, outpost_id: str, range_key: str
 ) -> Response:
     outpost = _outpost_or_error(session, outpost_id, with_clusters=True)
     if range_key not in queries.RANGES:

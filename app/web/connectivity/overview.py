@@ -29,11 +29,12 @@ from app.models import Cluster
 from app.services.connectivity import paging, queries, site
 from app.services.connectivity.status import STATE_LABELS, STATES, Vantage
 from app.services.credentials.reach import PROBLEM_STATES
+from app.settings import Settings
 from app.web.access import cut_off_for_template, title_prefix
 from app.web.connectivity.axis import ticks
 from app.web.connectivity.windows import window_cells
 from app.web.deps import AppSettings, DbSession
-from app.web.page_cache import data_version, process_version, shared_cache
+from app.web.page_cache import data_version, for_sign_in, process_version, shared_cache
 from app.web.security import Role, requires
 from app.web.templating import is_htmx_partial, render, templates
 
@@ -99,6 +100,22 @@ def index(
     sort: str = Query("state", description="state, name, region, since, age or uptime; '-' reverses."),
     page: str = Query("1", description="Which page of rows (1 is the worst first)."),
     group: str = Query("region", description="region (counts per region above the rows) or none."),
+) -> Response:
+    # The whole answer is reused for this sign-in and URL until the data changes (page_cache).
+    return for_sign_in(
+        request, session, lambda: _index(request, session, settings, state, region, sort, page, group)
+    )
+
+
+def _index(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    state: str | None,
+    region: str | None,
+    sort: str,
+    page: str,
+    group: str,
 ) -> Response:
     state = state.upper() if state else None
     filters = {"state": state or "", "region": region or "", "sort": sort, "group": group, "page": page}
