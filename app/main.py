@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = Fals
         can_open=navigation.can_open,
         cut_off_now=access.cut_off_for_template,
         cut_off_title=access.title_prefix_for_template,
+        cut_off_banner=access.cut_off_banner,
         access_way=access.way_for_template,
     )
     cache_url_paths(app)

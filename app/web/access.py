@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.routing import APIRouter
+from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
@@ -22,7 +23,7 @@ from app.services.errors import NotFound
 from app.web.deps import AppSettings, DbSession, OptionalRowIdQuery
 from app.web.page_cache import data_version, shared_cache
 from app.web.security import Role, Viewer, actor_of, now_utc
-from app.web.templating import render
+from app.web.templating import render, templates
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -75,7 +76,33 @@ def title_prefix(found: list[reach.CutOff]) -> str:
 
 
 def title_prefix_for_template(request: Request) -> str:
-    return title_prefix(cut_off_for_template(request))
+    return _banner(request, oob=False)[0]
+
+
+def cut_off_banner(request: Request, *, oob: bool = False) -> Markup:
+    """`cut_off_banner(request)` in templates: the banner's markup (`layout/_cutoff_banner.html`),
+    the same for every signed-in person, so rendered once per data version and shared like its
+    list (at 5,000 Outposts a bad hour lists hundreds, and every page of the app shows it).
+    `oob` is the HTMX refresh's out-of-band copy."""
+    return _banner(request, oob=oob)[1]
+
+
+def _banner(request: Request, *, oob: bool) -> tuple[str, Markup]:
+    """The tab title's prefix and the banner's markup, for this request's cut-off list."""
+    found = cut_off_for_template(request)
+
+    def make() -> tuple[str, Markup]:
+        html = templates.get_template("layout/_cutoff_banner.html").render(
+            {"request": request, "found": found, "oob": oob}
+        )
+        # Our own template (autoescaped) over our own list, not input.
+        return title_prefix(found), Markup(html)  # noqa: S704
+
+    version = getattr(request.state, "data_version", None)
+    if not found or version is None:
+        return make()  # nobody cut off (an empty banner), signed out, or no database read
+    settings = request.app.state.settings
+    return shared_cache(request, "cut_off_banner").get_or_render((settings.vantage, oob), version, make)
 
 
 def way_for_template(request: Request, cluster: Cluster) -> reach.Way | None:

@@ -30,7 +30,7 @@ from app.services.connectivity import paging, queries, site
 from app.services.connectivity.status import STATE_LABELS, STATES, Vantage
 from app.services.credentials.reach import PROBLEM_STATES
 from app.settings import Settings
-from app.web.access import cut_off_for_template, title_prefix
+from app.web.access import cut_off_banner, title_prefix_for_template
 from app.web.connectivity.axis import ticks
 from app.web.connectivity.windows import window_cells
 from app.web.deps import AppSettings, DbSession
@@ -225,12 +225,8 @@ def _problem_clusters(
 
 
 def _live_extras(request: Request) -> str:
-    found = cut_off_for_template(request)
-    title = escape(f"{title_prefix(found)}Connectivity · Lifeline")
-    banner = templates.get_template("layout/_cutoff_banner.html").render(
-        {"request": request, "found": found, "oob": True}
-    )
-    return f"<title>{title}</title>\n{banner}\n"
+    title = escape(f"{title_prefix_for_template(request)}Connectivity · Lifeline")
+    return f"<title>{title}</title>\n{cut_off_banner(request, oob=True)}\n"
 
 
 def _overview_with_site_view(

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.models.base import utcnow
 from app.services.credentials import reach
+from app.web import access
 from app.web.templating import CUT_OFF_BANNER_LIMIT
 from tests.factories import make_cluster, make_outpost
 from tests.support.counting import count_calls
@@ -50,6 +51,40 @@ def test_the_banner_list_is_shared_until_the_fleet_changes(
     html = viewer.get("/clusters").text
     assert "Disconnected · " not in html and "plant7-renamed?region" not in html.split("<main")[0]
     assert len(reads) == 3
+
+
+def test_the_banner_is_rendered_once_for_everyone_until_the_fleet_changes(
+    client_as: Any, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not only its list: its markup too (hundreds of Outposts in a bad hour, on every page)."""
+    renders: list[int] = []
+    real = access.title_prefix
+
+    def rendered(found: list[Any]) -> str:
+        if found:  # the sign-in form's empty banner is not shared (nobody is signed in)
+            renders.append(len(found))
+        return real(found)
+
+    monkeypatch.setattr(access, "title_prefix", rendered)
+    outpost = make_outpost(session, name="Plant 7 Reno", state="DISCONNECTED", state_since=utcnow())
+    session.commit()
+    viewer: TestClient = client_as("viewer")
+    responder: TestClient = client_as("responder")
+    for client, path in ((viewer, "/clusters"), (responder, "/account"), (viewer, "/account")):
+        html = client.get(path).text
+        assert "<title>(1) Disconnected · " in html, path
+        assert 'data-cut-off="' + outpost.outpost_id + '"' in html, path
+    assert len(renders) == 1
+    # The overview's HTMX refresh carries its own out-of-band copy, also made once.
+    for _ in range(2):
+        fragment = viewer.get("/", params={"sort": "name"}, headers={"HX-Request": "true"}).text
+        assert 'id="cutoff-banner" hx-swap-oob="true"' in fragment
+    assert len(renders) == 2
+
+    outpost.state = "CONNECTED"
+    session.commit()
+    html = viewer.get("/clusters").text
+    assert "Disconnected · " not in html and "data-cut-off" not in html
 
 
 def test_with_the_cache_off_every_page_reads_the_banner(
