@@ -7,7 +7,8 @@ it with uvicorn in a subprocess, then measure the overview, an Outpost page (eve
 static file of the same size served by the same server in the same run (the baseline). Failed
 requests (non-200 answers, timeouts) are counted, not raised. A second server with the fragment
 cache off gives the cold render of the overview, and the server's peak RSS after each size shows
-how memory grows.
+how memory grows. Between seeding and measuring, the seeding's writes are flushed and the machine
+is given a few quiet seconds (`settle`), so the flush does not run during the first cases.
 
 Targets (issue 20): p50 <= 2x the static file's at 1 and 16 clients, zero errors; a cold render
 under 200 ms at 1,000 Outposts.
@@ -320,6 +321,46 @@ def store_uptime(url: str, now: dt.datetime) -> None:
         engine.dispose()
 
 
+def _busy(seconds: float) -> float | None:
+    """The machine's CPU busy fraction over `seconds` (all cores; iowait counts as idle), or None
+    where /proc/stat is not there."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except OSError:
+        return None
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def settle(db: str, url: str, limit: float = 240.0) -> str:
+    """Let the seeding's aftermath end before anything is measured: its writes are flushed
+    (PostgreSQL's CHECKPOINT, then the kernel's dirty pages), then wait for two quiet seconds in a
+    row (under 15% busy), for at most `limit` seconds. Seeding writes gigabytes unsynchronised; the
+    flush that follows ran during the first measurements and doubled the static file's p50 there
+    (the ninth session's run). Says what it waited and how busy the machine still was."""
+    began = time.monotonic()
+    if db == "postgresql":
+        import psycopg
+
+        with psycopg.connect(_pg_dsn(url), autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+    os.sync()
+    quiet, busy = 0, None
+    while quiet < 2 and time.monotonic() - began < limit:
+        busy = _busy(1.0)
+        if busy is None:
+            break
+        quiet = quiet + 1 if busy < 0.15 else 0
+    shown = "" if busy is None else f", machine {busy:.0%} busy"
+    return f"settled in {time.monotonic() - began:.0f} s{shown}"
+
+
 def drop(db: str, url: str, cfg: Config) -> None:
     if db == "sqlite":
         Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
@@ -520,7 +561,8 @@ def main() -> None:
                 now = dt.datetime.now(dt.UTC)
                 began = time.perf_counter()
                 url = seed(db, size, tmp, now, cfg)
-                print(f"{db}, {size:,} Outposts: seeded in {time.perf_counter() - began:.0f} s", flush=True)
+                seeded = time.perf_counter() - began
+                print(f"{db}, {size:,} Outposts: seeded in {seeded:.0f} s, {settle(db, url)}", flush=True)
                 if not lines:
                     print(header)
                 try:
