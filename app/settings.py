@@ -91,7 +91,8 @@ class Settings(BaseSettings):
         le=300,
         description=(
             "Seconds the overview table, the Outpost page's history, the GET /api/v1/outposts answer"
-            " and the cut-off banner list are reused between polls (0: read every request)."
+            " and the cut-off banner are reused between polls, and the overview and an Outpost page"
+            " whole per sign-in and URL (0: read and render every request)."
         ),
     )
     overview_refresh_seconds: int = Field(
