@@ -9,11 +9,10 @@ from typing import Any
 import anyio.to_thread
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from tests.factories import make_outpost
-from tests.support.counting import count_calls
+from tests.support.counting import count_calls, statements_on
 
 
 def test_a_signed_in_page_takes_three_thread_pool_hops(
@@ -39,17 +38,8 @@ def test_an_api_call_resolves_its_token_and_owner_in_one_statement(
     session.commit()
     api: TestClient = api_client_as("viewer")
     assert api.get("/api/v1/outposts").status_code == 200
-    statements: list[str] = []
-
-    def seen(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
-        statements.append(statement)
-
-    bind = session.get_bind()
-    event.listen(bind, "before_cursor_execute", seen)
-    try:
+    with statements_on(session.get_bind()) as statements:
         assert api.get("/api/v1/outposts").status_code == 200
-    finally:
-        event.remove(bind, "before_cursor_execute", seen)
     token_reads = [s for s in statements if "FROM api_tokens" in s]
     assert len(token_reads) == 1 and "JOIN users" in token_reads[0], token_reads
     # No lazy load of the owner after it.

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.services.connectivity import queries
 from tests.factories import NOW, add_rollups, add_samples, make_outpost
+from tests.support.counting import statements_on
 
 HOUR = dt.timedelta(hours=1)
 
@@ -132,7 +133,6 @@ def test_site_lane_and_verdict_times_carry_their_dates() -> None:
 def test_data_since_is_each_outposts_first_known_hour_read_by_seek(session: Session) -> None:
     """The start of history: the first hourly rollup with known time (an hour with no datapoint
     does not count), read per Outpost by an index seek rather than a grouped scan of its history."""
-    from sqlalchemy import event
 
     from app.models import HourlyRollup
 
@@ -156,16 +156,7 @@ def test_data_since_is_each_outposts_first_known_hour_read_by_seek(session: Sess
                 )
             )
     session.flush()
-    statements: list[str] = []
-
-    def seen(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
-        statements.append(statement)
-
-    bind = session.connection()
-    event.listen(bind, "before_cursor_execute", seen)
-    try:
+    with statements_on(session.connection()) as statements:
         found = queries.data_since(session, [old.id, new.id, empty.id])
-    finally:
-        event.remove(bind, "before_cursor_execute", seen)
     assert found == {old.id: start, new.id: start + dt.timedelta(days=300)}
     assert len(statements) == 1 and "GROUP BY" not in statements[0].upper()

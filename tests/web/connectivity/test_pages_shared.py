@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from app.models.base import utcnow
 from app.services.connectivity import queries
 from tests.factories import add_poll_run, make_cluster, make_outpost, start_drill_now
-from tests.support.counting import count_calls
+from tests.support.counting import count_calls, statements_on
 
 
 @pytest.fixture
@@ -97,8 +97,6 @@ def test_a_cached_outpost_page_reads_its_clusters_with_the_outpost(
 ) -> None:
     """Each round trip counts on PostgreSQL: the Outpost and its clusters come in one query, not
     one for the Outpost and a lazy load for the clusters."""
-    from sqlalchemy import event
-
     outpost = make_outpost(session, name="Plant 7 Reno", state="CONNECTED")
     for name in ("plant7-a", "plant7-b"):
         make_cluster(session, name).outpost_pk = outpost.id
@@ -108,17 +106,8 @@ def test_a_cached_outpost_page_reads_its_clusters_with_the_outpost(
     viewer: TestClient = client_as("viewer")
     path = f"/outposts/{outpost.outpost_id}"
     assert first.get(path).status_code == 200  # fills the shared cache
-    statements: list[str] = []
-
-    def seen(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
-        statements.append(statement)
-
-    bind = session.get_bind()
-    event.listen(bind, "before_cursor_execute", seen)
-    try:
+    with statements_on(session.get_bind()) as statements:
         html = viewer.get(path).text
-    finally:
-        event.remove(bind, "before_cursor_execute", seen)
     assert 'href="/clusters/plant7-a?region=us-west-2"' in html and "plant7-b" in html
     from_clusters_alone = [
         s for s in statements if "FROM clusters" in s and "outposts" not in s.split("WHERE")[0]
