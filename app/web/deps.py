@@ -2,10 +2,12 @@
 
 One write transaction per request: a request that may write (any method but GET/HEAD/OPTIONS)
 takes SQLite's write lock when its transaction begins (BEGIN IMMEDIATE, where the busy timeout
-applies); reads stay deferred and run beside the writer under WAL. Sign-in bookkeeping (a session's
-last-seen, a token's last-used) is written after the request's transaction, in its own short one,
-at most once per interval per session or token, so a request never holds a lock on a row that every
-other request of the same user also wants (the PostgreSQL deadlock of issue 11).
+applies); reads stay deferred and run beside the writer under WAL. On PostgreSQL a read request's
+statements run in autocommit until one may write, which begins its transaction
+(`app.db.reader_bind`). Sign-in bookkeeping (a session's last-seen, a token's last-used) is written
+after the request's transaction, in its own short one, at most once per interval per session or
+token, so a request never holds a lock on a row that every other request of the same user also
+wants (the PostgreSQL deadlock of issue 11).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from app.db import session_scope, writer_bind
+from app.db import reader_bind, session_scope, writer_bind
 from app.models.base import utcnow
 from app.services.accounts.sessions import TOUCH_INTERVAL, record_session_seen
 from app.services.accounts.tokens import LAST_USED_INTERVAL, record_token_used
@@ -87,7 +89,8 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     per request, one to start it and one to end it (issue 20's per-request floor)."""
     factory: sessionmaker[Session] = request.app.state.session_factory
     if request.method in READ_METHODS:
-        session = factory()
+        # PostgreSQL: no BEGIN and COMMIT around the reads; a write begins the transaction.
+        session = factory(bind=reader_bind(factory.kw.get("bind")))
     else:
         session = factory(bind=writer_bind(factory.kw.get("bind")))
     request.state.db_session = session

@@ -1,10 +1,12 @@
-"""Counting what ran: calls of a function a test patches in place (how many times a read ran), and
-the SQL statements sent on a connection."""
+"""Counting what ran: calls of a function a test patches in place (how many times a read ran), the
+SQL statements sent on a connection, and PostgreSQL's round trips on the wire."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,3 +39,53 @@ def statements_on(bind: Any) -> Iterator[list[str]]:
         yield statements
     finally:
         event.remove(bind, "before_cursor_execute", seen)
+
+
+class WireTrace:
+    """PostgreSQL's wire protocol as libpq traces it, for every connection `engine` opens from now on
+    (its pool is emptied first): what a request really costs in round trips, including what psycopg
+    sends by itself (BEGIN, COMMIT) and SQLAlchemy's pings, which no cursor event sees."""
+
+    def __init__(self, engine: Any, folder: Any) -> None:
+        self.engine = engine
+        self.folder = folder
+        self.traced: list[tuple[Any, Any]] = []
+        engine.dispose()
+        event.listen(engine, "connect", self._trace)
+
+    def _trace(self, dbapi_connection: Any, _record: Any) -> None:
+        handle = (self.folder / f"wire-{len(self.traced)}.log").open("w")
+        dbapi_connection.pgconn.trace(handle.fileno())
+        self.traced.append((dbapi_connection, handle))
+
+    def messages_since(self, mark: str) -> list[str]:
+        """Every message sent or received at or after `mark` (libpq's timestamp format, local time);
+        ends the trace (libpq flushes it only then)."""
+        event.remove(self.engine, "connect", self._trace)
+        lines: list[str] = []
+        for dbapi_connection, handle in self.traced:
+            if not dbapi_connection.closed:
+                dbapi_connection.pgconn.untrace()
+            handle.close()
+            lines += Path(handle.name).read_text().splitlines()
+        return sorted(line for line in lines if line[:26] >= mark)
+
+    @staticmethod
+    def mark() -> str:
+        return dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def round_trips(messages: list[str]) -> list[str]:
+    """What the client sent for each answer it waited for: one entry per ReadyForQuery."""
+    sent: list[str] = []
+    trips: list[str] = []
+    for line in messages:
+        fields = line.split("\t")
+        if len(fields) < 4:
+            continue
+        if fields[1] == "F" and fields[3] in ("Query", "Parse"):
+            sent.append(fields[4].strip() if len(fields) > 4 else fields[3])
+        elif fields[1] == "B" and fields[3] == "ReadyForQuery":
+            trips.append(" / ".join(sent))
+            sent = []
+    return trips
