@@ -247,6 +247,43 @@ def writer_bind(bind: Any) -> Any:
     return _WRITERS[bind]
 
 
+_CHANGES_AT_BEGIN = "lifeline_changes_at_begin"
+
+
+@event.listens_for(Session, "after_begin")
+def _note_changes_at_begin(session: Session, _transaction: Any, connection: Any) -> None:
+    # SQLite counts the rows each connection changed: the same count at the end means no write.
+    if connection.dialect.name == "sqlite":
+        session.info[_CHANGES_AT_BEGIN] = connection.connection.dbapi_connection.total_changes
+
+
+def wrote_nothing(session: Session) -> bool:
+    """Whether `session` has nothing to flush and its transaction wrote nothing, so that ending it
+    does no I/O: on PostgreSQL a read request's connection is still in autocommit (`reader_bind`),
+    on SQLite its connection changed no row since BEGIN (a read transaction's COMMIT only lets go
+    of its snapshot). False when it cannot be told."""
+    if session.new or session.dirty or session.deleted:
+        return False
+    transaction = session.get_transaction()
+    if transaction is None:
+        return True
+    connections = getattr(transaction, "_connections", None)
+    if not isinstance(connections, dict):
+        return False
+    for held in connections.values():
+        connection = held[0]
+        dbapi_connection = connection.connection.dbapi_connection
+        if connection.dialect.name == "postgresql":
+            if not (connection.get_execution_options().get(READS) and dbapi_connection.autocommit):
+                return False
+        elif connection.dialect.name == "sqlite":
+            if session.info.get(_CHANGES_AT_BEGIN) != dbapi_connection.total_changes:
+                return False
+        else:
+            return False
+    return True
+
+
 _READERS: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 
 

@@ -13,10 +13,19 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from app import db as app_db
-from app.db import create_db_engine, is_plain_read, make_session_factory, reader_bind, session_scope
+from app.db import (
+    create_db_engine,
+    is_plain_read,
+    make_session_factory,
+    reader_bind,
+    session_scope,
+    wrote_nothing,
+)
 from app.main import create_app
+from app.models import Outpost
 from tests.conftest import DatabaseServer, create_account, make_settings, sign_in
 from tests.factories import make_outpost
 from tests.support.counting import WireTrace, count_calls, round_trips, statements_on
@@ -171,3 +180,33 @@ def test_a_connection_back_in_use_at_once_is_not_pinged_one_idle_for_a_while_is(
     with scratch.connect() as conn:
         conn.execute(text("SELECT 1"))
     assert len(pings) == 1
+
+
+def test_a_transaction_that_wrote_nothing_is_told_from_one_that_wrote(scratch: Engine) -> None:
+    """What lets the web end a read request on the event loop: a commit that does no I/O. Any write,
+    and anything left to flush, sends it to the thread pool."""
+    factory = make_session_factory(reader_bind(scratch))
+    with factory() as db:
+        assert wrote_nothing(db)
+        db.execute(text("SELECT count(*) FROM t"))
+        assert wrote_nothing(db)
+        db.execute(text("INSERT INTO t VALUES (1)"))
+        assert not wrote_nothing(db)
+        db.rollback()
+    with factory() as db:
+        db.execute(text("SELECT count(*) FROM t"))
+        db.execute(text("UPDATE t SET a = 2 WHERE a = 1"))
+        on_sqlite = scratch.dialect.name == "sqlite"
+        # SQLite counts changed rows (none here, and its COMMIT then writes nothing either);
+        # PostgreSQL began a transaction for the UPDATE, whose COMMIT is a round trip.
+        assert wrote_nothing(db) is on_sqlite
+        db.rollback()
+    with make_session_factory(scratch)() as db:
+        db.execute(text("SELECT 1"))
+        # A transaction begun the usual way (a form post's) on PostgreSQL: its COMMIT is a round trip.
+        assert wrote_nothing(db) is (scratch.dialect.name == "sqlite")
+
+
+def test_something_left_to_flush_is_a_write(session: Session) -> None:
+    session.add(Outpost(outpost_id="op-00000000000000071", name="Plant 7 Reno", region="us-west-2"))
+    assert not wrote_nothing(session)

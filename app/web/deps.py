@@ -22,7 +22,7 @@ from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from app.db import reader_bind, session_scope, writer_bind
+from app.db import reader_bind, session_scope, writer_bind, wrote_nothing
 from app.models.base import utcnow
 from app.services.accounts.sessions import TOUCH_INTERVAL, record_session_seen
 from app.services.accounts.tokens import LAST_USED_INTERVAL, record_token_used
@@ -59,24 +59,39 @@ def _bookkeeping(request: Request) -> Bookkeeping:
     return keeper
 
 
-def record_bookkeeping(request: Request) -> None:
-    """Record the principal's last-seen / last-used in its own transaction; never fails the request."""
+def bookkeeping_due(request: Request) -> list[tuple[str, int]]:
+    """The principal's last-seen / last-used records due now (marked as recorded): ("session", id),
+    ("token", id). No I/O: most requests have none due."""
     principal: Any = getattr(request.state, "principal", None)
     if principal is None:
-        return
+        return []
     # The app's clock (tests move it), as the sign-in check used.
     now: dt.datetime = getattr(request.app.state, "clock", utcnow)()
     keeper = _bookkeeping(request)
-    factory: sessionmaker[Session] = request.app.state.session_factory
+    due: list[tuple[str, int]] = []
     session_id = getattr(principal, "session_id", None)
     token_id = getattr(principal, "token_id", None)
+    if session_id is not None and keeper.due("session", session_id, now, TOUCH_INTERVAL):
+        due.append(("session", session_id))
+    if token_id is not None and keeper.due("token", token_id, now, LAST_USED_INTERVAL):
+        due.append(("token", token_id))
+    return due
+
+
+def record_bookkeeping(request: Request, due: list[tuple[str, int]]) -> None:
+    """Record what `bookkeeping_due` found due, each in its own transaction; never fails the
+    request."""
+    if not due:
+        return
+    now: dt.datetime = getattr(request.app.state, "clock", utcnow)()
+    factory: sessionmaker[Session] = request.app.state.session_factory
     try:
-        if session_id is not None and keeper.due("session", session_id, now, TOUCH_INTERVAL):
+        for kind, row_id in due:
             with session_scope(factory) as db:
-                record_session_seen(db, session_id, now=now)
-        if token_id is not None and keeper.due("token", token_id, now, LAST_USED_INTERVAL):
-            with session_scope(factory) as db:
-                record_token_used(db, token_id, now=now)
+                if kind == "session":
+                    record_session_seen(db, row_id, now=now)
+                else:
+                    record_token_used(db, row_id, now=now)
     except Exception as exc:  # bookkeeping: the next request records it
         log.warning("could not record sign-in bookkeeping: %s", exc)
 
@@ -84,9 +99,11 @@ def record_bookkeeping(request: Request) -> None:
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """One transaction per request: commit on success, roll back on error.
 
-    `async`, with the end in the thread pool: making a Session does no I/O (it connects at its first
-    statement), so only the commit, which does, takes a thread-pool hop. A plain generator took two
-    per request, one to start it and one to end it (issue 20's per-request floor)."""
+    `async`, with the end in the thread pool when it does I/O: making a Session does none (it
+    connects at its first statement), and neither does ending a read request's transaction that
+    wrote nothing with no sign-in bookkeeping due (`app.db.wrote_nothing`), so that end runs here,
+    on the event loop. A plain generator took two thread-pool hops per request, one to start it and
+    one to end it (issue 20's per-request floor); a reused page now takes none for its session."""
     factory: sessionmaker[Session] = request.app.state.session_factory
     if request.method in READ_METHODS:
         # PostgreSQL: no BEGIN and COMMIT around the reads; a write begins the transaction.
@@ -99,12 +116,18 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     except BaseException:
         await run_in_threadpool(_end, request, session, commit=False)
         raise
-    await run_in_threadpool(_end, request, session, commit=True)
+    due = bookkeeping_due(request)
+    if not due and request.method in READ_METHODS and wrote_nothing(session):
+        _end(request, session, commit=True)
+        return
+    await run_in_threadpool(_end, request, session, commit=True, due=due)
 
 
-def _end(request: Request, session: Session, *, commit: bool) -> None:
+def _end(
+    request: Request, session: Session, *, commit: bool, due: list[tuple[str, int]] | None = None
+) -> None:
     """The request transaction's end: commit (or roll back), close, then the sign-in bookkeeping
-    in its own transaction (after a commit only)."""
+    that was due, in its own transactions (after a commit only)."""
     try:
         if commit:
             session.commit()
@@ -115,8 +138,8 @@ def _end(request: Request, session: Session, *, commit: bool) -> None:
         raise
     finally:
         session.close()
-    if commit:
-        record_bookkeeping(request)
+    if commit and due:
+        record_bookkeeping(request, due)
 
 
 def end_request_transaction(request: Request) -> None:

@@ -4,31 +4,78 @@ trip is a network wait."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import anyio.to_thread
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.db import session_scope
+from app.main import create_app
+from app.models import Outpost, WebSession
+from app.models.base import utcnow
+from app.services.accounts.sessions import TOUCH_INTERVAL
+from tests.conftest import DatabaseServer, create_account, make_settings, sign_in
 from tests.factories import make_outpost
 from tests.support.counting import count_calls, statements_on
 
 
-def test_a_signed_in_page_takes_three_thread_pool_hops(
-    client_as: Any, session: Session, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture(scope="module")
+def own_database(database_server: DatabaseServer) -> str:
+    """A database of this module's own, used through the app's real engine: the shared test
+    session runs every test inside one outer transaction, which no real request has."""
+    url = database_server.create_migrated("floor")
+    app = create_app(make_settings(url))
+    with session_scope(app.state.session_factory) as db:
+        make_outpost(db, name="Plant 7 Reno", state="CONNECTED")
+        create_account(db, "viewer", "viewer")
+    app.state.engine.dispose()
+    return url
+
+
+@pytest.fixture
+def viewer_on_own_database(own_database: str) -> Iterator[tuple[FastAPI, TestClient, str]]:
+    app = create_app(make_settings(own_database))
+    with session_scope(app.state.session_factory) as db:
+        outpost_id = db.scalars(select(Outpost.outpost_id)).one()
+    with TestClient(app, base_url="http://testserver") as client:
+        sign_in(client, "viewer")
+        yield app, client, f"/outposts/{outpost_id}"
+    app.state.engine.dispose()
+
+
+def test_a_reused_page_takes_two_thread_pool_hops_and_its_end_none(
+    viewer_on_own_database: tuple[FastAPI, TestClient, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The role check, the page and the transaction's end, each a hop (they do I/O). Starting the
-    request's Session does none, so it takes none: as a plain generator it took two, one to start
-    and one to end."""
-    outpost = make_outpost(session, name="Plant 7 Reno", state="CONNECTED")
-    session.commit()
-    viewer: TestClient = client_as("viewer")
-    path = f"/outposts/{outpost.outpost_id}"
+    """The role check and the page, each a hop (they do I/O). Starting the request's Session does
+    none, and neither does ending a read transaction that wrote nothing, so they take none: as a
+    plain generator the session took two, and its end one until the tenth session."""
+    _app, viewer, path = viewer_on_own_database
     assert viewer.get(path).status_code == 200
     hops = count_calls(monkeypatch, anyio.to_thread, "run_sync")
     assert viewer.get(path).status_code == 200
+    assert len(hops) == 2
+
+
+def test_a_request_whose_end_writes_ends_in_the_thread_pool(
+    viewer_on_own_database: tuple[FastAPI, TestClient, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sign-in's last-seen falls due (the clock moved past TOUCH_INTERVAL): it is written after
+    the request's transaction, off the event loop, and it lands."""
+    app, viewer, path = viewer_on_own_database
+    assert viewer.get(path).status_code == 200
+    later = (utcnow() + TOUCH_INTERVAL * 2).replace(microsecond=0)
+    app.state.clock = lambda: later
+    hops = count_calls(monkeypatch, anyio.to_thread, "run_sync")
+    assert viewer.get(path).status_code == 200
     assert len(hops) == 3
+    with session_scope(app.state.session_factory) as db:
+        seen = db.scalars(select(WebSession.last_seen_at).order_by(WebSession.id.desc())).first()
+    assert seen == later
 
 
 def test_an_api_call_resolves_its_token_and_owner_in_one_statement(
