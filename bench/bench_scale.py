@@ -4,8 +4,12 @@ For each database and size: migrate, bulk-load a year of hourly rollups, recent 
 and incidents with set-based SQL (a recursive CTE on SQLite, generate_series on PostgreSQL), serve
 it with uvicorn in a subprocess, then measure the overview, an Outpost page (every range) and
 `GET /api/v1/outposts` at 1 client and at 16 (on one sign-in, then each on its own), each beside a
-static file of the same size served by the same server in the same run (the baseline). Failed
-requests (non-200 answers, timeouts) are counted, not raised. A second server with the fragment
+static file of the same size served by the same server in the same run (the baseline). Page and
+baseline are measured in alternating rounds (`side_by_side`), so both see the machine at the same
+speed; a machine shared with other work changes speed by itself within seconds. Beside each p50
+the server process's CPU time per request is printed, page and baseline (PostgreSQL's own work
+runs in its processes and is not in it). Failed requests (non-200 answers, timeouts) are counted,
+not raised. A second server with the fragment
 cache off gives the cold render of the overview, and the server's peak RSS after each size shows
 how memory grows. Between seeding and measuring, the seeding's writes are flushed and the machine
 is given a few quiet seconds (`settle`), so the flush does not run during the first cases.
@@ -59,6 +63,9 @@ STATE_SQL = (
 VALUE_SQL = "CASE WHEN {i} % 100 < 85 THEN 1.0 WHEN {i} % 100 < 90 THEN 0.5 WHEN {i} % 100 < 96 THEN 0.0 END"
 # 1 client: enough requests for a steady p50 within the time cap (60 gave ±50% between runs).
 REQUESTS = {1: 300, 16: 480}
+# Page and baseline alternate this many times per case: measured one after the other, the ninth
+# session saw the same static file's p50 move from 18 to 33 ms between consecutive cases.
+ROUNDS = 6
 
 
 def _env_list(name: str, default: str) -> list[str]:
@@ -468,6 +475,55 @@ def measure(
     return Result(latencies, errors)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used (Linux /proc), or NaN elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Pair:
+    page: Result
+    static: Result
+    page_cpu_ms: float  # server CPU per request
+    static_cpu_ms: float
+
+
+def side_by_side(
+    base: str,
+    path: str,
+    static_path: str,
+    clients: int,
+    total: int,
+    seconds: float,
+    cookies: dict[str, str] | list[dict[str, str]],
+    pid: int,
+) -> Pair:
+    """The page and the static file in `ROUNDS` alternating rounds (the static file first in odd
+    rounds, the page first in even ones), each round a share of `total` requests and `seconds`."""
+    share, cap = max(clients, total // ROUNDS), seconds / ROUNDS
+    page, static = Result([], collections.Counter()), Result([], collections.Counter())
+    cpu = {"page": 0.0, "static": 0.0}
+    for round_ in range(ROUNDS):
+        order = [("static", static_path), ("page", path)]
+        for kind, target in order if round_ % 2 else order[::-1]:
+            before = cpu_seconds(pid)
+            result = measure(base, target, clients, share, cap, cookies if kind == "page" else {})
+            cpu[kind] += cpu_seconds(pid) - before
+            into = page if kind == "page" else static
+            into.latencies += result.latencies
+            into.errors.update(result.errors)
+    return Pair(
+        page,
+        static,
+        cpu["page"] * 1000 / max(1, page.count),
+        cpu["static"] * 1000 / max(1, static.count),
+    )
+
+
 def _p(result: Result, q: int) -> float:
     if len(result.latencies) >= 2:
         return pct(result.latencies, q)
@@ -509,19 +565,22 @@ def run_size(db: str, size: int, url: str, password: str | None, cfg: Config) ->
                 statics.append(static)
                 static_path = f"/static/{static.name}"
                 for clients, total in REQUESTS.items():
-                    base_result = measure(base, static_path, clients, total, cfg.seconds, {})
                     # 16 clients twice: on one sign-in (a wall display's tabs), then each on its own.
                     jars: list[tuple[str, dict[str, str] | list[dict[str, str]]]] = (
                         [("", cookies)] if clients == 1 else [(" (1 sign-in)", cookies), (" (16)", many)]
                     )
                     for label, jar in jars:
-                        page_result = measure(base, path, clients, total, cfg.seconds, jar)
+                        pair = side_by_side(
+                            base, path, static_path, clients, total, cfg.seconds, jar, process.pid
+                        )
+                        page_result, base_result = pair.page, pair.static
                         ratio = _p(page_result, 50) / _p(base_result, 50)
                         line = (
                             f"| {db} | {size:,} | {name} | {clients}{label} | {len(body) / 1024:,.0f} KiB "
                             f"| {_p(page_result, 50):.1f} / {_p(page_result, 99):.1f} ms "
-                            f"| {_p(base_result, 50):.1f} ms | {ratio:.2f} | {page_result.count} "
-                            f"| {_errors(page_result)} |"
+                            f"| {_p(base_result, 50):.1f} ms | {ratio:.2f} "
+                            f"| {pair.page_cpu_ms:.2f} / {pair.static_cpu_ms:.2f} ms "
+                            f"| {page_result.count} | {_errors(page_result)} |"
                         )
                         print(line, flush=True)
                         lines.append(line)
@@ -531,7 +590,7 @@ def run_size(db: str, size: int, url: str, password: str | None, cfg: Config) ->
             cold = measure(base, "/", 1, 5, max(cfg.seconds, 30.0), cookies)
         line = (
             f"| {db} | {size:,} | cold overview (cache off) | 1 | | {_p(cold, 50):.0f} ms "
-            f"| | | {cold.count} | {_errors(cold)} |  peak RSS of the cached server: {rss:.0f} MiB"
+            f"| | | | {cold.count} | {_errors(cold)} |  peak RSS of the cached server: {rss:.0f} MiB"
         )
         print(line, flush=True)
         lines.append(line)
@@ -546,9 +605,9 @@ def main() -> None:
     cfg = Config()
     tmp = Path(tempfile.mkdtemp(prefix="lifeline-bench-scale-"))
     header = (
-        "| database | Outposts | page | clients | size | p50 / p99 | static p50 | ratio p50 | requests "
-        "| errors |\n"
-        "|---|---|---|---|---|---|---|---|---|---|"
+        "| database | Outposts | page | clients | size | p50 / p99 | static p50 | ratio p50 "
+        "| server CPU per request: page / static | requests | errors |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|"
     )
     print(
         f"history: {cfg.rollup_days} d of hourly rollups, {cfg.raw_hours} h of 60-second samples, "
