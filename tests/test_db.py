@@ -153,7 +153,8 @@ def test_a_connection_the_server_ended_is_replaced_before_it_is_used(
     assert database_server.base_url
     admin = create_db_engine(database_server.base_url)
     try:
-        with admin.connect() as conn:
+        # Autocommit: inside one transaction pg_stat_activity is read once and never changes.
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": old_pid})
             deadline = time.monotonic() + 10
             alive = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
