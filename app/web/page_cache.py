@@ -18,7 +18,9 @@ access panels are rendered per sign-in around it.
   URL while the version is unchanged, no write was committed in this process since, and for at most
   `ttl` seconds. The sign-in is checked on every request before it (a revoked session or a
   disabled user is refused at once); what it skips is rendering the page again for a wall
-  display's tabs, an HTMX refresh or a reload within one poll.
+  display's tabs, an HTMX refresh or a reload within one poll. `for_sign_in_async` is the same for
+  an `async` route: a reused answer that needs no read is replayed on the event loop, without a
+  thread-pool hop.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from sqlalchemy import event
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from app.services.connectivity import queries, site
@@ -88,6 +91,13 @@ class FragmentCache:
                 for old, _entry in oldest[: max(1, len(oldest) // 2)]:
                     del self._entries[old]
             self._entries[key] = _Entry(fingerprint, time.monotonic(), body)
+
+    def peek(self, key: tuple[Any, ...], fingerprint: object) -> Any | None:
+        """The entry for `key` if it is fresh, else None; takes no lock (for the event loop)."""
+        if self.ttl <= 0:
+            return None
+        entry = self._entries.get(key)
+        return entry.body if self._fresh(entry, fingerprint, time.monotonic()) else None  # type: ignore[union-attr]
 
     def get_or_render(
         self,
@@ -163,6 +173,13 @@ class DataVersion:
                 self._remembered[name] = (now, value)
         return value
 
+    def peek(self, name: str) -> Any | None:
+        """What `remember` holds for `name` if it is younger than `memo` seconds, else None."""
+        held = self._remembered.get(name)
+        if held is None or time.monotonic() - held[0] >= self.memo:
+            return None
+        return held[1]
+
     def watch(self, factory: Any) -> None:
         """Forget the version after every commit of a session from `factory` that flushed a change
         (once per factory; the commit of a request that only read keeps it)."""
@@ -217,6 +234,22 @@ def data_version(request: Request, session: Session) -> tuple[object, ...]:
     return value
 
 
+def version_in_memory(request: Request) -> tuple[object, ...] | None:
+    """The data version if this request can have it without reading the database (read for it
+    already, or by this process less than `memo` seconds ago with no write committed since), else
+    None. With the caches off it is read on every request, so never."""
+    known: tuple[object, ...] | None = getattr(request.state, "data_version", None)
+    if known is not None:
+        return known
+    if request.app.state.settings.overview_cache_seconds <= 0:
+        return None
+    value: tuple[object, ...] | None = process_version(request).peek("version")
+    if value is not None:
+        request.state.data_version = value
+        request.state.poll_marker = value[0][0]  # type: ignore[index]
+    return value
+
+
 def shared_cache(request: Request, name: str, **options: Any) -> FragmentCache:
     """The process's cache called `name` (overview, outpost, api), with the overview cache's ttl;
     `options` (max_stale, max_entries) apply when it is first made."""
@@ -261,6 +294,35 @@ def _keepable(response: Response) -> _Answer | Response:
     return _Answer(response.status_code, headers, body)
 
 
+def _sign_in_key(request: Request) -> tuple[Any, ...] | None:
+    """`for_sign_in`'s key for this request, or None when its answer is never reused (nobody signed
+    in, not a GET, the caches off)."""
+    principal = getattr(request.state, "principal", None)
+    if principal is None or request.method != "GET" or request.app.state.settings.overview_cache_seconds <= 0:
+        return None
+    hx = tuple(sorted((k, v) for k, v in request.headers.items() if k.startswith("hx-")))
+    return (
+        principal.session_id,
+        principal.token_id,
+        principal.user_id,
+        principal.role,
+        request.url.path,
+        request.url.query,
+        request.headers.get("host"),
+        hx,
+    )
+
+
+def _sign_in_cache(request: Request) -> FragmentCache:
+    return shared_cache(request, "sign_in", max_stale=0.0, max_entries=SIGN_IN_ENTRIES)
+
+
+def _replay(answer: _Answer) -> Response:
+    replay = Response(answer.body, status_code=answer.status_code)
+    replay.raw_headers = [*answer.headers, (b"content-length", str(len(answer.body)).encode())]
+    return replay
+
+
 def for_sign_in(request: Request, session: Session, build: Callable[[], Response]) -> Response:
     """`build()`'s response, or the same response made for this sign-in and URL before, while the
     data version is the same, no write was committed in this process since, and it is younger than
@@ -272,28 +334,25 @@ def for_sign_in(request: Request, session: Session, build: Callable[[], Response
     (fragment or page). Only 200s without cookies are kept. Requests of one sign-in for one URL
     that arrive while it is built wait for that build rather than get an older answer.
     """
-    principal = getattr(request.state, "principal", None)
-    settings = request.app.state.settings
-    if principal is None or request.method != "GET" or settings.overview_cache_seconds <= 0:
+    key = _sign_in_key(request)
+    if key is None:
         return build()
-    hx = tuple(sorted((k, v) for k, v in request.headers.items() if k.startswith("hx-")))
-    key = (
-        principal.session_id,
-        principal.token_id,
-        principal.user_id,
-        principal.role,
-        request.url.path,
-        request.url.query,
-        request.headers.get("host"),
-        hx,
-    )
     fingerprint = (data_version(request, session), process_version(request).generation)
-    cache = shared_cache(request, "sign_in", max_stale=0.0, max_entries=SIGN_IN_ENTRIES)
-    answer = cache.get_or_render(
+    answer = _sign_in_cache(request).get_or_render(
         key, fingerprint, lambda: _keepable(build()), keep=lambda made: isinstance(made, _Answer)
     )
-    if isinstance(answer, Response):
-        return answer
-    replay = Response(answer.body, status_code=answer.status_code)
-    replay.raw_headers = [*answer.headers, (b"content-length", str(len(answer.body)).encode())]
-    return replay
+    return answer if isinstance(answer, Response) else _replay(answer)
+
+
+async def for_sign_in_async(request: Request, session: Session, build: Callable[[], Response]) -> Response:
+    """`for_sign_in` for an `async` route: an answer that can be reused without I/O (the version in
+    memory, the answer fresh) is replayed here, on the event loop; anything else (reading the
+    version, waiting for or doing the build) runs in the thread pool. A reused page then takes one
+    thread-pool hop, its role check's."""
+    key = _sign_in_key(request)
+    version = version_in_memory(request) if key is not None else None
+    if key is not None and version is not None:
+        answer = _sign_in_cache(request).peek(key, (version, process_version(request).generation))
+        if isinstance(answer, _Answer):
+            return _replay(answer)
+    return await run_in_threadpool(for_sign_in, request, session, build)

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, StreamingResponse
 from markupsafe import Markup
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from app import schemas
@@ -29,7 +30,7 @@ from app.services.fleet import inventory
 from app.web.connectivity.chart import timeline_svg
 from app.web.connectivity.windows import window_cells
 from app.web.deps import DbSession
-from app.web.page_cache import data_version, for_sign_in, shared_cache
+from app.web.page_cache import data_version, for_sign_in_async, shared_cache, version_in_memory
 from app.web.security import Principal, Responder, Role, Viewer, actor_of, requires
 from app.web.templating import redirect_after_post, render, templates
 
@@ -189,15 +190,18 @@ def _detail_data(
 
 
 @router.get("/outposts/{outpost_id}", name="outposts.detail", response_class=HTMLResponse)
-def detail(
+async def detail(
     request: Request,
     session: DbSession,
     principal: Viewer,
     outpost_id: str,
     range_key: Annotated[str, Query(alias="range", description="6h, 24h, 7d, 30d or 90d")] = "24h",
 ) -> Response:
-    # The whole page is reused for this sign-in and URL until the data changes (page_cache).
-    return for_sign_in(request, session, lambda: _detail(request, session, principal, outpost_id, range_key))
+    # The whole page is reused for this sign-in and URL until the data changes (page_cache); a
+    # reused one is answered on the event loop, a build runs in the thread pool.
+    return await for_sign_in_async(
+        request, session, lambda: _detail(request, session, principal, outpost_id, range_key)
+    )
 
 
 def _detail(
@@ -297,7 +301,7 @@ def samples_csv(
     tags=["connectivity"],
     summary="Outposts with state, uptime per window and last error, a page at a time (by name)",
 )
-def api_list(
+async def api_list(
     request: Request,
     session: DbSession,
     state: Annotated[str | None, Query(description="Only Outposts in this state.")] = None,
@@ -343,9 +347,15 @@ def api_list(
 
     # The answer holds nothing per person: one per data version and query serves every client
     # (a Grafana scraping every few seconds costs one read per poll); `generated_at` says when.
-    body = shared_cache(request, "api").get_or_render(
-        (wanted, region, cursor, limit, str(request.base_url)), data_version(request, session), answer
-    )
+    # Reused without I/O, it is answered here on the event loop; else in the thread pool.
+    cache = shared_cache(request, "api")
+    key = (wanted, region, cursor, limit, str(request.base_url))
+    version = version_in_memory(request)
+    body = cache.peek(key, version) if version is not None else None
+    if body is None:
+        body = await run_in_threadpool(
+            lambda: cache.get_or_render(key, data_version(request, session), answer)
+        )
     return Response(body, media_type="application/json")
 
 

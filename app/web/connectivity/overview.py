@@ -34,7 +34,7 @@ from app.web.access import cut_off_banner, title_prefix_for_template
 from app.web.connectivity.axis import ticks
 from app.web.connectivity.windows import window_cells
 from app.web.deps import AppSettings, DbSession
-from app.web.page_cache import data_version, for_sign_in, process_version, shared_cache
+from app.web.page_cache import data_version, for_sign_in_async, process_version, shared_cache
 from app.web.security import Role, requires
 from app.web.templating import is_htmx_partial, render, templates
 
@@ -91,7 +91,7 @@ def strip_ticks(now: dt.datetime) -> list[StripTick]:
     response_class=HTMLResponse,
     dependencies=[Depends(requires(Role.viewer))],
 )
-def index(
+async def index(
     request: Request,
     session: DbSession,
     settings: AppSettings,
@@ -101,8 +101,9 @@ def index(
     page: str = Query("1", description="Which page of rows (1 is the worst first)."),
     group: str = Query("region", description="region (counts per region above the rows) or none."),
 ) -> Response:
-    # The whole answer is reused for this sign-in and URL until the data changes (page_cache).
-    return for_sign_in(
+    # The whole answer is reused for this sign-in and URL until the data changes (page_cache); a
+    # reused one is answered on the event loop, a build runs in the thread pool.
+    return await for_sign_in_async(
         request, session, lambda: _index(request, session, settings, state, region, sort, page, group)
     )
 
