@@ -8,13 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
-from app.services.accounts.sessions import has_recent_auth
 from app.services.credentials import groups
 from app.services.errors import ServiceError
 from app.web.deps import AppSettings, DbSession
 from app.web.errors import status_for
 from app.web.forms import FormState
-from app.web.security import Admin, RecentAdmin, actor_of, now_utc, session_policy
+from app.web.security import Admin, RecentAdmin, actor_of, now_utc, recent_auth
 from app.web.templating import redirect_after_post, render
 
 router = APIRouter()
@@ -43,16 +42,9 @@ def _page(
         "max_length": groups.MAX_LENGTH,
         "f": form or FormState({"groups": "\n".join(state.groups)}),
         "flash": request.query_params.get("done"),
-        "recent_auth": _recent(request, settings),
+        "recent_auth": recent_auth(request),
     }
     return render(request, "credentials/policy.html", context, status_code=status_code)
-
-
-def _recent(request: Request, settings: AppSettings) -> bool:
-    web_session = getattr(request.state, "web_session", None)
-    return web_session is not None and has_recent_auth(
-        web_session, policy=session_policy(settings), now=now_utc(request)
-    )
 
 
 @router.post("/credential-policy/groups", name="credential_policy.save")

@@ -26,14 +26,16 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy.orm import joinedload
 from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.models.account import WebSession
 from app.models.base import utcnow
 from app.services.accounts.backoff import BackoffPolicy
 from app.services.accounts.policies import must_enrol_totp
-from app.services.accounts.sessions import SessionPolicy, has_recent_auth, resolve_session
+from app.services.accounts.sessions import SessionPolicy, SignedIn, has_recent_auth, resolve_session
 from app.services.accounts.tokens import resolve_token
 from app.services.audit import Actor, ClientInfo, Via
 from app.settings import Settings
@@ -311,12 +313,12 @@ ENROLMENT_PATHS = ("/account/totp", "/logout", "/reauth")
 def _hold_for_enrolment(request: Request, db: Any, principal: Principal) -> None:
     if principal.via_token or request.url.path.startswith(ENROLMENT_PATHS):
         return
-    web_session = getattr(request.state, "web_session", None)
-    if web_session is None:
+    signed_in: SignedIn | None = getattr(request.state, "signed_in", None)
+    if signed_in is None:
         return
     settings = _settings(request)
     if must_enrol_totp(
-        db, web_session.user, sso_on=bool(settings.oidc_issuer), setting=settings.break_glass_totp_required
+        db, signed_in, sso_on=bool(settings.oidc_issuer), setting=settings.break_glass_totp_required
     ):
         raise TotpEnrolmentRequired(_return_path(request))
 
@@ -337,22 +339,47 @@ def current_principal(request: Request, db: Any) -> Principal | None:
                 "The API token is not valid (unknown, expired or revoked).",
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
-        principal = Principal(
-            token.user.id, token.user.username, Role(token.user.role), True, token_id=token.id
-        )
+        principal = Principal(token.user_id, token.username, Role(token.role), True, token_id=token.id)
     else:
         raw = request.cookies.get(SESSION_COOKIE)
         if raw:
-            web_session = resolve_session(db, raw, policy=session_policy(_settings(request)), now=now)
-            if web_session is not None:
-                user = web_session.user
+            signed_in = resolve_session(db, raw, policy=session_policy(_settings(request)), now=now)
+            if signed_in is not None:
                 principal = Principal(
-                    user.id, user.username, Role(user.role), False, session_id=web_session.id
+                    signed_in.user_id,
+                    signed_in.username,
+                    Role(signed_in.role),
+                    False,
+                    session_id=signed_in.id,
                 )
-                request.state.web_session = web_session
+                request.state.signed_in = signed_in
     request.state.principal = principal
     request.state.principal_resolved = True
     return principal
+
+
+def signed_in_of(request: Request) -> SignedIn | None:
+    """The request's browser session as the sign-in check read it (None for an API token or nobody)."""
+    signed_in: SignedIn | None = getattr(request.state, "signed_in", None)
+    return signed_in
+
+
+def web_session_of(request: Request, db: Any) -> WebSession | None:
+    """The request's session row with its user, loaded for what changes it or reads its secrets
+    (confirming the password, the SSO ID token); every other use reads `signed_in_of`."""
+    signed_in = signed_in_of(request)
+    if signed_in is None:
+        return None
+    web_session: WebSession | None = db.get(WebSession, signed_in.id, options=[joinedload(WebSession.user)])
+    return web_session
+
+
+def recent_auth(request: Request) -> bool:
+    """Whether this browser session confirmed the password within `LIFELINE_REAUTH_MINUTES`."""
+    signed_in = signed_in_of(request)
+    return signed_in is not None and has_recent_auth(
+        signed_in, policy=session_policy(_settings(request)), now=now_utc(request)
+    )
 
 
 def requires(role: Role) -> Callable[..., Principal]:
@@ -405,9 +432,7 @@ def requires_recent_auth(
     def dependency(request: Request, principal: Principal = signed_in) -> Principal:
         if principal.via_token:
             return principal
-        web_session = getattr(request.state, "web_session", None)
-        policy = session_policy(_settings(request))
-        if web_session is None or not has_recent_auth(web_session, policy=policy, now=now_utc(request)):
+        if not recent_auth(request):
             plain_get = request.method in SAFE_METHODS and not _is_htmx(request)
             raise ReauthRequired(landing(request) if landing and plain_get else _return_path(request))
         return principal

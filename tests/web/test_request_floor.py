@@ -5,18 +5,19 @@ trip is a network wait."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anyio.to_thread
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from app.db import session_scope
 from app.main import create_app
-from app.models import Outpost, User, WebSession
+from app.models import ApiToken, Outpost, User, WebSession
 from app.models.base import utcnow
 from app.services.accounts.sessions import TOUCH_INTERVAL
 from app.services.accounts.tokens import create_token
@@ -120,3 +121,41 @@ def test_an_api_call_resolves_its_token_and_owner_in_one_statement(
     assert len(token_reads) == 1 and "JOIN users" in token_reads[0], token_reads
     # No lazy load of the owner after it.
     assert not [s for s in statements if "FROM users" in s], statements
+
+
+@contextmanager
+def orm_loads(*classes: type) -> Iterator[list[str]]:
+    """The ORM objects of `classes` built from rows inside the block (by class name)."""
+    loaded: list[str] = []
+    listeners = []
+    for cls in classes:
+
+        def on_load(target: Any, _context: Any, name: str = cls.__name__) -> None:
+            loaded.append(name)
+
+        event.listen(cls, "load", on_load)
+        listeners.append((cls, on_load))
+    try:
+        yield loaded
+    finally:
+        for cls, listener in listeners:
+            event.remove(cls, "load", listener)
+
+
+def test_the_sign_in_check_reads_plain_rows_not_orm_objects(
+    client_as: Any, api_client_as: Any, session: Session
+) -> None:
+    """Every request checks its sign-in: as plain columns, not as a session (or token) object with
+    its user, which cost a tenth of a reused page's CPU. A page that changes the session loads the
+    row itself (`web_session_of`)."""
+    outpost = make_outpost(session, name="Plant 7 Reno", state="CONNECTED")
+    session.commit()
+    viewer: TestClient = client_as("viewer")
+    api: TestClient = api_client_as("viewer")
+    path = f"/outposts/{outpost.outpost_id}"
+    assert viewer.get(path).status_code == 200
+    assert api.get("/api/v1/outposts").status_code == 200
+    with orm_loads(WebSession, ApiToken, User) as loaded:
+        assert viewer.get(path).status_code == 200
+        assert api.get("/api/v1/outposts").status_code == 200
+    assert loaded == []

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from app.models.account import Policy, User
+from app.services.accounts.sessions import SignedIn
 from app.services.audit import Actor, record_audit
 from app.services.errors import Conflict
 
@@ -63,7 +64,7 @@ def set_break_glass_totp(
     return break_glass_totp(session, setting=setting)
 
 
-def must_enrol_totp(session: Session, user: User, *, sso_on: bool, setting: bool) -> bool:
+def must_enrol_totp(session: Session, user: User | SignedIn, *, sso_on: bool, setting: bool) -> bool:
     """A break-glass admin without TOTP while the requirement is on: enrolment comes before anything."""
     if not (sso_on and user.break_glass and user.role == "admin" and not user.totp_enabled):
         return False

@@ -9,9 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import bindparam, or_, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from app.models.account import ApiToken, User
 from app.models.base import utcnow
@@ -72,25 +73,45 @@ def create_token(
     return raw, token
 
 
-# Every API call resolves its token with its owner (one round trip, not a second for the owner);
-# the statement is built once, not per call.
-_BY_TOKEN_HASH = (
-    select(ApiToken).options(joinedload(ApiToken.user)).where(ApiToken.token_hash == bindparam("token_hash"))
+@dataclass(frozen=True)
+class LiveToken:
+    """A live token as every API call checks it: a plain row (token and owner)."""
+
+    id: int
+    user_id: int
+    username: str
+    role: str
+
+
+# Every API call resolves its token with its owner: one statement built once, read as plain columns
+# (loading the two ORM objects cost a tenth of a reused answer's CPU).
+_LIVE_BY_TOKEN_HASH = (
+    select(
+        ApiToken.id,
+        ApiToken.revoked_at,
+        ApiToken.expires_at,
+        User.id.label("user_id"),
+        User.username,
+        User.role,
+        User.disabled,
+    )
+    .join(User, User.id == ApiToken.user_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
 )
 
 
-def resolve_token(session: Session, raw: str, *, now: dt.datetime | None = None) -> ApiToken | None:
+def resolve_token(session: Session, raw: str, *, now: dt.datetime | None = None) -> LiveToken | None:
     """The live token for a bearer value (not revoked, not expired, owner enabled), or None."""
     now = now or utcnow()
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 128:
         return None
-    token = session.scalar(_BY_TOKEN_HASH, {"token_hash": hash_secret(raw)})
-    if token is None or token.revoked_at is not None or token.user.disabled:
+    row = session.execute(_LIVE_BY_TOKEN_HASH, {"token_hash": hash_secret(raw)}).first()
+    if row is None or row.revoked_at is not None or row.disabled:
         return None
-    if token.expires_at is not None and token.expires_at <= now:
+    if row.expires_at is not None and row.expires_at <= now:
         return None
     # last_used_at is recorded after the request, outside its transaction (record_token_used).
-    return token
+    return LiveToken(id=row.id, user_id=row.user_id, username=row.username, role=row.role)
 
 
 def record_token_used(session: Session, token_id: int, *, now: dt.datetime | None = None) -> bool:

@@ -21,6 +21,7 @@ from app.web.accounts.sso import idp_logout_url, provider_for, vault_for
 from app.web.deps import AppSettings, DbSession, end_request_transaction
 from app.web.security import (
     SESSION_COOKIE,
+    ReauthRequired,
     Viewer,
     actor_of,
     backoff_policy,
@@ -32,6 +33,8 @@ from app.web.security import (
     safe_next,
     session_policy,
     set_session_cookie,
+    signed_in_of,
+    web_session_of,
 )
 from app.web.templating import redirect_after_post, render
 
@@ -136,7 +139,7 @@ def _after_sign_in(db: DbSession, settings: AppSettings, user: Any, next_path: s
 @router.post("/logout", name="auth.logout")
 def logout(request: Request, db: DbSession, principal: Viewer) -> Response:
     # Read before the row goes: an SSO session's ID token is the IdP's `id_token_hint`.
-    idp_url = idp_logout_url(request, getattr(request.state, "web_session", None))
+    idp_url = idp_logout_url(request, web_session_of(request, db))
     raw = request.cookies.get(SESSION_COOKIE)
     if raw:
         end_session(db, raw)
@@ -163,12 +166,12 @@ def reauth_page(
 
 
 def _reauth_context(request: Request, next_path: str, principal: Any) -> dict[str, Any]:
-    user = request.state.web_session.user
+    signed_in = signed_in_of(request)
     return {
         "next": safe_next(next_path),
         "principal": principal,
-        "sso_user": user.is_sso,
-        "totp": user.totp_enabled,
+        "sso_user": signed_in is not None and signed_in.is_sso,
+        "totp": signed_in is not None and signed_in.totp_enabled,
     }
 
 
@@ -182,7 +185,9 @@ def reauth_submit(
     code: Annotated[str, Form(max_length=16)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/",  # noqa: A002
 ) -> Response:
-    web_session = request.state.web_session
+    web_session = web_session_of(request, db)
+    if web_session is None:
+        raise ReauthRequired(safe_next(next))
     if web_session.user.is_sso:
         # SSO accounts have no password: the TOTP code (or a fresh IdP sign-in at /sso/reauth).
         ok_code = web_session.user.totp_enabled and totp.check_code(

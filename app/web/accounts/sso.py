@@ -44,6 +44,7 @@ from app.web.security import (
     safe_next,
     session_policy,
     set_session_cookie,
+    web_session_of,
 )
 from app.web.templating import redirect_after_post, render
 
@@ -154,7 +155,7 @@ def sso_callback(
         claims, id_token = provider.redeem_tokens(code=code, login=login, now=now)
         if login.purpose == "reauth":
             principal = current_principal(request, db)
-            web_session = getattr(request.state, "web_session", None)
+            web_session = web_session_of(request, db)
             if principal is None or web_session is None or principal.user_id != login.user_id:
                 raise SsoRefused("Sign in to Lifeline first, then confirm again.")
             check_reauth_claims(web_session.user, provider.config, claims, asked_at=login.created_at, now=now)

@@ -13,7 +13,6 @@ from starlette.responses import Response
 
 from app.models.account import ApiToken, User
 from app.schemas import TokenOut, UserOut
-from app.services.accounts.sessions import has_recent_auth
 from app.services.accounts.tokens import (
     create_token,
     get_token_or_none,
@@ -48,18 +47,11 @@ from app.web.security import (
     backoff_policy,
     client_info,
     now_utc,
-    session_policy,
+    recent_auth,
 )
 from app.web.templating import redirect_after_post, render
 
 router = APIRouter()
-
-
-def _recent(request: Request, settings: AppSettings) -> bool:
-    web_session = getattr(request.state, "web_session", None)
-    return web_session is not None and has_recent_auth(
-        web_session, policy=session_policy(settings), now=now_utc(request)
-    )
 
 
 def _user_or_404(db: DbSession, user_id: int) -> User:
@@ -84,7 +76,7 @@ def _users_page(
         "users": list_users(db),
         "roles": ROLES,
         "f": form or FormState({"username": "", "role": "viewer"}),
-        "recent_auth": _recent(request, settings),
+        "recent_auth": recent_auth(request),
         "flash": request.query_params.get("done"),
     }
     return render(
@@ -150,7 +142,7 @@ def _user_detail(
         "roles": ROLES,
         "tokens": tokens,
         "sessions": sorted(user.sessions, key=lambda s: s.last_seen_at, reverse=True),
-        "recent_auth": _recent(request, settings),
+        "recent_auth": recent_auth(request),
         "f": form or FormState(),
         "flash": request.query_params.get("done"),
     }
@@ -302,7 +294,7 @@ def _account_page(
         "password_form": password_form or FormState(),
         "token_form": token_form or FormState(),
         "new_token": new_token,
-        "recent_auth": _recent(request, settings),
+        "recent_auth": recent_auth(request),
         "flash": request.query_params.get("done"),
     }
     return render(
