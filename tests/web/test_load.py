@@ -33,6 +33,11 @@ from tests.factories import make_outposts
 CLIENTS = 50
 LOAD_SECONDS = 30  # the issue's figure; CI runs it as is
 CLIENT_TIMEOUT = 30.0
+# Each client alternates two connections, so one sits idle while the other waits. uvicorn closes a
+# connection idle for 5 s (its keep-alive timeout) and httpx kept its own for 5 s too: a request
+# sent as the server's close arrived failed with RemoteProtocolError, a race of the harness (a
+# browser retries such a request). The clients let idle connections go first.
+LIMITS = httpx.Limits(keepalive_expiry=2.0)
 PATHS = ("/", "/api/v1/outposts")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -129,8 +134,12 @@ def _signed_in(base: str, username: str) -> httpx.Client:
 
 def _hammer(base: str, session_cookie: str, token: str, tally: Tally, stop_at: float) -> None:
     """One client: alternately the overview (signed in) and the API (bearer token) until stop_at."""
-    pages = httpx.Client(base_url=base, timeout=CLIENT_TIMEOUT, cookies={SESSION_COOKIE: session_cookie})
-    api = httpx.Client(base_url=base, timeout=CLIENT_TIMEOUT, headers={"Authorization": f"Bearer {token}"})
+    pages = httpx.Client(
+        base_url=base, timeout=CLIENT_TIMEOUT, limits=LIMITS, cookies={SESSION_COOKIE: session_cookie}
+    )
+    api = httpx.Client(
+        base_url=base, timeout=CLIENT_TIMEOUT, limits=LIMITS, headers={"Authorization": f"Bearer {token}"}
+    )
     n = 0
     try:
         while time.monotonic() < stop_at:
