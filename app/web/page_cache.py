@@ -228,6 +228,10 @@ def data_version(request: Request, session: Session) -> tuple[object, ...]:
     version = process_version(request)
     # With the caches off (ttl 0) the version is read on every request too.
     value = version.read(session, state.settings.vantage, fresh=state.settings.overview_cache_seconds <= 0)
+    return _held_for_request(request, value)
+
+
+def _held_for_request(request: Request, value: tuple[object, ...]) -> tuple[object, ...]:
     request.state.data_version = value
     # The vantage banner reuses the poll-runs marker: no second look at poll_runs for this request.
     request.state.poll_marker = value[0][0]  # type: ignore[index]
@@ -244,10 +248,17 @@ def version_in_memory(request: Request) -> tuple[object, ...] | None:
     if request.app.state.settings.overview_cache_seconds <= 0:
         return None
     value: tuple[object, ...] | None = process_version(request).peek("version")
-    if value is not None:
-        request.state.data_version = value
-        request.state.poll_marker = value[0][0]  # type: ignore[index]
-    return value
+    return None if value is None else _held_for_request(request, value)
+
+
+def reusable_now(request: Request, cache: FragmentCache, key: tuple[Any, ...], *, per_process: bool) -> Any:
+    """`cache`'s entry for `key` if it can be given without I/O (the version in memory, the entry
+    fresh), else None: what an `async` route answers on the event loop. `per_process` adds this
+    process's write generation to the version, as `for_sign_in` keys its answers."""
+    version = version_in_memory(request)
+    if version is None:
+        return None
+    return cache.peek(key, (version, process_version(request).generation) if per_process else version)
 
 
 def shared_cache(request: Request, name: str, **options: Any) -> FragmentCache:
@@ -350,9 +361,7 @@ async def for_sign_in_async(request: Request, session: Session, build: Callable[
     version, waiting for or doing the build) runs in the thread pool. A reused page then takes one
     thread-pool hop, its role check's."""
     key = _sign_in_key(request)
-    version = version_in_memory(request) if key is not None else None
-    if key is not None and version is not None:
-        answer = _sign_in_cache(request).peek(key, (version, process_version(request).generation))
-        if isinstance(answer, _Answer):
-            return _replay(answer)
+    answer = reusable_now(request, _sign_in_cache(request), key, per_process=True) if key else None
+    if isinstance(answer, _Answer):
+        return _replay(answer)
     return await run_in_threadpool(for_sign_in, request, session, build)

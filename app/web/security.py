@@ -313,7 +313,7 @@ ENROLMENT_PATHS = ("/account/totp", "/logout", "/reauth")
 def _hold_for_enrolment(request: Request, db: Any, principal: Principal) -> None:
     if principal.via_token or request.url.path.startswith(ENROLMENT_PATHS):
         return
-    signed_in: SignedIn | None = getattr(request.state, "signed_in", None)
+    signed_in = signed_in_of(request)
     if signed_in is None:
         return
     settings = _settings(request)

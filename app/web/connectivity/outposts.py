@@ -30,7 +30,7 @@ from app.services.fleet import inventory
 from app.web.connectivity.chart import timeline_svg
 from app.web.connectivity.windows import window_cells
 from app.web.deps import DbSession
-from app.web.page_cache import data_version, for_sign_in_async, shared_cache, version_in_memory
+from app.web.page_cache import data_version, for_sign_in_async, reusable_now, shared_cache
 from app.web.security import Principal, Responder, Role, Viewer, actor_of, requires
 from app.web.templating import redirect_after_post, render, templates
 
@@ -350,8 +350,7 @@ async def api_list(
     # Reused without I/O, it is answered here on the event loop; else in the thread pool.
     cache = shared_cache(request, "api")
     key = (wanted, region, cursor, limit, str(request.base_url))
-    version = version_in_memory(request)
-    body = cache.peek(key, version) if version is not None else None
+    body = reusable_now(request, cache, key, per_process=False)
     if body is None:
         body = await run_in_threadpool(
             lambda: cache.get_or_render(key, data_version(request, session), answer)
