@@ -21,6 +21,7 @@ from sqlalchemy import Engine, Integer, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -51,6 +52,9 @@ READS = "lifeline_reads"
 # PostgreSQL: a pooled connection back in use within this many seconds is not pinged first unless
 # its socket has something to read (the server's goodbye when it terminated the session, or EOF).
 PING_AFTER_IDLE_SECONDS = 1.0
+# PostgreSQL: connections of the sign-in reader (`create_sign_in_reader`), and as many again in
+# overflow. Each lookup holds one for a single round trip.
+SIGN_IN_READER_POOL = 8
 _IDLE_SINCE = "lifeline_idle_since"
 
 
@@ -138,6 +142,24 @@ def _configure_postgresql(engine: Engine) -> None:
       one transaction that the request's end commits or rolls back, as for any other request.
     """
 
+    _ping_when_needed(engine)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _begin_before_a_write(
+        conn: Any, _cursor: Any, statement: str, _parameters: Any, _context: Any, _many: bool
+    ) -> None:
+        if not conn.get_execution_options().get(READS):
+            return
+        dbapi_connection = conn.connection.dbapi_connection
+        if dbapi_connection.autocommit and not is_plain_read(statement):
+            # psycopg sends BEGIN before this statement; the request's end commits or rolls back.
+            dbapi_connection.autocommit = False
+
+
+def _ping_when_needed(engine: Engine) -> None:
+    """Ping a pooled connection at checkout only after `PING_AFTER_IDLE_SECONDS` idle or when its
+    socket has input; one that fails is discarded and another checked out (or opened)."""
+
     @event.listens_for(engine, "connect")
     def _on_connect(_dbapi_connection: Any, record: Any) -> None:
         record.info[_IDLE_SINCE] = time.monotonic()
@@ -159,16 +181,28 @@ def _configure_postgresql(engine: Engine) -> None:
             # The pool discards this connection and checks out (or opens) another.
             raise DisconnectionError(f"connection failed its ping: {exc}") from exc
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def _begin_before_a_write(
-        conn: Any, _cursor: Any, statement: str, _parameters: Any, _context: Any, _many: bool
-    ) -> None:
-        if not conn.get_execution_options().get(READS):
-            return
-        dbapi_connection = conn.connection.dbapi_connection
-        if dbapi_connection.autocommit and not is_plain_read(statement):
-            # psycopg sends BEGIN before this statement; the request's end commits or rolls back.
-            dbapi_connection.autocommit = False
+
+def create_sign_in_reader(bind: Any) -> AsyncEngine | None:
+    """PostgreSQL: a second, asyncio engine on the same database for the one read every signed-in
+    request makes (its session or token, `app.web.security`), so that read runs on the event loop
+    instead of taking a thread-pool hop. Its connections are in autocommit: the read is one
+    statement and one round trip, no BEGIN or COMMIT. It is pinged as the main engine is.
+
+    None (the request's own session reads it, in the thread pool) on SQLite, whose reads are local
+    but whose pool and busy waits would block the loop; for a bind that is not an Engine (a test's
+    shared connection, whose uncommitted rows another connection cannot see); and for a driver
+    other than psycopg."""
+    if not isinstance(bind, Engine) or bind.dialect.name != "postgresql" or bind.dialect.driver != "psycopg":
+        return None
+    reader = create_async_engine(
+        bind.url,
+        isolation_level="AUTOCOMMIT",
+        pool_size=SIGN_IN_READER_POOL,
+        max_overflow=SIGN_IN_READER_POOL,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
+    )
+    _ping_when_needed(reader.sync_engine)
+    return reader
 
 
 _LOCKING_READ = re.compile(r"\bFOR\s+(UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b", re.IGNORECASE)
@@ -183,9 +217,11 @@ def is_plain_read(statement: str) -> bool:
 def _has_input(dbapi_connection: Any) -> bool:
     """Whether an idle connection's socket is readable (a closed or terminated session); True when
     it cannot be told, so the connection is pinged."""
+    # The asyncio engine's connection is an adapter around psycopg's AsyncConnection.
+    driver_connection = getattr(dbapi_connection, "driver_connection", dbapi_connection)
     try:
         poller = select.poll()
-        poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+        poller.register(driver_connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
         return bool(poller.poll(0))
     except (AttributeError, OSError, ValueError, TypeError):
         return True

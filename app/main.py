@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
-from app.db import WEB_THREADS, create_db_engine, make_session_factory
+from app.db import WEB_THREADS, create_db_engine, create_sign_in_reader, make_session_factory
 from app.services.accounts import hashing
 from app.settings import Settings, get_settings
 from app.web import (
@@ -56,9 +56,16 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = Fals
             scheduler = LeaderScheduler(settings, app.state.session_factory)
             scheduler.start()  # SQLite: refuses (SchedulerRefused) when another scheduler holds the file
             app.state.scheduler = scheduler
+        # PostgreSQL: the sign-in lookup on the event loop. Made here, in the loop that serves the
+        # requests (its pool belongs to that loop), for the database the requests use.
+        reader = create_sign_in_reader(app.state.session_factory.kw.get("bind"))
+        app.state.sign_in_reader = reader
         try:
             yield
         finally:
+            app.state.sign_in_reader = None
+            if reader is not None:
+                await reader.dispose()
             if scheduler is not None:
                 scheduler.shutdown()
             engine.dispose()

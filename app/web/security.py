@@ -19,14 +19,17 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy import Executable
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import joinedload
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,9 +37,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.models.account import WebSession
 from app.models.base import utcnow
 from app.services.accounts.backoff import BackoffPolicy
-from app.services.accounts.policies import must_enrol_totp
-from app.services.accounts.sessions import SessionPolicy, SignedIn, has_recent_auth, resolve_session
-from app.services.accounts.tokens import resolve_token
+from app.services.accounts.policies import may_need_totp_enrolment, must_enrol_totp
+from app.services.accounts.sessions import (
+    SessionPolicy,
+    SignedIn,
+    has_recent_auth,
+    resolve_session,
+    session_lookup,
+    signed_in_from,
+)
+from app.services.accounts.tokens import LiveToken, live_token_from, resolve_token, token_lookup
 from app.services.audit import Actor, ClientInfo, Via
 from app.settings import Settings
 from app.web.deps import DbSession
@@ -310,11 +320,19 @@ class TotpEnrolmentRequired(Exception):
 ENROLMENT_PATHS = ("/account/totp", "/logout", "/reauth")
 
 
-def _hold_for_enrolment(request: Request, db: Any, principal: Principal) -> None:
+def _may_hold_for_enrolment(request: Request, principal: Principal) -> bool:
+    """Whether `_hold_for_enrolment` has to read the policy (no I/O; almost every request: no)."""
     if principal.via_token or request.url.path.startswith(ENROLMENT_PATHS):
-        return
+        return False
     signed_in = signed_in_of(request)
-    if signed_in is None:
+    return signed_in is not None and may_need_totp_enrolment(
+        signed_in, sso_on=bool(_settings(request).oidc_issuer)
+    )
+
+
+def _hold_for_enrolment(request: Request, db: Any, principal: Principal) -> None:
+    signed_in = signed_in_of(request)
+    if signed_in is None or not _may_hold_for_enrolment(request, principal):
         return
     settings = _settings(request)
     if must_enrol_totp(
@@ -328,31 +346,72 @@ def current_principal(request: Request, db: Any) -> Principal | None:
     if hasattr(request.state, "principal_resolved"):
         principal: Principal | None = request.state.principal
         return principal
-    principal = None
     now = now_utc(request)
     bearer = _bearer(request)
     if _is_api(request) and bearer:
-        token = resolve_token(db, bearer, now=now)
-        if token is None:
-            raise HTTPException(
-                401,
-                "The API token is not valid (unknown, expired or revoked).",
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-            )
-        principal = Principal(token.user_id, token.username, Role(token.role), True, token_id=token.id)
-    else:
+        return _settle_token(request, resolve_token(db, bearer, now=now))
+    raw = request.cookies.get(SESSION_COOKIE)
+    signed_in = resolve_session(db, raw, policy=session_policy(_settings(request)), now=now) if raw else None
+    return _settle_session(request, signed_in)
+
+
+async def resolve_principal(request: Request, db: Any) -> Principal | None:
+    """`current_principal` for the role dependencies. With a sign-in reader (PostgreSQL,
+    `app.db.create_sign_in_reader`) the lookup runs on the event loop; on SQLite it runs through
+    `current_principal` in the thread pool. An ended session (idle, too old, account disabled) is
+    refused either way; its row is left to the retention job (`purge_expired_sessions`): the
+    refusal rolls the request's transaction back, so deleting it here would not land.
+
+    Every request reads the row: a session ended or a token revoked in another process is refused
+    at its next request (no cached sign-in, since this dashboard hands out cluster-admin access)."""
+    if hasattr(request.state, "principal_resolved"):
+        principal: Principal | None = request.state.principal
+        return principal
+    reader: AsyncEngine | None = getattr(request.app.state, "sign_in_reader", None)
+    if reader is not None:
+        now = now_utc(request)
+        bearer = _bearer(request)
+        if _is_api(request) and bearer:
+            lookup = token_lookup(bearer)
+            row = await _read_one(reader, lookup) if lookup else None
+            return _settle_token(request, None if row is None else live_token_from(row, now=now))
         raw = request.cookies.get(SESSION_COOKIE)
-        if raw:
-            signed_in = resolve_session(db, raw, policy=session_policy(_settings(request)), now=now)
-            if signed_in is not None:
-                principal = Principal(
-                    signed_in.user_id,
-                    signed_in.username,
-                    Role(signed_in.role),
-                    False,
-                    session_id=signed_in.id,
-                )
-                request.state.signed_in = signed_in
+        lookup = session_lookup(raw) if raw else None
+        row = await _read_one(reader, lookup) if lookup else None
+        policy = session_policy(_settings(request))
+        return _settle_session(request, None if row is None else signed_in_from(row, policy=policy, now=now))
+    return await run_in_threadpool(current_principal, request, db)
+
+
+async def _read_one(reader: AsyncEngine, lookup: tuple[Executable, dict[str, str]]) -> Any:
+    async with reader.connect() as connection:
+        result = await connection.execute(*lookup)
+        return result.first()
+
+
+def _settle_token(request: Request, token: LiveToken | None) -> Principal:
+    if token is None:
+        raise HTTPException(
+            401,
+            "The API token is not valid (unknown, expired or revoked).",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    principal = Principal(token.user_id, token.username, Role(token.role), True, token_id=token.id)
+    _settle(request, principal)
+    return principal
+
+
+def _settle_session(request: Request, signed_in: SignedIn | None) -> Principal | None:
+    if signed_in is None:
+        return _settle(request, None)
+    request.state.signed_in = signed_in
+    principal = Principal(
+        signed_in.user_id, signed_in.username, Role(signed_in.role), False, session_id=signed_in.id
+    )
+    return _settle(request, principal)
+
+
+def _settle(request: Request, principal: Principal | None) -> Principal | None:
     request.state.principal = principal
     request.state.principal_resolved = True
     return principal
@@ -382,11 +441,11 @@ def recent_auth(request: Request) -> bool:
     )
 
 
-def requires(role: Role) -> Callable[..., Principal]:
+def requires(role: Role) -> Callable[..., Awaitable[Principal]]:
     """Dependency: the request must come from a user or token with at least `role`."""
 
-    def dependency(request: Request, db: DbSession, _csrf: None = Depends(csrf_protect)) -> Principal:
-        principal = current_principal(request, db)
+    async def dependency(request: Request, db: DbSession, _csrf: None = Depends(csrf_protect)) -> Principal:
+        principal = await resolve_principal(request, db)
         if principal is None:
             if _is_api(request):
                 raise HTTPException(
@@ -400,7 +459,8 @@ def requires(role: Role) -> Callable[..., Principal]:
                 403,
                 f"This needs the {role.value} role; {principal.username} is {principal.role.value}.",
             )
-        _hold_for_enrolment(request, db, principal)
+        if _may_hold_for_enrolment(request, principal):
+            await run_in_threadpool(_hold_for_enrolment, request, db, principal)
         return principal
 
     dependency.__lifeline_role__ = role  # type: ignore[attr-defined]
@@ -418,7 +478,7 @@ def download_landing(request: Request) -> str:
 
 def requires_recent_auth(
     role: Role, *, landing: Callable[[Request], str] | None = None
-) -> Callable[..., Principal]:
+) -> Callable[..., Awaitable[Principal]]:
     """Dependency: like `requires(role)`, and a browser session must have confirmed its password in the
     last `LIFELINE_REAUTH_MINUTES` (sign-in counts). API tokens pass: the token is the proof.
 
@@ -429,7 +489,7 @@ def requires_recent_auth(
 
     # The default-value form: an Annotated[...] naming the closure's `role` could not be resolved
     # from this module's globals under `from __future__ import annotations`.
-    def dependency(request: Request, principal: Principal = signed_in) -> Principal:
+    async def dependency(request: Request, principal: Principal = signed_in) -> Principal:
         if principal.via_token:
             return principal
         if not recent_auth(request):
@@ -455,10 +515,10 @@ RecentAdmin = Annotated[Principal, Depends(requires_recent_auth(Role.admin))]
 RecentDownload = Annotated[Principal, Depends(requires_recent_auth(Role.responder, landing=download_landing))]
 
 
-def public() -> Callable[..., None]:
+def public() -> Callable[..., Awaitable[None]]:
     """Dependency marking a route that needs no sign-in (/login, /healthz). CSRF still applies."""
 
-    def dependency(request: Request, _csrf: None = Depends(csrf_protect)) -> None:
+    async def dependency(request: Request, _csrf: None = Depends(csrf_protect)) -> None:
         if not hasattr(request.state, "principal"):
             request.state.principal = None
 
@@ -466,10 +526,10 @@ def public() -> Callable[..., None]:
     return dependency
 
 
-def metrics_access() -> Callable[..., None]:
+def metrics_access() -> Callable[..., Awaitable[None]]:
     """Dependency for /metrics: open unless `LIFELINE_METRICS_TOKEN` is set, then that bearer token."""
 
-    def dependency(request: Request) -> None:
+    async def dependency(request: Request) -> None:
         expected = _settings(request).metrics_token
         if expected is None:
             return

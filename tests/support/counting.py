@@ -44,7 +44,8 @@ def statements_on(bind: Any) -> Iterator[list[str]]:
 class WireTrace:
     """PostgreSQL's wire protocol as libpq traces it, for every connection `engine` opens from now on
     (its pool is emptied first): what a request really costs in round trips, including what psycopg
-    sends by itself (BEGIN, COMMIT) and SQLAlchemy's pings, which no cursor event sees."""
+    sends by itself (BEGIN, COMMIT) and SQLAlchemy's pings, which no cursor event sees. For an
+    asyncio engine, pass its `sync_engine`."""
 
     def __init__(self, engine: Any, folder: Any) -> None:
         self.engine = engine
@@ -54,9 +55,11 @@ class WireTrace:
         event.listen(engine, "connect", self._trace)
 
     def _trace(self, dbapi_connection: Any, _record: Any) -> None:
-        handle = (self.folder / f"wire-{len(self.traced)}.log").open("w")
-        dbapi_connection.pgconn.trace(handle.fileno())
-        self.traced.append((dbapi_connection, handle))
+        handle = (self.folder / f"wire-{id(self)}-{len(self.traced)}.log").open("w")
+        # An asyncio engine's connection is an adapter around psycopg's AsyncConnection.
+        driver_connection = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+        driver_connection.pgconn.trace(handle.fileno())
+        self.traced.append((driver_connection, handle))
 
     def messages_since(self, mark: str) -> list[str]:
         """Every message sent or received at or after `mark` (libpq's timestamp format, local time);

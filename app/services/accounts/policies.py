@@ -64,10 +64,14 @@ def set_break_glass_totp(
     return break_glass_totp(session, setting=setting)
 
 
+def may_need_totp_enrolment(user: User | SignedIn, *, sso_on: bool) -> bool:
+    """Whether `must_enrol_totp` has to read the policy for this user (no I/O): only a password
+    break-glass admin without TOTP, with SSO on, can be held."""
+    return sso_on and user.break_glass and user.role == "admin" and not user.totp_enabled and not user.is_sso
+
+
 def must_enrol_totp(session: Session, user: User | SignedIn, *, sso_on: bool, setting: bool) -> bool:
     """A break-glass admin without TOTP while the requirement is on: enrolment comes before anything."""
-    if not (sso_on and user.break_glass and user.role == "admin" and not user.totp_enabled):
-        return False
-    if user.is_sso:
+    if not may_need_totp_enrolment(user, sso_on=sso_on):
         return False
     return break_glass_totp(session, setting=setting).enabled

@@ -10,8 +10,9 @@ import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Executable, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from app.models.account import User, WebSession
@@ -109,23 +110,20 @@ def start_session(
     return raw, web_session
 
 
-def resolve_session(
-    session: Session, raw: str, *, policy: SessionPolicy, now: dt.datetime | None = None
-) -> SignedIn | None:
-    """The live session for a cookie value, or None (unknown, idle too long, too old, user disabled:
-    such a row is deleted)."""
-    now = now or utcnow()
+def session_lookup(raw: str) -> tuple[Executable, dict[str, str]] | None:
+    """The sign-in lookup for a cookie value: its statement and parameters, or None when the value
+    cannot be a session's. One statement, read as plain columns, whichever connection runs it (the
+    request's, or the event loop's on PostgreSQL: `app.web.security`)."""
     if not raw or len(raw) > 128:
         return None
-    row = session.execute(_LIVE_BY_TOKEN_HASH, {"token_hash": hash_secret(raw)}).first()
-    if row is None:
+    return _LIVE_BY_TOKEN_HASH, {"token_hash": hash_secret(raw)}
+
+
+def signed_in_from(row: Any, *, policy: SessionPolicy, now: dt.datetime) -> SignedIn | None:
+    """The live session a lookup row stands for, or None when it has ended (idle too long, too old,
+    user disabled): such a row is for `resolve_session` to delete."""
+    if row.expires_at <= now or row.last_seen_at + policy.idle <= now or row.disabled:
         return None
-    expired = row.expires_at <= now or row.last_seen_at + policy.idle <= now
-    if expired or row.disabled:
-        stmt = delete(WebSession).where(WebSession.id == row.id)
-        session.execute(stmt.execution_options(synchronize_session=False))
-        return None
-    # last_seen_at is recorded after the request, outside its transaction (record_session_seen).
     return SignedIn(
         id=row.id,
         user_id=row.user_id,
@@ -136,6 +134,26 @@ def resolve_session(
         break_glass=bool(row.break_glass),
         totp_enabled=bool(row.totp_enabled),
     )
+
+
+def resolve_session(
+    session: Session, raw: str, *, policy: SessionPolicy, now: dt.datetime | None = None
+) -> SignedIn | None:
+    """The live session for a cookie value, or None (unknown, idle too long, too old, user disabled:
+    such a row is deleted)."""
+    now = now or utcnow()
+    lookup = session_lookup(raw)
+    if lookup is None:
+        return None
+    row = session.execute(*lookup).first()
+    if row is None:
+        return None
+    signed_in = signed_in_from(row, policy=policy, now=now)
+    if signed_in is None:
+        stmt = delete(WebSession).where(WebSession.id == row.id)
+        session.execute(stmt.execution_options(synchronize_session=False))
+    # last_seen_at is recorded after the request, outside its transaction (record_session_seen).
+    return signed_in
 
 
 def record_session_seen(session: Session, session_id: int, *, now: dt.datetime | None = None) -> bool:

@@ -10,8 +10,9 @@ import datetime as dt
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import Executable, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.models.account import ApiToken, User
@@ -100,18 +101,31 @@ _LIVE_BY_TOKEN_HASH = (
 )
 
 
-def resolve_token(session: Session, raw: str, *, now: dt.datetime | None = None) -> LiveToken | None:
-    """The live token for a bearer value (not revoked, not expired, owner enabled), or None."""
-    now = now or utcnow()
+def token_lookup(raw: str) -> tuple[Executable, dict[str, str]] | None:
+    """The lookup for a bearer value: its statement and parameters, or None when the value cannot
+    be a token's (see `sessions.session_lookup`)."""
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 128:
         return None
-    row = session.execute(_LIVE_BY_TOKEN_HASH, {"token_hash": hash_secret(raw)}).first()
-    if row is None or row.revoked_at is not None or row.disabled:
+    return _LIVE_BY_TOKEN_HASH, {"token_hash": hash_secret(raw)}
+
+
+def live_token_from(row: Any, *, now: dt.datetime) -> LiveToken | None:
+    """The live token a lookup row stands for, or None (revoked, expired, owner disabled)."""
+    if row.revoked_at is not None or row.disabled:
         return None
     if row.expires_at is not None and row.expires_at <= now:
         return None
-    # last_used_at is recorded after the request, outside its transaction (record_token_used).
     return LiveToken(id=row.id, user_id=row.user_id, username=row.username, role=row.role)
+
+
+def resolve_token(session: Session, raw: str, *, now: dt.datetime | None = None) -> LiveToken | None:
+    """The live token for a bearer value (not revoked, not expired, owner enabled), or None."""
+    lookup = token_lookup(raw)
+    if lookup is None:
+        return None
+    row = session.execute(*lookup).first()
+    # last_used_at is recorded after the request, outside its transaction (record_token_used).
+    return None if row is None else live_token_from(row, now=now or utcnow())
 
 
 def record_token_used(session: Session, token_id: int, *, now: dt.datetime | None = None) -> bool:
