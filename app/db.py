@@ -21,7 +21,6 @@ from sqlalchemy import Engine, Integer, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -52,9 +51,6 @@ READS = "lifeline_reads"
 # PostgreSQL: a pooled connection back in use within this many seconds is not pinged first unless
 # its socket has something to read (the server's goodbye when it terminated the session, or EOF).
 PING_AFTER_IDLE_SECONDS = 1.0
-# PostgreSQL: connections of the sign-in reader (`create_sign_in_reader`), and as many again in
-# overflow. Each lookup holds one for a single round trip.
-SIGN_IN_READER_POOL = 8
 _IDLE_SINCE = "lifeline_idle_since"
 
 
@@ -173,36 +169,13 @@ def _ping_when_needed(engine: Engine) -> None:
     def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         idle_since = record.info.get(_IDLE_SINCE)
         recent = idle_since is not None and time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS
-        if recent and not _has_input(dbapi_connection):
+        if recent and not has_input(dbapi_connection):
             return
         try:
             engine.dialect.do_ping(dbapi_connection)
         except Exception as exc:
             # The pool discards this connection and checks out (or opens) another.
             raise DisconnectionError(f"connection failed its ping: {exc}") from exc
-
-
-def create_sign_in_reader(bind: Any) -> AsyncEngine | None:
-    """PostgreSQL: a second, asyncio engine on the same database for the one read every signed-in
-    request makes (its session or token, `app.web.security`), so that read runs on the event loop
-    instead of taking a thread-pool hop. Its connections are in autocommit: the read is one
-    statement and one round trip, no BEGIN or COMMIT. It is pinged as the main engine is.
-
-    None (the request's own session reads it, in the thread pool) on SQLite, whose reads are local
-    but whose pool and busy waits would block the loop; for a bind that is not an Engine (a test's
-    shared connection, whose uncommitted rows another connection cannot see); and for a driver
-    other than psycopg."""
-    if not isinstance(bind, Engine) or bind.dialect.name != "postgresql" or bind.dialect.driver != "psycopg":
-        return None
-    reader = create_async_engine(
-        bind.url,
-        isolation_level="AUTOCOMMIT",
-        pool_size=SIGN_IN_READER_POOL,
-        max_overflow=SIGN_IN_READER_POOL,
-        pool_timeout=POOL_TIMEOUT_SECONDS,
-    )
-    _ping_when_needed(reader.sync_engine)
-    return reader
 
 
 _LOCKING_READ = re.compile(r"\bFOR\s+(UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b", re.IGNORECASE)
@@ -214,14 +187,12 @@ def is_plain_read(statement: str) -> bool:
     return head.upper() == "SELECT" and not _LOCKING_READ.search(statement)
 
 
-def _has_input(dbapi_connection: Any) -> bool:
+def has_input(dbapi_connection: Any) -> bool:
     """Whether an idle connection's socket is readable (a closed or terminated session); True when
-    it cannot be told, so the connection is pinged."""
-    # The asyncio engine's connection is an adapter around psycopg's AsyncConnection.
-    driver_connection = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+    it cannot be told, so the connection is pinged. Also for the sign-in reader's connections."""
     try:
         poller = select.poll()
-        poller.register(driver_connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+        poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
         return bool(poller.poll(0))
     except (AttributeError, OSError, ValueError, TypeError):
         return True

@@ -12,7 +12,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
-from app.db import WEB_THREADS, create_db_engine, create_sign_in_reader, make_session_factory
+from app.db import WEB_THREADS, create_db_engine, make_session_factory
+from app.db_reader import create_sign_in_reader
 from app.services.accounts import hashing
 from app.settings import Settings, get_settings
 from app.web import (
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = Fals
         finally:
             app.state.sign_in_reader = None
             if reader is not None:
-                await reader.dispose()
+                await reader.close()
             if scheduler is not None:
                 scheduler.shutdown()
             engine.dispose()

@@ -26,14 +26,13 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse
-from sqlalchemy import Executable
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import joinedload
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.db_reader import SignInReader
 from app.models.account import WebSession
 from app.models.base import utcnow
 from app.services.accounts.backoff import BackoffPolicy
@@ -357,7 +356,7 @@ def current_principal(request: Request, db: Any) -> Principal | None:
 
 async def resolve_principal(request: Request, db: Any) -> Principal | None:
     """`current_principal` for the role dependencies. With a sign-in reader (PostgreSQL,
-    `app.db.create_sign_in_reader`) the lookup runs on the event loop; on SQLite it runs through
+    `app.db_reader`) the lookup runs on the event loop; on SQLite it runs through
     `current_principal` in the thread pool. An ended session (idle, too old, account disabled) is
     refused either way; its row is left to the retention job (`purge_expired_sessions`): the
     refusal rolls the request's transaction back, so deleting it here would not land.
@@ -367,26 +366,20 @@ async def resolve_principal(request: Request, db: Any) -> Principal | None:
     if hasattr(request.state, "principal_resolved"):
         principal: Principal | None = request.state.principal
         return principal
-    reader: AsyncEngine | None = getattr(request.app.state, "sign_in_reader", None)
+    reader: SignInReader | None = getattr(request.app.state, "sign_in_reader", None)
     if reader is not None:
         now = now_utc(request)
         bearer = _bearer(request)
         if _is_api(request) and bearer:
             lookup = token_lookup(bearer)
-            row = await _read_one(reader, lookup) if lookup else None
+            row = await reader.read_one(*lookup) if lookup else None
             return _settle_token(request, None if row is None else live_token_from(row, now=now))
         raw = request.cookies.get(SESSION_COOKIE)
         lookup = session_lookup(raw) if raw else None
-        row = await _read_one(reader, lookup) if lookup else None
+        row = await reader.read_one(*lookup) if lookup else None
         policy = session_policy(_settings(request))
         return _settle_session(request, None if row is None else signed_in_from(row, policy=policy, now=now))
     return await run_in_threadpool(current_principal, request, db)
-
-
-async def _read_one(reader: AsyncEngine, lookup: tuple[Executable, dict[str, str]]) -> Any:
-    async with reader.connect() as connection:
-        result = await connection.execute(*lookup)
-        return result.first()
 
 
 def _settle_token(request: Request, token: LiveToken | None) -> Principal:

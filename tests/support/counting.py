@@ -44,27 +44,31 @@ def statements_on(bind: Any) -> Iterator[list[str]]:
 class WireTrace:
     """PostgreSQL's wire protocol as libpq traces it, for every connection `engine` opens from now on
     (its pool is emptied first): what a request really costs in round trips, including what psycopg
-    sends by itself (BEGIN, COMMIT) and SQLAlchemy's pings, which no cursor event sees. For an
-    asyncio engine, pass its `sync_engine`."""
+    sends by itself (BEGIN, COMMIT) and SQLAlchemy's pings, which no cursor event sees. With no
+    engine, only the connections given to `add` (the sign-in reader's)."""
 
     def __init__(self, engine: Any, folder: Any) -> None:
         self.engine = engine
         self.folder = folder
         self.traced: list[tuple[Any, Any]] = []
-        engine.dispose()
-        event.listen(engine, "connect", self._trace)
+        if engine is not None:
+            engine.dispose()
+            event.listen(engine, "connect", self._trace)
 
     def _trace(self, dbapi_connection: Any, _record: Any) -> None:
+        self.add(dbapi_connection)
+
+    def add(self, connection: Any) -> None:
+        """Trace `connection` (a psycopg connection, sync or async) from now on."""
         handle = (self.folder / f"wire-{id(self)}-{len(self.traced)}.log").open("w")
-        # An asyncio engine's connection is an adapter around psycopg's AsyncConnection.
-        driver_connection = getattr(dbapi_connection, "driver_connection", dbapi_connection)
-        driver_connection.pgconn.trace(handle.fileno())
-        self.traced.append((driver_connection, handle))
+        connection.pgconn.trace(handle.fileno())
+        self.traced.append((connection, handle))
 
     def messages_since(self, mark: str) -> list[str]:
         """Every message sent or received at or after `mark` (libpq's timestamp format, local time);
         ends the trace (libpq flushes it only then)."""
-        event.remove(self.engine, "connect", self._trace)
+        if self.engine is not None:
+            event.remove(self.engine, "connect", self._trace)
         lines: list[str] = []
         for dbapi_connection, handle in self.traced:
             if not dbapi_connection.closed:

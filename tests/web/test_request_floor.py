@@ -53,7 +53,7 @@ def viewer_on_own_database(own_database: str) -> Iterator[tuple[FastAPI, TestCli
 
 def _lookup_hops(app: FastAPI) -> int:
     """The sign-in lookup's thread-pool hops: none on PostgreSQL, whose sign-in reader runs it on the
-    event loop (`app.db.create_sign_in_reader`); one on SQLite."""
+    event loop (`app.db_reader`); one on SQLite."""
     return 0 if app.state.sign_in_reader is not None else 1
 
 

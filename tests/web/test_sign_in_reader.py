@@ -1,4 +1,4 @@
-"""The sign-in check on the event loop (PostgreSQL's sign-in reader, `app.db.create_sign_in_reader`)
+"""The sign-in check on the event loop (PostgreSQL's sign-in reader, `app.db_reader`)
 decides as the request's own session did: every request reads its row, so a session ended or a
 token revoked elsewhere (another process, an admin) is refused at once, and an idle session is sent
 to sign in again. Runs on both databases: on SQLite the same checks go through the thread pool,
@@ -6,27 +6,34 @@ on PostgreSQL the tests also check that the reader answered."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import datetime as dt
 import time
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, delete, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Engine, create_engine, delete, func, select, text, update
+from sqlalchemy.exc import OperationalError
 
 from app import db as app_db
-from app.db import create_db_engine, create_sign_in_reader, session_scope
+from app.db import create_db_engine, is_unreachable, make_session_factory, session_scope
+from app.db_reader import SignInReader, create_sign_in_reader
 from app.main import create_app
 from app.models import ApiToken, User, WebSession
 from app.models.base import utcnow
+from app.services.accounts.sessions import SessionPolicy, session_lookup, start_session
 from app.services.accounts.tokens import create_token
-from app.services.audit import Actor
-from tests.conftest import DatabaseServer, create_account, make_settings, sign_in
-from tests.support.counting import count_calls, statements_on
+from app.services.audit import Actor, ClientInfo
+from tests.conftest import DatabaseServer, create_account, free_port, make_settings, sign_in
+from tests.support.counting import count_calls
+
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +53,10 @@ class Served:
     app: FastAPI
     client: TestClient
 
-    def reader_statements(self) -> AbstractContextManager[list[str]]:
-        """The statements the sign-in reader sends (none on SQLite, which has no reader)."""
-        reader: AsyncEngine | None = self.app.state.sign_in_reader
-        return nullcontext([]) if reader is None else statements_on(reader.sync_engine)
+    def reader_reads(self, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+        """The reads the sign-in reader makes from now on (none on SQLite, which has no reader)."""
+        reader: SignInReader | None = self.app.state.sign_in_reader
+        return [] if reader is None else count_calls(monkeypatch, reader, "read_one")
 
 
 @pytest.fixture
@@ -67,12 +74,13 @@ def _on_postgresql(served: Served) -> bool:
     return bool(served.app.state.engine.dialect.name == "postgresql")
 
 
-def test_the_reader_answers_a_signed_in_request_on_postgresql(served: Served) -> None:
+def test_the_reader_answers_a_signed_in_request_on_postgresql(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sign_in(served.client, "viewer")
-    with served.reader_statements() as statements:
-        assert served.client.get("/", follow_redirects=False).status_code == 200
-    lookups = [s for s in statements if "FROM sessions" in s]
-    assert len(lookups) == (1 if _on_postgresql(served) else 0), statements
+    reads = served.reader_reads(monkeypatch)
+    assert served.client.get("/", follow_redirects=False).status_code == 200
+    assert len(reads) == (1 if _on_postgresql(served) else 0)
 
 
 def test_a_session_ended_elsewhere_is_refused_at_its_next_request(served: Served) -> None:
@@ -108,15 +116,17 @@ def test_a_disabled_account_is_refused_at_its_next_request(served: Served) -> No
             db.execute(update(User).where(User.username == "viewer").values(disabled=False))
 
 
-def test_a_token_revoked_elsewhere_is_refused_at_its_next_call(served: Served) -> None:
+def test_a_token_revoked_elsewhere_is_refused_at_its_next_call(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with session_scope(served.app.state.session_factory) as db:
         user = db.scalars(select(User).where(User.username == "viewer")).one()
         raw, _ = create_token(db, user, name="reader", expires_in_days=None, actor=Actor(name="test"))
     headers = {"Authorization": f"Bearer {raw}"}
-    with served.reader_statements() as statements:
-        me = served.client.get("/api/v1/me", headers=headers)
+    reads = served.reader_reads(monkeypatch)
+    me = served.client.get("/api/v1/me", headers=headers)
     assert me.status_code == 200 and me.json()["username"] == "viewer"
-    assert len([s for s in statements if "FROM api_tokens" in s]) == (1 if _on_postgresql(served) else 0)
+    assert len(reads) == (1 if _on_postgresql(served) else 0)
     with session_scope(served.app.state.session_factory) as db:
         db.execute(update(ApiToken).values(revoked_at=utcnow()))
     refused = served.client.get("/api/v1/me", headers=headers)
@@ -167,9 +177,8 @@ def test_the_reader_is_made_only_for_an_engine_on_postgresql(database_server: Da
         reader = create_sign_in_reader(engine)
         assert (reader is not None) is (engine.dialect.name == "postgresql")
         if reader is not None:
-            assert reader.sync_engine.url == engine.url
-            assert reader.sync_engine.dialect.driver == "psycopg"
-            assert reader.sync_engine.pool.checkedout() == 0, "it connects at its first lookup"
+            assert reader.engine is engine
+            assert reader.idle_connections() == [], "it connects at its first lookup"
         with engine.connect() as connection:
             assert create_sign_in_reader(connection) is None
     finally:
@@ -185,10 +194,117 @@ def test_a_reader_connection_back_in_use_at_once_is_not_pinged(
         pytest.skip("pings are PostgreSQL's (SQLite has no reader)")
     sign_in(served.client, "viewer")
     assert served.client.get("/", follow_redirects=False).status_code == 200
-    reader: AsyncEngine = served.app.state.sign_in_reader
-    pings = count_calls(monkeypatch, reader.sync_engine.dialect, "do_ping")
+    reader: SignInReader = served.app.state.sign_in_reader
+    pings = count_calls(monkeypatch, reader, "ping")
     assert served.client.get("/", follow_redirects=False).status_code == 200
     assert pings == []
     monkeypatch.setattr(app_db, "PING_AFTER_IDLE_SECONDS", 0.0)
     assert served.client.get("/", follow_redirects=False).status_code == 200
     assert len(pings) == 1
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run `coroutine` in a loop of its own, on a thread of its own (the browser tests' Playwright
+    keeps a loop running on the main thread)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result(timeout=30)
+
+
+def _postgresql_engine(database_server: DatabaseServer, url: str) -> Engine:
+    engine = create_db_engine(url)
+    if engine.dialect.name != "postgresql":
+        engine.dispose()
+        pytest.skip("the sign-in reader is PostgreSQL's (SQLite has none)")
+    return engine
+
+
+def test_the_reader_reads_the_row_the_request_session_reads(
+    database_server: DatabaseServer, reader_database: str
+) -> None:
+    """The same statement through the columns' own result processors: UTC datetimes, booleans and
+    labels as the ORM session gives them, so `signed_in_from` judges both alike."""
+    engine = _postgresql_engine(database_server, reader_database)
+    try:
+        with session_scope(make_session_factory(engine)) as db:
+            user = db.scalars(select(User).where(User.username == "viewer")).one()
+            raw, _ = start_session(db, user, client=ClientInfo(address="127.0.0.1"), policy=SessionPolicy())
+        lookup = session_lookup(raw)
+        assert lookup is not None
+        with engine.connect() as connection:
+            expected = connection.execute(*lookup).one()
+
+        async def read() -> Any:
+            reader = create_sign_in_reader(engine)
+            assert reader is not None
+            try:
+                return await reader.read_one(*lookup)
+            finally:
+                await reader.close()
+
+        row = _run(read())
+        assert tuple(row) == tuple(expected)
+        assert row._fields == tuple(expected._fields)
+        assert row.expires_at.tzinfo == dt.UTC and row.is_sso is False
+    finally:
+        engine.dispose()
+
+
+def test_a_database_away_is_an_operational_error_at_once_without_its_parameters(
+    database_server: DatabaseServer, reader_database: str
+) -> None:
+    """Refused at once (no queue behind reconnects), as SQLAlchemy's OperationalError, which the
+    error handlers answer with a 503; the token's hash is not in the message."""
+    engine = _postgresql_engine(database_server, reader_database)
+    away = create_db_engine(engine.url.set(port=free_port()).render_as_string(hide_password=False))
+    engine.dispose()
+    lookup = session_lookup("s" * 43)
+    assert lookup is not None
+
+    async def read() -> BaseException:
+        reader = create_sign_in_reader(away)
+        assert reader is not None
+        try:
+            await reader.read_one(*lookup)
+        except BaseException as exc:
+            return exc
+        raise AssertionError("the read did not fail")
+
+    began = time.monotonic()
+    error = _run(read())
+    away.dispose()
+    assert time.monotonic() - began < 5
+    assert isinstance(error, OperationalError) and is_unreachable(error)
+    assert lookup[1]["token_hash"] not in str(error)
+
+
+def test_a_read_cancelled_half_way_does_not_hand_its_connection_on(
+    database_server: DatabaseServer, reader_database: str
+) -> None:
+    """A client that goes away cancels its request mid-read: that connection is closed (not left
+    open, not reused with an answer still on its way), and the next read opens another."""
+    engine = _postgresql_engine(database_server, reader_database)
+
+    async def cancel_a_read() -> tuple[int, Any]:
+        reader = create_sign_in_reader(engine)
+        assert reader is not None
+        try:
+            await reader.read_one(select(func.pg_backend_pid().label("pid")), {})
+            [connection] = reader.idle_connections()
+            slow = asyncio.ensure_future(reader.read_one(select(func.pg_sleep(5).label("slept")), {}))
+            await asyncio.sleep(0.3)
+            slow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await slow
+            assert connection.closed, "the cancelled read's connection was left open"
+            kept = len(reader.idle_connections())
+            after = await reader.read_one(select(func.pg_backend_pid().label("pid")), {})
+            return kept, after
+        finally:
+            await reader.close()
+
+    try:
+        kept, after = _run(cancel_a_read())
+    finally:
+        engine.dispose()
+    assert kept == 0, "the cancelled read's connection was kept"
+    assert after.pid > 0

@@ -10,15 +10,18 @@ import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Executable, bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from app.models.account import User, WebSession
 from app.models.base import utcnow
 from app.services.audit import ClientInfo
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.db_reader import AnySelect
 
 # last_seen_at is written at most this often, so browsing is not one write per request.
 TOUCH_INTERVAL = dt.timedelta(seconds=30)
@@ -110,7 +113,7 @@ def start_session(
     return raw, web_session
 
 
-def session_lookup(raw: str) -> tuple[Executable, dict[str, str]] | None:
+def session_lookup(raw: str) -> tuple[AnySelect, dict[str, str]] | None:
     """The sign-in lookup for a cookie value: its statement and parameters, or None when the value
     cannot be a session's. One statement, read as plain columns, whichever connection runs it (the
     request's, or the event loop's on PostgreSQL: `app.web.security`)."""

@@ -10,9 +10,9 @@ import datetime as dt
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Executable, bindparam, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.models.account import ApiToken, User
@@ -20,6 +20,9 @@ from app.models.base import utcnow
 from app.services.accounts.sessions import hash_secret
 from app.services.accounts.users import AccountError
 from app.services.audit import Actor, record_audit
+
+if TYPE_CHECKING:
+    from app.db_reader import AnySelect
 
 TOKEN_PREFIX = "llt_"  # noqa: S105 (a public marker, not a secret)
 PREFIX_LENGTH = 12
@@ -101,7 +104,7 @@ _LIVE_BY_TOKEN_HASH = (
 )
 
 
-def token_lookup(raw: str) -> tuple[Executable, dict[str, str]] | None:
+def token_lookup(raw: str) -> tuple[AnySelect, dict[str, str]] | None:
     """The lookup for a bearer value: its statement and parameters, or None when the value cannot
     be a token's (see `sessions.session_lookup`)."""
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 128:
