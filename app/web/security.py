@@ -32,7 +32,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.db_reader import SignInReader
+from app.db_reader import ReaderBusy, SignInReader
 from app.models.account import WebSession
 from app.models.base import utcnow
 from app.services.accounts.backoff import BackoffPolicy
@@ -355,11 +355,12 @@ def current_principal(request: Request, db: Any) -> Principal | None:
 
 
 async def resolve_principal(request: Request, db: Any) -> Principal | None:
-    """`current_principal` for the role dependencies. With a sign-in reader (PostgreSQL,
-    `app.db_reader`) the lookup runs on the event loop; on SQLite it runs through
-    `current_principal` in the thread pool. An ended session (idle, too old, account disabled) is
-    refused either way; its row is left to the retention job (`purge_expired_sessions`): the
-    refusal rolls the request's transaction back, so deleting it here would not land.
+    """`current_principal` for the role dependencies. With a sign-in reader (`app.db_reader`) the
+    lookup runs on the event loop; without one (a test's shared connection), or when SQLite's
+    reader meets a lock, it runs through `current_principal` in the thread pool. An ended session
+    (idle, too old, account disabled) is refused either way; its row is left to the retention job
+    (`purge_expired_sessions`): the refusal rolls the request's transaction back, so deleting it
+    here would not land.
 
     Every request reads the row: a session ended or a token revoked in another process is refused
     at its next request (no cached sign-in, since this dashboard hands out cluster-admin access)."""
@@ -370,13 +371,16 @@ async def resolve_principal(request: Request, db: Any) -> Principal | None:
     if reader is not None:
         now = now_utc(request)
         bearer = _bearer(request)
-        if _is_api(request) and bearer:
-            lookup = token_lookup(bearer)
+        try:
+            if _is_api(request) and bearer:
+                lookup = token_lookup(bearer)
+                row = await reader.read_one(*lookup) if lookup else None
+                return _settle_token(request, None if row is None else live_token_from(row, now=now))
+            raw = request.cookies.get(SESSION_COOKIE)
+            lookup = session_lookup(raw) if raw else None
             row = await reader.read_one(*lookup) if lookup else None
-            return _settle_token(request, None if row is None else live_token_from(row, now=now))
-        raw = request.cookies.get(SESSION_COOKIE)
-        lookup = session_lookup(raw) if raw else None
-        row = await reader.read_one(*lookup) if lookup else None
+        except ReaderBusy:  # SQLite met a lock: wait for it in the thread pool, not on the loop
+            return await run_in_threadpool(current_principal, request, db)
         policy = session_policy(_settings(request))
         return _settle_session(request, None if row is None else signed_in_from(row, policy=policy, now=now))
     return await run_in_threadpool(current_principal, request, db)

@@ -1,8 +1,8 @@
-"""The sign-in check on the event loop (PostgreSQL's sign-in reader, `app.db_reader`)
-decides as the request's own session did: every request reads its row, so a session ended or a
-token revoked elsewhere (another process, an admin) is refused at once, and an idle session is sent
-to sign in again. Runs on both databases: on SQLite the same checks go through the thread pool,
-on PostgreSQL the tests also check that the reader answered."""
+"""The sign-in check on the event loop (the sign-in readers, `app.db_reader`) decides as the
+request's own session did: every request reads its row, so a session ended or a token revoked
+elsewhere (another process, an admin) is refused at once, and an idle session is sent to sign in
+again. Runs on both databases, each with its reader; what only one of them has (a server that ends
+a session, pings, SQLite's lock) says so when skipped on the other."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ import asyncio
 import concurrent.futures
 import contextlib
 import datetime as dt
+import sqlite3
 import time
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio.to_thread
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -23,7 +26,13 @@ from sqlalchemy.exc import OperationalError
 
 from app import db as app_db
 from app.db import create_db_engine, is_unreachable, make_session_factory, session_scope
-from app.db_reader import SignInReader, create_sign_in_reader
+from app.db_reader import (
+    PostgresSignInReader,
+    ReaderBusy,
+    SignInReader,
+    SqliteSignInReader,
+    create_sign_in_reader,
+)
 from app.main import create_app
 from app.models import ApiToken, User, WebSession
 from app.models.base import utcnow
@@ -54,9 +63,9 @@ class Served:
     client: TestClient
 
     def reader_reads(self, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-        """The reads the sign-in reader makes from now on (none on SQLite, which has no reader)."""
-        reader: SignInReader | None = self.app.state.sign_in_reader
-        return [] if reader is None else count_calls(monkeypatch, reader, "read_one")
+        """The reads the sign-in reader makes from now on."""
+        reader: SignInReader = self.app.state.sign_in_reader
+        return count_calls(monkeypatch, reader, "read_one")
 
 
 @pytest.fixture
@@ -74,13 +83,11 @@ def _on_postgresql(served: Served) -> bool:
     return bool(served.app.state.engine.dialect.name == "postgresql")
 
 
-def test_the_reader_answers_a_signed_in_request_on_postgresql(
-    served: Served, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_reader_answers_a_signed_in_request(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     sign_in(served.client, "viewer")
     reads = served.reader_reads(monkeypatch)
     assert served.client.get("/", follow_redirects=False).status_code == 200
-    assert len(reads) == (1 if _on_postgresql(served) else 0)
+    assert len(reads) == 1
 
 
 def test_a_session_ended_elsewhere_is_refused_at_its_next_request(served: Served) -> None:
@@ -126,7 +133,7 @@ def test_a_token_revoked_elsewhere_is_refused_at_its_next_call(
     reads = served.reader_reads(monkeypatch)
     me = served.client.get("/api/v1/me", headers=headers)
     assert me.status_code == 200 and me.json()["username"] == "viewer"
-    assert len(reads) == (1 if _on_postgresql(served) else 0)
+    assert len(reads) == 1
     with session_scope(served.app.state.session_factory) as db:
         db.execute(update(ApiToken).values(revoked_at=utcnow()))
     refused = served.client.get("/api/v1/me", headers=headers)
@@ -141,7 +148,7 @@ def test_a_reader_connection_the_server_ended_is_replaced(
     is answered, not refused with a 503 or a 500 (the socket says the session ended, so it is
     pinged and replaced)."""
     if not _on_postgresql(served):
-        pytest.skip("a server that ends a session is PostgreSQL's case (SQLite has no reader)")
+        pytest.skip("a server that ends a session is PostgreSQL's case")
     sign_in(served.client, "viewer")
     assert served.client.get("/", follow_redirects=False).status_code == 200
     assert database_server.base_url
@@ -169,20 +176,25 @@ def test_a_reader_connection_the_server_ended_is_replaced(
     assert served.client.get("/", follow_redirects=False).status_code == 200
 
 
-def test_the_reader_is_made_only_for_an_engine_on_postgresql(database_server: DatabaseServer) -> None:
-    """Not for SQLite (its waits would block the event loop) and not for a single connection (a
-    test's shared transaction, whose rows another connection cannot see)."""
+def test_a_reader_is_made_for_an_engine_on_a_database_another_connection_shares(
+    database_server: DatabaseServer, tmp_path: Path
+) -> None:
+    """PostgreSQL and a SQLite file; not for a single connection (a test's shared transaction,
+    whose rows another connection cannot see) nor for an in-memory SQLite database."""
     engine = create_db_engine(database_server.create("readerkind"))
+    memory = create_db_engine("sqlite://")
     try:
         reader = create_sign_in_reader(engine)
-        assert (reader is not None) is (engine.dialect.name == "postgresql")
-        if reader is not None:
-            assert reader.engine is engine
+        kind = PostgresSignInReader if engine.dialect.name == "postgresql" else SqliteSignInReader
+        assert isinstance(reader, kind) and reader.engine is engine
+        if isinstance(reader, PostgresSignInReader):
             assert reader.idle_connections() == [], "it connects at its first lookup"
         with engine.connect() as connection:
             assert create_sign_in_reader(connection) is None
+        assert create_sign_in_reader(memory) is None
     finally:
         engine.dispose()
+        memory.dispose()
 
 
 def test_a_reader_connection_back_in_use_at_once_is_not_pinged(
@@ -191,10 +203,10 @@ def test_a_reader_connection_back_in_use_at_once_is_not_pinged(
     """As the main engine's: a ping is a second round trip, only after a second idle or when the
     socket says the server ended the session (the adapter's socket is psycopg's own)."""
     if not _on_postgresql(served):
-        pytest.skip("pings are PostgreSQL's (SQLite has no reader)")
+        pytest.skip("pings are PostgreSQL's: SQLite opens a file")
     sign_in(served.client, "viewer")
     assert served.client.get("/", follow_redirects=False).status_code == 200
-    reader: SignInReader = served.app.state.sign_in_reader
+    reader: PostgresSignInReader = served.app.state.sign_in_reader
     pings = count_calls(monkeypatch, reader, "ping")
     assert served.client.get("/", follow_redirects=False).status_code == 200
     assert pings == []
@@ -210,20 +222,21 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coroutine).result(timeout=30)
 
 
-def _postgresql_engine(database_server: DatabaseServer, url: str) -> Engine:
+def _engine(url: str, dialect: str | None = None) -> Engine:
     engine = create_db_engine(url)
-    if engine.dialect.name != "postgresql":
+    if dialect is not None and engine.dialect.name != dialect:
         engine.dispose()
-        pytest.skip("the sign-in reader is PostgreSQL's (SQLite has none)")
+        pytest.skip(f"this is {dialect}'s case")
     return engine
 
 
 def test_the_reader_reads_the_row_the_request_session_reads(
     database_server: DatabaseServer, reader_database: str
 ) -> None:
-    """The same statement through the columns' own result processors: UTC datetimes, booleans and
-    labels as the ORM session gives them, so `signed_in_from` judges both alike."""
-    engine = _postgresql_engine(database_server, reader_database)
+    """The same statement through the columns' own result processors: UTC datetimes (SQLite's are
+    text), booleans and labels as the ORM session gives them, so `signed_in_from` judges both
+    alike."""
+    engine = _engine(reader_database)
     try:
         with session_scope(make_session_factory(engine)) as db:
             user = db.scalars(select(User).where(User.username == "viewer")).one()
@@ -254,7 +267,7 @@ def test_a_database_away_is_an_operational_error_at_once_without_its_parameters(
 ) -> None:
     """Refused at once (no queue behind reconnects), as SQLAlchemy's OperationalError, which the
     error handlers answer with a 503; the token's hash is not in the message."""
-    engine = _postgresql_engine(database_server, reader_database)
+    engine = _engine(reader_database, "postgresql")
     away = create_db_engine(engine.url.set(port=free_port()).render_as_string(hide_password=False))
     engine.dispose()
     lookup = session_lookup("s" * 43)
@@ -282,11 +295,11 @@ def test_a_read_cancelled_half_way_does_not_hand_its_connection_on(
 ) -> None:
     """A client that goes away cancels its request mid-read: that connection is closed (not left
     open, not reused with an answer still on its way), and the next read opens another."""
-    engine = _postgresql_engine(database_server, reader_database)
+    engine = _engine(reader_database, "postgresql")
 
     async def cancel_a_read() -> tuple[int, Any]:
         reader = create_sign_in_reader(engine)
-        assert reader is not None
+        assert isinstance(reader, PostgresSignInReader)
         try:
             await reader.read_one(select(func.pg_backend_pid().label("pid")), {})
             [connection] = reader.idle_connections()
@@ -308,3 +321,53 @@ def test_a_read_cancelled_half_way_does_not_hand_its_connection_on(
         engine.dispose()
     assert kept == 0, "the cancelled read's connection was kept"
     assert after.pid > 0
+
+
+def test_the_sqlite_reader_gives_way_to_a_lock_at_once(reader_database: str) -> None:
+    """A lock a read would have to wait for (here another connection's exclusive lock) ends the
+    read on the loop within SQLITE_READER_BUSY_SECONDS, not the busy timeout's 10 s."""
+    engine = _engine(reader_database, "sqlite")
+    holder = sqlite3.connect(engine.url.database or "", isolation_level=None)
+    try:
+        holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("UPDATE users SET role = role")
+        lookup = session_lookup("s" * 43)
+        assert lookup is not None
+
+        async def read() -> BaseException | None:
+            reader = create_sign_in_reader(engine)
+            assert isinstance(reader, SqliteSignInReader)
+            try:
+                await reader.read_one(*lookup)
+            except BaseException as exc:
+                return exc
+            finally:
+                await reader.close()
+            return None
+
+        began = time.monotonic()
+        error = _run(read())
+        assert isinstance(error, ReaderBusy), error
+        assert time.monotonic() - began < 1.0
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        engine.dispose()
+
+
+def test_a_lookup_that_meets_a_lock_is_made_in_the_thread_pool(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the loop would wait, the lookup goes to the thread pool, which waits with the busy
+    timeout, as every request's did before the reader; the page is served."""
+    sign_in(served.client, "viewer")
+    assert served.client.get("/", follow_redirects=False).status_code == 200
+
+    async def busy(*_args: Any) -> Any:
+        raise ReaderBusy("database is locked")
+
+    monkeypatch.setattr(served.app.state.sign_in_reader, "read_one", busy)
+    hops = count_calls(monkeypatch, anyio.to_thread, "run_sync")
+    assert served.client.get("/", follow_redirects=False).status_code == 200
+    assert len(hops) == 1, "the lookup, in the thread pool"
