@@ -358,8 +358,8 @@ def for_sign_in(request: Request, session: Session, build: Callable[[], Response
 async def for_sign_in_async(request: Request, session: Session, build: Callable[[], Response]) -> Response:
     """`for_sign_in` for an `async` route: an answer that can be reused without I/O (the version in
     memory, the answer fresh) is replayed here, on the event loop; anything else (reading the
-    version, waiting for or doing the build) runs in the thread pool. A reused page then takes one
-    thread-pool hop, its role check's."""
+    version, waiting for or doing the build) runs in the thread pool. With the sign-in looked up on
+    the event loop too (`app.db_reader`), a reused page takes no thread-pool hop."""
     key = _sign_in_key(request)
     answer = reusable_now(request, _sign_in_cache(request), key, per_process=True) if key else None
     if isinstance(answer, _Answer):
