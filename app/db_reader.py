@@ -102,7 +102,9 @@ class SignInReader:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._compiled: dict[int, _Compiled] = {}
+        # By the statement's id, with the statement itself: holding it keeps the id from being
+        # reused by another statement while the entry exists.
+        self._compiled: dict[int, tuple[AnySelect, _Compiled]] = {}
 
     async def read_one(self, statement: AnySelect, params: Mapping[str, Any]) -> Any:
         """The first row of `statement` (a named tuple of its columns' values), or None."""
@@ -112,10 +114,12 @@ class SignInReader:
         raise NotImplementedError
 
     def _compiled_for(self, statement: AnySelect) -> _Compiled:
-        compiled = self._compiled.get(id(statement))
-        if compiled is None:
-            # The statements are module constants, built once at import: their ids are stable.
-            compiled = self._compiled[id(statement)] = _Compiled(statement, self.engine.dialect)
+        held = self._compiled.get(id(statement))
+        if held is not None and held[0] is statement:
+            return held[1]
+        # The lookups are module constants, built once at import: each is compiled once.
+        compiled = _Compiled(statement, self.engine.dialect)
+        self._compiled[id(statement)] = (statement, compiled)
         return compiled
 
 

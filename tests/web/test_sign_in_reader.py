@@ -21,7 +21,7 @@ import anyio.to_thread
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, delete, func, select, text, update
+from sqlalchemy import Engine, create_engine, delete, func, literal, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from app import db as app_db
@@ -371,3 +371,22 @@ def test_a_lookup_that_meets_a_lock_is_made_in_the_thread_pool(
     hops = count_calls(monkeypatch, anyio.to_thread, "run_sync")
     assert served.client.get("/", follow_redirects=False).status_code == 200
     assert len(hops) == 1, "the lookup, in the thread pool"
+
+
+def test_each_statement_is_read_with_its_own_compiled_form(reader_database: str) -> None:
+    """The compiled forms are kept by statement: a statement made and dropped in turn (whose id
+    Python may hand to the next one) is never answered with another's SQL or values."""
+    engine = _engine(reader_database)
+
+    async def read_each() -> list[int]:
+        reader = create_sign_in_reader(engine)
+        assert reader is not None
+        try:
+            return [(await reader.read_one(select(literal(n).label("n")), {})).n for n in range(50)]
+        finally:
+            await reader.close()
+
+    try:
+        assert _run(read_each()) == list(range(50))
+    finally:
+        engine.dispose()
