@@ -66,6 +66,7 @@ class _Compiled:
 
     def __init__(self, statement: AnySelect, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
+        self.dialect = dialect
         self.sql = compiled.string
         # Values bound in the statement itself; the caller's parameters are added to them.
         self.bound = dict(compiled.params)
@@ -92,9 +93,9 @@ class _Compiled:
         pairs = zip(self.processors, values, strict=True)
         return self.row(*[value if fn is None else fn(value) for fn, value in pairs])
 
-    def error(self, params: Mapping[str, Any], exc: Exception, dialect: Dialect, base: type) -> Exception:
+    def error(self, params: Mapping[str, Any], exc: Exception, base: type) -> Exception:
         """The driver's error as SQLAlchemy's (what the error handlers answer), parameters hidden."""
-        return DBAPIError.instance(self.sql, params, exc, base, hide_parameters=True, dialect=dialect)
+        return DBAPIError.instance(self.sql, params, exc, base, hide_parameters=True, dialect=self.dialect)
 
 
 class SignInReader:
@@ -147,7 +148,7 @@ class PostgresSignInReader(SignInReader):
                     await connection.close()
                     raise
             except psycopg.Error as exc:
-                raise compiled.error(params, exc, self.engine.dialect, psycopg.Error) from exc
+                raise compiled.error(params, exc, psycopg.Error) from exc
             self._checkin(connection)
         return None if values is None else compiled.build(values)
 
@@ -205,7 +206,7 @@ class SqliteSignInReader(SignInReader):
         except sqlite3.Error as exc:
             if app_db.is_locked(exc):
                 raise ReaderBusy(str(exc)) from exc
-            raise compiled.error(params, exc, self.engine.dialect, sqlite3.Error) from exc
+            raise compiled.error(params, exc, sqlite3.Error) from exc
         return compiled.build(rows[0]) if rows else None
 
     def _connect(self) -> sqlite3.Connection:

@@ -57,8 +57,8 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = Fals
             scheduler = LeaderScheduler(settings, app.state.session_factory)
             scheduler.start()  # SQLite: refuses (SchedulerRefused) when another scheduler holds the file
             app.state.scheduler = scheduler
-        # PostgreSQL: the sign-in lookup on the event loop. Made here, in the loop that serves the
-        # requests (its pool belongs to that loop), for the database the requests use.
+        # The sign-in lookup on the event loop (app/db_reader.py). Made here, in the loop that
+        # serves the requests (its connections belong to that loop), for the requests' database.
         reader = create_sign_in_reader(app.state.session_factory.kw.get("bind"))
         app.state.sign_in_reader = reader
         try:

@@ -330,8 +330,9 @@ def _may_hold_for_enrolment(request: Request, principal: Principal) -> bool:
 
 
 def _hold_for_enrolment(request: Request, db: Any, principal: Principal) -> None:
+    """Asked when `_may_hold_for_enrolment` says so: reads the policy (I/O, in the thread pool)."""
     signed_in = signed_in_of(request)
-    if signed_in is None or not _may_hold_for_enrolment(request, principal):
+    if signed_in is None:
         return
     settings = _settings(request)
     if must_enrol_totp(

@@ -116,7 +116,7 @@ def start_session(
 def session_lookup(raw: str) -> tuple[AnySelect, dict[str, str]] | None:
     """The sign-in lookup for a cookie value: its statement and parameters, or None when the value
     cannot be a session's. One statement, read as plain columns, whichever connection runs it (the
-    request's, or the event loop's on PostgreSQL: `app.web.security`)."""
+    request's session, or the sign-in reader on the event loop: `app.db_reader`)."""
     if not raw or len(raw) > 128:
         return None
     return _LIVE_BY_TOKEN_HASH, {"token_hash": hash_secret(raw)}
